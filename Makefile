@@ -1,0 +1,34 @@
+# One task runner for users, developers and CI. Needs only python3 and make.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+DEMO_DATA := demo-data
+DEMO_STORE := out/demo-store
+DEMO_PERIOD := 2026-10
+
+.PHONY: demo test bench lint clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+$(DEMO_DATA)/orders.csv: | $(VENV)/.installed
+	$(PY) -m carrier_sla generate --out $(DEMO_DATA) --period $(DEMO_PERIOD) --periods 3 --scale 20000 --seed 1
+
+demo: $(VENV)/.installed $(DEMO_DATA)/orders.csv
+	$(PY) -m carrier_sla run --plan example-qc --data $(DEMO_DATA) --period $(DEMO_PERIOD) --out $(DEMO_STORE)
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q
+
+bench: $(VENV)/.installed
+	$(PY) -m benchmarks.run
+
+lint: $(VENV)/.installed
+	$(PY) -m pip install --quiet ruff
+	$(VENV)/bin/ruff check carrier_sla tests
+
+clean:
+	rm -rf $(VENV) out $(DEMO_DATA) bench-data *.egg-info

@@ -1,0 +1,3 @@
+from carrier_sla.cli import main
+
+raise SystemExit(main())

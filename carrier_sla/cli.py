@@ -1,0 +1,147 @@
+"""The command line: parse, call the library, print, map errors to exit codes.
+
+Exit codes: 0 completed; 1 completed with misses (only with --fail-on miss); 2 plan or
+usage error; 3 input data error; 4 store locked or busy; 5 unexpected internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from pathlib import Path
+
+from carrier_sla import __version__
+from carrier_sla.errors import InputDataError, PlanError, StoreError, UsageError
+
+EXIT_OK, EXIT_MISS, EXIT_USAGE, EXIT_DATA, EXIT_BUSY, EXIT_INTERNAL = 0, 1, 2, 3, 4, 5
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse exits 2 on usage errors, as we do
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"carrier-sla: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="carrier-sla", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"carrier-sla {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="check one period and publish results to the store")
+    run.add_argument("--plan", required=True, help="plan file, or the id of a bundled plan (e.g. example-qc)")
+    run.add_argument("--data", required=True, type=Path, help="input directory (orders, troubles, lines)")
+    run.add_argument("--period", required=True, help="reporting month YYYY-MM")
+    run.add_argument("--out", required=True, type=Path, help="the output store")
+    run.add_argument("--max-reject-rate", type=float, default=0.01,
+                     help="fail (exit 3) when more than this share of a record type is rejected (default 0.01)")
+    run.add_argument("--fail-on", choices=["miss"], help="exit 1 when any verdict is a miss")
+    run.add_argument("--quiet", action="store_true", help="print only errors")
+
+    val = sub.add_parser("validate", help="check a plan (and the inputs' columns) without computing")
+    val.add_argument("--plan", required=True)
+    val.add_argument("--data", type=Path)
+
+    gen = sub.add_parser("generate", help="write deterministic synthetic input data")
+    gen.add_argument("--out", required=True, type=Path)
+    gen.add_argument("--period", required=True, help="last month to generate, YYYY-MM")
+    gen.add_argument("--periods", type=int, default=3, help="number of months ending with --period (default 3)")
+    gen.add_argument("--scale", type=int, default=20_000, help="about this many orders+troubles per month")
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--format", choices=["csv", "parquet"], default="csv")
+    gen.add_argument("--files-per-type", type=int, default=1)
+
+    sub.add_parser("plans", help="list the bundled plans")
+    return parser
+
+
+def _print_summary(result, out: Path) -> None:
+    frame = result.results
+    print(f"run {result.run_id}: period {result.period}, plan {result.manifest['plan']['id']} "
+          f"{result.manifest['plan']['version']}")
+    rows = sum(i["rows_read"] for i in result.manifest["inputs"])
+    rejected = sum(i["rows_rejected"] for i in result.manifest["inputs"])
+    print(f"inputs: {rows:,} rows read, {rejected:,} rejected")
+    if frame.empty:
+        print("no results")
+        return
+    clec = frame[frame["scope"] == "clec"]
+    table = clec.groupby(["measure_id", "status"]).size().unstack(fill_value=0)
+    table = table.reindex(columns=[c for c in ("met", "miss", "no_activity", "no_retail_analog", "undetermined", "diagnostic") if c in table.columns])
+    order = list(dict.fromkeys(frame["measure_id"]))
+    table = table.reindex(order)
+    print("\nverdicts per CLEC cell (state x product x submeasure x CLEC):")
+    print(table.to_string())
+    misses = clec[clec["status"] == "miss"].copy()
+    if len(misses):
+        misses["stat"] = misses["statistic"].round(2)
+        show = misses.sort_values("statistic", ascending=False).head(10)
+        print(f"\nlargest misses ({len(misses)} in all):")
+        print(show[["measure_id", "state", "product", "submeasure", "carrier_id", "clec_n", "clec_value",
+                    "retail_value", "benchmark", "stat"]].round(2).to_string(index=False))
+    print(f"\noutputs in {out}: results/, records/, rejects/ (period={result.period}); manifest {result.manifest_path}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except PlanError as exc:
+        print(f"carrier-sla: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except UsageError as exc:
+        print(f"carrier-sla: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except InputDataError as exc:
+        print(f"carrier-sla: input error: {exc}", file=sys.stderr)
+        return EXIT_DATA
+    except StoreError as exc:
+        print(f"carrier-sla: store error: {exc}", file=sys.stderr)
+        return EXIT_INTERNAL
+    except Exception:  # noqa: BLE001 - the last resort maps to exit 5 with the traceback
+        traceback.print_exc()
+        print("carrier-sla: unexpected internal error (exit 5)", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from carrier_sla import plan as planmod
+
+    if args.command == "plans":
+        for plan_id in planmod.bundled_plan_ids():
+            p = planmod.load_plan(plan_id)
+            print(f"{p.id}\t{p.version}\t{p.title}  [{p.notice}]")
+        return EXIT_OK
+    if args.command == "generate":
+        from carrier_sla.generate import generate
+
+        if args.scale < 1 or args.periods < 1:
+            raise UsageError("--scale and --periods must be at least 1")
+        from carrier_sla.pipeline import check_period
+
+        check_period(args.period)
+        counts = generate(args.out, args.period, periods=args.periods, scale=args.scale, seed=args.seed,
+                          fmt=args.format, files_per_type=args.files_per_type)
+        print(f"wrote {', '.join(f'{v:,} {k}' for k, v in counts.items())} to {args.out}")
+        return EXIT_OK
+    plan = planmod.load_plan(args.plan)
+    if args.command == "validate":
+        print(f"plan {plan.id} {plan.version} OK: {len(plan.measures)} measures, {len(plan.products)} products, "
+              f"{len(plan.states)} states (sha256 {plan.sha256[:12]})")
+        if args.data:
+            from carrier_sla.validate import check_data_columns
+
+            for line in check_data_columns(plan, args.data):
+                print(line)
+        return EXIT_OK
+    from carrier_sla.pipeline import run
+
+    result = run(plan, args.data, args.period, args.out, max_reject_rate=args.max_reject_rate)
+    if not args.quiet:
+        _print_summary(result, args.out)
+    misses = int((result.results["status"] == "miss").sum()) if len(result.results) else 0
+    return EXIT_MISS if args.fail_on == "miss" and misses else EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

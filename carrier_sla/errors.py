@@ -1,0 +1,68 @@
+"""The exception hierarchy of carrier_sla.
+
+Every error the library raises on purpose derives from CarrierSlaError and carries
+structured attributes (file, column, plan path ...) besides its message, so the CLI
+can map it to an exit code and a caller can act on it without parsing text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class CarrierSlaError(Exception):
+    """Base class of every error raised on purpose by carrier_sla."""
+
+
+@dataclass(frozen=True, order=True)
+class PlanProblem:
+    """One problem in a plan: where (a JSON pointer) and what."""
+
+    pointer: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.pointer or '/'}: {self.message}"
+
+
+class PlanError(CarrierSlaError, ValueError):
+    """A plan that cannot be loaded or breaks the schema; lists every problem found."""
+
+    def __init__(self, source: str, problems: list[PlanProblem]):
+        self.source = source
+        self.problems = sorted(problems)
+        lines = "\n".join(f"  {p}" for p in self.problems)
+        super().__init__(f"plan {source}: {len(self.problems)} problem(s)\n{lines}")
+
+
+class UsageError(CarrierSlaError, ValueError):
+    """A wrong argument (period format, unknown option value ...)."""
+
+
+class InputDataError(CarrierSlaError):
+    """Input that cannot be used at all: a missing file or column, unreadable data."""
+
+    def __init__(self, message: str, *, file: str | None = None, column: str | None = None):
+        self.file = file
+        self.column = column
+        super().__init__(message)
+
+
+class RejectRateExceeded(InputDataError):
+    """Too many rows of a record type were rejected for the results to be trusted."""
+
+    def __init__(self, record_type: str, rejected: int, read: int, limit: float):
+        self.record_type = record_type
+        self.rejected = rejected
+        self.read = read
+        self.limit = limit
+        share = rejected / read if read else 0.0
+        super().__init__(
+            f"{record_type}: {rejected:,} of {read:,} rows rejected ({share:.2%}), "
+            f"above the limit of {limit:.2%} (--max-reject-rate); nothing published, "
+            "see the rejects written under the run's folder"
+        )
+
+
+class StoreError(CarrierSlaError):
+    """The output store cannot be written or read as expected."""

@@ -1,0 +1,291 @@
+"""Per-record evaluation: for each measure, which records of the period are included, why
+the others are excluded, and each included record's value.
+
+One function per value kind (the plan's closed vocabulary); all work on whole columns.
+Conditions: a null value matches only is_null/not_null; every comparison with null is false.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from carrier_sla import calendar as calmod
+from carrier_sla.calendar import NS_PER_S, NULL
+from carrier_sla.contract import Records
+from carrier_sla.fields import fields_of
+from carrier_sla.plan import Condition, Measure, Plan, ValueSpec
+
+NOT_COMPUTABLE = "value_not_computable"  # engine reason: included by the plan, but no value can be computed
+NS_PER_HOUR = 3600 * NS_PER_S
+
+
+@dataclass
+class Evaluated:
+    """One measure's records for one period: which rows, included or why not, value."""
+
+    measure: Measure
+    records: Records  # the rows of the period (a subset of the accepted records)
+    reason: np.ndarray  # int16 index into reasons; -1 = included
+    reasons: list[str]
+    value: np.ndarray  # float64, NaN where excluded
+
+    @property
+    def included(self) -> np.ndarray:
+        return self.reason < 0
+
+
+# ------------------------------------------------------------------------ derived fields
+
+
+def derive(plan: Plan, rec: Records) -> Records:
+    """Add the derived fields of fields.DERIVED to accepted records (a new Records)."""
+    out = Records(rec.record_type, rec.n, dict(rec.cols), dict(rec.codes), dict(rec.cats), dict(rec.text),
+                  rec.ids, rec.file_index, rec.row)
+    if rec.record_type == "lines":
+        return out
+    carriers = np.array([c in plan.test_carrier_ids for c in rec.cats["carrier_id"]] + [False])
+    out.cols["is_test"] = rec.cols["test"] | carriers[rec.codes["carrier_id"]]
+    for name in ("received", "completed", "foc", "cleared"):
+        if f"{name}_at_local" in rec.cols:
+            out.cols[f"{name}_date"] = calmod.local_days(rec.cols[f"{name}_at_local"])
+    if rec.record_type == "orders":
+        eff = np.full(rec.n, NULL, dtype=np.int64)
+        std_due = np.full(rec.n, NULL, dtype=np.int64)
+        intervals = np.array([plan.product(p).standard_interval_days for p in rec.cats["product"]] + [0])
+        received = out.cols["received_date"]
+        sod = calmod.seconds_of_day(rec.cols["received_at_local"])
+        for state, idx in calmod.state_groups(rec.codes["state"], rec.cats["state"]):
+            cal = calmod.business_calendar(plan, state)
+            days = received[idx]
+            late = cal.is_business_day(days) & (sod[idx] > cal.cutoff_s)
+            eff[idx] = cal.roll_forward(days, late.astype(np.int64))
+            std_due[idx] = cal.roll_forward(eff[idx], intervals[rec.codes["product"][idx]])
+        out.cols["effective_received_date"] = eff
+        out.cols["standard_due_date"] = std_due
+    return out
+
+
+# ---------------------------------------------------------------------------- conditions
+
+
+def _field(rec: Records, name: str) -> tuple[str, np.ndarray, np.ndarray]:
+    """(kind, values, null mask) of a field; timestamps as UTC ns, dates as days."""
+    kind = fields_of(rec.record_type)[name]
+    if name in rec.codes:
+        codes = rec.codes[name]
+        return "code", codes, codes < 0
+    if name in rec.text:
+        arr = rec.text[name]
+        return "text", arr, np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    if kind == "timestamp":
+        values = rec.cols[f"{name}_utc"]
+        return kind, values, values == NULL
+    values = rec.cols[name]
+    if kind == "date":
+        return kind, values, values == NULL
+    if kind == "number" or values.dtype.kind == "f":
+        return "number", values, np.isnan(values)
+    return kind, values, np.zeros(rec.n, dtype=bool)
+
+
+def _literal(kind: str, value: object) -> object:
+    if kind == "date":
+        return int(np.datetime64(str(value), "D").astype(np.int64))
+    if kind == "timestamp":
+        return int(np.datetime64(str(value), "ns").astype(np.int64))
+    return value
+
+
+def condition_mask(rec: Records, cond: Condition) -> np.ndarray:
+    kind, values, null = _field(rec, cond.field)
+    op = cond.op
+    if op == "is_null":
+        return null
+    if op == "not_null":
+        return ~null
+    if op in ("is_true", "is_false"):
+        return ~null & (values if op == "is_true" else ~values)
+    if kind == "code" or kind == "text":
+        wanted = list(cond.value) if isinstance(cond.value, tuple) else [cond.value]
+        if kind == "code":
+            cats = rec.cats[cond.field]
+            codes = [cats.index(str(w)) for w in wanted if str(w) in cats]
+            hit = np.isin(values, codes)
+        else:
+            hit = np.asarray(pc.is_in(values, pa.array([str(w) for w in wanted])).to_numpy(zero_copy_only=False), bool)
+        if op in ("eq", "in"):
+            return hit & ~null
+        if op in ("ne", "not_in"):
+            return ~hit & ~null
+        raise ValueError(f"operator {op} does not apply to code field {cond.field}")
+    if cond.field_ref is not None:
+        _, other, other_null = _field(rec, cond.field_ref)
+        null = null | other_null
+    else:
+        other = np.asarray([_literal(kind, v) for v in cond.value]) if isinstance(cond.value, tuple) else _literal(kind, cond.value)
+    compare = {
+        "eq": np.equal, "ne": np.not_equal, "gt": np.greater, "ge": np.greater_equal,
+        "lt": np.less, "le": np.less_equal,
+    }
+    if op in ("in", "not_in"):
+        hit = np.isin(values, other)
+        return ~null & (hit if op == "in" else ~hit)
+    return ~null & compare[op](values, other)
+
+
+def conditions_mask(rec: Records, conds: tuple[Condition, ...]) -> np.ndarray:
+    mask = np.ones(rec.n, dtype=bool)
+    for cond in conds:
+        mask &= condition_mask(rec, cond)
+    return mask
+
+
+# ---------------------------------------------------------------------------- value kinds
+
+
+def _by_state(plan: Plan, rec: Records, fn) -> np.ndarray:
+    out = np.full(rec.n, np.nan)
+    for state, idx in calmod.state_groups(rec.codes["state"], rec.cats["state"]):
+        out[idx] = fn(calmod.business_calendar(plan, state), idx)
+    return out
+
+
+def _within_business_hours(plan: Plan, rec: Records, v: ValueSpec, related: dict[str, Records]) -> np.ndarray:
+    start, end = rec.cols[f"{v.from_field}_local"], rec.cols[f"{v.to_field}_local"]
+    if v.limit_by is None:
+        limit = np.full(rec.n, v.limit_hours)
+    else:
+        table = dict(v.limit_values)
+        lookup = np.array([table.get(c, np.nan) for c in rec.cats[v.limit_by]] + [np.nan])
+        limit = lookup[rec.codes[v.limit_by]]
+    missing = (start == NULL) | (end == NULL)
+    start, end = np.where(missing, 0, start), np.where(missing, 0, end)
+    hours = _by_state(plan, rec, lambda cal, i: (cal.business_seconds(end[i]) - cal.business_seconds(start[i])) / 3600)
+    value = (hours <= limit).astype(np.float64)
+    value[missing | np.isnan(limit)] = np.nan
+    return value
+
+
+def _on_or_before(plan: Plan, rec: Records, v: ValueSpec, related: dict[str, Records]) -> np.ndarray:
+    _, date, null_a = _field(rec, v.anchor)
+    _, deadline, null_b = _field(rec, v.to_field)
+    value = (date <= deadline).astype(np.float64)
+    value[null_a | null_b] = np.nan
+    return value
+
+
+def _business_days(plan: Plan, rec: Records, v: ValueSpec, related: dict[str, Records]) -> np.ndarray:
+    _, start, null_a = _field(rec, v.from_field)
+    _, end, null_b = _field(rec, v.to_field)
+    missing = null_a | null_b
+    start, end = np.where(missing, 0, start), np.where(missing, 0, end)
+    days = _by_state(plan, rec, lambda cal, i: cal.count(start[i], end[i]))
+    value = np.maximum(days, 0.0)
+    value[missing] = np.nan
+    return value
+
+
+def _duration_hours(plan: Plan, rec: Records, v: ValueSpec, related: dict[str, Records]) -> np.ndarray:
+    start, end = rec.cols[f"{v.from_field}_utc"], rec.cols[f"{v.to_field}_utc"]
+    hours = (end - start) / NS_PER_HOUR
+    if v.minus:
+        hours = hours - np.nan_to_num(rec.cols[v.minus], nan=0.0)
+    hours = np.maximum(hours, 0.0)
+    hours[(start == NULL) | (end == NULL)] = np.nan
+    if v.at_most is None:
+        return hours
+    value = (hours <= v.at_most).astype(np.float64)
+    value[np.isnan(hours)] = np.nan
+    return value
+
+
+def _keys(codes: np.ndarray, utc_ns: np.ndarray) -> np.ndarray:
+    """Sortable int64 of (match code, whole seconds since epoch)."""
+    return (codes.astype(np.int64) << 32) | (utc_ns // NS_PER_S)
+
+
+def _related_record(plan: Plan, rec: Records, v: ValueSpec, related: dict[str, Records]) -> np.ndarray:
+    other = related[v.records]
+    keep = conditions_mask(other, v.where)
+    other_time = other.cols[f"{v.related_time}_utc"]
+    own_match, other_match = rec.text.get(v.match_on), other.text.get(v.match_on)
+    both = pa.chunked_array([own_match.cast(pa.string()), other_match.cast(pa.string())]).combine_chunks()
+    codes = np.asarray(both.dictionary_encode().indices.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
+    own_codes, other_codes = codes[: rec.n], codes[rec.n :]
+    keep &= (other_codes >= 0) & (other_time != NULL)
+    keys = np.sort(_keys(other_codes[keep], other_time[keep]))
+    anchor = rec.cols[f"{v.anchor}_utc"]
+    valid = (own_codes >= 0) & (anchor != NULL)
+    own_keys = _keys(np.where(valid, own_codes, 0), np.where(valid, anchor, 0))
+    window = int(v.window_hours * 3600)
+    if v.direction == "after":  # anchor < t <= anchor + window
+        pos = np.searchsorted(keys, own_keys, side="right")
+        found = pos < len(keys)
+        nxt = keys[np.minimum(pos, len(keys) - 1)] if len(keys) else own_keys
+        present = found & ((nxt >> 32) == (own_keys >> 32)) & (nxt - own_keys <= window)
+    else:  # anchor - window <= t < anchor
+        pos = np.searchsorted(keys, own_keys, side="left") - 1
+        found = pos >= 0
+        prev = keys[np.maximum(pos, 0)] if len(keys) else own_keys
+        present = found & ((prev >> 32) == (own_keys >> 32)) & (own_keys - prev <= window)
+    value = (present if v.outcome == "present" else ~present).astype(np.float64)
+    value[~valid] = np.nan
+    return value
+
+
+def _count(plan: Plan, rec: Records, v: ValueSpec, related: dict[str, Records]) -> np.ndarray:
+    return np.ones(rec.n)
+
+
+VALUE_KINDS = {
+    "within_business_hours": _within_business_hours,
+    "on_or_before": _on_or_before,
+    "business_days": _business_days,
+    "duration_hours": _duration_hours,
+    "related_record": _related_record,
+    "count": _count,
+}
+
+
+# ------------------------------------------------------------------------------ measures
+
+
+def data_period(period: str, measure: Measure) -> str:
+    """The month whose records a measure reports in `period` (earlier when in arrears)."""
+    return calmod.period_text(calmod.period_index(period) - measure.arrears_months)
+
+
+def in_period(rec: Records, measure: Measure, period: str) -> np.ndarray:
+    """Rows whose period_by timestamp falls, in local time, in the measure's data month."""
+    local = rec.cols[f"{measure.period_by}_local"]
+    month = calmod.month_of_days(calmod.local_days(local))
+    return month == calmod.period_index(data_period(period, measure))
+
+
+def evaluate_measure(plan: Plan, measure: Measure, period: str, records: dict[str, Records]) -> Evaluated:
+    """Include/exclude and value every record of the measure's type in its data period."""
+    rec = records[measure.records]
+    rec = rec.take(np.flatnonzero(in_period(rec, measure, period)))
+    reasons = [e.code for e in measure.exclusions] + [NOT_COMPUTABLE]
+    reason = np.full(rec.n, -1, dtype=np.int16)
+    for i, rule in enumerate(measure.exclusions):
+        hit = conditions_mask(rec, rule.when) & (reason < 0)
+        reason[hit] = i
+    value = VALUE_KINDS[measure.value.kind](plan, rec, measure.value, records)
+    reason[(reason < 0) & np.isnan(value)] = len(reasons) - 1
+    value = np.where(reason < 0, value, np.nan)
+    return Evaluated(measure, rec, reason, reasons, value)
+
+
+def lines_in_period(records: dict[str, Records], measure: Measure, period: str) -> Records:
+    """The base records (lines in service) of a rate measure's data month."""
+    lines = records["lines"]
+    month = data_period(period, measure)
+    cats = lines.cats["period"]
+    code = cats.index(month) if month in cats else -2
+    return lines.take(np.flatnonzero(lines.codes["period"] == code))
+

@@ -1,0 +1,130 @@
+"""Find and read the input files of each record type (CSV or Parquet, files or folders).
+
+Input is a directory holding, per record type, `TYPE.csv`, `TYPE.parquet`, or a folder
+`TYPE/` of Parquet/CSV files (Hive-partitioned folders allowed: `key=value` path
+segments become columns). CSV columns are read as text and typed by carrier_sla.contract,
+so a malformed value becomes a rejected row, never a failed read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from carrier_sla.errors import InputDataError
+from carrier_sla.fields import record_schema
+
+SUFFIXES = (".csv", ".parquet")
+
+
+@dataclass(frozen=True)
+class InputFile:
+    record_type: str
+    path: Path
+    partition: tuple[tuple[str, str], ...] = ()  # Hive key=value segments of the path
+
+    def sha256(self) -> str:
+        digest = hashlib.sha256()
+        with self.path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 22), b""):
+                digest.update(block)
+        return digest.hexdigest()
+
+
+def discover(data_dir: Path, record_types: tuple[str, ...]) -> dict[str, list[InputFile]]:
+    """The input files of each needed record type, in a stable (sorted) read order."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise InputDataError(f"input directory {data_dir} does not exist", file=str(data_dir))
+    found: dict[str, list[InputFile]] = {}
+    for rtype in record_types:
+        candidates = [data_dir / f"{rtype}{s}" for s in SUFFIXES if (data_dir / f"{rtype}{s}").is_file()]
+        folder = data_dir / rtype
+        if len(candidates) > 1 or (candidates and folder.is_dir()):
+            raise InputDataError(
+                f"{data_dir}: more than one source for {rtype} ({', '.join(c.name for c in candidates)}"
+                f"{', ' + rtype + '/' if folder.is_dir() else ''}); keep one",
+                file=str(data_dir / rtype),
+            )
+        if candidates:
+            found[rtype] = [InputFile(rtype, candidates[0])]
+        elif folder.is_dir():
+            files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in SUFFIXES)
+            if not files:
+                raise InputDataError(f"{folder}: folder holds no .csv or .parquet file", file=str(folder))
+            found[rtype] = [InputFile(rtype, f, _partition(folder, f)) for f in files]
+        else:
+            raise InputDataError(
+                f"missing input for {rtype}: expected {rtype}.csv, {rtype}.parquet or a folder {rtype}/ in {data_dir}",
+                file=str(data_dir / f"{rtype}.csv"),
+            )
+    return found
+
+
+def _partition(root: Path, path: Path) -> tuple[tuple[str, str], ...]:
+    parts = path.relative_to(root).parts[:-1]
+    return tuple(tuple(p.split("=", 1)) for p in parts if "=" in p)  # type: ignore[misc]
+
+
+def _known_columns(record_type: str) -> list[str]:
+    return list(record_schema(record_type)["properties"])
+
+
+def read_file(source: InputFile) -> pa.Table:
+    """Read one input file whole; CSV columns of the contract come back as text."""
+    try:
+        if source.path.suffix == ".csv":
+            table = pacsv.read_csv(
+                source.path,
+                convert_options=pacsv.ConvertOptions(
+                    column_types={c: pa.string() for c in _known_columns(source.record_type)},
+                    strings_can_be_null=True,
+                    null_values=[""],
+                    quoted_strings_can_be_null=True,
+                ),
+            )
+        else:
+            table = pq.read_table(source.path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputDataError(f"{source.path}: cannot be read: {exc}", file=str(source.path)) from exc
+    for key, value in source.partition:
+        if key not in table.column_names:
+            table = table.append_column(key, pa.array([value] * table.num_rows, pa.string()))
+    return table
+
+
+def check_columns(source: InputFile, table: pa.Table) -> None:
+    """Raise InputDataError naming the file and column when a required column is missing."""
+    schema = record_schema(source.record_type)
+    missing = [c for c in schema["required"] if c not in table.column_names]
+    if missing:
+        raise InputDataError(
+            f"{source.path}: missing required column{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(missing)} for {source.record_type}",
+            file=str(source.path),
+            column=missing[0],
+        )
+
+
+def read_columns_only(source: InputFile) -> list[str]:
+    """The column names of a file without reading its rows (for validate --data)."""
+    if source.path.suffix == ".csv":
+        with source.path.open("r", encoding="utf-8", errors="replace") as handle:
+            header = handle.readline().rstrip("\r\n")
+        names = [c.strip().strip('"') for c in header.split(",")] if header else []
+    else:
+        names = list(pq.read_schema(source.path).names)
+    return names + [k for k, _ in source.partition if k not in names]
+
+
+def iter_tables(files: list[InputFile]) -> Iterator[tuple[int, InputFile, pa.Table]]:
+    for index, source in enumerate(files):
+        table = read_file(source)
+        check_columns(source, table)
+        yield index, source, table

@@ -1,0 +1,235 @@
+"""The one place that knows the order of the stages:
+
+plan -> ingest + contract (accepted records, rejects) -> derived fields -> per measure:
+evaluate -> partial aggregates -> cells -> verdicts -> audit tables -> staged write ->
+publish -> manifest.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+
+from carrier_sla import __version__, aggregate, audit, contract, evaluate, ingest, store, verdicts
+from carrier_sla import calendar as calmod
+from carrier_sla.errors import CarrierSlaError, InputDataError, RejectRateExceeded, UsageError
+from carrier_sla.plan import Plan
+
+DEFAULT_MAX_REJECT_RATE = 0.01
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    period: str
+    results: pd.DataFrame
+    manifest: dict[str, Any]
+    manifest_path: Path
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def check_period(period: str) -> str:
+    try:
+        calmod.period_index(period)
+    except ValueError as exc:
+        raise UsageError(f"period {period!r} is not YYYY-MM") from exc
+    if len(period) != 7 or period[4] != "-":
+        raise UsageError(f"period {period!r} is not YYYY-MM")
+    return period
+
+
+def check_in_force(plan: Plan, period: str) -> None:
+    start = calmod.month_start_day(period)
+    first = calmod.calendar_day(plan.effective_from)
+    last = calmod.calendar_day(plan.effective_to) if plan.effective_to else None
+    month_end = calmod.month_start_day(calmod.period_text(calmod.period_index(period) + 1)) - 1
+    if month_end < first or (last is not None and start > last):
+        raise UsageError(
+            f"plan {plan.id} {plan.version} is in force {plan.effective_from} to {plan.effective_to or 'open'}, "
+            f"not in period {period}"
+        )
+
+
+def needed_record_types(plan: Plan) -> tuple[str, ...]:
+    types = {m.records for m in plan.measures} | {m.value.records for m in plan.measures if m.value.records}
+    types |= {m.rate_base.records for m in plan.measures if m.rate_base}
+    return tuple(t for t in ("orders", "troubles", "lines") if t in types)
+
+
+@dataclass
+class Loaded:
+    records: dict[str, contract.Records]
+    rejects: pa.Table
+    counts: list[contract.FileCount]
+    files: list[ingest.InputFile]
+
+
+def load_inputs(plan: Plan, data_dir: Path, max_reject_rate: float) -> Loaded:
+    """Read and check every input file; raise RejectRateExceeded (with the rejects) if too many are bad."""
+    found = ingest.discover(Path(data_dir), needed_record_types(plan))
+    records: dict[str, contract.Records] = {}
+    rejects: list[pa.Table] = []
+    counts: list[contract.FileCount] = []
+    all_files: list[ingest.InputFile] = []
+    too_many: list[tuple[str, int, int]] = []
+    for rtype, files in found.items():
+        checked = []
+        for index, source, table in ingest.iter_tables(files):
+            rec, flags = contract.check_table(rtype, table, plan, index)
+            checked.append((rec, flags, table))
+        paths = [str(f.path) for f in files]
+        accepted, rej, file_counts = contract.finalize(rtype, checked, paths)
+        records[rtype] = evaluate.derive(plan, accepted)
+        rejects.append(rej)
+        counts += file_counts
+        all_files += files
+        read = sum(c.read for c in file_counts)
+        if read and rej.num_rows / read > max_reject_rate:
+            too_many.append((rtype, rej.num_rows, read))
+    loaded = Loaded(records, pa.concat_tables(rejects) if rejects else pa.table({}), counts, all_files)
+    if too_many:
+        rtype, rejected, read = too_many[0]
+        error = RejectRateExceeded(rtype, rejected, read, max_reject_rate)
+        error.loaded = loaded  # type: ignore[attr-defined]
+        raise error
+    return loaded
+
+
+def compute(plan: Plan, period: str, loaded: Loaded) -> tuple[pd.DataFrame, dict[str, pa.Table]]:
+    """Results frame and the records/ table of each measure for one period."""
+    dim_fields = aggregate.dimension_fields(plan)
+    files_by_type: dict[str, list[str]] = {}
+    for f in loaded.files:
+        files_by_type.setdefault(f.record_type, []).append(str(f.path))
+    frames, record_tables = [], {}
+    for measure in plan.measures:
+        ev = evaluate.evaluate_measure(plan, measure, period, loaded.records)
+        parts = aggregate.merge([aggregate.partials(ev)], ["carrier_id", "state", "product", *[d.field for d in measure.dimensions]])
+        base = None
+        tables = [audit.record_rows(plan, ev, dim_fields, files_by_type[measure.records])]
+        if measure.rate_base is not None:
+            lines = evaluate.lines_in_period(loaded.records, measure, period)
+            base = aggregate.base_partials(lines, measure)
+            tables.append(audit.base_rows(lines, dim_fields, files_by_type["lines"], measure.rate_base.field))
+        record_tables[measure.id] = pa.concat_tables([audit.unify_record_schema(t, dim_fields) for t in tables])
+        cells = aggregate.cells(plan, measure, parts, base)
+        if cells.empty:
+            continue
+        judged = verdicts.judge(plan, measure, cells)
+        split = audit.split_products(plan, measure)
+        dims = [d.field for d in measure.dimensions]
+        judged["submeasure"] = [
+            audit.submeasure_label(measure, split, p, dict(zip(dims, vals, strict=True)))
+            for p, vals in zip(judged["product"], judged[dims].itertuples(index=False) if dims else [()] * len(judged), strict=True)
+        ]
+        judged = judged.assign(
+            period=period, data_period=evaluate.data_period(period, measure), plan_id=plan.id,
+            plan_version=plan.version, measure_id=measure.id, direction=measure.direction, unit=measure.unit,
+            clec_records_evaluated=judged["n_evaluated"].astype("int64"),
+        )
+        frames.append(judged)
+    results = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=audit.result_columns(dim_fields))
+    order = {m.id: i for i, m in enumerate(plan.measures)}
+    results = results.assign(
+        _m=results["measure_id"].map(order), _scope=(results["scope"] == "clec_aggregate").astype(int),
+        _carrier=results["carrier_id"].fillna(""),
+    ).sort_values(["_m", "state", "product", "submeasure", "_scope", "_carrier"], kind="stable")
+    results = results.drop(columns=["_m", "_scope", "_carrier"]).reset_index(drop=True)
+    return results, record_tables
+
+
+def run(
+    plan: Plan, data_dir: Path, period: str, out: Path, *, max_reject_rate: float = DEFAULT_MAX_REJECT_RATE,
+    run_id: str | None = None,
+) -> RunResult:
+    """Run the checker for one period and publish its outputs to the store `out`."""
+    check_period(period)
+    check_in_force(plan, period)
+    started = datetime.now(UTC)
+    run_id = run_id or store.new_run_id(started)
+    out = Path(out)
+    timings: dict[str, float] = {}
+    manifest: dict[str, Any] = {
+        "run_id": run_id, "started_at": started.isoformat(), "finished_at": None, "package_version": __version__,
+        "output_schema_version": store.OUTPUT_SCHEMA_VERSION, "period": period,
+        "plan": {"id": plan.id, "version": plan.version, "sha256": plan.sha256, "source": plan.source},
+        "data_dir": str(data_dir), "max_reject_rate": max_reject_rate,
+        "inputs": [], "outputs": [], "verdicts": {}, "status": "failed", "exit_code": None,
+    }
+    metadata = {"carrier_sla.version": __version__, "carrier_sla.output_schema_version": store.OUTPUT_SCHEMA_VERSION,
+                "carrier_sla.run_id": run_id, "carrier_sla.plan_id": plan.id, "carrier_sla.plan_version": plan.version,
+                "carrier_sla.plan_sha256": plan.sha256, "carrier_sla.period": period}
+    tick = time.perf_counter()
+    try:
+        loaded = load_inputs(plan, data_dir, max_reject_rate)
+    except RejectRateExceeded as exc:
+        loaded = exc.loaded  # type: ignore[attr-defined]
+        manifest["inputs"] = _inputs(loaded)
+        path = out / "runs" / run_id / "rejects.parquet"
+        rows = store.write_parquet(path, loaded.rejects, metadata)
+        manifest["outputs"] = [{"table": "rejects", "path": str(path), "rows": rows}]
+        _finish(manifest, out, run_id, "failed", 3, str(exc))
+        raise
+    except InputDataError as exc:
+        _finish(manifest, out, run_id, "failed", 3, str(exc))
+        raise
+    timings["read_and_check"] = time.perf_counter() - tick
+    manifest["inputs"] = _inputs(loaded)
+
+    tick = time.perf_counter()
+    results, record_tables = compute(plan, period, loaded)
+    timings["evaluate_and_judge"] = time.perf_counter() - tick
+
+    tick = time.perf_counter()
+    staging = store.Staging(out, run_id)
+    try:
+        dim_fields = aggregate.dimension_fields(plan)
+        outputs = []
+        path = staging.path("results", period, "part-0.parquet")
+        outputs.append(("results", store.write_parquet(path, audit.results_table(results, dim_fields), metadata), path))
+        for measure_id, table in record_tables.items():
+            path = staging.path("records", period, f"measure={measure_id}", "part-0.parquet")
+            outputs.append((f"records/{measure_id}", store.write_parquet(path, table, metadata), path))
+        path = staging.path("rejects", period, "part-0.parquet")
+        outputs.append(("rejects", store.write_parquet(path, loaded.rejects, metadata), path))
+        staging.publish(period)
+    except (OSError, CarrierSlaError) as exc:
+        staging.discard()
+        _finish(manifest, out, run_id, "failed", 5, str(exc))
+        raise
+    staging.discard()
+    timings["write"] = time.perf_counter() - tick
+    manifest["outputs"] = [
+        {"table": name, "path": str(_published_path(out, path, staging)), "rows": rows} for name, rows, path in outputs
+    ]
+    manifest["verdicts"] = dict(sorted(Counter(results["status"]).items())) if len(results) else {}
+    manifest["timings_seconds"] = {k: round(v, 3) for k, v in timings.items()}
+    manifest_path = _finish(manifest, out, run_id, "completed", 0, None)
+    return RunResult(run_id, period, results, manifest, manifest_path, timings)
+
+
+def _published_path(out: Path, staged: Path, staging: store.Staging) -> Path:
+    return out / staged.relative_to(staging.root)
+
+
+def _inputs(loaded: Loaded) -> list[dict[str, Any]]:
+    by_path = {str(f.path): f for f in loaded.files}
+    return [
+        {"record_type": c.record_type, "path": c.path, "sha256": by_path[c.path].sha256(),
+         "rows_read": c.read, "rows_accepted": c.accepted, "rows_rejected": c.rejected}
+        for c in loaded.counts
+    ]
+
+
+def _finish(manifest: dict[str, Any], out: Path, run_id: str, status: str, code: int, error: str | None) -> Path:
+    manifest.update(finished_at=datetime.now(UTC).isoformat(), status=status, exit_code=code)
+    if error:
+        manifest["error"] = error
+    return store.write_manifest(out, run_id, manifest)
