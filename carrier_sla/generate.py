@@ -1,0 +1,647 @@
+"""Deterministic synthetic wholesale data in the input contract (schemas/records/*.schema.json).
+
+`generate` writes orders, troubles and lines for a run of months, shaped to fit the bundled
+example plan `example-qc`:
+
+- States CO, WA, AZ, UT, OR (volume 30/25/20/15/10 %), local wall-clock timestamps in each
+  state's IANA zone; business days Monday-Friday except US federal holidays, business hours
+  08:00-17:00, order cut-off 15:00.
+- Retail carrier ILEC (about two thirds of orders and troubles; products pots, ds1, fgd_trunk),
+  twelve CLECs CLEC01..CLEC12 with Zipf-like sizes (products resale_pots, ubl_2w, ubl_ds1,
+  access_ds1, lis_trunk) and the test carrier TESTCLEC (every row test=true; 0.5 % of other
+  rows are test rows too).
+- Everyone is served at parity (the same distributions relative to the product's standard
+  interval and the same repair times as retail) except two cells a checker should flag:
+    * CLEC03 in CO, resale_pots: due dates set 1-2 business days past the standard
+      interval and 25 % missed due dates, mostly company reason (retail: 7 %). OP-3 and OP-4 fail.
+    * CLEC05 in UT, every product: repair durations twice as long and 25 % of network troubles
+      are repeats (everyone else: about 9-10 %). MR-5, MR-6 and MR-7 fail.
+- Lines in service per (period, carrier, state, product) are sized so that network troubles per
+  100 lines per month are about 1.5 for every carrier.
+- Troubles refer to the carrier's circuits: about 2 % land on a circuit installed in the
+  previous 30 days (OP-5) and a share of network troubles repeat a circuit that had another
+  network trouble within the previous 30 days (MR-7).
+
+With malformed=True about 0.3 % of orders and troubles are bad, each kind at least once a month
+from about 1,000 rows of a type a month (none below): unparseable received_at text (CSV only),
+unknown product code, lowercase or 3-letter state, completed_at/cleared_at before received_at,
+an exact duplicate row (same id), negative no_access_hours (troubles), and a received_at inside
+the spring-forward DST gap (e.g. 02:30 on the second Sunday of March in CO) in months holding
+such a gap. Lines get one extra bad row per period (unknown product, lowercase state, or a
+negative count). Parquet carries every kind except the unparseable text.
+
+The same arguments give byte-identical files: every random draw comes from
+numpy.random.default_rng seeded with (seed, purpose, month); nothing reads the clock. Months are
+generated and written one at a time, so memory is bounded by one month of data.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import holidays
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+
+from carrier_sla.errors import UsageError
+
+DAY = 86_400
+HOUR = 3_600
+OPEN, CLOSE, CUTOFF = 8 * HOUR, 17 * HOUR, 15 * HOUR
+WEEKMASK = "1111100"
+
+STATES = ("CO", "WA", "AZ", "UT", "OR")
+STATE_ZONES = ("America/Denver", "America/Los_Angeles", "America/Phoenix", "America/Denver",
+               "America/Los_Angeles")
+STATE_SHARES = (0.30, 0.25, 0.20, 0.15, 0.10)
+
+RETAIL_ID = "ILEC"
+TEST_ID = "TESTCLEC"
+CLEC_IDS = tuple(f"CLEC{k:02d}" for k in range(1, 13))
+CARRIERS = (RETAIL_ID, *CLEC_IDS, TEST_ID)
+RETAIL_SHARE, TEST_SHARE, CLEC_ZIPF = 0.677, 0.003, 1.1
+
+# code: (standard interval in business days, share of orders needing a dispatch)
+PRODUCTS = {"pots": (3, 0.25), "ds1": (7, 0.60), "fgd_trunk": (15, 0.70),
+            "resale_pots": (3, 0.25), "ubl_2w": (5, 0.40), "ubl_ds1": (7, 0.60),
+            "access_ds1": (7, 0.60), "lis_trunk": (15, 0.70)}
+PRODUCT_CODES = tuple(PRODUCTS)
+TRUNKS = ("fgd_trunk", "lis_trunk")
+RETAIL_MIX = {"pots": 0.85, "ds1": 0.12, "fgd_trunk": 0.03}
+CLEC_MIX = {"resale_pots": 0.35, "ubl_2w": 0.40, "ubl_ds1": 0.09, "access_ds1": 0.11,
+            "lis_trunk": 0.05}
+
+SLOW_INSTALL = ("CLEC03", "CO", "resale_pots")
+SLOW_REPAIR = ("CLEC05", "UT")
+
+ORDER_TYPES = ("new", "change", "transfer", "disconnect", "record")
+ORDER_TYPE_P = (0.45, 0.30, 0.10, 0.10, 0.05)
+CHANNELS = ("electronic", "manual")
+MISS_REASONS = ("customer", "company")
+DISPOSITIONS = ("network", "cpe", "customer", "no_trouble_found", "information")
+DISPOSITION_P = (0.75, 0.08, 0.05, 0.09, 0.03)
+
+ORDER_SHARE = 0.5          # of `scale`; the rest are troubles
+NETWORK_RATE = 0.015       # network troubles per line per month
+P_MISS, P_MISS_SLOW = 0.07, 0.25
+P_REPEAT, P_REPEAT_SLOW, P_ON_NEW_INSTALL = 0.09, 0.25, 0.02
+WINDOW = 29 * DAY          # parents of repeats and install troubles: safely inside 30 days
+NEW_CIRCUIT_BASE = 2_000_000_000
+BASE_CIRCUIT_BASE = 1_000_000_000
+
+# Relative arrival weight per local hour 0..23.
+ORDER_HOURS_BUSINESS = (0, 0, 0, 0, 0, 0, 0.3, 1, 6, 10, 11, 11, 9, 10, 10, 3, 2, 1, 0.7, 0.5,
+                        0.3, 0.2, 0.1, 0.05)
+ORDER_HOURS_OFF = (0, 0, 0, 0, 0, 0, 0, 0.5, 1, 2, 2, 2, 2, 2, 2, 2, 1.5, 1, 1, 1, 0.5, 0.3, 0.2,
+                   0.1)
+TROUBLE_HOURS = (0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.5, 1, 2.5, 2.5, 2.5, 2.5, 2.5, 2.5, 2.5, 2.5, 2.5,
+                 2.5, 1.2, 1.2, 1.2, 1.2, 0.5, 0.5)
+
+BAD_PRODUCTS = ("ubl_4w", "POTS", "dsx")
+BAD_STATES = tuple(s.lower() for s in STATES) + ("COL", "WAS", "ARI", "UTA", "ORE")
+BAD_TEXT = ("{year}-13-45 25:61:00", "not a date", "31/02/{year} 10:00")
+BAD_RATE = 0.0005          # per kind; 6-7 kinds give about 0.3 %
+ORDER_KINDS = ("text", "product", "state", "before", "duplicate", "dst")
+TROUBLE_KINDS = (*ORDER_KINDS, "negative_no_access")
+
+TS, DATE = pa.timestamp("s"), pa.date32()
+SCHEMAS = {
+    "orders": pa.schema([
+        ("order_id", pa.string()), ("carrier_id", pa.string()), ("state", pa.string()),
+        ("product", pa.string()), ("order_type", pa.string()), ("dispatch", pa.bool_()),
+        ("received_at", TS), ("due_date", DATE), ("completed_at", TS), ("quantity", pa.int64()),
+        ("foc_at", TS), ("requested_due_date", DATE), ("cancelled", pa.bool_()),
+        ("miss_reason", pa.string()), ("channel", pa.string()), ("circuit_id", pa.string()),
+        ("test", pa.bool_())]),
+    "troubles": pa.schema([
+        ("ticket_id", pa.string()), ("carrier_id", pa.string()), ("state", pa.string()),
+        ("product", pa.string()), ("circuit_id", pa.string()), ("dispatch", pa.bool_()),
+        ("received_at", TS), ("cleared_at", TS), ("disposition", pa.string()),
+        ("no_access_hours", pa.float64()), ("test", pa.bool_())]),
+    "lines": pa.schema([
+        ("period", pa.string()), ("carrier_id", pa.string()), ("state", pa.string()),
+        ("product", pa.string()), ("lines_in_service", pa.int64())]),
+}
+
+
+def generate(out: Path, period: str, periods: int = 3, scale: int = 20_000, seed: int = 0,
+             fmt: str = "csv", files_per_type: int = 1, malformed: bool = True) -> dict[str, int]:
+    """Write orders, troubles and lines for the `periods` months ending with `period` (YYYY-MM)
+    into `out`; return rows written per record type. scale = approximate orders+troubles per month.
+
+    Layout: out/{orders,troubles,lines}.{csv,parquet}; with files_per_type > 1 orders and
+    troubles go to folders out/orders/part-00000.<fmt> ... (stale part files there are removed).
+    """
+    months = _months(period, periods)
+    if fmt not in ("csv", "parquet"):
+        raise UsageError(f"fmt must be 'csv' or 'parquet', not {fmt!r}")
+    if scale < 1 or files_per_type < 1 or seed < 0:
+        raise UsageError("scale and files_per_type must be at least 1 and seed non-negative")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    world = _world(seed, scale)
+    cal = _calendar(months)
+    horizon = _month_start(months[-1] + 1)
+    zones = [_Zone(z, _month_start(months[0]) - 40 * DAY, horizon + 400 * DAY)
+             for z in STATE_ZONES]
+    meta = {"generator": "carrier_sla.generate", "period": period, "periods": periods,
+            "scale": scale, "seed": seed, "malformed": malformed}
+    sinks = {kind: _Sink(out, kind, fmt, files_per_type, meta) for kind in ("orders", "troubles")}
+    counts = {"orders": 0, "troubles": 0, "lines": 0}
+    installs: list[tuple[np.ndarray, ...]] = []
+    carry: tuple[np.ndarray, ...] | None = None
+    seq = {"orders": 0, "troubles": 0}
+    try:
+        for m in months:
+            mo = _Month(m, cal, zones, horizon, malformed, fmt)
+            orders, new_installs = _orders(world, mo, _rng(seed, 1, m), seq["orders"])
+            installs = [*installs[-1:], new_installs]
+            seq["orders"] += world.n_orders
+            counts["orders"] += sinks["orders"].write(orders)
+            del orders
+            troubles, carry = _troubles(world, mo, _rng(seed, 2, m), seq["troubles"],
+                                        _concat(installs), carry)
+            seq["troubles"] += world.n_troubles
+            counts["troubles"] += sinks["troubles"].write(troubles)
+            del troubles
+    finally:
+        for sink in sinks.values():
+            sink.close()
+    lines = pa.concat_tables([_lines(world, m, i, _rng(seed, 3, m), malformed)
+                              for i, m in enumerate(months)])
+    line_sink = _Sink(out, "lines", fmt, 1, meta)
+    counts["lines"] = line_sink.write(lines)
+    line_sink.close()
+    return counts
+
+
+# ---------------------------------------------------------------- the world and the calendar
+
+@dataclass(frozen=True)
+class World:
+    """Cells (carrier, state, product) with their volume share, lines and service quality."""
+
+    carrier: np.ndarray
+    state: np.ndarray
+    product: np.ndarray
+    weight: np.ndarray         # share of a month's orders (and troubles)
+    lines: np.ndarray          # lines in service in the first period
+    circuit0: np.ndarray       # first installed-base circuit number of the cell
+    interval: np.ndarray
+    dispatch_p: np.ndarray
+    slow_install: np.ndarray
+    slow_repair: np.ndarray
+    test: np.ndarray
+    n_orders: int
+    n_troubles: int
+
+
+def _world(seed: int, scale: int) -> World:
+    rng = _rng(seed, 0, 0)
+    zipf = np.arange(1, len(CLEC_IDS) + 1, dtype=float) ** -CLEC_ZIPF
+    size = np.concatenate([[RETAIL_SHARE], (1 - RETAIL_SHARE - TEST_SHARE) * zipf / zipf.sum(),
+                           [TEST_SHARE]])
+    base = np.array(list(CLEC_MIX.values()))
+    rows = []
+    for c, carrier in enumerate(CARRIERS):
+        if carrier == RETAIL_ID:
+            mix = dict(RETAIL_MIX)
+        else:  # each CLEC its own product mix around the typical one
+            mix = dict(zip(CLEC_MIX, rng.dirichlet(base * 40), strict=True))
+        for s, state in enumerate(STATES):
+            for code, share in mix.items():
+                p = PRODUCT_CODES.index(code)
+                rows.append((c, s, p, size[c] * STATE_SHARES[s] * share,
+                             (carrier, state, code) == SLOW_INSTALL,
+                             (carrier, state) == SLOW_REPAIR, carrier == TEST_ID))
+    c, s, p, w, slow_i, slow_r, test = (np.array(col) for col in zip(*rows, strict=True))
+    w = w / w.sum()
+    n_orders = round(scale * ORDER_SHARE)
+    n_troubles = scale - n_orders
+    lines = np.maximum(10, np.round(w * n_troubles * DISPOSITION_P[0] / NETWORK_RATE)).astype(np.int64)
+    return World(carrier=c, state=s, product=p, weight=w, lines=lines,
+                 circuit0=BASE_CIRCUIT_BASE + np.concatenate([[0], np.cumsum(lines)[:-1]]),
+                 interval=np.array([PRODUCTS[PRODUCT_CODES[k]][0] for k in p]),
+                 dispatch_p=np.array([PRODUCTS[PRODUCT_CODES[k]][1] for k in p]),
+                 slow_install=slow_i, slow_repair=slow_r, test=test,
+                 n_orders=n_orders, n_troubles=n_troubles)
+
+
+def _months(period: str, periods: int) -> list[int]:
+    """Month numbers (year * 12 + month - 1) of the `periods` months ending with `period`."""
+    if not isinstance(period, str) or not re.fullmatch(r"[0-9]{4}-(0[1-9]|1[0-2])", period):
+        raise UsageError(f"period must be YYYY-MM, not {period!r}")
+    if periods < 1:
+        raise UsageError(f"periods must be at least 1, not {periods}")
+    last = int(period[:4]) * 12 + int(period[5:]) - 1
+    return list(range(last - periods + 1, last + 1))
+
+
+def _month_start(m: int) -> int:
+    """Local midnight of the first day of month number m, in seconds since 1970 (naive)."""
+    return int(np.datetime64(f"{m // 12:04d}-{m % 12 + 1:02d}-01", "s").astype(np.int64))
+
+
+def _calendar(months: Sequence[int]) -> np.busdaycalendar:
+    years = range(months[0] // 12 - 1, months[-1] // 12 + 3)
+    days = sorted(holidays.US(years=years))
+    return np.busdaycalendar(weekmask=WEEKMASK, holidays=np.array(days, dtype="M8[D]"))
+
+
+def _rng(seed: int, purpose: int, month: int) -> np.random.Generator:
+    return np.random.default_rng([seed, purpose, month])
+
+
+class _Zone:
+    """UTC offsets of one IANA zone over a span, from an hourly table (US zones change on hours)."""
+
+    def __init__(self, zone: str, start: int, end: int):
+        utc = pd.date_range(pd.Timestamp(start - DAY, unit="s"), pd.Timestamp(end, unit="s"),
+                            freq="h", tz="UTC")
+        local = utc.tz_convert(zone).tz_localize(None)
+        self.hours = utc.tz_localize(None).as_unit("s").asi8
+        self.offset = local.as_unit("s").asi8 - self.hours
+        jump = np.flatnonzero(np.diff(self.offset) > 0) + 1
+        # local wall-clock [start, end) that does not exist (spring forward)
+        self.gaps = [(int(self.hours[i] + self.offset[i - 1]), int(self.hours[i] + self.offset[i]))
+                     for i in jump]
+
+    def to_local(self, utc: np.ndarray) -> np.ndarray:
+        return utc + self.offset[np.searchsorted(self.hours, utc, "right") - 1]
+
+    def to_utc(self, local: np.ndarray) -> np.ndarray:
+        """Ambiguous times read as the first (daylight) one, times in a gap as shifted forward."""
+        hi, lo = self.offset.max(), self.offset.min()
+        first = local - hi
+        return np.where(self.to_local(first) == local, first, local - lo)
+
+    def shift_gaps(self, local: np.ndarray) -> np.ndarray:
+        for start, end in self.gaps:
+            local = np.where((local >= start) & (local < end), local + (end - start), local)
+        return local
+
+
+class _Month:
+    """Everything a month's generation needs besides the world and its random stream."""
+
+    def __init__(self, m: int, cal: np.busdaycalendar, zones: list[_Zone], horizon: int,
+                 malformed: bool, fmt: str):
+        self.m, self.cal, self.zones, self.horizon = m, cal, zones, horizon
+        self.malformed, self.text_ok = malformed, fmt == "csv"
+        self.start, self.end = _month_start(m), _month_start(m + 1)
+        self.days = np.arange(self.start // DAY, self.end // DAY)
+        self.busday = np.is_busday(_d(self.days), busdaycal=cal)
+        self.gaps = [[g for g in z.gaps if self.start <= g[0] < self.end] for z in zones]
+
+
+def _d(days: np.ndarray) -> np.ndarray:
+    return days.astype("M8[D]")
+
+
+def _busday_offset(days: np.ndarray, offsets: Any, cal: np.busdaycalendar) -> np.ndarray:
+    return np.busday_offset(_d(days), offsets, roll="forward", busdaycal=cal).astype(np.int64)
+
+
+def add_business_hours(start: np.ndarray, hours: np.ndarray, cal: np.busdaycalendar) -> np.ndarray:
+    """Local time `hours` business hours (08:00-17:00 on business days) after `start`.
+
+    A start outside business hours counts from the next opening.
+    """
+    day = start // DAY
+    tod = start - day * DAY
+    nday = _busday_offset(day + (tod >= CLOSE), 0, cal)
+    ntod = np.where(nday != day, OPEN, np.clip(tod, OPEN, CLOSE))
+    elapsed = ntod - OPEN + np.round(hours * HOUR).astype(np.int64)
+    length = CLOSE - OPEN
+    k = elapsed // length
+    rest = elapsed - k * length
+    end_of_day = (rest == 0) & (k > 0)   # 17:00 rather than the next 08:00
+    k, rest = np.where(end_of_day, k - 1, k), np.where(end_of_day, length, rest)
+    return _busday_offset(nday, k, cal) * DAY + OPEN + rest
+
+
+# ------------------------------------------------------------------------------ record types
+
+def _arrivals(rng: np.random.Generator, n: int, mo: _Month, state: np.ndarray,
+              hours_bus: Sequence[float], hours_off: Sequence[float], off_weight: float,
+              dst_rows: np.ndarray) -> np.ndarray:
+    """Local received times in the month: a day, an hour from the profile, a second."""
+    p_day = np.where(mo.busday, 1.0, off_weight)
+    di = rng.choice(len(mo.days), size=n, p=p_day / p_day.sum())
+    u = rng.random(n)
+    cdf_bus = np.cumsum(hours_bus) / np.sum(hours_bus)
+    cdf_off = np.cumsum(hours_off) / np.sum(hours_off)
+    hour = np.where(mo.busday[di], np.searchsorted(cdf_bus, u, "right"),
+                    np.searchsorted(cdf_off, u, "right"))
+    local = mo.days[di] * DAY + np.minimum(hour, 23) * HOUR + rng.integers(0, HOUR, n)
+    for s, zone in enumerate(mo.zones):
+        sel = state == s
+        local[sel] = zone.shift_gaps(local[sel])
+    minutes = rng.integers(1, 59, len(dst_rows))
+    for j, (row, minute) in enumerate(zip(dst_rows, minutes, strict=True)):
+        gaps = mo.gaps[state[row]]
+        local[row] = gaps[j % len(gaps)][0] + minute * 60
+    return local
+
+
+def _pick_bad(rng: np.random.Generator, n: int, state: np.ndarray, mo: _Month,
+              kinds: Sequence[str]) -> dict[str, np.ndarray]:
+    """Distinct rows for each malformed kind; duplicate sources under 'duplicate'."""
+    k = round(n * BAD_RATE)
+    k = k if k or n < 1000 else 1
+    empty = {kind: np.zeros(0, np.int64) for kind in kinds}
+    if not mo.malformed or k == 0:
+        return empty
+    pool = rng.choice(n, size=min(n, 4 * k * len(kinds)), replace=False)
+    has_gap = np.array([bool(g) for g in mo.gaps])[state[pool]]
+    dst = pool[has_gap][:k]
+    rest = pool[~np.isin(pool, dst)]
+    picked = {kind: rest[i * k:(i + 1) * k] for i, kind in enumerate(kinds) if kind != "dst"}
+    return {**empty, **picked, "dst": dst}
+
+
+def _orders(w: World, mo: _Month, rng: np.random.Generator,
+            seq0: int) -> tuple[pa.Table, tuple[np.ndarray, ...]]:
+    n, cal = w.n_orders, mo.cal
+    cell = rng.choice(len(w.weight), size=n, p=w.weight)
+    state = w.state[cell]
+    bad = _pick_bad(rng, n, state, mo, ORDER_KINDS)
+    recv = _arrivals(rng, n, mo, state, ORDER_HOURS_BUSINESS, ORDER_HOURS_OFF, 0.08, bad["dst"])
+    day = recv // DAY
+    eff = _busday_offset(day + (recv - day * DAY >= CUTOFF), 0, cal)
+    interval, slow = w.interval[cell], w.slow_install[cell]
+    std_due = _busday_offset(eff, interval, cal)
+    later = rng.random(n) < 0.05                 # the customer asked for a later date
+    due_off = np.where(later, interval + rng.integers(1, 11, n),
+                       interval + np.where(slow, rng.integers(1, 3, n), 0))
+    due = _busday_offset(eff, due_off, cal)
+    requested = np.where(later, due, np.where(rng.random(n) < 0.35, std_due, -1))
+    dispatch = rng.random(n) < w.dispatch_p[cell]
+    miss = rng.random(n) < np.where(slow, P_MISS_SLOW, P_MISS)
+    late = rng.geometric(0.55, n) + np.where(rng.random(n) < 0.03, rng.integers(5, 25, n), 0)
+    u = rng.random(n)
+    early = np.where(later, 0, (u < np.where(dispatch, 0.15, 0.25)).astype(np.int64)
+                     + (u < np.where(dispatch, 0.03, 0.08)))
+    offset = np.where(miss, due_off + late, np.maximum(1, due_off - early))
+    tod = OPEN + rng.integers(0, 10 * HOUR, n) + np.where(rng.random(n) < 0.05, 3 * HOUR, 0)
+    completed = _busday_offset(eff, offset, cal) * DAY + tod
+    cancelled = rng.random(n) < 0.02
+    completed = np.where(cancelled | (completed >= mo.horizon), -1, completed)
+    customer = rng.random(n) < np.where(slow, 0.1, 0.3)
+    miss_reason = np.where(miss & (completed >= 0), np.where(customer, 0, 1), -1)
+    channel = np.where(rng.random(n) < 0.85, 0, 1)
+    channel = np.where(rng.random(n) < 0.01, -1, channel)
+    manual = channel == 1
+    foc_hours = np.exp(np.log(np.where(manual, 12.0, 4.0))
+                       + np.where(manual, 0.8, 0.9) * rng.standard_normal(n))
+    foc = add_business_hours(recv, foc_hours, cal)
+    foc = np.where(completed >= 0, np.minimum(foc, completed - 60), foc)
+    foc = np.where(foc >= mo.horizon, -1, foc)
+    order_type = rng.choice(len(ORDER_TYPES), size=n, p=ORDER_TYPE_P)
+    trunk = np.isin(w.product[cell], [PRODUCT_CODES.index(t) for t in TRUNKS])
+    quantity = np.where(trunk, np.minimum(rng.geometric(0.25, n), 24),
+                        np.where(rng.random(n) < 0.03, rng.integers(2, 5, n), 1))
+    ids = seq0 + 1 + _rank(recv)
+    new = order_type == 0
+    circuit = np.where(new, NEW_CIRCUIT_BASE + ids, _base_circuits(rng, w, cell))
+    circuit = np.where(new & (rng.random(n) < 0.01), -1, circuit)
+    test = w.test[cell] | (rng.random(n) < 0.005)
+    keep = new & (completed >= 0) & (circuit >= 0) & ~test
+    installs = (cell[keep], completed[keep], circuit[keep])
+
+    completed[bad["before"]] = recv[bad["before"]] - rng.integers(HOUR, 72 * HOUR, len(bad["before"]))
+    cols = {
+        "order_id": _ids("O", ids), **_keys(w, cell, bad),
+        "order_type": _codes(ORDER_TYPES, order_type), "dispatch": pa.array(dispatch),
+        "received_at": _times(recv), "due_date": _dates(due), "completed_at": _times(completed),
+        "quantity": pa.array(quantity.astype(np.int64)), "foc_at": _times(foc),
+        "requested_due_date": _dates(requested), "cancelled": pa.array(cancelled),
+        "miss_reason": _codes(MISS_REASONS, miss_reason), "channel": _codes(CHANNELS, channel),
+        "circuit_id": _circuits(circuit), "test": pa.array(test)}
+    return _finish("orders", cols, bad, mo, rng), installs
+
+
+def _troubles(w: World, mo: _Month, rng: np.random.Generator, seq0: int,
+              installs: tuple[np.ndarray, ...],
+              carry: tuple[np.ndarray, ...] | None) -> tuple[pa.Table, tuple[np.ndarray, ...]]:
+    n = w.n_troubles
+    cell = rng.choice(len(w.weight), size=n, p=w.weight)
+    state = w.state[cell]
+    bad = _pick_bad(rng, n, state, mo, TROUBLE_KINDS)
+    recv = _arrivals(rng, n, mo, state, TROUBLE_HOURS, TROUBLE_HOURS, 0.6, bad["dst"])
+    disposition = rng.choice(len(DISPOSITIONS), size=n, p=DISPOSITION_P)
+    network = disposition == 0
+    dispatch = rng.random(n) < np.where(network, 0.45, 0.25)
+    slow = w.slow_repair[cell]
+    median = np.where(dispatch, 9.0, 3.0) * np.where(slow, 2.0, 1.0)
+    repair = median * np.exp(0.9 * rng.standard_normal(n))
+    no_access = np.where(rng.random(n) < 0.10,
+                         np.round(np.exp(np.log(2.0) + 0.8 * rng.standard_normal(n)), 2), 0.0)
+    elapsed = np.maximum(60, np.round((repair + no_access) * HOUR)).astype(np.int64)
+    cleared = np.empty_like(recv)
+    for s, zone in enumerate(mo.zones):   # real elapsed time, across DST changes
+        sel = state == s
+        cleared[sel] = zone.to_local(zone.to_utc(recv[sel]) + elapsed[sel])
+    # a clear inside the repeated fall-back hour can read earlier than the receipt
+    cleared = np.where(cleared <= recv, recv + elapsed, cleared)
+    still_open = cleared >= mo.horizon
+    cleared = np.where(still_open, -1, cleared)
+    test = w.test[cell] | (rng.random(n) < 0.005)
+
+    circuit = _base_circuits(rng, w, cell)
+    repeat = network & (rng.random(n) < np.where(slow, P_REPEAT_SLOW, P_REPEAT))
+    on_install = np.flatnonzero(~repeat & (rng.random(n) < P_ON_NEW_INSTALL))
+    value, found = _recent(rng, installs, cell[on_install], recv[on_install])
+    circuit[on_install[found]] = value[found]
+    circuit = np.where(~repeat & (rng.random(n) < 0.003), -1, circuit)
+    parent = network & ~repeat & ~test & (circuit >= 0)
+    mine = (cell[parent], recv[parent], circuit[parent])
+    rows = np.flatnonzero(repeat)
+    value, found = _recent(rng, _concat([carry, mine]), cell[rows], recv[rows])
+    circuit[rows[found]] = value[found]
+
+    no_access[bad["negative_no_access"]] = -np.round(
+        rng.uniform(0.5, 8, len(bad["negative_no_access"])), 2)
+    cleared[bad["before"]] = recv[bad["before"]] - rng.integers(HOUR, 72 * HOUR, len(bad["before"]))
+    unknown = still_open.copy()   # no-access time is known once the ticket is cleared
+    unknown[np.concatenate([bad["negative_no_access"], bad["before"]])] = False
+    cols = {
+        "ticket_id": _ids("T", seq0 + 1 + _rank(recv)), **_keys(w, cell, bad),
+        "circuit_id": _circuits(circuit), "dispatch": pa.array(dispatch),
+        "received_at": _times(recv), "cleared_at": _times(cleared),
+        "disposition": _codes(DISPOSITIONS, disposition),
+        "no_access_hours": pa.array(no_access, mask=unknown), "test": pa.array(test)}
+    return _finish("troubles", cols, bad, mo, rng), mine
+
+
+def _lines(w: World, m: int, i: int, rng: np.random.Generator, malformed: bool) -> pa.Table:
+    lines = np.round(w.lines * (1 + 0.002 * i)).astype(np.int64)
+    carrier, state, product = w.carrier, w.state, w.product
+    if malformed:   # one bad row per period, the kind rotating with the period
+        row = int(rng.integers(0, len(lines)))
+        kind = i % 3
+        if kind == 2:   # a negative count on the test carrier, whose lines nobody measures
+            row = int(rng.choice(np.flatnonzero(w.test)))
+            lines = lines.copy()
+            lines[row] = -lines[row]
+        else:
+            carrier, state = np.append(carrier, carrier[row]), np.append(state, state[row])
+            product, lines = np.append(product, product[row]), np.append(lines, lines[row])
+            if kind == 0:
+                product[-1] = len(PRODUCT_CODES)
+            else:
+                state[-1] = len(STATES) + state[row]
+    order = rng.permutation(len(lines))
+    return pa.table({
+        "period": pa.array([f"{m // 12:04d}-{m % 12 + 1:02d}"] * len(lines)),
+        "carrier_id": _codes(CARRIERS, carrier[order]),
+        "state": _codes(STATES + BAD_STATES, state[order]),
+        "product": _codes(PRODUCT_CODES + BAD_PRODUCTS, product[order]),
+        "lines_in_service": pa.array(lines[order])}, schema=SCHEMAS["lines"])
+
+
+# --------------------------------------------------------------------------------- helpers
+
+def _rank(x: np.ndarray) -> np.ndarray:
+    """0-based position of each value in time order, so ids grow with time."""
+    rank = np.empty(len(x), np.int64)
+    rank[np.argsort(x, kind="stable")] = np.arange(len(x))
+    return rank
+
+
+def _base_circuits(rng: np.random.Generator, w: World, cell: np.ndarray) -> np.ndarray:
+    return w.circuit0[cell] + rng.integers(0, w.lines[cell])
+
+
+def _recent(rng: np.random.Generator, cands: tuple[np.ndarray, ...] | None, cell: np.ndarray,
+            time: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each query a random candidate value of the same cell dated 1 hour to 29 days before.
+
+    Returns the values and whether one was found; cands = (cell, time, value) arrays.
+    """
+    if cands is None or len(cands[0]) == 0:
+        return np.zeros(len(cell), np.int64), np.zeros(len(cell), bool)
+    span = np.int64(1) << 34
+    key = cands[0].astype(np.int64) * span + cands[1]
+    order = np.argsort(key, kind="stable")
+    key, value = key[order], cands[2][order]
+    q = cell.astype(np.int64) * span + time
+    lo = np.searchsorted(key, q - WINDOW, "left")
+    hi = np.searchsorted(key, q - HOUR, "right")
+    pick = np.minimum(lo + (rng.random(len(q)) * (hi - lo)).astype(np.int64), len(key) - 1)
+    return value[pick], hi > lo
+
+
+def _concat(parts: Sequence[tuple[np.ndarray, ...] | None]) -> tuple[np.ndarray, ...] | None:
+    parts = [p for p in parts if p is not None]
+    if not parts:
+        return None
+    return tuple(np.concatenate(cols) for cols in zip(*parts, strict=True))
+
+
+def _codes(codes: Sequence[str], index: np.ndarray) -> pa.Array:
+    """String column from code indices; -1 is null."""
+    return pa.array(codes, pa.string()).take(pa.array(index, pa.int32(), mask=index < 0))
+
+
+def _ids(prefix: str, numbers: np.ndarray) -> pa.Array:
+    digits = pc.utf8_lpad(pc.cast(pa.array(numbers), pa.string()), width=9, padding="0")
+    return pc.binary_join_element_wise(prefix, digits, "")
+
+
+def _circuits(numbers: np.ndarray) -> pa.Array:
+    text = pc.cast(pa.array(numbers, mask=numbers < 0), pa.string())
+    return pc.binary_join_element_wise("C", text, "")
+
+
+def _times(secs: np.ndarray) -> pa.Array:
+    return pa.array(secs, TS, mask=secs < 0)
+
+
+def _dates(days: np.ndarray) -> pa.Array:
+    return pa.array(days.astype(np.int32), DATE, mask=days < 0)
+
+
+def _keys(w: World, cell: np.ndarray, bad: dict[str, np.ndarray]) -> dict[str, pa.Array]:
+    """carrier_id, state and product, with the unknown products and bad states injected."""
+    state, product = w.state[cell], w.product[cell]
+    product[bad["product"]] = len(PRODUCT_CODES) + np.arange(len(bad["product"])) % len(BAD_PRODUCTS)
+    rows = bad["state"]
+    state[rows] = len(STATES) + state[rows] + np.where(np.arange(len(rows)) % 2, len(STATES), 0)
+    return {"carrier_id": _codes(CARRIERS, w.carrier[cell]),
+            "state": _codes(STATES + BAD_STATES, state),
+            "product": _codes(PRODUCT_CODES + BAD_PRODUCTS, product)}
+
+
+def _finish(kind: str, cols: dict[str, pa.Array], bad: dict[str, np.ndarray], mo: _Month,
+            rng: np.random.Generator) -> pa.Table:
+    """The month's table: unparseable text in CSV, duplicate rows added, rows shuffled."""
+    table = pa.table(cols, schema=SCHEMAS[kind])
+    n = table.num_rows
+    if mo.text_ok:
+        text = pc.cast(table["received_at"], pa.string())
+        rows = bad["text"]
+        if len(rows):
+            year = mo.m // 12
+            mask = np.zeros(n, bool)
+            mask[rows] = True
+            junk = [BAD_TEXT[j % len(BAD_TEXT)].format(year=year) for j in range(len(rows))]
+            text = pc.replace_with_mask(text, pa.array(mask), pa.array(junk, pa.string()))
+        table = table.set_column(table.schema.get_field_index("received_at"), "received_at", text)
+    order = rng.permutation(np.concatenate([np.arange(n), bad["duplicate"]]))
+    return table.take(pa.array(order))
+
+
+class _Sink:
+    """One record type's output: a file, or a folder of part files filled month by month."""
+
+    def __init__(self, out: Path, kind: str, fmt: str, parts: int, meta: dict[str, Any]):
+        self.fmt, self.kind = fmt, kind
+        if parts == 1:
+            paths = [out / f"{kind}.{fmt}"]
+        else:
+            folder = out / kind
+            folder.mkdir(exist_ok=True)
+            for stale in folder.glob(f"part-*.{fmt}"):
+                stale.unlink()
+            paths = [folder / f"part-{k:05d}.{fmt}" for k in range(parts)]
+        schema = SCHEMAS[kind]
+        self.writers: list[Any] = []
+        self.files: list[Any] = []
+        if fmt == "parquet":
+            schema = schema.with_metadata({"carrier_sla.generate": json.dumps(meta)})
+            self.writers = [pq.ParquetWriter(p, schema) for p in paths]
+        else:
+            if kind != "lines":   # received_at is text in CSV so it can carry junk
+                i = schema.get_field_index("received_at")
+                schema = schema.set(i, pa.field("received_at", pa.string()))
+            options = pcsv.WriteOptions(include_header=False, quoting_style="none")
+            for p in paths:
+                f = open(p, "wb")  # noqa: SIM115 - closed in close()
+                f.write((",".join(schema.names) + "\n").encode())
+                self.files.append(f)
+                self.writers.append(pcsv.CSVWriter(f, schema, write_options=options))
+        self.schema = schema
+
+    def write(self, table: pa.Table) -> int:
+        n = table.num_rows
+        bounds = np.linspace(0, n, len(self.writers) + 1).round().astype(int)
+        for writer, a, b in zip(self.writers, bounds[:-1], bounds[1:], strict=True):
+            if b > a:
+                writer.write_table(table.slice(a, b - a).cast(self.schema))
+        return n
+
+    def close(self) -> None:
+        for writer in self.writers:
+            writer.close()
+        for f in self.files:
+            f.close()
