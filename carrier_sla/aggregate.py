@@ -79,20 +79,28 @@ def base_partials(lines: Records, measure: Measure) -> pd.DataFrame:
 
 
 def merge(frames: list[pd.DataFrame], keys: list[str]) -> pd.DataFrame:
-    """Merge partial aggregates over `keys`: counts and sums add, M2 by Chan's update."""
-    frame = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) else frames[0]
-    if frame.empty:
-        return frame[keys + STATS].copy() if set(keys + STATS) <= set(frame.columns) else pd.DataFrame(columns=keys + STATS)
-    grouped = frame.groupby(keys, dropna=False, sort=True)
-    n = grouped["n"].transform("sum").to_numpy(dtype=float)
-    total = grouped["sum"].transform("sum").to_numpy(dtype=float)
+    """Merge partial aggregates over `keys`: counts and sums add, M2 by Chan's update:
+    M2 = sum(M2_i + n_i (mean_i - mean)^2) over the parts i of a group."""
+    nonempty = [f for f in frames if len(f)]
+    if not nonempty:
+        return pd.DataFrame(columns=keys + STATS)
+    frame = pd.concat(nonempty, ignore_index=True) if len(nonempty) > 1 else nonempty[0]
+    codes = frame.groupby(keys, dropna=False, sort=True).ngroup().to_numpy()
+    groups, first = np.unique(codes, return_index=True)
+    size = len(groups)
     own_n = frame["n"].to_numpy(dtype=float)
-    own_mean = np.divide(frame["sum"].to_numpy(dtype=float), own_n, out=np.zeros(len(frame)), where=own_n > 0)
-    group_mean = np.divide(total, n, out=np.zeros(len(frame)), where=n > 0)
-    frame = frame.assign(m2=frame["m2"].to_numpy(dtype=float) + own_n * (own_mean - group_mean) ** 2)
-    out = frame.groupby(keys, dropna=False, sort=True, as_index=False)[STATS].sum()
-    out["n"] = out["n"].astype(np.int64)
-    out["n_evaluated"] = out["n_evaluated"].astype(np.int64)
+    own_sum = frame["sum"].to_numpy(dtype=float)
+    n = np.bincount(codes, weights=own_n, minlength=size)
+    total = np.bincount(codes, weights=own_sum, minlength=size)
+    own_mean = np.divide(own_sum, own_n, out=np.zeros(len(frame)), where=own_n > 0)
+    mean = np.divide(total, n, out=np.zeros(size), where=n > 0)
+    m2 = np.bincount(codes, weights=frame["m2"].to_numpy(dtype=float) + own_n * (own_mean - mean[codes]) ** 2,
+                     minlength=size)
+    out = frame.iloc[first][keys].reset_index(drop=True)
+    out["n_evaluated"] = np.bincount(codes, weights=frame["n_evaluated"].to_numpy(dtype=float), minlength=size).astype(np.int64)
+    out["n"] = n.astype(np.int64)
+    out["sum"] = total
+    out["m2"] = m2
     return out
 
 
@@ -103,47 +111,51 @@ def cells(plan: Plan, measure: Measure, parts: pd.DataFrame, base: pd.DataFrame 
     its retail analog (the analog product's retail records) is split the same way.
     """
     retail_id = plan.retail_carrier_id
-    dims_all = [d.field for d in measure.dimensions]
-    is_retail = parts["carrier_id"] == retail_id
-    clec_products = [p.code for p in plan.products if not p.is_retail]
-    rows = []
-    for product in clec_products:
-        dims = [d.field for d in measure.dimensions if d.applies_to(product)]
-        analog = plan.product(product).retail_analog
-        clec = parts[~is_retail & (parts["product"] == product)]
-        retail = parts[is_retail & (parts["product"] == analog)]
-        if base is not None:
-            clec = _with_base(clec, base[(base["carrier_id"] != retail_id) & (base["product"] == product)])
-            retail = _with_base(retail, base[(base["carrier_id"] == retail_id) & (base["product"] == analog)])
-        if clec.empty:
-            continue
-        stats = STATS + ([BASE] if base is not None else [])
-        per_clec = _roll(clec, ["carrier_id", "state", *dims], stats).assign(scope="clec")
-        everyone = _roll(clec, ["state", *dims], stats).assign(scope="clec_aggregate", carrier_id=None)
-        analog_cells = _roll(retail, ["state", *dims], stats) if not retail.empty else None
-        for frame in (per_clec, everyone):
-            frame = frame.assign(product=product)
-            if analog_cells is not None:
-                frame = frame.merge(analog_cells.add_prefix("retail_"), how="left",
-                                    left_on=["state", *dims], right_on=[f"retail_{k}" for k in ["state", *dims]])
-                frame = frame.drop(columns=[f"retail_{k}" for k in ["state", *dims]])
-            for d in dims_all:
-                if d not in dims:
-                    frame[d] = None
-            rows.append(frame)
-    if not rows:
+    dims = [d.field for d in measure.dimensions]
+    stats = STATS + ([BASE] if base is not None else [])
+    if base is not None:
+        parts = _with_base(parts, base)
+    clec_products = [p for p in plan.products if not p.is_retail]
+    is_retail = (parts["carrier_id"] == retail_id).to_numpy()
+    clec = _blank_dims(measure, parts[~is_retail & parts["product"].isin([p.code for p in clec_products]).to_numpy()])
+    if clec.empty:
         return pd.DataFrame()
-    out = pd.concat(rows, ignore_index=True)
-    for k in STATS + ([BASE] if base is not None else []):
+    # the retail analog of each CLEC product, relabelled with the CLEC product and split like it
+    retail = parts[is_retail]
+    analogs = [retail[retail["product"] == p.retail_analog].assign(product=p.code) for p in clec_products]
+    analogs = [_blank_dims(measure, a) for a in analogs if len(a)]
+    keys = ["state", "product", *dims]
+    retail_cells = _roll(pd.concat(analogs, ignore_index=True), keys, stats) if analogs else None
+    out = []
+    for scope, frame in (("clec", _roll(clec, ["carrier_id", *keys], stats)), ("clec_aggregate", _roll(clec, keys, stats))):
+        frame = frame.assign(scope=scope)
+        if "carrier_id" not in frame.columns:
+            frame["carrier_id"] = None
+        if retail_cells is not None:
+            frame = frame.merge(retail_cells.add_prefix("retail_").rename(columns={f"retail_{k}": k for k in keys}),
+                                how="left", on=keys)
+        out.append(frame)
+    result = pd.concat(out, ignore_index=True)
+    for k in stats:
         col = f"retail_{k}"
-        out[col] = out[col].fillna(0) if col in out.columns else 0
-    return out
+        result[col] = result[col].fillna(0) if col in result.columns else 0
+    return result
+
+
+def _blank_dims(measure: Measure, frame: pd.DataFrame) -> pd.DataFrame:
+    """Null the dimension values a product is not split by."""
+    frame = frame.copy()
+    for d in measure.dimensions:
+        if d.products is not None:
+            keep = frame["product"].isin(d.products).to_numpy()
+            frame[d.field] = np.where(keep, frame[d.field].to_numpy(dtype=object), None)
+    return frame
 
 
 def _with_base(parts: pd.DataFrame, base: pd.DataFrame) -> pd.DataFrame:
     """Outer-join counts with the lines base: a carrier with lines and no troubles has n=0 troubles."""
     keys = ["carrier_id", "state", "product"]
-    rolled = _roll(parts, keys, STATS) if not parts.empty else pd.DataFrame(columns=keys + STATS)
+    rolled = merge([parts], keys) if not parts.empty else pd.DataFrame(columns=keys + STATS)
     out = rolled.merge(base[keys + [BASE]], how="outer", on=keys)
     for k in STATS + [BASE]:
         out[k] = out[k].fillna(0)
@@ -151,7 +163,7 @@ def _with_base(parts: pd.DataFrame, base: pd.DataFrame) -> pd.DataFrame:
 
 
 def _roll(frame: pd.DataFrame, keys: list[str], stats: list[str]) -> pd.DataFrame:
-    merged = merge([frame[[*keys, *STATS]]], keys) if set(STATS) <= set(frame.columns) else frame
+    merged = merge([frame], keys)
     if BASE in stats:
         bases = frame.groupby(keys, dropna=False, sort=True, as_index=False)[BASE].sum()
         merged = merged.merge(bases, on=keys, how="outer")

@@ -69,6 +69,7 @@ class Records:
     codes: dict[str, np.ndarray] = field(default_factory=dict)
     cats: dict[str, list[str]] = field(default_factory=dict)
     text: dict[str, pa.Array] = field(default_factory=dict)
+    keys: dict[str, np.ndarray] = field(default_factory=dict)  # int64 codes shared across record types
     ids: pa.Array | None = None
     file_index: np.ndarray | None = None
     row: np.ndarray | None = None
@@ -82,6 +83,7 @@ class Records:
             codes={k: v[index] for k, v in self.codes.items()},
             cats=self.cats,
             text={k: v.take(arrow_index) for k, v in self.text.items()},
+            keys={k: v[index] for k, v in self.keys.items()},
             ids=self.ids.take(arrow_index) if self.ids is not None else None,
             file_index=self.file_index[index] if self.file_index is not None else None,
             row=self.row[index] if self.row is not None else None,
@@ -451,12 +453,17 @@ def _concat(parts: list[Records]) -> Records:
 
 def duplicate_mask(ids: pa.Array) -> np.ndarray:
     """True for every copy of an id after its first, in read order (nulls never duplicate)."""
-    codes, _ = encode(ids)
-    order = np.argsort(codes, kind="stable")
-    sorted_codes = codes[order]
+    indices = ids.cast(pa.string()).dictionary_encode().indices
+    codes = np.asarray(indices.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
+    counts = np.bincount(codes[codes >= 0]) if len(codes) else np.zeros(0, dtype=np.int64)
     repeat = np.zeros(len(codes), dtype=bool)
+    if not len(counts) or counts.max() <= 1:
+        return repeat
+    candidates = np.flatnonzero((codes >= 0) & (counts[np.maximum(codes, 0)] > 1))
+    order = candidates[np.argsort(codes[candidates], kind="stable")]
+    sorted_codes = codes[order]
     repeat[order[1:]] = sorted_codes[1:] == sorted_codes[:-1]
-    return repeat & (codes >= 0)
+    return repeat
 
 
 def finalize(

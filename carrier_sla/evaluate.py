@@ -44,7 +44,7 @@ class Evaluated:
 def derive(plan: Plan, rec: Records) -> Records:
     """Add the derived fields of fields.DERIVED to accepted records (a new Records)."""
     out = Records(rec.record_type, rec.n, dict(rec.cols), dict(rec.codes), dict(rec.cats), dict(rec.text),
-                  rec.ids, rec.file_index, rec.row)
+                  dict(rec.keys), rec.ids, rec.file_index, rec.row)
     if rec.record_type == "lines":
         return out
     carriers = np.array([c in plan.test_carrier_ids for c in rec.cats["carrier_id"]] + [False])
@@ -67,6 +67,20 @@ def derive(plan: Plan, rec: Records) -> Records:
         out.cols["effective_received_date"] = eff
         out.cols["standard_due_date"] = std_due
     return out
+
+
+def link(plan: Plan, records: dict[str, Records]) -> None:
+    """Give each field that related_record rules match on one integer code space across
+    record types (rec.keys[field], -1 = null), so matching never compares strings."""
+    fields = sorted({m.value.match_on for m in plan.measures if m.value.kind == "related_record"})
+    for name in fields:
+        holders = [r for r in records.values() if name in r.text]
+        both = pa.chunked_array([r.text[name].cast(pa.string()) for r in holders]).combine_chunks()
+        codes = np.asarray(both.dictionary_encode().indices.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
+        start = 0
+        for r in holders:
+            r.keys[name] = codes[start : start + r.n]
+            start += r.n
 
 
 # ---------------------------------------------------------------------------- conditions
@@ -212,10 +226,7 @@ def _related_record(plan: Plan, rec: Records, v: ValueSpec, related: dict[str, R
     other = related[v.records]
     keep = conditions_mask(other, v.where)
     other_time = other.cols[f"{v.related_time}_utc"]
-    own_match, other_match = rec.text.get(v.match_on), other.text.get(v.match_on)
-    both = pa.chunked_array([own_match.cast(pa.string()), other_match.cast(pa.string())]).combine_chunks()
-    codes = np.asarray(both.dictionary_encode().indices.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
-    own_codes, other_codes = codes[: rec.n], codes[rec.n :]
+    own_codes, other_codes = rec.keys[v.match_on], other.keys[v.match_on]
     keep &= (other_codes >= 0) & (other_time != NULL)
     keys = np.sort(_keys(other_codes[keep], other_time[keep]))
     anchor = rec.cols[f"{v.anchor}_utc"]
@@ -266,10 +277,19 @@ def in_period(rec: Records, measure: Measure, period: str) -> np.ndarray:
     return month == calmod.period_index(data_period(period, measure))
 
 
-def evaluate_measure(plan: Plan, measure: Measure, period: str, records: dict[str, Records]) -> Evaluated:
-    """Include/exclude and value every record of the measure's type in its data period."""
-    rec = records[measure.records]
-    rec = rec.take(np.flatnonzero(in_period(rec, measure, period)))
+def evaluate_measure(
+    plan: Plan, measure: Measure, period: str, records: dict[str, Records], cache: dict | None = None
+) -> Evaluated:
+    """Include/exclude and value every record of the measure's type in its data period.
+
+    `cache` shares the period's rows between measures placed in periods by the same field.
+    """
+    key = (measure.records, measure.period_by, data_period(period, measure))
+    cache = {} if cache is None else cache
+    if key not in cache:
+        everything = records[measure.records]
+        cache[key] = everything.take(np.flatnonzero(in_period(everything, measure, period)))
+    rec = cache[key]
     reasons = [e.code for e in measure.exclusions] + [NOT_COMPUTABLE]
     reason = np.full(rec.n, -1, dtype=np.int16)
     for i, rule in enumerate(measure.exclusions):

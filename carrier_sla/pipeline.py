@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +25,18 @@ from carrier_sla.errors import CarrierSlaError, InputDataError, RejectRateExceed
 from carrier_sla.plan import Plan
 
 DEFAULT_MAX_REJECT_RATE = 0.01
+
+
+class Timings(dict):
+    """Seconds spent per stage (read, check, derive, evaluate, aggregate, statistics, audit, write)."""
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        tick = time.perf_counter()
+        try:
+            yield
+        finally:
+            self[name] = self.get(name, 0.0) + time.perf_counter() - tick
 
 
 @dataclass
@@ -71,8 +85,9 @@ class Loaded:
     files: list[ingest.InputFile]
 
 
-def load_inputs(plan: Plan, data_dir: Path, max_reject_rate: float) -> Loaded:
+def load_inputs(plan: Plan, data_dir: Path, max_reject_rate: float, timings: Timings | None = None) -> Loaded:
     """Read and check every input file; raise RejectRateExceeded (with the rejects) if too many are bad."""
+    timings = Timings() if timings is None else timings
     found = ingest.discover(Path(data_dir), needed_record_types(plan))
     records: dict[str, contract.Records] = {}
     rejects: list[pa.Table] = []
@@ -81,18 +96,26 @@ def load_inputs(plan: Plan, data_dir: Path, max_reject_rate: float) -> Loaded:
     too_many: list[tuple[str, int, int]] = []
     for rtype, files in found.items():
         checked = []
-        for index, source, table in ingest.iter_tables(files):
-            rec, flags = contract.check_table(rtype, table, plan, index)
+        for index, source in enumerate(files):
+            with timings.stage("read"):
+                table = ingest.read_file(source)
+            ingest.check_columns(source, table)
+            with timings.stage("check"):
+                rec, flags = contract.check_table(rtype, table, plan, index)
             checked.append((rec, flags, table))
         paths = [str(f.path) for f in files]
-        accepted, rej, file_counts = contract.finalize(rtype, checked, paths)
-        records[rtype] = evaluate.derive(plan, accepted)
+        with timings.stage("check"):
+            accepted, rej, file_counts = contract.finalize(rtype, checked, paths)
+        with timings.stage("derive"):
+            records[rtype] = evaluate.derive(plan, accepted)
         rejects.append(rej)
         counts += file_counts
         all_files += files
         read = sum(c.read for c in file_counts)
         if read and rej.num_rows / read > max_reject_rate:
             too_many.append((rtype, rej.num_rows, read))
+    with timings.stage("derive"):
+        evaluate.link(plan, records)
     loaded = Loaded(records, pa.concat_tables(rejects) if rejects else pa.table({}), counts, all_files)
     if too_many:
         rtype, rejected, read = too_many[0]
@@ -102,27 +125,37 @@ def load_inputs(plan: Plan, data_dir: Path, max_reject_rate: float) -> Loaded:
     return loaded
 
 
-def compute(plan: Plan, period: str, loaded: Loaded) -> tuple[pd.DataFrame, dict[str, pa.Table]]:
+def compute(
+    plan: Plan, period: str, loaded: Loaded, timings: Timings | None = None
+) -> tuple[pd.DataFrame, dict[str, pa.Table]]:
     """Results frame and the records/ table of each measure for one period."""
+    timings = Timings() if timings is None else timings
     dim_fields = aggregate.dimension_fields(plan)
     files_by_type: dict[str, list[str]] = {}
     for f in loaded.files:
         files_by_type.setdefault(f.record_type, []).append(str(f.path))
     frames, record_tables = [], {}
+    shared: dict = {}
     for measure in plan.measures:
-        ev = evaluate.evaluate_measure(plan, measure, period, loaded.records)
-        parts = aggregate.merge([aggregate.partials(ev)], ["carrier_id", "state", "product", *[d.field for d in measure.dimensions]])
-        base = None
-        tables = [audit.record_rows(plan, ev, dim_fields, files_by_type[measure.records])]
-        if measure.rate_base is not None:
-            lines = evaluate.lines_in_period(loaded.records, measure, period)
-            base = aggregate.base_partials(lines, measure)
-            tables.append(audit.base_rows(lines, dim_fields, files_by_type["lines"], measure.rate_base.field))
-        record_tables[measure.id] = pa.concat_tables([audit.unify_record_schema(t, dim_fields) for t in tables])
-        cells = aggregate.cells(plan, measure, parts, base)
+        with timings.stage("evaluate"):
+            ev = evaluate.evaluate_measure(plan, measure, period, loaded.records, shared)
+        with timings.stage("aggregate"):
+            keys = ["carrier_id", "state", "product", *[d.field for d in measure.dimensions]]
+            parts = aggregate.merge([aggregate.partials(ev)], keys)
+            base = None
+            if measure.rate_base is not None:
+                lines = evaluate.lines_in_period(loaded.records, measure, period)
+                base = aggregate.base_partials(lines, measure)
+            cells = aggregate.cells(plan, measure, parts, base)
+        with timings.stage("audit"):
+            tables = [audit.record_rows(plan, ev, dim_fields, files_by_type[measure.records])]
+            if measure.rate_base is not None:
+                tables.append(audit.base_rows(lines, dim_fields, files_by_type["lines"], measure.rate_base.field))
+            record_tables[measure.id] = pa.concat_tables([audit.unify_record_schema(t, dim_fields) for t in tables])
         if cells.empty:
             continue
-        judged = verdicts.judge(plan, measure, cells)
+        with timings.stage("statistics"):
+            judged = verdicts.judge(plan, measure, cells)
         split = audit.split_products(plan, measure)
         dims = [d.field for d in measure.dimensions]
         judged["submeasure"] = [
@@ -155,7 +188,7 @@ def run(
     started = datetime.now(UTC)
     run_id = run_id or store.new_run_id(started)
     out = Path(out)
-    timings: dict[str, float] = {}
+    timings = Timings()
     manifest: dict[str, Any] = {
         "run_id": run_id, "started_at": started.isoformat(), "finished_at": None, "package_version": __version__,
         "output_schema_version": store.OUTPUT_SCHEMA_VERSION, "period": period,
@@ -166,9 +199,8 @@ def run(
     metadata = {"carrier_sla.version": __version__, "carrier_sla.output_schema_version": store.OUTPUT_SCHEMA_VERSION,
                 "carrier_sla.run_id": run_id, "carrier_sla.plan_id": plan.id, "carrier_sla.plan_version": plan.version,
                 "carrier_sla.plan_sha256": plan.sha256, "carrier_sla.period": period}
-    tick = time.perf_counter()
     try:
-        loaded = load_inputs(plan, data_dir, max_reject_rate)
+        loaded = load_inputs(plan, data_dir, max_reject_rate, timings)
     except RejectRateExceeded as exc:
         loaded = exc.loaded  # type: ignore[attr-defined]
         manifest["inputs"] = _inputs(loaded)
@@ -180,13 +212,8 @@ def run(
     except InputDataError as exc:
         _finish(manifest, out, run_id, "failed", 3, str(exc))
         raise
-    timings["read_and_check"] = time.perf_counter() - tick
     manifest["inputs"] = _inputs(loaded)
-
-    tick = time.perf_counter()
-    results, record_tables = compute(plan, period, loaded)
-    timings["evaluate_and_judge"] = time.perf_counter() - tick
-
+    results, record_tables = compute(plan, period, loaded, timings)
     tick = time.perf_counter()
     staging = store.Staging(out, run_id)
     try:
@@ -205,7 +232,7 @@ def run(
         _finish(manifest, out, run_id, "failed", 5, str(exc))
         raise
     staging.discard()
-    timings["write"] = time.perf_counter() - tick
+    timings["write"] = timings.get("write", 0.0) + time.perf_counter() - tick
     manifest["outputs"] = [
         {"table": name, "path": str(_published_path(out, path, staging)), "rows": rows} for name, rows, path in outputs
     ]
