@@ -39,7 +39,11 @@ def write_parquet(path: Path, table: pa.Table, metadata: dict[str, str]) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     existing = table.schema.metadata or {}
     merged = {**existing, **{k.encode(): str(v).encode() for k, v in metadata.items()}}
-    pq.write_table(table.replace_schema_metadata(merged), path, compression="zstd", row_group_size=1 << 20)
+    # dictionary pages only where the column is dictionary-typed: trying them on unique ids
+    # and row numbers costs time and gains nothing
+    dictionary = [f.name for f in table.schema if pa.types.is_dictionary(f.type)]
+    pq.write_table(table.replace_schema_metadata(merged), path, compression="zstd", row_group_size=1 << 20,
+                   use_dictionary=dictionary)
     return table.num_rows
 
 

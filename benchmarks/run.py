@@ -1,0 +1,116 @@
+"""`make bench`: throughput and peak memory of a complete run on generated data.
+
+For each size (records = orders + troubles over two months, the reported month and the one
+before it, which OP-5 and MR-7 look back into) it generates Parquet input once (cached in
+bench-data/), runs `carrier-sla run` in a fresh process, and reports:
+- wall seconds of the whole command (interpreter start included) and of the pipeline,
+- input records per second (records read / pipeline seconds),
+- peak RSS of the run's process,
+- where the pipeline's time went (read, check, derive, evaluate, aggregate, statistics, audit, write),
+- the floor: pyarrow alone reading the same input files and writing Parquet tables of the
+  same size as the run's outputs (the tables the run produced, re-written from memory), and
+  the run's time as a multiple of it.
+
+Usage: python -m benchmarks.run [--sizes 1000000,5000000] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "bench-data"
+PERIOD = "2026-10"
+STAGES = ["read", "check", "derive", "evaluate", "aggregate", "statistics", "audit", "write"]
+
+
+def ensure_data(records: int) -> Path:
+    folder = DATA / f"n{records}"
+    if (folder / "done").exists():
+        return folder
+    shutil.rmtree(folder, ignore_errors=True)
+    cmd = [sys.executable, "-m", "carrier_sla", "generate", "--out", str(folder), "--period", PERIOD,
+           "--periods", "2", "--scale", str(records // 2), "--seed", "7", "--format", "parquet",
+           "--files-per-type", "4"]
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    (folder / "done").write_text("")
+    return folder
+
+
+def measure_run(data: Path, store: Path) -> dict:
+    cmd = [sys.executable, "-m", "carrier_sla", "run", "--plan", "example-qc", "--data", str(data),
+           "--period", PERIOD, "--out", str(store), "--quiet"]
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"run failed with exit {os.waitstatus_to_exitcode(status)}")
+    manifest = json.loads(next((store / "runs").glob("*/manifest.json")).read_text())
+    pipeline = (datetime.fromisoformat(manifest["finished_at"]) - datetime.fromisoformat(manifest["started_at"])).total_seconds()
+    return {
+        "records": sum(i["rows_read"] for i in manifest["inputs"] if i["record_type"] != "lines"),
+        "wall": wall,
+        "pipeline": pipeline,
+        "peak_rss_mib": usage.ru_maxrss / 1024,
+        "timings": manifest["timings_seconds"],
+        "outputs": manifest["outputs"],
+        "inputs": manifest["inputs"],
+    }
+
+
+def measure_floor(run: dict) -> dict:
+    """pyarrow alone: read the run's input files, write tables as large as its outputs."""
+    tick = time.perf_counter()
+    for entry in run["inputs"]:
+        pq.read_table(entry["path"])
+    read = time.perf_counter() - tick
+    tables = [pq.read_table(o["path"]) for o in run["outputs"]]
+    with tempfile.TemporaryDirectory() as tmp:
+        tick = time.perf_counter()
+        for i, table in enumerate(tables):
+            pq.write_table(table, Path(tmp) / f"t{i}.parquet", compression="zstd")
+        write = time.perf_counter() - tick
+    return {"read": read, "write": write, "floor": read + write}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000000", help="comma-separated record counts (default 1000000)")
+    parser.add_argument("--keep", action="store_true", help="keep the output stores in bench-data/")
+    args = parser.parse_args()
+    rows = []
+    for size in [int(s) for s in args.sizes.split(",")]:
+        data = ensure_data(size)
+        store = DATA / f"store-n{size}"
+        shutil.rmtree(store, ignore_errors=True)
+        run = measure_run(data, store)
+        floor = measure_floor(run)
+        if not args.keep:
+            shutil.rmtree(store, ignore_errors=True)
+        rows.append((size, run, floor))
+        stages = "  ".join(f"{k} {run['timings'].get(k, 0):.2f}" for k in STAGES)
+        print(f"{size:>11,} records: pipeline {run['pipeline']:.2f} s ({stages})", flush=True)
+
+    print()
+    print("| records | command wall s | pipeline s | records/s (pipeline) | peak RSS MiB | floor s (read + write) | run / floor |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    for size, run, floor in rows:
+        print(f"| {run['records']:,} | {run['wall']:.2f} | {run['pipeline']:.2f} | {run['records'] / run['pipeline']:,.0f} "
+              f"| {run['peak_rss_mib']:,.0f} | {floor['floor']:.2f} ({floor['read']:.2f} + {floor['write']:.2f}) "
+              f"| {run['pipeline'] / floor['floor']:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
