@@ -1,0 +1,44 @@
+"""The named scenarios under fixtures/ give the numbers computed by hand in their READMEs."""
+
+from pathlib import Path
+
+import pytest
+
+from carrier_sla import pipeline
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+
+def _cell(results, measure, carrier="CLEC01", **keys):
+    frame = results[(results["measure_id"] == measure) & (results["carrier_id"] == carrier)]
+    for k, v in keys.items():
+        frame = frame[frame[k] == v]
+    assert len(frame) == 1
+    return frame.iloc[0]
+
+
+def test_op4_cutoff_holiday_matches_the_hand_computed_readme(plan, tmp_path):
+    """Cut-off at 15:00 (strictly after), a Saturday and Columbus Day give the README's OP-3/OP-4 figures."""
+    run = pipeline.run(plan, FIXTURES / "op4-cutoff-holiday", "2026-10", tmp_path / "store")
+    op4 = _cell(run.results, "OP-4", product="resale_pots", submeasure="dispatch=false")
+    assert (op4["clec_n"], op4["clec_value"]) == (2, 3.0)
+    assert (op4["retail_n"], op4["retail_value"], op4["retail_stdev"] ** 2) == (4, 2.0, pytest.approx(2.0))
+    assert op4["statistic"] == pytest.approx(0.816497, abs=1e-6) and op4["status"] == "met"
+    op3 = _cell(run.results, "OP-3", product="resale_pots")
+    assert (op3["clec_n"], op3["clec_numerator"], op3["retail_n"], op3["retail_numerator"]) == (3, 2, 4, 3)
+    assert op3["statistic"] == pytest.approx(0.251976, abs=1e-6) and op3["status"] == "met"
+
+
+def test_mr_dst_repair_matches_the_hand_computed_readme(plan, tmp_path):
+    """Durations across the fall-back hour are real elapsed hours; the README's MR-5..MR-8 figures hold."""
+    run = pipeline.run(plan, FIXTURES / "mr-dst-repair", "2026-11", tmp_path / "store")
+    mr6 = _cell(run.results, "MR-6", product="resale_pots", submeasure="dispatch=false")
+    assert mr6["clec_value"] == pytest.approx(14 / 3) and mr6["retail_value"] == pytest.approx(3.875)
+    assert mr6["retail_stdev"] ** 2 == pytest.approx(8.1875 / 3)
+    assert mr6["statistic"] == pytest.approx(0.627436, abs=1e-6) and mr6["status"] == "met"
+    for measure in ("MR-5", "MR-7"):
+        cell = _cell(run.results, measure, product="resale_pots")
+        assert cell["statistic"] == pytest.approx(0.251976, abs=1e-6) and cell["status"] == "met"
+    mr8 = _cell(run.results, "MR-8", product="resale_pots")
+    assert (mr8["clec_value"], mr8["retail_value"]) == (pytest.approx(2.0), pytest.approx(0.4))
+    assert mr8["statistic"] == pytest.approx(2.416929, abs=1e-6) and mr8["status"] == "miss"
