@@ -1,12 +1,15 @@
 """Partial aggregates per batch, their merge, and the cells that verdicts are given on.
 
-A partial aggregate holds, per (carrier, state, product, dimension values): records
-evaluated, records included (n), the sum of values and M2 (sum of squared deviations from
-the group mean). Partials of any batches merge exactly (Chan et al.'s pairwise update), so
-the computation can stream or be distributed; cells are roll-ups of merged partials.
+A partial aggregate holds, per (carrier, state, product, dimension values), as dense arrays
+over those axes: records evaluated, records included (n), the sum of values and M2 (the sum
+of squared deviations from the group mean). Partials of any batches merge (counts and sums
+add; M2 by Chan et al.'s update M2 = sum(M2_i + n_i (mean_i - mean)^2)), so the computation
+can stream or be distributed; cells are roll-ups of merged partials over axes.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -37,134 +40,184 @@ def dim_codes(rec: Records, name: str) -> tuple[np.ndarray, list[object]]:
     return values.astype(np.int64), [False, True]
 
 
-def partials(ev: Evaluated) -> pd.DataFrame:
-    """Partial aggregates of one evaluated batch, one row per group present."""
+@dataclass
+class Partial:
+    """Dense partial aggregates over axes (carrier_id, state, product, *dimensions)."""
+
+    axes: tuple[str, ...]
+    labels: tuple[tuple[object, ...], ...]  # the value of each position on each axis
+    n_evaluated: np.ndarray
+    n: np.ndarray
+    sum: np.ndarray
+    m2: np.ndarray
+
+    def label_index(self, axis: str, value: object) -> int | None:
+        labels = self.labels[self.axes.index(axis)]
+        return labels.index(value) if value in labels else None
+
+
+def partials(ev: Evaluated) -> Partial:
+    """Partial aggregates of one evaluated batch."""
     rec = ev.records
-    keys = ["carrier_id", "state", "product"]
-    arrays, labels = [], []
-    for k in keys:
-        arrays.append(rec.codes[k].astype(np.int64))
-        labels.append(list(rec.cats[k]))
-    dims = [d.field for d in ev.measure.dimensions]
-    for d in dims:
-        codes, cats = dim_codes(rec, d)
+    axes = ["carrier_id", "state", "product"]
+    arrays = [rec.codes[k].astype(np.int64) for k in axes]
+    labels: list[tuple[object, ...]] = [tuple(rec.cats[k]) for k in axes]
+    for d in ev.measure.dimensions:
+        codes, cats = dim_codes(rec, d.field)
         arrays.append(codes)
-        labels.append(cats)
+        labels.append(tuple(cats))
+        axes.append(d.field)
     shape = tuple(len(x) for x in labels)
-    if rec.n == 0:
-        return pd.DataFrame(columns=keys + dims + STATS)
-    flat = np.ravel_multi_index(arrays, shape)
     size = int(np.prod(shape))
+    flat = np.ravel_multi_index(arrays, shape) if rec.n else np.zeros(0, dtype=np.int64)
     inc = ev.included
     value = np.where(inc, ev.value, 0.0)
-    n_eval = np.bincount(flat, minlength=size)
-    n = np.bincount(flat, weights=inc, minlength=size)
-    total = np.bincount(flat, weights=value, minlength=size)
+    n = np.bincount(flat, weights=inc, minlength=size).astype(np.float64)
+    total = np.bincount(flat, weights=value, minlength=size).astype(np.float64)
     mean = np.divide(total, n, out=np.zeros(size), where=n > 0)
-    m2 = np.bincount(flat, weights=np.where(inc, (ev.value - mean[flat]) ** 2, 0.0), minlength=size)
-    present = np.flatnonzero(n_eval)
-    index = np.unravel_index(present, shape)
-    frame = {name: np.array(lab, dtype=object)[ix] for name, lab, ix in zip(keys + dims, labels, index, strict=True)}
-    frame.update(n_evaluated=n_eval[present], n=n[present].astype(np.int64), sum=total[present], m2=m2[present])
-    return pd.DataFrame(frame)
-
-
-def base_partials(lines: Records, measure: Measure) -> pd.DataFrame:
-    """Lines in service per (carrier, state, product) of a rate measure's data month."""
-    field = measure.rate_base.field if measure.rate_base else "lines_in_service"
-    frame = pd.DataFrame(
-        {k: lines.decoded(k) for k in ("carrier_id", "state", "product")} | {BASE: lines.cols[field].astype(np.int64)}
+    m2 = np.bincount(flat, weights=np.where(inc, (ev.value - mean[flat]) ** 2, 0.0), minlength=size).astype(np.float64)
+    return Partial(
+        tuple(axes), tuple(labels), np.bincount(flat, minlength=size).reshape(shape),
+        n.reshape(shape), total.reshape(shape), m2.reshape(shape),
     )
-    return frame.groupby(["carrier_id", "state", "product"], as_index=False, sort=True)[BASE].sum()
 
 
-def merge(frames: list[pd.DataFrame], keys: list[str]) -> pd.DataFrame:
-    """Merge partial aggregates over `keys`: counts and sums add, M2 by Chan's update:
-    M2 = sum(M2_i + n_i (mean_i - mean)^2) over the parts i of a group."""
-    nonempty = [f for f in frames if len(f)]
-    if not nonempty:
-        return pd.DataFrame(columns=keys + STATS)
-    frame = pd.concat(nonempty, ignore_index=True) if len(nonempty) > 1 else nonempty[0]
-    codes = frame.groupby(keys, dropna=False, sort=True).ngroup().to_numpy()
-    groups, first = np.unique(codes, return_index=True)
-    size = len(groups)
-    own_n = frame["n"].to_numpy(dtype=float)
-    own_sum = frame["sum"].to_numpy(dtype=float)
-    n = np.bincount(codes, weights=own_n, minlength=size)
-    total = np.bincount(codes, weights=own_sum, minlength=size)
-    own_mean = np.divide(own_sum, own_n, out=np.zeros(len(frame)), where=own_n > 0)
-    mean = np.divide(total, n, out=np.zeros(size), where=n > 0)
-    m2 = np.bincount(codes, weights=frame["m2"].to_numpy(dtype=float) + own_n * (own_mean - mean[codes]) ** 2,
-                     minlength=size)
-    out = frame.iloc[first][keys].reset_index(drop=True)
-    out["n_evaluated"] = np.bincount(codes, weights=frame["n_evaluated"].to_numpy(dtype=float), minlength=size).astype(np.int64)
-    out["n"] = n.astype(np.int64)
-    out["sum"] = total
-    out["m2"] = m2
-    return out
+def _align(part: Partial, labels: tuple[tuple[object, ...], ...]) -> Partial:
+    """The same aggregates laid out on wider labels (zeros where a label is new)."""
+    if part.labels == labels:
+        return part
+    index = np.ix_(*[np.array([new.index(v) for v in old], dtype=np.int64) for old, new in zip(part.labels, labels, strict=True)])
+    shape = tuple(len(x) for x in labels)
+    arrays = []
+    for arr in (part.n_evaluated, part.n, part.sum, part.m2):
+        wide = np.zeros(shape, dtype=arr.dtype)
+        wide[index] = arr
+        arrays.append(wide)
+    return Partial(part.axes, labels, *arrays)
 
 
-def cells(plan: Plan, measure: Measure, parts: pd.DataFrame, base: pd.DataFrame | None) -> pd.DataFrame:
+def merge(parts: list[Partial]) -> Partial:
+    """Merge partial aggregates of several batches (same measure)."""
+    axes = parts[0].axes
+    labels = tuple(
+        tuple(sorted({v for p in parts for v in p.labels[i]}, key=lambda v: (v is None, str(v))))
+        for i in range(len(axes))
+    )
+    if len(parts) == 1:
+        labels = parts[0].labels
+    aligned = [_align(p, labels) for p in parts]
+    n = sum(p.n for p in aligned)
+    total = sum(p.sum for p in aligned)
+    mean = np.divide(total, n, out=np.zeros_like(total), where=n > 0)
+    m2 = sum(p.m2 + p.n * (np.divide(p.sum, p.n, out=np.zeros_like(total), where=p.n > 0) - mean) ** 2 for p in aligned)
+    return Partial(axes, labels, sum(p.n_evaluated for p in aligned), n, total, m2)
+
+
+def _roll(n_eval, n, total, m2, axes: tuple[int, ...]):
+    """Roll aggregates up over axes: counts and sums add, M2 by Chan's update."""
+    if not axes:
+        return n_eval, n, total, m2
+    n_r = n.sum(axis=axes, keepdims=True)
+    total_r = total.sum(axis=axes, keepdims=True)
+    mean = np.divide(total, n, out=np.zeros_like(total), where=n > 0)
+    mean_r = np.divide(total_r, n_r, out=np.zeros_like(total_r), where=n_r > 0)
+    m2_r = (m2 + n * (mean - mean_r) ** 2).sum(axis=axes)
+    return n_eval.sum(axis=axes), n.sum(axis=axes), total.sum(axis=axes), m2_r
+
+
+def lines_base(lines: Records, measure: Measure, part: Partial) -> np.ndarray:
+    """Lines in service laid out on the partial's (carrier, state, product) axes."""
+    field = measure.rate_base.field if measure.rate_base else "lines_in_service"
+    shape = tuple(len(x) for x in part.labels[:3])
+    base = np.zeros(shape, dtype=np.float64)
+    if lines.n == 0:
+        return base
+    index = []
+    for k, labels in zip(("carrier_id", "state", "product"), part.labels[:3], strict=True):
+        lookup = np.array([labels.index(v) if v in labels else -1 for v in lines.cats[k]] + [-1], dtype=np.int64)
+        index.append(lookup[lines.codes[k]])
+    known = np.all([i >= 0 for i in index], axis=0)
+    np.add.at(base, tuple(i[known] for i in index), lines.cols[field][known].astype(np.float64))
+    return base
+
+
+def widen_carriers(part: Partial, carriers: list[str]) -> Partial:
+    """The partial with every carrier of `carriers` on its carrier axis (e.g. carriers with lines only)."""
+    labels = (tuple(sorted(set(part.labels[0]) | set(carriers))), *part.labels[1:])
+    return _align(part, labels)
+
+
+def cells(plan: Plan, measure: Measure, part: Partial, base: np.ndarray | None) -> pd.DataFrame:
     """Per CLEC cell and all-CLEC aggregate: CLEC and retail-analog aggregates side by side.
 
     A CLEC product's cell is split by the measure's dimensions that apply to that product;
-    its retail analog (the analog product's retail records) is split the same way.
+    its retail analog (the analog product's retail records) is split the same way. Test
+    carriers get no cells. For rates, `base` holds lines in service per (carrier, state, product).
     """
-    retail_id = plan.retail_carrier_id
-    dims = [d.field for d in measure.dimensions]
-    stats = STATS + ([BASE] if base is not None else [])
-    if base is not None:
-        parts = _with_base(parts, base)
-    clec_products = [p for p in plan.products if not p.is_retail]
-    is_retail = (parts["carrier_id"] == retail_id).to_numpy()
-    clec = _blank_dims(measure, parts[~is_retail & parts["product"].isin([p.code for p in clec_products]).to_numpy()])
-    if clec.empty:
-        return pd.DataFrame()
-    # the retail analog of each CLEC product, relabelled with the CLEC product and split like it
-    retail = parts[is_retail]
-    analogs = [retail[retail["product"] == p.retail_analog].assign(product=p.code) for p in clec_products]
-    analogs = [_blank_dims(measure, a) for a in analogs if len(a)]
-    keys = ["state", "product", *dims]
-    retail_cells = _roll(pd.concat(analogs, ignore_index=True), keys, stats) if analogs else None
-    out = []
-    for scope, frame in (("clec", _roll(clec, ["carrier_id", *keys], stats)), ("clec_aggregate", _roll(clec, keys, stats))):
-        frame = frame.assign(scope=scope)
-        if "carrier_id" not in frame.columns:
-            frame["carrier_id"] = None
-        if retail_cells is not None:
-            frame = frame.merge(retail_cells.add_prefix("retail_").rename(columns={f"retail_{k}": k for k in keys}),
-                                how="left", on=keys)
-        out.append(frame)
-    result = pd.concat(out, ignore_index=True)
-    for k in stats:
-        col = f"retail_{k}"
-        result[col] = result[col].fillna(0) if col in result.columns else 0
-    return result
-
-
-def _blank_dims(measure: Measure, frame: pd.DataFrame) -> pd.DataFrame:
-    """Null the dimension values a product is not split by."""
-    frame = frame.copy()
-    for d in measure.dimensions:
-        if d.products is not None:
-            keep = frame["product"].isin(d.products).to_numpy()
-            frame[d.field] = np.where(keep, frame[d.field].to_numpy(dtype=object), None)
-    return frame
-
-
-def _with_base(parts: pd.DataFrame, base: pd.DataFrame) -> pd.DataFrame:
-    """Outer-join counts with the lines base: a carrier with lines and no troubles has n=0 troubles."""
-    keys = ["carrier_id", "state", "product"]
-    rolled = merge([parts], keys) if not parts.empty else pd.DataFrame(columns=keys + STATS)
-    out = rolled.merge(base[keys + [BASE]], how="outer", on=keys)
-    for k in STATS + [BASE]:
-        out[k] = out[k].fillna(0)
-    return out
-
-
-def _roll(frame: pd.DataFrame, keys: list[str], stats: list[str]) -> pd.DataFrame:
-    merged = merge([frame], keys)
-    if BASE in stats:
-        bases = frame.groupby(keys, dropna=False, sort=True, as_index=False)[BASE].sum()
-        merged = merged.merge(bases, on=keys, how="outer")
-    return merged
+    carriers = part.labels[0]
+    states = part.labels[1]
+    retail = part.label_index("carrier_id", plan.retail_carrier_id)
+    clec_mask = np.array([c != plan.retail_carrier_id and c not in plan.test_carrier_ids for c in carriers], dtype=bool)
+    dims = measure.dimensions
+    frames = []
+    for product in plan.products:
+        p = part.label_index("product", product.code)
+        if product.is_retail or p is None:
+            continue
+        keep = [d.applies_to(product.code) for d in dims]
+        drop = [i for i, k in enumerate(keep) if not k]  # dimensions this product is not split by
+        # per carrier: axes (carrier, state, *dims) once the product is chosen
+        n_eval, n, total, m2 = _roll(*(arr[:, :, p] for arr in (part.n_evaluated, part.n, part.sum, part.m2)),
+                                     tuple(2 + i for i in drop))
+        b = base[:, :, p] if base is not None else None
+        # CLEC cells: (carrier, state, *kept dims)
+        clec = (n_eval, n, total, m2)
+        agg = _roll(*(np.where(clec_mask.reshape((-1,) + (1,) * (x.ndim - 1)), x, 0) for x in clec), (0,))
+        a = part.label_index("product", product.retail_analog)
+        if retail is not None and a is not None:
+            r_stats = _roll(*(arr[retail, :, a] for arr in (part.n_evaluated, part.n, part.sum, part.m2)),
+                            tuple(1 + i for i in drop))
+            r_base = base[retail, :, a] if base is not None else None
+        else:
+            r_stats = tuple(np.zeros(agg[0].shape) for _ in range(4))
+            r_base = np.zeros(len(states)) if base is not None else None
+        kept_dims = [d for d, k in zip(dims, keep, strict=True) if k]
+        dim_labels = [part.labels[3 + i] for i, k in enumerate(keep) if k]
+        for scope, stats_c, base_c in (
+            ("clec", clec, b),
+            ("clec_aggregate", agg, (b * clec_mask[:, None]).sum(axis=0) if b is not None else None),
+        ):
+            n_eval_c = stats_c[0]
+            present = n_eval_c > 0
+            if base_c is not None:
+                present = present | (base_c.reshape(base_c.shape + (1,) * (n_eval_c.ndim - base_c.ndim)) > 0)
+            if scope == "clec":
+                present &= clec_mask.reshape((-1,) + (1,) * (present.ndim - 1))
+            idx = np.nonzero(present)
+            if not len(idx[0]):
+                continue
+            frame: dict[str, object] = {}
+            if scope == "clec":
+                frame["carrier_id"] = np.array(carriers, dtype=object)[idx[0]]
+                rest = idx[1:]
+            else:
+                frame["carrier_id"] = np.full(len(idx[0]), None, dtype=object)
+                rest = idx
+            state_idx, dim_idx = rest[0], rest[1:]
+            frame["state"] = np.array(states, dtype=object)[state_idx]
+            frame["product"] = np.full(len(state_idx), product.code, dtype=object)
+            for d in dims:
+                frame[d.field] = np.full(len(state_idx), None, dtype=object)
+            for d, labels, ix in zip(kept_dims, dim_labels, dim_idx, strict=True):
+                frame[d.field] = np.array(labels, dtype=object)[ix]
+            for name, arr in zip(STATS, stats_c, strict=True):
+                frame[name] = arr[idx]
+            retail_index = (state_idx, *dim_idx)
+            for name, arr in zip(STATS, r_stats, strict=True):
+                frame[f"retail_{name}"] = arr[retail_index]
+            if base_c is not None:
+                frame[BASE] = base_c[idx[: base_c.ndim]]
+                frame[f"retail_{BASE}"] = r_base[state_idx]
+            frame["scope"] = np.full(len(state_idx), scope, dtype=object)
+            frames.append(pd.DataFrame(frame))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

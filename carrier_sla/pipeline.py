@@ -140,13 +140,13 @@ def compute(
         with timings.stage("evaluate"):
             ev = evaluate.evaluate_measure(plan, measure, period, loaded.records, shared)
         with timings.stage("aggregate"):
-            keys = ["carrier_id", "state", "product", *[d.field for d in measure.dimensions]]
-            parts = aggregate.merge([aggregate.partials(ev)], keys)
+            part = aggregate.merge([aggregate.partials(ev)])
             base = None
             if measure.rate_base is not None:
                 lines = evaluate.lines_in_period(loaded.records, measure, period)
-                base = aggregate.base_partials(lines, measure)
-            cells = aggregate.cells(plan, measure, parts, base)
+                part = aggregate.widen_carriers(part, list(lines.cats["carrier_id"]))
+                base = aggregate.lines_base(lines, measure, part)
+            cells = aggregate.cells(plan, measure, part, base)
         with timings.stage("audit"):
             tables = [audit.record_rows(plan, ev, dim_fields, files_by_type[measure.records])]
             if measure.rate_base is not None:
