@@ -45,9 +45,10 @@ def derive(plan: Plan, rec: Records) -> Records:
     """Add the derived fields of fields.DERIVED to accepted records (a new Records)."""
     out = Records(rec.record_type, rec.n, dict(rec.cols), dict(rec.codes), dict(rec.cats), dict(rec.text),
                   dict(rec.keys), rec.ids, rec.file_index, rec.row)
-    if rec.record_type == "lines":
-        return out
     carriers = np.array([c in plan.test_carrier_ids for c in rec.cats["carrier_id"]] + [False])
+    if rec.record_type == "lines":  # a test carrier's lines are no rate base: its troubles are excluded
+        out.cols["is_test"] = carriers[rec.codes["carrier_id"]]
+        return out
     out.cols["is_test"] = rec.cols["test"] | carriers[rec.codes["carrier_id"]]
     for name in ("received", "completed", "foc", "cleared"):
         if f"{name}_at_local" in rec.cols:
@@ -57,11 +58,12 @@ def derive(plan: Plan, rec: Records) -> Records:
         std_due = np.full(rec.n, NULL, dtype=np.int64)
         intervals = np.array([plan.product(p).standard_interval_days for p in rec.cats["product"]] + [0])
         received = out.cols["received_date"]
-        sod = calmod.seconds_of_day(rec.cols["received_at_local"])
+        # nanoseconds, not whole seconds: 15:00:00.5 is strictly after a 15:00 cut-off
+        ns_of_day = np.mod(rec.cols["received_at_local"], calmod.NS_PER_DAY)
         for state, idx in calmod.state_groups(rec.codes["state"], rec.cats["state"]):
             cal = calmod.business_calendar(plan, state)
             days = received[idx]
-            late = cal.is_business_day(days) & (sod[idx] > cal.cutoff_s)
+            late = cal.is_business_day(days) & (ns_of_day[idx] > cal.cutoff_s * NS_PER_S)
             eff[idx] = cal.roll_forward(days, late.astype(np.int64))
             std_due[idx] = cal.roll_forward(eff[idx], intervals[rec.codes["product"][idx]])
         out.cols["effective_received_date"] = eff
@@ -307,5 +309,5 @@ def lines_in_period(records: dict[str, Records], measure: Measure, period: str) 
     month = data_period(period, measure)
     cats = lines.cats["period"]
     code = cats.index(month) if month in cats else -2
-    return lines.take(np.flatnonzero(lines.codes["period"] == code))
+    return lines.take(np.flatnonzero((lines.codes["period"] == code) & ~lines.cols["is_test"]))
 
