@@ -220,31 +220,55 @@ def _duration_hours(plan: Plan, rec: Records, v: ValueSpec, related: dict[str, R
 
 
 def _keys(codes: np.ndarray, utc_ns: np.ndarray) -> np.ndarray:
-    """Sortable int64 of (match code, whole seconds since epoch)."""
+    """Sortable int64 of (match code, whole seconds since epoch): a coarse key, refined by ns."""
     return (codes.astype(np.int64) << 32) | (utc_ns // NS_PER_S)
 
 
 def _related_record(plan: Plan, rec: Records, v: ValueSpec, related: dict[str, Records]) -> np.ndarray:
+    """1/0 by whether another record with the same match value lies in the time window.
+
+    after: anchor < t <= anchor + window; before: anchor - window <= t < anchor; exact to the
+    nanosecond. Others are sorted by (code, second, ns); a search on the coarse key lands on
+    the right second and a few vectorized steps skip same-second records on the wrong side.
+    """
     other = related[v.records]
     keep = conditions_mask(other, v.where)
     other_time = other.cols[f"{v.related_time}_utc"]
     own_codes, other_codes = rec.keys[v.match_on], other.keys[v.match_on]
     keep &= (other_codes >= 0) & (other_time != NULL)
-    keys = np.sort(_keys(other_codes[keep], other_time[keep]))
+    keys, times = _keys(other_codes[keep], other_time[keep]), other_time[keep]
+    order = np.lexsort((times, keys))
+    keys, times = keys[order], times[order]
     anchor = rec.cols[f"{v.anchor}_utc"]
     valid = (own_codes >= 0) & (anchor != NULL)
-    own_keys = _keys(np.where(valid, own_codes, 0), np.where(valid, anchor, 0))
-    window = int(v.window_hours * 3600)
-    if v.direction == "after":  # anchor < t <= anchor + window
-        pos = np.searchsorted(keys, own_keys, side="right")
-        found = pos < len(keys)
-        nxt = keys[np.minimum(pos, len(keys) - 1)] if len(keys) else own_keys
-        present = found & ((nxt >> 32) == (own_keys >> 32)) & (nxt - own_keys <= window)
-    else:  # anchor - window <= t < anchor
-        pos = np.searchsorted(keys, own_keys, side="left") - 1
-        found = pos >= 0
-        prev = keys[np.maximum(pos, 0)] if len(keys) else own_keys
-        present = found & ((prev >> 32) == (own_keys >> 32)) & (own_keys - prev <= window)
+    anchor = np.where(valid, anchor, 0)
+    own_keys = _keys(np.where(valid, own_codes, 0), anchor)
+    window = round(v.window_hours * 3600 * NS_PER_S)
+    last = len(keys) - 1
+    if last < 0:
+        present = np.zeros(rec.n, dtype=bool)
+    elif v.direction == "after":
+        pos = np.searchsorted(keys, own_keys, side="left")
+        while True:  # step past same-second records not strictly after the anchor
+            at = np.minimum(pos, last)
+            step = (pos <= last) & (keys[at] == own_keys) & (times[at] <= anchor)
+            if not step.any():
+                break
+            pos += step
+        at = np.minimum(pos, last)
+        delta = times[at] - anchor
+        present = (pos <= last) & ((keys[at] >> 32) == (own_keys >> 32)) & (delta > 0) & (delta <= window)
+    else:
+        pos = np.searchsorted(keys, own_keys, side="right") - 1
+        while True:  # step back past same-second records not strictly before the anchor
+            at = np.maximum(pos, 0)
+            step = (pos >= 0) & (keys[at] == own_keys) & (times[at] >= anchor)
+            if not step.any():
+                break
+            pos -= step
+        at = np.maximum(pos, 0)
+        delta = anchor - times[at]
+        present = (pos >= 0) & ((keys[at] >> 32) == (own_keys >> 32)) & (delta > 0) & (delta <= window)
     value = (present if v.outcome == "present" else ~present).astype(np.float64)
     value[~valid] = np.nan
     return value

@@ -772,3 +772,34 @@ def test_every_record_of_the_period_is_in_the_audit_exactly_once(run_checker):
         excluded = records[~records["included"]]
         assert excluded["exclusion_reason"].notna().all(), measure
         assert records[records["included"]]["exclusion_reason"].isna().all(), measure
+
+
+def test_op5_a_trouble_a_fraction_of_a_second_after_completion_counts(run_checker):
+    """OP-5's 'received after completion' is exact below one second: 0.4 s after counts, the same instant does not."""
+    run = run_checker(
+        orders=[
+            {"circuit_id": "CA", "completed_at": "2026-09-10 12:00:00.000", "received_at": "2026-09-07 09:00:00",
+             "foc_at": "2026-09-07 10:00:00", "due_date": "2026-09-10"},
+            {"circuit_id": "CB", "completed_at": "2026-09-10 12:00:00.500", "received_at": "2026-09-07 09:00:00",
+             "foc_at": "2026-09-07 10:00:00", "due_date": "2026-09-10"},
+        ],
+        troubles=[
+            {"circuit_id": "CA", "received_at": "2026-09-10 12:00:00.400", "cleared_at": "2026-09-10 13:00:00"},
+            {"circuit_id": "CB", "received_at": "2026-09-10 12:00:00.500", "cleared_at": "2026-09-10 13:00:00"},
+        ],
+    )
+    assert run.record("OP-5", "O1")["value"] == 0  # CA: a trouble 0.4 s after completion
+    assert run.record("OP-5", "O2")["value"] == 1  # CB: the trouble is at the completion instant, not after
+
+
+def test_mr7_a_prior_trouble_a_fraction_of_a_second_earlier_is_a_repeat(run_checker):
+    """MR-7's 'received before' is exact below one second: 0.3 s earlier on the same circuit is a repeat."""
+    run = run_checker(
+        troubles=[
+            {"circuit_id": "CX", "received_at": "2026-10-13 09:00:00.100", "cleared_at": "2026-10-13 10:00:00"},
+            {"circuit_id": "CX", "received_at": "2026-10-13 09:00:00.400", "cleared_at": "2026-10-13 11:00:00"},
+        ],
+        lines=[{}],
+    )
+    assert run.record("MR-7", "T1")["value"] == 0
+    assert run.record("MR-7", "T2")["value"] == 1
