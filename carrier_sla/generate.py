@@ -22,25 +22,29 @@ example plan `example-qc`:
   previous 30 days (OP-5) and a share of network troubles repeat a circuit that had another
   network trouble within the previous 30 days (MR-7).
 
-With malformed=True about 0.3 % of orders and troubles are bad, each kind at least once a month
-from about 1,000 rows of a type a month (none below): unparseable received_at text (CSV only),
-unknown product code, lowercase or 3-letter state, completed_at/cleared_at before received_at,
-an exact duplicate row (same id), negative no_access_hours (troubles), and a received_at inside
-the spring-forward DST gap (e.g. 02:30 on the second Sunday of March in CO) in months holding
-such a gap. Lines get one extra bad row per period (unknown product, lowercase state, or a
-negative count). Parquet carries every kind except the unparseable text.
+With malformed=True about 0.3 % of orders and troubles are bad, 0.05 % per kind, so each kind
+appears at least once a month from about 1,000 rows of a type a month (none below that):
+unparseable received_at text (CSV only), an unknown product code, a lowercase or 3-letter state,
+completed_at/cleared_at before received_at, an exact copy of another row (same id), negative
+no_access_hours (troubles), and a received_at inside the spring-forward DST gap (e.g. 02:30 on
+the second Sunday of March in CO) in months holding such a gap. Lines get one bad row per
+period, the kind rotating: an extra row with an unknown product, an extra row with a lowercase
+state, or TESTCLEC's count made negative. Parquet carries every kind but the unparseable text
+(a nonexistent wall-clock time is representable in a naive timestamp column, so it stays).
 
 The same arguments give byte-identical files: every random draw comes from
-numpy.random.default_rng seeded with (seed, purpose, month); nothing reads the clock. Months are
-generated and written one at a time, so memory is bounded by one month of data.
+numpy.random.default_rng seeded with (seed, purpose, month, batch); nothing reads the clock.
+Months are generated and written one at a time, a large month in blocks of days of at most
+about BATCH_ROWS rows of a type each, so memory stays bounded whatever the scale.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +98,8 @@ ORDER_SHARE = 0.5          # of `scale`; the rest are troubles
 NETWORK_RATE = 0.015       # network troubles per line per month
 P_MISS, P_MISS_SLOW = 0.07, 0.25
 P_REPEAT, P_REPEAT_SLOW, P_ON_NEW_INSTALL = 0.09, 0.25, 0.02
+ORDER_OFF_DAY, TROUBLE_OFF_DAY = 0.08, 0.6   # arrival weight of a weekend or holiday
+BATCH_ROWS = 1_000_000     # rows of a type generated at once: bounds memory
 WINDOW = 29 * DAY          # parents of repeats and install troubles: safely inside 30 days
 NEW_CIRCUIT_BASE = 2_000_000_000
 BASE_CIRCUIT_BASE = 1_000_000_000
@@ -107,7 +113,7 @@ TROUBLE_HOURS = (0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.5, 1, 2.5, 2.5, 2.5, 2.5, 2.5, 
                  2.5, 1.2, 1.2, 1.2, 1.2, 0.5, 0.5)
 
 BAD_PRODUCTS = ("ubl_4w", "POTS", "dsx")
-BAD_STATES = tuple(s.lower() for s in STATES) + ("COL", "WAS", "ARI", "UTA", "ORE")
+BAD_STATES = (*(s.lower() for s in STATES), "COL", "WAS", "ARI", "UTA", "ORE")
 BAD_TEXT = ("{year}-13-45 25:61:00", "not a date", "31/02/{year} 10:00")
 BAD_RATE = 0.0005          # per kind; 6-7 kinds give about 0.3 %
 ORDER_KINDS = ("text", "product", "state", "before", "duplicate", "dst")
@@ -139,7 +145,8 @@ def generate(out: Path, period: str, periods: int = 3, scale: int = 20_000, seed
     into `out`; return rows written per record type. scale = approximate orders+troubles per month.
 
     Layout: out/{orders,troubles,lines}.{csv,parquet}; with files_per_type > 1 orders and
-    troubles go to folders out/orders/part-00000.<fmt> ... (stale part files there are removed).
+    troubles go to folders out/orders/part-00000.<fmt> ... (stale part files there are removed),
+    each batch of rows split evenly over the parts.
     """
     months = _months(period, periods)
     if fmt not in ("csv", "parquet"):
@@ -155,28 +162,27 @@ def generate(out: Path, period: str, periods: int = 3, scale: int = 20_000, seed
              for z in STATE_ZONES]
     meta = {"generator": "carrier_sla.generate", "period": period, "periods": periods,
             "scale": scale, "seed": seed, "malformed": malformed}
-    sinks = {kind: _Sink(out, kind, fmt, files_per_type, meta) for kind in ("orders", "troubles")}
     counts = {"orders": 0, "troubles": 0, "lines": 0}
-    installs: list[tuple[np.ndarray, ...]] = []
-    carry: tuple[np.ndarray, ...] | None = None
-    seq = {"orders": 0, "troubles": 0}
+    carry = _Carry()
+    sinks = [_Sink(out, kind, fmt, files_per_type, meta) for kind in ("orders", "troubles")]
     try:
         for m in months:
-            mo = _Month(m, cal, zones, horizon, malformed, fmt)
-            orders, new_installs = _orders(world, mo, _rng(seed, 1, m), seq["orders"])
-            installs = [*installs[-1:], new_installs]
-            seq["orders"] += world.n_orders
-            counts["orders"] += sinks["orders"].write(orders)
-            del orders
-            troubles, carry = _troubles(world, mo, _rng(seed, 2, m), seq["troubles"],
-                                        _concat(installs), carry)
-            seq["troubles"] += world.n_troubles
-            counts["troubles"] += sinks["troubles"].write(troubles)
-            del troubles
+            for bt in _batches(world, m, cal, zones, horizon, malformed, fmt):
+                orders, installs = _orders(world, bt, _rng(seed, 1, m, bt.index), carry.orders)
+                counts["orders"] += sinks[0].write(orders)
+                del orders
+                carry.add_installs(installs, bt.start)   # this batch's troubles look back
+                troubles, parents = _troubles(world, bt, _rng(seed, 2, m, bt.index),
+                                              carry.troubles, carry.installs, carry.parents)
+                counts["troubles"] += sinks[1].write(troubles)
+                del troubles
+                carry.add_parents(parents, bt.end)
+                carry.orders += bt.n_orders
+                carry.troubles += bt.n_troubles
     finally:
-        for sink in sinks.values():
+        for sink in sinks:
             sink.close()
-    lines = pa.concat_tables([_lines(world, m, i, _rng(seed, 3, m), malformed)
+    lines = pa.concat_tables([_lines(world, m, i, _rng(seed, 3, m, 0), malformed)
                               for i, m in enumerate(months)])
     line_sink = _Sink(out, "lines", fmt, 1, meta)
     counts["lines"] = line_sink.write(lines)
@@ -201,12 +207,12 @@ class World:
     slow_install: np.ndarray
     slow_repair: np.ndarray
     test: np.ndarray
-    n_orders: int
+    n_orders: int              # per month
     n_troubles: int
 
 
 def _world(seed: int, scale: int) -> World:
-    rng = _rng(seed, 0, 0)
+    rng = _rng(seed, 0, 0, 0)
     zipf = np.arange(1, len(CLEC_IDS) + 1, dtype=float) ** -CLEC_ZIPF
     size = np.concatenate([[RETAIL_SHARE], (1 - RETAIL_SHARE - TEST_SHARE) * zipf / zipf.sum(),
                            [TEST_SHARE]])
@@ -219,15 +225,15 @@ def _world(seed: int, scale: int) -> World:
             mix = dict(zip(CLEC_MIX, rng.dirichlet(base * 40), strict=True))
         for s, state in enumerate(STATES):
             for code, share in mix.items():
-                p = PRODUCT_CODES.index(code)
-                rows.append((c, s, p, size[c] * STATE_SHARES[s] * share,
+                rows.append((c, s, PRODUCT_CODES.index(code), size[c] * STATE_SHARES[s] * share,
                              (carrier, state, code) == SLOW_INSTALL,
                              (carrier, state) == SLOW_REPAIR, carrier == TEST_ID))
     c, s, p, w, slow_i, slow_r, test = (np.array(col) for col in zip(*rows, strict=True))
     w = w / w.sum()
     n_orders = round(scale * ORDER_SHARE)
     n_troubles = scale - n_orders
-    lines = np.maximum(10, np.round(w * n_troubles * DISPOSITION_P[0] / NETWORK_RATE)).astype(np.int64)
+    lines = np.maximum(10, np.round(w * n_troubles * DISPOSITION_P[0] / NETWORK_RATE))
+    lines = lines.astype(np.int64)
     return World(carrier=c, state=s, product=p, weight=w, lines=lines,
                  circuit0=BASE_CIRCUIT_BASE + np.concatenate([[0], np.cumsum(lines)[:-1]]),
                  interval=np.array([PRODUCTS[PRODUCT_CODES[k]][0] for k in p]),
@@ -257,8 +263,8 @@ def _calendar(months: Sequence[int]) -> np.busdaycalendar:
     return np.busdaycalendar(weekmask=WEEKMASK, holidays=np.array(days, dtype="M8[D]"))
 
 
-def _rng(seed: int, purpose: int, month: int) -> np.random.Generator:
-    return np.random.default_rng([seed, purpose, month])
+def _rng(seed: int, purpose: int, month: int, batch: int) -> np.random.Generator:
+    return np.random.default_rng([seed, purpose, month, batch])
 
 
 class _Zone:
@@ -280,9 +286,8 @@ class _Zone:
 
     def to_utc(self, local: np.ndarray) -> np.ndarray:
         """Ambiguous times read as the first (daylight) one, times in a gap as shifted forward."""
-        hi, lo = self.offset.max(), self.offset.min()
-        first = local - hi
-        return np.where(self.to_local(first) == local, first, local - lo)
+        first = local - self.offset.max()
+        return np.where(self.to_local(first) == local, first, local - self.offset.min())
 
     def shift_gaps(self, local: np.ndarray) -> np.ndarray:
         for start, end in self.gaps:
@@ -290,17 +295,72 @@ class _Zone:
         return local
 
 
-class _Month:
-    """Everything a month's generation needs besides the world and its random stream."""
+@dataclass(frozen=True)
+class _Batch:
+    """A block of consecutive days of one month, generated and written at once."""
 
-    def __init__(self, m: int, cal: np.busdaycalendar, zones: list[_Zone], horizon: int,
-                 malformed: bool, fmt: str):
-        self.m, self.cal, self.zones, self.horizon = m, cal, zones, horizon
-        self.malformed, self.text_ok = malformed, fmt == "csv"
-        self.start, self.end = _month_start(m), _month_start(m + 1)
-        self.days = np.arange(self.start // DAY, self.end // DAY)
-        self.busday = np.is_busday(_d(self.days), busdaycal=cal)
-        self.gaps = [[g for g in z.gaps if self.start <= g[0] < self.end] for z in zones]
+    m: int
+    index: int
+    start: int
+    end: int
+    days: np.ndarray
+    busday: np.ndarray
+    gaps: list[list[tuple[int, int]]]   # per state, the DST gaps inside the batch
+    n_orders: int
+    n_troubles: int
+    cal: np.busdaycalendar
+    zones: list[_Zone]
+    horizon: int                        # end of the last month: later events have not happened
+    malformed: bool
+    text_ok: bool
+
+
+def _batches(w: World, m: int, cal: np.busdaycalendar, zones: list[_Zone], horizon: int,
+             malformed: bool, fmt: str) -> list[_Batch]:
+    """The month in blocks of days holding at most about BATCH_ROWS rows of a type each."""
+    start, end = _month_start(m), _month_start(m + 1)
+    days = np.arange(start // DAY, end // DAY)
+    busday = np.is_busday(_d(days), busdaycal=cal)
+    n = -(-max(w.n_orders, w.n_troubles) // BATCH_ROWS)
+    blocks = np.array_split(np.arange(len(days)), min(len(days), n))
+    order_w = [np.where(busday[b], 1.0, ORDER_OFF_DAY).sum() for b in blocks]
+    trouble_w = [np.where(busday[b], 1.0, TROUBLE_OFF_DAY).sum() for b in blocks]
+    n_orders, n_troubles = _split(w.n_orders, order_w), _split(w.n_troubles, trouble_w)
+    batches = []
+    for i, b in enumerate(blocks):
+        b0, b1 = days[b[0]] * DAY, (days[b[-1]] + 1) * DAY
+        gaps = [[g for g in z.gaps if b0 <= g[0] < b1] for z in zones]
+        batches.append(_Batch(m, i, int(b0), int(b1), days[b], busday[b], gaps,
+                              int(n_orders[i]), int(n_troubles[i]), cal, zones, horizon,
+                              malformed, fmt == "csv"))
+    return batches
+
+
+def _split(n: int, weights: Sequence[float]) -> np.ndarray:
+    """n split in proportion to weights, by largest remainder."""
+    exact = n * np.asarray(weights) / np.sum(weights)
+    parts = np.floor(exact).astype(np.int64)
+    parts[np.argsort(parts - exact, kind="stable")[: n - parts.sum()]] += 1
+    return parts
+
+
+Candidates = tuple[np.ndarray, np.ndarray, np.ndarray]   # cell, local time, circuit number
+
+
+@dataclass
+class _Carry:
+    """What later batches need from earlier ones: id counters, recent installs and troubles."""
+
+    orders: int = 0
+    troubles: int = 0
+    installs: Candidates | None = None
+    parents: Candidates | None = None
+
+    def add_installs(self, new: Candidates, first_use: int) -> None:
+        self.installs = _recent_only(_concat([self.installs, new]), first_use)
+
+    def add_parents(self, new: Candidates, first_use: int) -> None:
+        self.parents = _recent_only(_concat([self.parents, new]), first_use)
 
 
 def _d(days: np.ndarray) -> np.ndarray:
@@ -314,7 +374,8 @@ def _busday_offset(days: np.ndarray, offsets: Any, cal: np.busdaycalendar) -> np
 def add_business_hours(start: np.ndarray, hours: np.ndarray, cal: np.busdaycalendar) -> np.ndarray:
     """Local time `hours` business hours (08:00-17:00 on business days) after `start`.
 
-    A start outside business hours counts from the next opening.
+    Times are seconds since 1970 in local wall-clock; a start outside business hours counts
+    from the next opening.
     """
     day = start // DAY
     tod = start - day * DAY
@@ -329,53 +390,68 @@ def add_business_hours(start: np.ndarray, hours: np.ndarray, cal: np.busdaycalen
     return _busday_offset(nday, k, cal) * DAY + OPEN + rest
 
 
+def add_elapsed(local: np.ndarray, seconds: np.ndarray, state: np.ndarray,
+                zones: Sequence[_Zone]) -> np.ndarray:
+    """Local wall-clock time `seconds` of real time after `local` in each row's state zone.
+
+    A result inside the repeated fall-back hour can read earlier than the start; it then
+    becomes start + seconds in wall-clock terms, so no clear precedes its receipt.
+    """
+    result = np.empty_like(local)
+    for s, zone in enumerate(zones):
+        sel = state == s
+        result[sel] = zone.to_local(zone.to_utc(local[sel]) + seconds[sel])
+    return np.where(result <= local, local + seconds, result)
+
+
 # ------------------------------------------------------------------------------ record types
 
-def _arrivals(rng: np.random.Generator, n: int, mo: _Month, state: np.ndarray,
+def _arrivals(rng: np.random.Generator, n: int, bt: _Batch, state: np.ndarray,
               hours_bus: Sequence[float], hours_off: Sequence[float], off_weight: float,
               dst_rows: np.ndarray) -> np.ndarray:
-    """Local received times in the month: a day, an hour from the profile, a second."""
-    p_day = np.where(mo.busday, 1.0, off_weight)
-    di = rng.choice(len(mo.days), size=n, p=p_day / p_day.sum())
+    """Local received times in time order: a day of the batch, an hour from the profile."""
+    p_day = np.where(bt.busday, 1.0, off_weight)
+    di = rng.choice(len(bt.days), size=n, p=p_day / p_day.sum())
     u = rng.random(n)
     cdf_bus = np.cumsum(hours_bus) / np.sum(hours_bus)
     cdf_off = np.cumsum(hours_off) / np.sum(hours_off)
-    hour = np.where(mo.busday[di], np.searchsorted(cdf_bus, u, "right"),
+    hour = np.where(bt.busday[di], np.searchsorted(cdf_bus, u, "right"),
                     np.searchsorted(cdf_off, u, "right"))
-    local = mo.days[di] * DAY + np.minimum(hour, 23) * HOUR + rng.integers(0, HOUR, n)
-    for s, zone in enumerate(mo.zones):
+    local = np.sort(bt.days[di] * DAY + np.minimum(hour, 23) * HOUR + rng.integers(0, HOUR, n))
+    for s, zone in enumerate(bt.zones):
         sel = state == s
         local[sel] = zone.shift_gaps(local[sel])
     minutes = rng.integers(1, 59, len(dst_rows))
     for j, (row, minute) in enumerate(zip(dst_rows, minutes, strict=True)):
-        gaps = mo.gaps[state[row]]
+        gaps = bt.gaps[state[row]]
         local[row] = gaps[j % len(gaps)][0] + minute * 60
     return local
 
 
-def _pick_bad(rng: np.random.Generator, n: int, state: np.ndarray, mo: _Month,
+def _pick_bad(rng: np.random.Generator, n: int, state: np.ndarray, bt: _Batch,
               kinds: Sequence[str]) -> dict[str, np.ndarray]:
-    """Distinct rows for each malformed kind; duplicate sources under 'duplicate'."""
+    """Distinct rows for each malformed kind; for 'duplicate' the rows to copy."""
     k = round(n * BAD_RATE)
-    k = k if k or n < 1000 else 1
     empty = {kind: np.zeros(0, np.int64) for kind in kinds}
-    if not mo.malformed or k == 0:
+    if not bt.malformed or k == 0:
         return empty
     pool = rng.choice(n, size=min(n, 4 * k * len(kinds)), replace=False)
-    has_gap = np.array([bool(g) for g in mo.gaps])[state[pool]]
+    has_gap = np.array([bool(g) for g in bt.gaps])[state[pool]]
     dst = pool[has_gap][:k]
     rest = pool[~np.isin(pool, dst)]
     picked = {kind: rest[i * k:(i + 1) * k] for i, kind in enumerate(kinds) if kind != "dst"}
     return {**empty, **picked, "dst": dst}
 
 
-def _orders(w: World, mo: _Month, rng: np.random.Generator,
-            seq0: int) -> tuple[pa.Table, tuple[np.ndarray, ...]]:
-    n, cal = w.n_orders, mo.cal
+def _orders(w: World, bt: _Batch, rng: np.random.Generator,
+            seq0: int) -> tuple[pa.Table, Candidates]:
+    """The batch's orders, and the new installs troubles may land on."""
+    n, cal = bt.n_orders, bt.cal
     cell = rng.choice(len(w.weight), size=n, p=w.weight)
     state = w.state[cell]
-    bad = _pick_bad(rng, n, state, mo, ORDER_KINDS)
-    recv = _arrivals(rng, n, mo, state, ORDER_HOURS_BUSINESS, ORDER_HOURS_OFF, 0.08, bad["dst"])
+    bad = _pick_bad(rng, n, state, bt, ORDER_KINDS)
+    recv = _arrivals(rng, n, bt, state, ORDER_HOURS_BUSINESS, ORDER_HOURS_OFF, ORDER_OFF_DAY,
+                     bad["dst"])
     day = recv // DAY
     eff = _busday_offset(day + (recv - day * DAY >= CUTOFF), 0, cal)
     interval, slow = w.interval[cell], w.slow_install[cell]
@@ -395,22 +471,23 @@ def _orders(w: World, mo: _Month, rng: np.random.Generator,
     tod = OPEN + rng.integers(0, 10 * HOUR, n) + np.where(rng.random(n) < 0.05, 3 * HOUR, 0)
     completed = _busday_offset(eff, offset, cal) * DAY + tod
     cancelled = rng.random(n) < 0.02
-    completed = np.where(cancelled | (completed >= mo.horizon), -1, completed)
+    completed = np.where(cancelled | (completed >= bt.horizon), -1, completed)
     customer = rng.random(n) < np.where(slow, 0.1, 0.3)
     miss_reason = np.where(miss & (completed >= 0), np.where(customer, 0, 1), -1)
     channel = np.where(rng.random(n) < 0.85, 0, 1)
     channel = np.where(rng.random(n) < 0.01, -1, channel)
     manual = channel == 1
-    foc_hours = np.exp(np.log(np.where(manual, 12.0, 4.0))
-                       + np.where(manual, 0.8, 0.9) * rng.standard_normal(n))
+    # medians 3 and 10 business hours: about 0.5 % of electronic FOCs later than 24 business
+    # hours and 2.5 % of manual ones later than 48
+    foc_hours = np.exp(np.log(np.where(manual, 10.0, 3.0)) + 0.8 * rng.standard_normal(n))
     foc = add_business_hours(recv, foc_hours, cal)
     foc = np.where(completed >= 0, np.minimum(foc, completed - 60), foc)
-    foc = np.where(foc >= mo.horizon, -1, foc)
+    foc = np.where(foc >= bt.horizon, -1, foc)
     order_type = rng.choice(len(ORDER_TYPES), size=n, p=ORDER_TYPE_P)
     trunk = np.isin(w.product[cell], [PRODUCT_CODES.index(t) for t in TRUNKS])
     quantity = np.where(trunk, np.minimum(rng.geometric(0.25, n), 24),
                         np.where(rng.random(n) < 0.03, rng.integers(2, 5, n), 1))
-    ids = seq0 + 1 + _rank(recv)
+    ids = seq0 + 1 + np.arange(n)                # received_at is in time order
     new = order_type == 0
     circuit = np.where(new, NEW_CIRCUIT_BASE + ids, _base_circuits(rng, w, cell))
     circuit = np.where(new & (rng.random(n) < 0.01), -1, circuit)
@@ -418,26 +495,30 @@ def _orders(w: World, mo: _Month, rng: np.random.Generator,
     keep = new & (completed >= 0) & (circuit >= 0) & ~test
     installs = (cell[keep], completed[keep], circuit[keep])
 
-    completed[bad["before"]] = recv[bad["before"]] - rng.integers(HOUR, 72 * HOUR, len(bad["before"]))
+    rows = bad["before"]
+    completed[rows] = recv[rows] - rng.integers(HOUR, 72 * HOUR, len(rows))
     cols = {
-        "order_id": _ids("O", ids), **_keys(w, cell, bad),
-        "order_type": _codes(ORDER_TYPES, order_type), "dispatch": pa.array(dispatch),
-        "received_at": _times(recv), "due_date": _dates(due), "completed_at": _times(completed),
-        "quantity": pa.array(quantity.astype(np.int64)), "foc_at": _times(foc),
-        "requested_due_date": _dates(requested), "cancelled": pa.array(cancelled),
-        "miss_reason": _codes(MISS_REASONS, miss_reason), "channel": _codes(CHANNELS, channel),
-        "circuit_id": _circuits(circuit), "test": pa.array(test)}
-    return _finish("orders", cols, bad, mo, rng), installs
+        "order_id": (partial(_ids, "O"), ids), **_keys(w, cell, bad),
+        "order_type": (partial(_codes, ORDER_TYPES), order_type),
+        "dispatch": (pa.array, dispatch), "received_at": (_times, recv),
+        "due_date": (_dates, due), "completed_at": (_times, completed),
+        "quantity": (pa.array, quantity.astype(np.int64)), "foc_at": (_times, foc),
+        "requested_due_date": (_dates, requested), "cancelled": (pa.array, cancelled),
+        "miss_reason": (partial(_codes, MISS_REASONS), miss_reason),
+        "channel": (partial(_codes, CHANNELS), channel), "circuit_id": (_circuits, circuit),
+        "test": (pa.array, test)}
+    return _finish("orders", cols, bad, bt, rng), installs
 
 
-def _troubles(w: World, mo: _Month, rng: np.random.Generator, seq0: int,
-              installs: tuple[np.ndarray, ...],
-              carry: tuple[np.ndarray, ...] | None) -> tuple[pa.Table, tuple[np.ndarray, ...]]:
-    n = w.n_troubles
+def _troubles(w: World, bt: _Batch, rng: np.random.Generator, seq0: int,
+              installs: Candidates | None,
+              parents: Candidates | None) -> tuple[pa.Table, Candidates]:
+    """The batch's troubles, and those later repeats may follow."""
+    n = bt.n_troubles
     cell = rng.choice(len(w.weight), size=n, p=w.weight)
     state = w.state[cell]
-    bad = _pick_bad(rng, n, state, mo, TROUBLE_KINDS)
-    recv = _arrivals(rng, n, mo, state, TROUBLE_HOURS, TROUBLE_HOURS, 0.6, bad["dst"])
+    bad = _pick_bad(rng, n, state, bt, TROUBLE_KINDS)
+    recv = _arrivals(rng, n, bt, state, TROUBLE_HOURS, TROUBLE_HOURS, TROUBLE_OFF_DAY, bad["dst"])
     disposition = rng.choice(len(DISPOSITIONS), size=n, p=DISPOSITION_P)
     network = disposition == 0
     dispatch = rng.random(n) < np.where(network, 0.45, 0.25)
@@ -447,56 +528,50 @@ def _troubles(w: World, mo: _Month, rng: np.random.Generator, seq0: int,
     no_access = np.where(rng.random(n) < 0.10,
                          np.round(np.exp(np.log(2.0) + 0.8 * rng.standard_normal(n)), 2), 0.0)
     elapsed = np.maximum(60, np.round((repair + no_access) * HOUR)).astype(np.int64)
-    cleared = np.empty_like(recv)
-    for s, zone in enumerate(mo.zones):   # real elapsed time, across DST changes
-        sel = state == s
-        cleared[sel] = zone.to_local(zone.to_utc(recv[sel]) + elapsed[sel])
-    # a clear inside the repeated fall-back hour can read earlier than the receipt
-    cleared = np.where(cleared <= recv, recv + elapsed, cleared)
-    still_open = cleared >= mo.horizon
+    cleared = add_elapsed(recv, elapsed, state, bt.zones)
+    still_open = cleared >= bt.horizon
     cleared = np.where(still_open, -1, cleared)
+    no_access = np.where(still_open, np.nan, no_access)   # known once cleared
     test = w.test[cell] | (rng.random(n) < 0.005)
 
     circuit = _base_circuits(rng, w, cell)
     repeat = network & (rng.random(n) < np.where(slow, P_REPEAT_SLOW, P_REPEAT))
-    on_install = np.flatnonzero(~repeat & (rng.random(n) < P_ON_NEW_INSTALL))
-    value, found = _recent(rng, installs, cell[on_install], recv[on_install])
-    circuit[on_install[found]] = value[found]
+    rows = np.flatnonzero(~repeat & (rng.random(n) < P_ON_NEW_INSTALL))
+    value, found = _pick_recent(rng, installs, cell[rows], recv[rows])
+    circuit[rows[found]] = value[found]
     circuit = np.where(~repeat & (rng.random(n) < 0.003), -1, circuit)
     parent = network & ~repeat & ~test & (circuit >= 0)
     mine = (cell[parent], recv[parent], circuit[parent])
     rows = np.flatnonzero(repeat)
-    value, found = _recent(rng, _concat([carry, mine]), cell[rows], recv[rows])
+    value, found = _pick_recent(rng, _concat([parents, mine]), cell[rows], recv[rows])
     circuit[rows[found]] = value[found]
 
-    no_access[bad["negative_no_access"]] = -np.round(
-        rng.uniform(0.5, 8, len(bad["negative_no_access"])), 2)
-    cleared[bad["before"]] = recv[bad["before"]] - rng.integers(HOUR, 72 * HOUR, len(bad["before"]))
-    unknown = still_open.copy()   # no-access time is known once the ticket is cleared
-    unknown[np.concatenate([bad["negative_no_access"], bad["before"]])] = False
+    rows = bad["negative_no_access"]
+    no_access[rows] = -np.round(rng.uniform(0.5, 8, len(rows)), 2)
+    rows = bad["before"]
+    cleared[rows] = recv[rows] - rng.integers(HOUR, 72 * HOUR, len(rows))
     cols = {
-        "ticket_id": _ids("T", seq0 + 1 + _rank(recv)), **_keys(w, cell, bad),
-        "circuit_id": _circuits(circuit), "dispatch": pa.array(dispatch),
-        "received_at": _times(recv), "cleared_at": _times(cleared),
-        "disposition": _codes(DISPOSITIONS, disposition),
-        "no_access_hours": pa.array(no_access, mask=unknown), "test": pa.array(test)}
-    return _finish("troubles", cols, bad, mo, rng), mine
+        "ticket_id": (partial(_ids, "T"), seq0 + 1 + np.arange(n)), **_keys(w, cell, bad),
+        "circuit_id": (_circuits, circuit), "dispatch": (pa.array, dispatch),
+        "received_at": (_times, recv), "cleared_at": (_times, cleared),
+        "disposition": (partial(_codes, DISPOSITIONS), disposition),
+        "no_access_hours": (_floats, no_access), "test": (pa.array, test)}
+    return _finish("troubles", cols, bad, bt, rng), mine
 
 
 def _lines(w: World, m: int, i: int, rng: np.random.Generator, malformed: bool) -> pa.Table:
+    """Lines in service of month m, the i-th generated; one bad row when malformed."""
     lines = np.round(w.lines * (1 + 0.002 * i)).astype(np.int64)
     carrier, state, product = w.carrier, w.state, w.product
-    if malformed:   # one bad row per period, the kind rotating with the period
+    if malformed:   # the kind rotates with the period
         row = int(rng.integers(0, len(lines)))
-        kind = i % 3
-        if kind == 2:   # a negative count on the test carrier, whose lines nobody measures
+        if i % 3 == 2:   # a negative count on the test carrier, whose lines nobody measures
             row = int(rng.choice(np.flatnonzero(w.test)))
-            lines = lines.copy()
             lines[row] = -lines[row]
-        else:
+        else:            # an extra row with an unknown product or a lowercase state
             carrier, state = np.append(carrier, carrier[row]), np.append(state, state[row])
             product, lines = np.append(product, product[row]), np.append(lines, lines[row])
-            if kind == 0:
+            if i % 3 == 0:
                 product[-1] = len(PRODUCT_CODES)
             else:
                 state[-1] = len(STATES) + state[row]
@@ -511,22 +586,15 @@ def _lines(w: World, m: int, i: int, rng: np.random.Generator, malformed: bool) 
 
 # --------------------------------------------------------------------------------- helpers
 
-def _rank(x: np.ndarray) -> np.ndarray:
-    """0-based position of each value in time order, so ids grow with time."""
-    rank = np.empty(len(x), np.int64)
-    rank[np.argsort(x, kind="stable")] = np.arange(len(x))
-    return rank
-
-
 def _base_circuits(rng: np.random.Generator, w: World, cell: np.ndarray) -> np.ndarray:
     return w.circuit0[cell] + rng.integers(0, w.lines[cell])
 
 
-def _recent(rng: np.random.Generator, cands: tuple[np.ndarray, ...] | None, cell: np.ndarray,
-            time: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For each query a random candidate value of the same cell dated 1 hour to 29 days before.
+def _pick_recent(rng: np.random.Generator, cands: Candidates | None, cell: np.ndarray,
+                 time: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each query a random candidate circuit of the same cell dated 1 hour to 29 days before.
 
-    Returns the values and whether one was found; cands = (cell, time, value) arrays.
+    Returns the circuits and whether one was found.
     """
     if cands is None or len(cands[0]) == 0:
         return np.zeros(len(cell), np.int64), np.zeros(len(cell), bool)
@@ -541,11 +609,20 @@ def _recent(rng: np.random.Generator, cands: tuple[np.ndarray, ...] | None, cell
     return value[pick], hi > lo
 
 
-def _concat(parts: Sequence[tuple[np.ndarray, ...] | None]) -> tuple[np.ndarray, ...] | None:
-    parts = [p for p in parts if p is not None]
-    if not parts:
+def _concat(parts: Sequence[Candidates | None]) -> Candidates | None:
+    present = [p for p in parts if p is not None]
+    if not present:
         return None
-    return tuple(np.concatenate(cols) for cols in zip(*parts, strict=True))
+    cell, time, value = (np.concatenate(cols) for cols in zip(*present, strict=True))
+    return cell, time, value
+
+
+def _recent_only(cands: Candidates | None, first_use: int) -> Candidates | None:
+    """The candidates a query at or after first_use can still reach (within 30 days)."""
+    if cands is None:
+        return None
+    keep = cands[1] >= first_use - 30 * DAY
+    return cands[0][keep], cands[1][keep], cands[2][keep]
 
 
 def _codes(codes: Sequence[str], index: np.ndarray) -> pa.Array:
@@ -571,41 +648,49 @@ def _dates(days: np.ndarray) -> pa.Array:
     return pa.array(days.astype(np.int32), DATE, mask=days < 0)
 
 
-def _keys(w: World, cell: np.ndarray, bad: dict[str, np.ndarray]) -> dict[str, pa.Array]:
+def _floats(x: np.ndarray) -> pa.Array:
+    return pa.array(x, pa.float64(), mask=np.isnan(x))
+
+
+Column = tuple[Callable[[np.ndarray], pa.Array], np.ndarray]
+
+
+def _keys(w: World, cell: np.ndarray, bad: dict[str, np.ndarray]) -> dict[str, Column]:
     """carrier_id, state and product, with the unknown products and bad states injected."""
     state, product = w.state[cell], w.product[cell]
-    product[bad["product"]] = len(PRODUCT_CODES) + np.arange(len(bad["product"])) % len(BAD_PRODUCTS)
-    rows = bad["state"]
-    state[rows] = len(STATES) + state[rows] + np.where(np.arange(len(rows)) % 2, len(STATES), 0)
-    return {"carrier_id": _codes(CARRIERS, w.carrier[cell]),
-            "state": _codes(STATES + BAD_STATES, state),
-            "product": _codes(PRODUCT_CODES + BAD_PRODUCTS, product)}
+    rows = bad["product"]
+    product[rows] = len(PRODUCT_CODES) + np.arange(len(rows)) % len(BAD_PRODUCTS)
+    rows = bad["state"]   # alternately lowercase and three letters
+    state[rows] += len(STATES) + np.where(np.arange(len(rows)) % 2, len(STATES), 0)
+    return {"carrier_id": (partial(_codes, CARRIERS), w.carrier[cell]),
+            "state": (partial(_codes, STATES + BAD_STATES), state),
+            "product": (partial(_codes, PRODUCT_CODES + BAD_PRODUCTS), product)}
 
 
-def _finish(kind: str, cols: dict[str, pa.Array], bad: dict[str, np.ndarray], mo: _Month,
+def _finish(kind: str, cols: dict[str, Column], bad: dict[str, np.ndarray], bt: _Batch,
             rng: np.random.Generator) -> pa.Table:
-    """The month's table: unparseable text in CSV, duplicate rows added, rows shuffled."""
-    table = pa.table(cols, schema=SCHEMAS[kind])
-    n = table.num_rows
-    if mo.text_ok:
+    """The batch's table: rows shuffled (duplicates added) and, in CSV, unparseable text.
+
+    Shuffling the numpy columns before they become strings keeps it cheap.
+    """
+    n = len(next(iter(cols.values()))[1])
+    order = rng.permutation(np.concatenate([np.arange(n), bad["duplicate"]]))
+    table = pa.table({name: make(values[order]) for name, (make, values) in cols.items()},
+                     schema=SCHEMAS[kind])
+    if bt.text_ok:
         text = pc.cast(table["received_at"], pa.string())
-        rows = bad["text"]
-        if len(rows):
-            year = mo.m // 12
-            mask = np.zeros(n, bool)
-            mask[rows] = True
-            junk = [BAD_TEXT[j % len(BAD_TEXT)].format(year=year) for j in range(len(rows))]
+        mask = np.isin(order, bad["text"])
+        if mask.any():
+            junk = [BAD_TEXT[j % len(BAD_TEXT)].format(year=bt.m // 12) for j in range(mask.sum())]
             text = pc.replace_with_mask(text, pa.array(mask), pa.array(junk, pa.string()))
         table = table.set_column(table.schema.get_field_index("received_at"), "received_at", text)
-    order = rng.permutation(np.concatenate([np.arange(n), bad["duplicate"]]))
-    return table.take(pa.array(order))
+    return table
 
 
 class _Sink:
-    """One record type's output: a file, or a folder of part files filled month by month."""
+    """One record type's output: a file, or a folder of part files, appended batch by batch."""
 
     def __init__(self, out: Path, kind: str, fmt: str, parts: int, meta: dict[str, Any]):
-        self.fmt, self.kind = fmt, kind
         if parts == 1:
             paths = [out / f"{kind}.{fmt}"]
         else:
