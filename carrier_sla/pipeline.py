@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -126,9 +126,14 @@ def load_inputs(plan: Plan, data_dir: Path, max_reject_rate: float, timings: Tim
 
 
 def compute(
-    plan: Plan, period: str, loaded: Loaded, timings: Timings | None = None
+    plan: Plan, period: str, loaded: Loaded, timings: Timings | None = None,
+    sink: Callable[[str, pa.Table], None] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, pa.Table]]:
-    """Results frame and the records/ table of each measure for one period."""
+    """Results frame and the records/ table of each measure for one period.
+
+    With a `sink`, each measure's records/ table goes to sink(measure_id, table) as soon as
+    it is built (so it can be written while the next is computed) instead of being returned.
+    """
     timings = Timings() if timings is None else timings
     dim_fields = aggregate.dimension_fields(plan)
     files_by_type: dict[str, list[str]] = {}
@@ -151,7 +156,11 @@ def compute(
             tables = [audit.record_rows(plan, ev, dim_fields, files_by_type[measure.records])]
             if measure.rate_base is not None:
                 tables.append(audit.base_rows(lines, dim_fields, files_by_type["lines"], measure.rate_base.field))
-            record_tables[measure.id] = pa.concat_tables([audit.unify_record_schema(t, dim_fields) for t in tables])
+            table = pa.concat_tables([audit.unify_record_schema(t, dim_fields) for t in tables])
+        if sink is None:
+            record_tables[measure.id] = table
+        else:
+            sink(measure.id, table)
         if cells.empty:
             continue
         with timings.stage("statistics"):
@@ -213,26 +222,27 @@ def run(
         _finish(manifest, out, run_id, "failed", 3, str(exc))
         raise
     manifest["inputs"] = _inputs(loaded)
-    results, record_tables = compute(plan, period, loaded, timings)
-    tick = time.perf_counter()
     staging = store.Staging(out, run_id)
+    writer = store.Writer()
     try:
-        dim_fields = aggregate.dimension_fields(plan)
-        outputs = []
-        path = staging.path("results", period, "part-0.parquet")
-        outputs.append(("results", store.write_parquet(path, audit.results_table(results, dim_fields), metadata), path))
-        for measure_id, table in record_tables.items():
+        def write_records(measure_id: str, table: pa.Table) -> None:
             path = staging.path("records", period, f"measure={measure_id}", "part-0.parquet")
-            outputs.append((f"records/{measure_id}", store.write_parquet(path, table, metadata), path))
-        path = staging.path("rejects", period, "part-0.parquet")
-        outputs.append(("rejects", store.write_parquet(path, loaded.rejects, metadata), path))
-        staging.publish(period)
-    except (OSError, CarrierSlaError) as exc:
-        staging.discard()
-        _finish(manifest, out, run_id, "failed", 5, str(exc))
+            writer.submit(f"records/{measure_id}", path, table, metadata)
+
+        results, _ = compute(plan, period, loaded, timings, sink=write_records)
+        with timings.stage("write"):
+            dim_fields = aggregate.dimension_fields(plan)
+            writer.submit("results", staging.path("results", period, "part-0.parquet"),
+                          audit.results_table(results, dim_fields), metadata)
+            writer.submit("rejects", staging.path("rejects", period, "part-0.parquet"), loaded.rejects, metadata)
+            outputs = writer.wait()
+            staging.publish(period)
+    except Exception as exc:  # the manifest records every failure; the caller maps it to an exit code
+        _finish(manifest, out, run_id, "failed", 5, f"{type(exc).__name__}: {exc}")
         raise
-    staging.discard()
-    timings["write"] = timings.get("write", 0.0) + time.perf_counter() - tick
+    finally:
+        writer.close()
+        staging.discard()
     manifest["outputs"] = [
         {"table": name, "path": str(_published_path(out, path, staging)), "rows": rows} for name, rows, path in outputs
     ]

@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,25 @@ class Staging:
 
     def discard(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+class Writer:
+    """Writes Parquet files on worker threads while the pipeline computes the next table
+    (pyarrow releases the GIL while it encodes and compresses)."""
+
+    def __init__(self, workers: int = 2):
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="parquet-writer")
+        self._jobs: list[tuple[str, Path, Future[int]]] = []
+
+    def submit(self, name: str, path: Path, table: pa.Table, metadata: dict[str, str]) -> None:
+        self._jobs.append((name, path, self._pool.submit(write_parquet, path, table, metadata)))
+
+    def wait(self) -> list[tuple[str, int, Path]]:
+        """(name, rows, path) of every file, once all are written; re-raises a failed write."""
+        return [(name, job.result(), path) for name, path, job in self._jobs]
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def write_manifest(store: Path, run_id: str, manifest: dict[str, Any]) -> Path:
