@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 from carrier_sla import calendar as calmod
 from carrier_sla.calendar import NULL, NS_PER_DAY, NS_PER_S
 from carrier_sla.fields import column_type, record_schema
+from carrier_sla.keys import duplicate_mask
 from carrier_sla.plan import Plan
 
 
@@ -449,21 +450,6 @@ def _concat(parts: list[Records]) -> Records:
     out.file_index = np.concatenate([p.file_index for p in parts])
     out.row = np.concatenate([p.row for p in parts])
     return out
-
-
-def duplicate_mask(ids: pa.Array) -> np.ndarray:
-    """True for every copy of an id after its first, in read order (nulls never duplicate)."""
-    indices = ids.cast(pa.string()).dictionary_encode().indices
-    codes = np.asarray(indices.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
-    counts = np.bincount(codes[codes >= 0]) if len(codes) else np.zeros(0, dtype=np.int64)
-    repeat = np.zeros(len(codes), dtype=bool)
-    if not len(counts) or counts.max() <= 1:
-        return repeat
-    candidates = np.flatnonzero((codes >= 0) & (counts[np.maximum(codes, 0)] > 1))
-    order = candidates[np.argsort(codes[candidates], kind="stable")]
-    sorted_codes = codes[order]
-    repeat[order[1:]] = sorted_codes[1:] == sorted_codes[:-1]
-    return repeat
 
 
 def finalize(

@@ -1,0 +1,76 @@
+"""Duplicate ids without hashing every id through a dictionary.
+
+Ids are short, so their bytes fit in two 64-bit words (up to 15 bytes, with the length in
+the top byte) that compare as integers; a sort of a 64-bit mix of the words finds the few
+candidate repeats, which are then confirmed on the exact words. Longer ids fall back to
+Arrow's dictionary encoding. The result is exact either way.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+MAX_BYTES = 15
+_K1 = np.uint64(0x9E3779B97F4A7C15)
+_K2 = np.uint64(0xC2B2AE3D27D4EB4F)
+
+
+def _exact_words(arr: pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
+    """(hi, lo) words holding each string's bytes and length; None when a string is too long."""
+    arr = arr.cast(pa.string())
+    n = len(arr)
+    if n == 0:
+        return np.zeros(0, np.uint64), np.zeros(0, np.uint64)
+    buffers = arr.buffers()
+    offsets = np.frombuffer(buffers[1], np.int32, count=n + 1, offset=arr.offset * 4).astype(np.int64)
+    data = np.frombuffer(buffers[2], np.uint8) if buffers[2] is not None else np.zeros(1, np.uint8)
+    lengths = np.diff(offsets)
+    valid = ~np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    lengths = np.where(valid, lengths, 0)
+    longest = int(lengths.max())
+    if longest > MAX_BYTES:
+        return None
+    padded = np.zeros((n, 16), dtype=np.uint8)
+    width = offsets[-1] - offsets[0]
+    if valid.all() and longest > 0 and width == longest * n and np.all(lengths == longest):
+        # fixed-width strings (the usual shape of ids): one reshape, no gathers
+        padded[:, :longest] = data[offsets[0] : offsets[0] + width].reshape(n, longest)
+    else:
+        last = max(len(data) - 1, 0)
+        for j in range(longest):
+            column = data[np.minimum(offsets[:-1] + j, last)]
+            padded[:, j] = np.where(lengths > j, column, 0)
+    padded[:, 15] = lengths
+    words = padded.view("<u8")
+    hi = words[:, 1].copy()
+    hi[~valid] = np.uint64(0xFFFFFFFFFFFFFFFF)  # a length byte no string has: nulls are their own key
+    return hi, words[:, 0].copy()
+
+
+def _mix(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    h = hi * _K1 ^ lo * _K2
+    return h ^ (h >> np.uint64(29))
+
+
+def duplicate_mask(arr: pa.Array) -> np.ndarray:
+    """True for every copy of a string after its first, in array order; nulls never repeat."""
+    null = np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    words = _exact_words(arr)
+    repeat = np.zeros(len(arr), dtype=bool)
+    if words is not None:
+        hi, lo = words
+        mixed = _mix(hi, lo)
+        ordered = np.sort(mixed)
+        doubled = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
+        candidates = np.flatnonzero(np.isin(mixed, doubled) & ~null)
+        if not len(candidates):
+            return repeat
+        order = candidates[np.lexsort((candidates, lo[candidates], hi[candidates]))]
+        same = (hi[order[1:]] == hi[order[:-1]]) & (lo[order[1:]] == lo[order[:-1]])
+        repeat[order[1:][same]] = True
+        return repeat
+    codes = np.asarray(arr.cast(pa.string()).dictionary_encode().indices.fill_null(-1).to_numpy(zero_copy_only=False))
+    order = np.argsort(codes, kind="stable")
+    repeat[order[1:]] = codes[order[1:]] == codes[order[:-1]]
+    return repeat & ~null
