@@ -114,13 +114,12 @@ def _business_calendar(cal: CalendarSpec, holidays: HolidaySpec) -> BusinessCale
 
 def state_groups(codes: np.ndarray, categories: list[str]) -> list[tuple[str, np.ndarray]]:
     """(state, row indices) for each state present, from categorical codes (-1 = missing)."""
-    order = np.argsort(codes, kind="stable")
-    bounds = np.searchsorted(codes[order], np.arange(-1, len(categories) + 1))
-    return [
-        (categories[i], order[bounds[i + 1] : bounds[i + 2]])
-        for i in range(len(categories))
-        if bounds[i + 2] > bounds[i + 1]
-    ]
+    groups = []
+    for i, state in enumerate(categories):
+        rows = np.flatnonzero(codes == i)
+        if len(rows):
+            groups.append((state, rows))
+    return groups
 
 
 def calendar_day(day: dt.date) -> int:

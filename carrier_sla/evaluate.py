@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 from carrier_sla import calendar as calmod
 from carrier_sla.calendar import NS_PER_S, NULL
 from carrier_sla.contract import Records
+from carrier_sla.keys import dense_codes
 from carrier_sla.fields import fields_of
 from carrier_sla.plan import Condition, Measure, Plan, ValueSpec
 
@@ -77,8 +78,7 @@ def link(plan: Plan, records: dict[str, Records]) -> None:
     fields = sorted({m.value.match_on for m in plan.measures if m.value.kind == "related_record"})
     for name in fields:
         holders = [r for r in records.values() if name in r.text]
-        both = pa.chunked_array([r.text[name].cast(pa.string()) for r in holders]).combine_chunks()
-        codes = np.asarray(both.dictionary_encode().indices.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
+        codes = dense_codes(pa.chunked_array([r.text[name].cast(pa.string()) for r in holders]).combine_chunks())
         start = 0
         for r in holders:
             r.keys[name] = codes[start : start + r.n]
@@ -128,9 +128,9 @@ def condition_mask(rec: Records, cond: Condition) -> np.ndarray:
     if kind == "code" or kind == "text":
         wanted = list(cond.value) if isinstance(cond.value, tuple) else [cond.value]
         if kind == "code":
-            cats = rec.cats[cond.field]
-            codes = [cats.index(str(w)) for w in wanted if str(w) in cats]
-            hit = np.isin(values, codes)
+            wanted_text = {str(w) for w in wanted}
+            lookup = np.array([c in wanted_text for c in rec.cats[cond.field]] + [False], dtype=bool)
+            hit = lookup[values]  # code -1 (null) reads the final False
         else:
             hit = np.asarray(pc.is_in(values, pa.array([str(w) for w in wanted])).to_numpy(zero_copy_only=False), bool)
         if op in ("eq", "in"):
@@ -224,6 +224,21 @@ def _keys(codes: np.ndarray, utc_ns: np.ndarray) -> np.ndarray:
     return (codes.astype(np.int64) << 32) | (utc_ns // NS_PER_S)
 
 
+def _sorted_by_key_then_time(keys: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sort by the coarse key, then by time within equal keys (rare: same code, same second)."""
+    order = np.argsort(keys)
+    keys, times = keys[order], times[order]
+    tied = np.zeros(len(keys), dtype=bool)
+    same = keys[1:] == keys[:-1]
+    tied[1:] |= same
+    tied[:-1] |= same
+    if tied.any():
+        at = np.flatnonzero(tied)
+        fix = np.lexsort((times[at], keys[at]))
+        times[at] = times[at][fix]
+    return keys, times
+
+
 def _related_record(plan: Plan, rec: Records, v: ValueSpec, related: dict[str, Records]) -> np.ndarray:
     """1/0 by whether another record with the same match value lies in the time window.
 
@@ -236,9 +251,7 @@ def _related_record(plan: Plan, rec: Records, v: ValueSpec, related: dict[str, R
     other_time = other.cols[f"{v.related_time}_utc"]
     own_codes, other_codes = rec.keys[v.match_on], other.keys[v.match_on]
     keep &= (other_codes >= 0) & (other_time != NULL)
-    keys, times = _keys(other_codes[keep], other_time[keep]), other_time[keep]
-    order = np.lexsort((times, keys))
-    keys, times = keys[order], times[order]
+    keys, times = _sorted_by_key_then_time(_keys(other_codes[keep], other_time[keep]), other_time[keep])
     anchor = rec.cols[f"{v.anchor}_utc"]
     valid = (own_codes >= 0) & (anchor != NULL)
     anchor = np.where(valid, anchor, 0)
