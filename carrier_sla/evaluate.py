@@ -16,7 +16,6 @@ import pyarrow.compute as pc
 from carrier_sla import calendar as calmod
 from carrier_sla.calendar import NS_PER_S, NULL
 from carrier_sla.contract import Records
-from carrier_sla.keys import dense_codes
 from carrier_sla.fields import fields_of
 from carrier_sla.plan import Condition, Measure, Plan, ValueSpec
 
@@ -78,7 +77,8 @@ def link(plan: Plan, records: dict[str, Records]) -> None:
     fields = sorted({m.value.match_on for m in plan.measures if m.value.kind == "related_record"})
     for name in fields:
         holders = [r for r in records.values() if name in r.text]
-        codes = dense_codes(pa.chunked_array([r.text[name].cast(pa.string()) for r in holders]).combine_chunks())
+        both = pa.chunked_array([r.text[name].cast(pa.string()) for r in holders]).combine_chunks()
+        codes = np.asarray(both.dictionary_encode().indices.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
         start = 0
         for r in holders:
             r.keys[name] = codes[start : start + r.n]

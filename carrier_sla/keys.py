@@ -1,9 +1,9 @@
-"""Equality of short strings (ids, circuit ids) without hashing each through a dictionary.
+"""Duplicate ids without hashing every id through a dictionary.
 
-Such strings fit in two 64-bit words (up to 15 bytes, with the length in the top byte) that
-compare as integers. A sort of a 64-bit mix of the words groups equal strings; every group
-is confirmed on the exact words, so a collision of the mix can never merge two strings.
-Longer strings fall back to Arrow's dictionary encoding. The results are exact either way.
+Ids are short, so their bytes fit in two 64-bit words (up to 15 bytes, with the length in
+the top byte) that compare as integers; a sort of a 64-bit mix of the words finds the few
+candidate repeats, which are then confirmed on the exact words. Longer ids fall back to
+Arrow's dictionary encoding. The result is exact either way.
 """
 
 from __future__ import annotations
@@ -38,9 +38,9 @@ def _exact_words(arr: pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
         padded[:, :longest] = data[offsets[0] : offsets[0] + width].reshape(n, longest)
     else:
         last = max(len(data) - 1, 0)
-        for j in range(longest):
-            column = data[np.minimum(offsets[:-1] + j, last)]
-            padded[:, j] = np.where(lengths > j, column, 0)
+        position = np.arange(longest)
+        gathered = data[np.minimum(offsets[:-1, None] + position[None, :], last)]
+        padded[:, :longest] = np.where(position[None, :] < lengths[:, None], gathered, 0)
     padded[:, 15] = lengths
     words = padded.view("<u8")
     hi = words[:, 1].copy()
@@ -75,21 +75,3 @@ def duplicate_mask(arr: pa.Array) -> np.ndarray:
     repeat[order[1:]] = codes[order[1:]] == codes[order[:-1]]
     return repeat & ~null
 
-
-def dense_codes(arr: pa.Array) -> np.ndarray:
-    """int64 codes, equal exactly when the strings are equal; -1 for null."""
-    null = np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
-    words = _exact_words(arr)
-    if words is not None:
-        hi, lo = words
-        mixed = _mix(hi, lo)
-        uniques = np.unique(mixed)
-        codes = np.searchsorted(uniques, mixed).astype(np.int64)
-        first_hi = np.zeros(len(uniques), np.uint64)
-        first_lo = np.zeros(len(uniques), np.uint64)
-        first_hi[codes], first_lo[codes] = hi, lo
-        if np.array_equal(first_hi[codes], hi) and np.array_equal(first_lo[codes], lo):
-            codes[null] = -1
-            return codes
-    indices = arr.cast(pa.string()).dictionary_encode().indices  # too long, or the mix collided
-    return np.asarray(indices.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)

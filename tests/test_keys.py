@@ -32,15 +32,3 @@ def test_fixed_width_ids_take_the_same_answer_as_mixed_widths():
     sliced = pa.array(["zz", *fixed])[1:]  # a non-zero array offset
     assert duplicate_mask(sliced).tolist() == reference(fixed)
 
-
-@given(st.lists(short_or_long, max_size=60))
-def test_dense_codes_are_equal_exactly_for_equal_strings(values):
-    """Two positions share a code if and only if their strings are equal; nulls get -1."""
-    from carrier_sla.keys import dense_codes
-
-    codes = dense_codes(pa.array(values, pa.string())).tolist()
-    for i, a in enumerate(values):
-        assert (codes[i] == -1) == (a is None)
-        for j, b in enumerate(values):
-            if a is not None and b is not None:
-                assert (codes[i] == codes[j]) == (a == b)
