@@ -174,8 +174,9 @@ class Plan:
     statistics: Statistics
     measures: tuple[Measure, ...]
     notice: str = ""
-    sha256: str = ""
-    source: str = ""
+    # provenance, not content: a plan dumped and loaded again (or the same plan as YAML) is equal
+    sha256: str = field(default="", compare=False)
+    source: str = field(default="", compare=False)
     document: Any = field(default=None, compare=False, hash=False, repr=False)  # the validated JSON, for dump_plan
 
     def product(self, code: str) -> Product:
@@ -216,7 +217,18 @@ def _read_document(path: Path) -> tuple[Any, bytes]:
                 import yaml  # optional: pip install carrier_sla[yaml]
             except ImportError as exc:  # pragma: no cover - depends on the environment
                 raise PlanError(str(path), [PlanProblem("", "YAML plans need PyYAML (pip install PyYAML)")]) from exc
-            return yaml.safe_load(raw), raw
+
+            class _PlanLoader(yaml.SafeLoader):
+                """Safe loading that keeps unquoted ISO dates as text, as the plan schema expects."""
+
+            _PlanLoader.yaml_implicit_resolvers = {
+                first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+                for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+            }
+            try:
+                return yaml.load(raw, Loader=_PlanLoader), raw  # a SafeLoader: no arbitrary objects
+            except yaml.YAMLError as exc:  # not a ValueError: name it here
+                raise ValueError(str(exc)) from exc
         return json.loads(raw), raw
     except (ValueError, UnicodeDecodeError) as exc:
         raise PlanError(str(path), [PlanProblem("", f"not valid JSON/YAML: {exc}")]) from exc
@@ -337,11 +349,10 @@ def _measure_problems(m: dict[str, Any], base: str, products: dict[str, Any], st
 
     def check_conditions(ptr: str, conds: list[dict[str, Any]], of: str = rtype) -> None:
         for j, c in enumerate(conds):
-            check_field(f"{ptr}/{j}/field", c["field"], of=of)
+            bool_op = c["op"] in ("is_true", "is_false")
+            check_field(f"{ptr}/{j}/field", c["field"], ("bool",) if bool_op else None, of=of)
             if "field_ref" in c:
                 check_field(f"{ptr}/{j}/field_ref", c["field_ref"], of=of)
-            if c["op"] in ("is_true", "is_false"):
-                check_field(f"{ptr}/{j}/field", c["field"], ("bool",), of=of)
 
     check_field("/period_by", m["period_by"], ("timestamp",))
     for j, e in enumerate(m["exclusions"]):
