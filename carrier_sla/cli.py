@@ -83,7 +83,10 @@ def _print_summary(result, out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version and usage errors: return the code, never exit
+        return int(exc.code or 0)
     try:
         return _dispatch(args)
     except PlanError as exc:

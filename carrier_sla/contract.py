@@ -302,7 +302,7 @@ MESSAGES = {
     Reason.INVALID_NUMBER: "{column} is not a number of the required type",
     Reason.BELOW_MINIMUM: "{column} is below its minimum",
     Reason.BEFORE_RECEIVED: "{column} is earlier than received_at",
-    Reason.DUPLICATE_ID: "{column} repeats an id read earlier (the first copy is used)",
+    Reason.DUPLICATE_ID: "{column} repeats an id read earlier (only the first copy in read order can be used)",
 }
 
 
@@ -478,6 +478,7 @@ def finalize(
                 continue
             values = table.column(name).take(pa.array(rows)).cast(pa.string())
             raw[start + rows] = values.to_pylist()
+    raw[dup] = np.asarray(recs.ids.take(pa.array(np.flatnonzero(dup))).to_pylist(), dtype=object)
     bad_idx = np.flatnonzero(bad)
     reason_text = np.array([r.value for r in REASONS], dtype=object)[reason[bad_idx]]
     column_text = np.array([*names, "record_id"], dtype=object)[column[bad_idx]]

@@ -247,9 +247,28 @@ def schema_problems(document: Any) -> list[PlanProblem]:
     validator = jsonschema.Draft202012Validator(plan_schema(), format_checker=jsonschema.FormatChecker())
     problems = []
     for error in validator.iter_errors(document):
-        shown = best_match(error.context) if error.context else error
-        problems.append(PlanProblem(_pointer(shown.absolute_path), shown.message))
+        for shown in _explain(error):
+            problems.append(PlanProblem(_pointer(shown.absolute_path), shown.message))
     return problems
+
+
+def _explain(error: jsonschema.ValidationError) -> list[jsonschema.ValidationError]:
+    """The errors worth showing for one schema error.
+
+    For a oneOf over value kinds, the errors of the branch whose `kind` matches the
+    document (not a guess across all branches); otherwise jsonschema's best match.
+    """
+    if not error.context:
+        return [error]
+    if error.validator == "oneOf" and isinstance(error.instance, dict) and "kind" in error.instance:
+        branches: dict[object, list[jsonschema.ValidationError]] = {}
+        for sub in error.context:
+            branches.setdefault(sub.schema_path[0], []).append(sub)
+        matching = [errs for errs in branches.values() if not any(list(e.schema_path)[-2:] == ["kind", "const"]
+                                                                   or list(e.path) == ["kind"] for e in errs)]
+        if len(matching) == 1:
+            return matching[0]
+    return [best_match(error.context)]
 
 
 def load_plan(plan: str | Path) -> Plan:

@@ -47,6 +47,9 @@ def modified_z(
     reason = np.full(len(clec_n), None, dtype=object)
     if kind == "mean":
         reason[retail_n < 2] = "retail sample of 1: the sample variance is undefined"
+    if kind != "mean":
+        over = (reason == None) & (retail_mean > 1)  # noqa: E711
+        reason[over] = "retail count exceeds its base (rate above 1 per unit): p(1-p) is not a variance"
     reason[(reason == None) & ~(var > 0)] = "zero retail variance: the modified z is undefined"  # noqa: E711
     ok = reason == None  # noqa: E711
     se = np.sqrt(np.where(ok, var, 1.0) * (1.0 / np.maximum(clec_n, 1) + 1.0 / np.maximum(retail_n, 1)))

@@ -339,3 +339,15 @@ def test_yaml_syntax_error_is_a_plan_error(tmp_path):
     with pytest.raises(PlanError) as info:
         load_plan(path)
     assert pointers(info.value.problems) == [""]
+
+
+def test_a_bad_value_rule_is_reported_at_its_own_field_not_as_a_guess_across_kinds(make_plan):
+    """Errors inside a measure's value are those of the branch its kind names, at the field's pointer."""
+    from carrier_sla.errors import PlanError
+
+    def change(doc):
+        doc["measures"][4]["value"]["at_most"] = -1  # MR-5: duration_hours
+
+    with pytest.raises(PlanError) as info:
+        make_plan(change)
+    assert [str(p) for p in info.value.problems] == ["/measures/4/value/at_most: -1 is less than the minimum of 0"]

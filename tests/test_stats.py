@@ -161,3 +161,15 @@ def test_worse_clec_service_never_lowers_the_statistic(clec, retail, m2, n_c, n_
     flipped = z_one("mean", True, n_c, clec, n_r, retail, m2)[0]
     assert higher_mean >= low - 1e-9 * max(1.0, abs(low))
     assert flipped == pytest.approx(-low, rel=1e-12, abs=1e-12)
+
+
+def test_a_rate_above_one_per_unit_is_undefined_with_its_own_reason():
+    """More retail troubles than lines makes p(1-p) negative: the z is undefined and says why."""
+    import numpy as np
+
+    from carrier_sla.stats import modified_z
+
+    result = modified_z("rate", np.array([False]), np.array([10]), np.array([0.5]), np.array([4]), np.array([1.25]),
+                        np.array([0.0]))
+    assert np.isnan(result.statistic[0])
+    assert "exceeds its base" in result.undefined_reason[0]
