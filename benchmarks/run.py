@@ -6,7 +6,8 @@ bench-data/), runs `carrier-sla run` in a fresh process, and reports:
 - wall seconds of the whole command (interpreter start included) and of the pipeline,
 - input records per second (records read / pipeline seconds),
 - peak RSS of the run's process,
-- where the pipeline's time went (read, check, derive, evaluate, aggregate, statistics, audit, write),
+- where the pipeline's time went (read_and_check: reading and row checks, two files at a time;
+  finalize: duplicates and rejects; derive; evaluate; aggregate; statistics; audit; write),
 - the floor: pyarrow alone reading the same input files and writing Parquet tables of the
   same size as the run's outputs (the tables the run produced, re-written from memory), and
   the run's time as a multiple of it.
@@ -32,7 +33,7 @@ import pyarrow.parquet as pq
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "bench-data"
 PERIOD = "2026-10"
-STAGES = ["read", "check", "derive", "evaluate", "aggregate", "statistics", "audit", "write"]
+STAGES = ["read_and_check", "finalize", "derive", "evaluate", "aggregate", "statistics", "audit", "write"]
 
 
 def ensure_data(records: int) -> Path:

@@ -316,6 +316,16 @@ def in_period(rec: Records, measure: Measure, period: str) -> np.ndarray:
     return month == calmod.period_index(data_period(period, measure))
 
 
+def period_rows(records: dict[str, Records], measure: Measure, period: str, cache: dict) -> Records:
+    """The records of a measure's type in its data period, shared through `cache` by measures
+    placed in periods by the same field."""
+    key = (measure.records, measure.period_by, data_period(period, measure))
+    if key not in cache:
+        everything = records[measure.records]
+        cache[key] = everything.take(np.flatnonzero(in_period(everything, measure, period)))
+    return cache[key]
+
+
 def evaluate_measure(
     plan: Plan, measure: Measure, period: str, records: dict[str, Records], cache: dict | None = None
 ) -> Evaluated:
@@ -323,12 +333,7 @@ def evaluate_measure(
 
     `cache` shares the period's rows between measures placed in periods by the same field.
     """
-    key = (measure.records, measure.period_by, data_period(period, measure))
-    cache = {} if cache is None else cache
-    if key not in cache:
-        everything = records[measure.records]
-        cache[key] = everything.take(np.flatnonzero(in_period(everything, measure, period)))
-    rec = cache[key]
+    rec = period_rows(records, measure, period, {} if cache is None else cache)
     reasons = [e.code for e in measure.exclusions] + [NOT_COMPUTABLE]
     reason = np.full(rec.n, -1, dtype=np.int16)
     for i, rule in enumerate(measure.exclusions):
