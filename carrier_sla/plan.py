@@ -275,13 +275,21 @@ def load_plan(plan: str | Path) -> Plan:
     """Load, validate and freeze a plan; raise PlanError listing every problem."""
     path = resolve_plan_path(plan)
     document, raw = _read_document(path)
-    problems = schema_problems(document)
-    if problems:
-        raise PlanError(str(path), problems)
-    problems = reference_problems(document)
+    problems = all_problems(document)
     if problems:
         raise PlanError(str(path), problems)
     return build_plan(document, sha256=hashlib.sha256(raw).hexdigest(), source=str(path))
+
+
+def all_problems(document: Any) -> list[PlanProblem]:
+    """Schema problems and, as far as the document's shape allows, cross-reference problems."""
+    problems = schema_problems(document)
+    try:
+        problems += reference_problems(document)
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError):
+        if not problems:  # pragma: no cover - the schema guarantees the shape reference checks read
+            raise
+    return sorted(set(problems))
 
 
 def dump_plan(plan: Plan) -> dict[str, Any]:
@@ -291,7 +299,7 @@ def dump_plan(plan: Plan) -> dict[str, Any]:
 
 def plan_from_document(document: Any, source: str = "<document>") -> Plan:
     """Validate and freeze a plan given as a parsed document (used by tests and what-if tools)."""
-    problems = schema_problems(document) or reference_problems(document)
+    problems = all_problems(document)
     if problems:
         raise PlanError(source, problems)
     raw = json.dumps(document, sort_keys=True).encode()
@@ -350,7 +358,10 @@ def reference_problems(doc: dict[str, Any]) -> list[PlanProblem]:
     for i, m in enumerate(doc["measures"]):
         if ids.count(m["id"]) > 1:
             add(f"/measures/{i}/id", f"duplicate measure id {m['id']!r}")
-        out.extend(_measure_problems(m, f"/measures/{i}", products, codes))
+        try:
+            out.extend(_measure_problems(m, f"/measures/{i}", products, codes))
+        except (KeyError, TypeError, AttributeError, IndexError, ValueError):
+            continue  # a measure broken in shape: its schema problems say what is wrong
     return out
 
 

@@ -351,3 +351,16 @@ def test_a_bad_value_rule_is_reported_at_its_own_field_not_as_a_guess_across_kin
     with pytest.raises(PlanError) as info:
         make_plan(change)
     assert [str(p) for p in info.value.problems] == ["/measures/4/value/at_most: -1 is less than the minimum of 0"]
+
+
+def test_schema_and_reference_problems_are_reported_together(make_plan):
+    """A plan breaking the schema in one place and naming an unknown product in another lists both at once."""
+    from carrier_sla.errors import PlanError
+
+    def change(doc):
+        doc["products"][4]["retail_analog"] = "pots2"
+        del doc["measures"][3]["period_by"]
+
+    with pytest.raises(PlanError) as info:
+        make_plan(change)
+    assert [p.pointer for p in info.value.problems] == ["/measures/3", "/products/4/retail_analog"]
