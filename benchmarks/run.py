@@ -41,17 +41,47 @@ def ensure_data(records: int) -> Path:
     if (folder / "done").exists():
         return folder
     shutil.rmtree(folder, ignore_errors=True)
-    cmd = [sys.executable, "-m", "carrier_sla", "generate", "--out", str(folder), "--period", PERIOD,
-           "--periods", "2", "--scale", str(records // 2), "--seed", "7", "--format", "parquet",
-           "--files-per-type", "4"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "carrier_sla",
+        "generate",
+        "--out",
+        str(folder),
+        "--period",
+        PERIOD,
+        "--periods",
+        "2",
+        "--scale",
+        str(records // 2),
+        "--seed",
+        "7",
+        "--format",
+        "parquet",
+        "--files-per-type",
+        "4",
+    ]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     (folder / "done").write_text("")
     return folder
 
 
 def measure_run(data: Path, store: Path) -> dict:
-    cmd = [sys.executable, "-m", "carrier_sla", "run", "--plan", "example-qc", "--data", str(data),
-           "--period", PERIOD, "--out", str(store), "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "carrier_sla",
+        "run",
+        "--plan",
+        "example-qc",
+        "--data",
+        str(data),
+        "--period",
+        PERIOD,
+        "--out",
+        str(store),
+        "--quiet",
+    ]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -59,7 +89,9 @@ def measure_run(data: Path, store: Path) -> dict:
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"run failed with exit {os.waitstatus_to_exitcode(status)}")
     manifest = json.loads(next((store / "runs").glob("*/manifest.json")).read_text())
-    pipeline = (datetime.fromisoformat(manifest["finished_at"]) - datetime.fromisoformat(manifest["started_at"])).total_seconds()
+    pipeline = (
+        datetime.fromisoformat(manifest["finished_at"]) - datetime.fromisoformat(manifest["started_at"])
+    ).total_seconds()
     return {
         "records": sum(i["rows_read"] for i in manifest["inputs"] if i["record_type"] != "lines"),
         "wall": wall,
@@ -105,12 +137,18 @@ def main() -> None:
         print(f"{size:>11,} records: pipeline {run['pipeline']:.2f} s ({stages})", flush=True)
 
     print()
-    print("| records | command wall s | pipeline s | records/s (pipeline) | peak RSS MiB | floor s (read + write) | run / floor |")
+    print(
+        "| records | command wall s | pipeline s | records/s (pipeline) | peak RSS MiB "
+        "| floor s (read + write) | run / floor |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---:|")
-    for size, run, floor in rows:
-        print(f"| {run['records']:,} | {run['wall']:.2f} | {run['pipeline']:.2f} | {run['records'] / run['pipeline']:,.0f} "
-              f"| {run['peak_rss_mib']:,.0f} | {floor['floor']:.2f} ({floor['read']:.2f} + {floor['write']:.2f}) "
-              f"| {run['pipeline'] / floor['floor']:.2f}x |")
+    for _size, run, floor in rows:
+        rate = run["records"] / run["pipeline"]
+        print(
+            f"| {run['records']:,} | {run['wall']:.2f} | {run['pipeline']:.2f} | {rate:,.0f} "
+            f"| {run['peak_rss_mib']:,.0f} | {floor['floor']:.2f} ({floor['read']:.2f} + {floor['write']:.2f}) "
+            f"| {run['pipeline'] / floor['floor']:.2f}x |"
+        )
 
 
 if __name__ == "__main__":

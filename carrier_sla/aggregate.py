@@ -77,8 +77,12 @@ def partials(ev: Evaluated) -> Partial:
     mean = np.divide(total, n, out=np.zeros(size), where=n > 0)
     m2 = np.bincount(flat, weights=np.where(inc, (ev.value - mean[flat]) ** 2, 0.0), minlength=size).astype(np.float64)
     return Partial(
-        tuple(axes), tuple(labels), np.bincount(flat, minlength=size).reshape(shape),
-        n.reshape(shape), total.reshape(shape), m2.reshape(shape),
+        tuple(axes),
+        tuple(labels),
+        np.bincount(flat, minlength=size).reshape(shape),
+        n.reshape(shape),
+        total.reshape(shape),
+        m2.reshape(shape),
     )
 
 
@@ -86,7 +90,9 @@ def _align(part: Partial, labels: tuple[tuple[object, ...], ...]) -> Partial:
     """The same aggregates laid out on wider labels (zeros where a label is new)."""
     if part.labels == labels:
         return part
-    index = np.ix_(*[np.array([new.index(v) for v in old], dtype=np.int64) for old, new in zip(part.labels, labels, strict=True)])
+    index = np.ix_(
+        *[np.array([new.index(v) for v in old], dtype=np.int64) for old, new in zip(part.labels, labels, strict=True)]
+    )
     shape = tuple(len(x) for x in labels)
     arrays = []
     for arr in (part.n_evaluated, part.n, part.sum, part.m2):
@@ -167,16 +173,19 @@ def cells(plan: Plan, measure: Measure, part: Partial, base: np.ndarray | None) 
         keep = [d.applies_to(product.code) for d in dims]
         drop = [i for i, k in enumerate(keep) if not k]  # dimensions this product is not split by
         # per carrier: axes (carrier, state, *dims) once the product is chosen
-        n_eval, n, total, m2 = _roll(*(arr[:, :, p] for arr in (part.n_evaluated, part.n, part.sum, part.m2)),
-                                     tuple(2 + i for i in drop))
+        n_eval, n, total, m2 = _roll(
+            *(arr[:, :, p] for arr in (part.n_evaluated, part.n, part.sum, part.m2)), tuple(2 + i for i in drop)
+        )
         b = base[:, :, p] if base is not None else None
         # CLEC cells: (carrier, state, *kept dims)
         clec = (n_eval, n, total, m2)
         agg = _roll(*(np.where(clec_mask.reshape((-1,) + (1,) * (x.ndim - 1)), x, 0) for x in clec), (0,))
         a = part.label_index("product", product.retail_analog)
         if retail is not None and a is not None:
-            r_stats = _roll(*(arr[retail, :, a] for arr in (part.n_evaluated, part.n, part.sum, part.m2)),
-                            tuple(1 + i for i in drop))
+            r_stats = _roll(
+                *(arr[retail, :, a] for arr in (part.n_evaluated, part.n, part.sum, part.m2)),
+                tuple(1 + i for i in drop),
+            )
             r_base = base[retail, :, a] if base is not None else None
         else:
             r_stats = tuple(np.zeros(agg[0].shape) for _ in range(4))

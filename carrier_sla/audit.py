@@ -17,8 +17,17 @@ from carrier_sla.evaluate import Evaluated
 from carrier_sla.plan import Measure, Plan
 
 RECORD_COLUMNS = [
-    "record_id", "record_type", "carrier_id", "state", "product", "submeasure",
-    "included", "exclusion_reason", "value", "source_file", "source_row",
+    "record_id",
+    "record_type",
+    "carrier_id",
+    "state",
+    "product",
+    "submeasure",
+    "included",
+    "exclusion_reason",
+    "value",
+    "source_file",
+    "source_row",
 ]
 
 
@@ -125,17 +134,41 @@ def unify_record_schema(table: pa.Table, dim_fields: list[str]) -> pa.Table:
     for name in RECORD_COLUMNS[:6] + dim_fields + RECORD_COLUMNS[6:]:
         col = table.column(name)
         if name in dim_fields and name != "dispatch":
-            col = col.cast(pa.string()) if not pa.types.is_dictionary(col.type) else col.cast(pa.string())
+            col = col.cast(pa.string())
         fields.append((name, col))
     return pa.table(dict(fields))
 
 
 def result_columns(dim_fields: list[str]) -> list[str]:
     return [
-        "period", "data_period", "plan_id", "plan_version", "measure_id", "submeasure", "state", "product",
-        *dim_fields, "scope", "carrier_id", "standard", "direction", "unit",
-        "clec_n", "clec_numerator", "clec_value", "retail_n", "retail_numerator", "retail_value", "retail_stdev",
-        "benchmark", "method", "statistic", "p_value", "critical_value", "status", "status_reason",
+        "period",
+        "data_period",
+        "plan_id",
+        "plan_version",
+        "measure_id",
+        "submeasure",
+        "state",
+        "product",
+        *dim_fields,
+        "scope",
+        "carrier_id",
+        "standard",
+        "direction",
+        "unit",
+        "clec_n",
+        "clec_numerator",
+        "clec_value",
+        "retail_n",
+        "retail_numerator",
+        "retail_value",
+        "retail_stdev",
+        "benchmark",
+        "method",
+        "statistic",
+        "p_value",
+        "critical_value",
+        "status",
+        "status_reason",
         "clec_records_evaluated",
     ]
 
@@ -144,9 +177,24 @@ def results_table(frame: pd.DataFrame, dim_fields: list[str]) -> pa.Table:
     """The results table in its fixed column order and types."""
     cols = result_columns(dim_fields)
     types = {
-        "clec_n": pa.int64(), "clec_records_evaluated": pa.int64(), "dispatch": pa.bool_(),
-        **{c: pa.float64() for c in ("clec_numerator", "clec_value", "retail_n", "retail_numerator", "retail_value",
-                                     "retail_stdev", "benchmark", "statistic", "p_value", "critical_value")},
+        "clec_n": pa.int64(),
+        "clec_records_evaluated": pa.int64(),
+        "dispatch": pa.bool_(),
+        **{
+            c: pa.float64()
+            for c in (
+                "clec_numerator",
+                "clec_value",
+                "retail_n",
+                "retail_numerator",
+                "retail_value",
+                "retail_stdev",
+                "benchmark",
+                "statistic",
+                "p_value",
+                "critical_value",
+            )
+        },
     }
     arrays = {}
     for c in cols:

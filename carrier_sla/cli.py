@@ -33,8 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data", required=True, type=Path, help="input directory (orders, troubles, lines)")
     run.add_argument("--period", required=True, help="reporting month YYYY-MM")
     run.add_argument("--out", required=True, type=Path, help="the output store")
-    run.add_argument("--max-reject-rate", type=float, default=0.01,
-                     help="fail (exit 3) when more than this share of a record type is rejected (default 0.01)")
+    run.add_argument(
+        "--max-reject-rate",
+        type=float,
+        default=0.01,
+        help="fail (exit 3) when more than this share of a record type is rejected (default 0.01)",
+    )
     run.add_argument("--fail-on", choices=["miss"], help="exit 1 when any verdict is a miss")
     run.add_argument("--quiet", action="store_true", help="print only errors")
 
@@ -57,8 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _print_summary(result, out: Path) -> None:
     frame = result.results
-    print(f"run {result.run_id}: period {result.period}, plan {result.manifest['plan']['id']} "
-          f"{result.manifest['plan']['version']}")
+    print(
+        f"run {result.run_id}: period {result.period}, plan {result.manifest['plan']['id']} "
+        f"{result.manifest['plan']['version']}"
+    )
     rows = sum(i["rows_read"] for i in result.manifest["inputs"])
     rejected = sum(i["rows_rejected"] for i in result.manifest["inputs"])
     print(f"inputs: {rows:,} rows read, {rejected:,} rejected")
@@ -67,7 +73,13 @@ def _print_summary(result, out: Path) -> None:
         return
     clec = frame[frame["scope"] == "clec"]
     table = clec.groupby(["measure_id", "status"]).size().unstack(fill_value=0)
-    table = table.reindex(columns=[c for c in ("met", "miss", "no_activity", "no_retail_analog", "undetermined", "diagnostic") if c in table.columns])
+    table = table.reindex(
+        columns=[
+            c
+            for c in ("met", "miss", "no_activity", "no_retail_analog", "undetermined", "diagnostic")
+            if c in table.columns
+        ]
+    )
     order = list(dict.fromkeys(frame["measure_id"]))
     table = table.reindex(order)
     print("\nverdicts per CLEC cell (state x product x submeasure x CLEC):")
@@ -77,8 +89,24 @@ def _print_summary(result, out: Path) -> None:
         misses["stat"] = misses["statistic"].round(2)
         show = misses.sort_values("statistic", ascending=False).head(10)
         print(f"\nlargest misses ({len(misses)} in all):")
-        print(show[["measure_id", "state", "product", "submeasure", "carrier_id", "clec_n", "clec_value",
-                    "retail_value", "benchmark", "stat"]].round(2).to_string(index=False))
+        print(
+            show[
+                [
+                    "measure_id",
+                    "state",
+                    "product",
+                    "submeasure",
+                    "carrier_id",
+                    "clec_n",
+                    "clec_value",
+                    "retail_value",
+                    "benchmark",
+                    "stat",
+                ]
+            ]
+            .round(2)
+            .to_string(index=False)
+        )
     print(f"\noutputs in {out}: results/, records/, rejects/ (period={result.period}); manifest {result.manifest_path}")
 
 
@@ -101,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     except StoreError as exc:
         print(f"carrier-sla: store error: {exc}", file=sys.stderr)
         return EXIT_INTERNAL
-    except Exception:  # noqa: BLE001 - the last resort maps to exit 5 with the traceback
+    except Exception:
         traceback.print_exc()
         print("carrier-sla: unexpected internal error (exit 5)", file=sys.stderr)
         return EXIT_INTERNAL
@@ -123,14 +151,23 @@ def _dispatch(args: argparse.Namespace) -> int:
         from carrier_sla.pipeline import check_period
 
         check_period(args.period)
-        counts = generate(args.out, args.period, periods=args.periods, scale=args.scale, seed=args.seed,
-                          fmt=args.format, files_per_type=args.files_per_type)
+        counts = generate(
+            args.out,
+            args.period,
+            periods=args.periods,
+            scale=args.scale,
+            seed=args.seed,
+            fmt=args.format,
+            files_per_type=args.files_per_type,
+        )
         print(f"wrote {', '.join(f'{v:,} {k}' for k, v in counts.items())} to {args.out}")
         return EXIT_OK
     plan = planmod.load_plan(args.plan)
     if args.command == "validate":
-        print(f"plan {plan.id} {plan.version} OK: {len(plan.measures)} measures, {len(plan.products)} products, "
-              f"{len(plan.states)} states (sha256 {plan.sha256[:12]})")
+        print(
+            f"plan {plan.id} {plan.version} OK: {len(plan.measures)} measures, {len(plan.products)} products, "
+            f"{len(plan.states)} states (sha256 {plan.sha256[:12]})"
+        )
         if args.data:
             from carrier_sla.validate import check_data_columns
 

@@ -17,9 +17,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from carrier_sla import calendar as calmod
-from carrier_sla.calendar import NULL, NS_PER_DAY, NS_PER_S
+from carrier_sla.calendar import NS_PER_DAY, NS_PER_S, NULL
 from carrier_sla.fields import column_type, record_schema
 from carrier_sla.keys import duplicate_mask
+from carrier_sla.parse import encode, null_mask, parse_bools, parse_dates, parse_numbers, parse_timestamps, recode
 from carrier_sla.plan import Plan
 
 
@@ -45,14 +46,8 @@ class Reason(StrEnum):
 
 REASONS = list(Reason)
 REJECT_COLUMNS = ["record_type", "source_file", "row", "record_id", "column", "raw_value", "reason", "message"]
-TRUE_TEXT = ["true", "t", "1", "yes", "y"]
-FALSE_TEXT = ["false", "f", "0", "no", "n"]
 MIN_DAY = int(np.datetime64(f"{calmod.YEARS.start}-01-01", "D").astype(np.int64))
 MAX_DAY = int(np.datetime64(f"{calmod.YEARS.stop - 1}-12-31", "D").astype(np.int64))
-TS_RE = (
-    r"^(?P<y>\d{4})-(?P<mo>\d{2})-(?P<d>\d{2})(?:[T ](?P<h>\d{2}):(?P<mi>\d{2})"
-    r"(?::(?P<s>\d{2})(?P<f>\.\d{1,9})?)?)?\s*(?P<tz>Z|[+-]\d{2}:?\d{2})?$"
-)
 
 
 @dataclass
@@ -109,182 +104,6 @@ class _Flags:
         self.column[hit] = column
 
 
-# ----------------------------------------------------------------- lenient parsing
-
-
-def _null_mask(arr: pa.Array) -> np.ndarray:
-    return np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
-
-
-def _lenient(arr: pa.Array, fast, leaf, leaf_size: int = 512) -> list[tuple[np.ndarray, ...]]:
-    """Apply a fast whole-array conversion, bisecting down to `leaf` only around bad values."""
-    try:
-        return [fast(arr)]
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        pass
-    if len(arr) <= leaf_size:
-        return [leaf(arr)]
-    mid = len(arr) // 2
-    return _lenient(arr.slice(0, mid), fast, leaf, leaf_size) + _lenient(arr.slice(mid), fast, leaf, leaf_size)
-
-
-def _group(struct: pa.StructArray, name: str) -> pa.Array:
-    """A regex group's text; null where the group did not take part (Arrow gives '')."""
-    values = struct.field(name)
-    return pc.if_else(pc.equal(pc.utf8_length(values), 0), pa.scalar(None, pa.string()), values)
-
-
-def _int_field(struct: pa.StructArray, name: str, default: int = 0) -> np.ndarray:
-    values = pc.cast(_group(struct, name), pa.int64())
-    return np.asarray(values.fill_null(default).to_numpy(zero_copy_only=False), dtype=np.int64)
-
-
-def _civil_days(y: np.ndarray, mo: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Days since epoch and validity of (year, month, day) triples."""
-    ok = (mo >= 1) & (mo <= 12) & (d >= 1)
-    months = (y - 1970) * 12 + np.clip(mo, 1, 12) - 1
-    start = months.astype("M8[M]").astype("M8[D]").view(np.int64)
-    length = (months + 1).astype("M8[M]").astype("M8[D]").view(np.int64) - start
-    ok &= d <= length
-    return start + d - 1, ok
-
-
-def _parse_ts_leaf(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Regex parse of ISO 8601 text: (wall-clock ns, offset seconds or NULL, parsed ok)."""
-    m = pc.extract_regex(arr, TS_RE)
-    matched = ~_null_mask(m) | _null_mask(arr)
-    y, mo, d = (_int_field(m, k) for k in ("y", "mo", "d"))
-    h, mi, s = (_int_field(m, k) for k in ("h", "mi", "s"))
-    frac_text = pc.utf8_rpad(pc.utf8_slice_codeunits(_group(m, "f").fill_null(".0"), 1), 9, "0")
-    frac = np.asarray(pc.cast(frac_text, pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
-    days, ok = _civil_days(y, mo, d)
-    ok &= (h < 24) & (mi < 60) & (s < 60)
-    ns = days * NS_PER_DAY + (h * 3600 + mi * 60 + s) * NS_PER_S + frac
-    tz = _group(m, "tz")
-    has_tz = ~_null_mask(tz)
-    offset = np.full(len(arr), NULL, dtype=np.int64)
-    if has_tz.any():
-        tz_text = pc.replace_substring(pc.replace_substring(tz.fill_null("Z"), ":", ""), "Z", "+0000")
-        sign = np.where(np.asarray(pc.utf8_slice_codeunits(tz_text, 0, 1).to_numpy(zero_copy_only=False)) == "-", -1, 1)
-        hh = np.asarray(pc.cast(pc.utf8_slice_codeunits(tz_text, 1, 3), pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
-        mm = np.asarray(pc.cast(pc.utf8_slice_codeunits(tz_text, 3, 5), pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
-        offset = np.where(has_tz, sign * (hh * 3600 + mm * 60), NULL)
-        ok &= ~has_tz | ((hh < 24) & (mm < 60))
-    ok &= matched
-    null = _null_mask(arr)
-    ns = np.where(ok & ~null, ns, NULL)
-    return ns, offset, ok | null
-
-
-def _ts_fast(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    values = pc.cast(arr, pa.timestamp("ns"))
-    ns = np.asarray(values.cast(pa.int64()).fill_null(NULL).to_numpy(zero_copy_only=False), dtype=np.int64)
-    return ns, np.full(len(arr), NULL, dtype=np.int64), np.ones(len(arr), dtype=bool)
-
-
-def parse_timestamps(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(ns, offset seconds or NULL, ok) for a column of any reasonable type.
-
-    ns is wall-clock time where offset is NULL, else the wall-clock time as written
-    (UTC = ns - offset). Time-zone-aware Arrow timestamps are returned as UTC, offset 0.
-    """
-    if pa.types.is_dictionary(arr.type):
-        arr = arr.dictionary_decode()
-    if pa.types.is_timestamp(arr.type):
-        ns = arr.cast(pa.timestamp("ns", arr.type.tz)).cast(pa.int64()).fill_null(NULL)
-        ns = np.asarray(ns.to_numpy(zero_copy_only=False), dtype=np.int64)
-        offset = np.full(len(arr), 0 if arr.type.tz else NULL, dtype=np.int64)
-        return ns, offset, np.ones(len(arr), dtype=bool)
-    if pa.types.is_date(arr.type):
-        days = np.asarray(arr.cast(pa.date32()).cast(pa.int32()).fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
-        ns = np.where(_null_mask(arr), NULL, days * NS_PER_DAY)
-        return ns, np.full(len(arr), NULL, dtype=np.int64), np.ones(len(arr), dtype=bool)
-    text = arr.cast(pa.string())
-    parts = _lenient(text, _ts_fast, _parse_ts_leaf)
-    return tuple(np.concatenate([p[i] for p in parts]) for i in range(3))  # type: ignore[return-value]
-
-
-def _date_leaf(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    m = pc.extract_regex(arr, r"^(?P<y>\d{4})-(?P<mo>\d{2})-(?P<d>\d{2})$")
-    null = _null_mask(arr)
-    days, ok = _civil_days(_int_field(m, "y"), _int_field(m, "mo"), _int_field(m, "d"))
-    ok &= ~_null_mask(m)
-    return np.where(ok & ~null, days, NULL), ok | null
-
-
-def _date_fast(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    days = pc.cast(arr, pa.date32()).cast(pa.int32()).cast(pa.int64()).fill_null(NULL)
-    return np.asarray(days.to_numpy(zero_copy_only=False), dtype=np.int64), np.ones(len(arr), dtype=bool)
-
-
-def parse_dates(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """(days since epoch or NULL, ok) for a date column (text, date or timestamp)."""
-    if pa.types.is_dictionary(arr.type):
-        arr = arr.dictionary_decode()
-    if pa.types.is_timestamp(arr.type) or pa.types.is_date(arr.type):
-        return _date_fast(arr.cast(pa.date32()))
-    parts = _lenient(arr.cast(pa.string()), _date_fast, _date_leaf)
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-
-
-def _number_leaf(kind: pa.DataType):
-    def leaf(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-        pattern = r"^\s*[+-]?\d+\s*$" if pa.types.is_integer(kind) else r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"
-        good = pc.match_substring_regex(arr, pattern).fill_null(False)
-        values = pc.cast(pc.if_else(good, arr, pa.scalar(None, pa.string())), kind)
-        null = _null_mask(arr)
-        ok = np.asarray(good.to_numpy(zero_copy_only=False), dtype=bool) | null
-        return np.asarray(values.cast(pa.float64()).fill_null(np.nan).to_numpy(zero_copy_only=False), dtype=np.float64), ok
-
-    return leaf
-
-
-def parse_numbers(arr: pa.Array, integer: bool) -> tuple[np.ndarray, np.ndarray]:
-    """(float64 values, NaN = null or bad; ok) for a numeric column."""
-    kind = pa.int64() if integer else pa.float64()
-    if pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type):
-        values = np.asarray(arr.cast(pa.float64()).fill_null(np.nan).to_numpy(zero_copy_only=False), dtype=np.float64)
-        ok = np.ones(len(arr), dtype=bool)
-        if integer and pa.types.is_floating(arr.type):
-            ok = np.isnan(values) | (values == np.round(values))
-        return values, ok
-
-    def fast(a: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-        out = pc.cast(pc.utf8_trim_whitespace(a), kind).cast(pa.float64()).fill_null(np.nan)
-        return np.asarray(out.to_numpy(zero_copy_only=False), dtype=np.float64), np.ones(len(a), dtype=bool)
-
-    parts = _lenient(arr.cast(pa.string()), fast, _number_leaf(kind))
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-
-
-def parse_bools(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """(bool values, ok); null is False with ok True (callers check required-ness)."""
-    if pa.types.is_boolean(arr.type):
-        return np.asarray(arr.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool), np.ones(len(arr), bool)
-    if pa.types.is_integer(arr.type):
-        values = np.asarray(arr.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
-        return values == 1, (values == 0) | (values == 1)
-    text = pc.utf8_lower(pc.utf8_trim_whitespace(arr.cast(pa.string())))
-    true = np.asarray(pc.is_in(text, pa.array(TRUE_TEXT)).to_numpy(zero_copy_only=False), dtype=bool)
-    false = np.asarray(pc.is_in(text, pa.array(FALSE_TEXT)).to_numpy(zero_copy_only=False), dtype=bool)
-    return true, true | false | _null_mask(arr)
-
-
-def encode(arr: pa.Array) -> tuple[np.ndarray, list[str]]:
-    """Dictionary-encode a text column: (int32 codes, -1 = null; dictionary values)."""
-    enc = arr.cast(pa.string()).dictionary_encode() if not pa.types.is_dictionary(arr.type) else arr
-    if not pa.types.is_string(enc.type.value_type):
-        enc = enc.dictionary_decode().cast(pa.string()).dictionary_encode()
-    codes = np.asarray(enc.indices.cast(pa.int32()).fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int32)
-    return codes, enc.dictionary.to_pylist()
-
-
-def recode(codes: np.ndarray, values: list[str], categories: list[str]) -> np.ndarray:
-    """Map codes into a fixed category list; values not in it become -2 (unknown)."""
-    lookup = np.array([categories.index(v) if v in categories else -2 for v in values] + [-1], dtype=np.int32)
-    return lookup[codes]
-
-
 # ------------------------------------------------------------------------ row checks
 
 MESSAGES = {
@@ -334,9 +153,12 @@ def check_table(record_type: str, table: pa.Table, plan: Plan, file_index: int) 
         arr = table.column(name).combine_chunks() if name in table.column_names else pa.nulls(n, pa.string())
         if isinstance(arr, pa.ChunkedArray):  # an empty table combines to a chunked array
             arr = pa.array([], pa.string()) if arr.num_chunks == 0 else arr.chunk(0)
-        null = _null_mask(arr)
+        null = null_mask(arr)
         if kind in ("string", "code") and "minLength" in prop:
-            null |= np.asarray(pc.equal(pc.utf8_length(arr.cast(pa.string())), 0).fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
+            null |= np.asarray(
+                pc.equal(pc.utf8_length(arr.cast(pa.string())), 0).fill_null(False).to_numpy(zero_copy_only=False),
+                dtype=bool,
+            )
         if name in required and not _nullable(prop):
             flags.flag(null, Reason.MISSING_VALUE, ci)
         if kind == "timestamp":
@@ -373,7 +195,9 @@ def check_table(record_type: str, table: pa.Table, plan: Plan, file_index: int) 
                 rec.codes[name], rec.cats[name] = codes, values
             else:
                 mapped = recode(codes, values, categories)
-                reason = {"state": Reason.UNKNOWN_STATE, "product": Reason.UNKNOWN_PRODUCT}.get(name, Reason.INVALID_CODE)
+                reason = {"state": Reason.UNKNOWN_STATE, "product": Reason.UNKNOWN_PRODUCT}.get(
+                    name, Reason.INVALID_CODE
+                )
                 flags.flag(mapped == -2, reason, ci)
                 rec.codes[name], rec.cats[name] = np.where(mapped == -2, -1, mapped).astype(np.int32), categories
         elif name == schema.get("x-record-id"):
@@ -394,8 +218,10 @@ def check_table(record_type: str, table: pa.Table, plan: Plan, file_index: int) 
         mismatch = is_retail_product[rec.codes["product"]] != is_retail_carrier[rec.codes["carrier_id"]]
         flags.flag(known & mismatch, Reason.PRODUCT_NOT_OFFERED, list(props).index("product"))
     if isinstance(schema.get("x-record-id"), list):
-        parts = [table.column(c).cast(pa.string()) if c in table.column_names else pa.nulls(n, pa.string())
-                 for c in schema["x-record-id"]]
+        parts = [
+            table.column(c).cast(pa.string()) if c in table.column_names else pa.nulls(n, pa.string())
+            for c in schema["x-record-id"]
+        ]
         rec.ids = pc.binary_join_element_wise(*parts, "|").combine_chunks() if n else pa.array([], pa.string())
     return rec, flags
 
@@ -442,9 +268,15 @@ def _concat(parts: list[Records]) -> Records:
     out = Records(first.record_type, sum(p.n for p in parts))
     out.cols = {k: np.concatenate([p.cols[k] for p in parts]) for k in first.cols}
     for k in first.codes:
-        cats = sorted(set().union(*(p.cats[k] for p in parts))) if len({tuple(p.cats[k]) for p in parts}) > 1 else first.cats[k]
+        cats = (
+            sorted(set().union(*(p.cats[k] for p in parts)))
+            if len({tuple(p.cats[k]) for p in parts}) > 1
+            else first.cats[k]
+        )
         out.cats[k] = cats
-        out.codes[k] = np.concatenate([p.codes[k] if p.cats[k] is cats else recode(p.codes[k], p.cats[k], cats) for p in parts])
+        out.codes[k] = np.concatenate(
+            [p.codes[k] if p.cats[k] is cats else recode(p.codes[k], p.cats[k], cats) for p in parts]
+        )
     out.text = {k: pa.concat_arrays([p.text[k] for p in parts]) for k in first.text}
     out.ids = pa.concat_arrays([p.ids for p in parts])
     out.file_index = np.concatenate([p.file_index for p in parts])

@@ -43,8 +43,18 @@ class Evaluated:
 
 def derive(plan: Plan, rec: Records) -> Records:
     """Add the derived fields of fields.DERIVED to accepted records (a new Records)."""
-    out = Records(rec.record_type, rec.n, dict(rec.cols), dict(rec.codes), dict(rec.cats), dict(rec.text),
-                  dict(rec.keys), rec.ids, rec.file_index, rec.row)
+    out = Records(
+        rec.record_type,
+        rec.n,
+        dict(rec.cols),
+        dict(rec.codes),
+        dict(rec.cats),
+        dict(rec.text),
+        dict(rec.keys),
+        rec.ids,
+        rec.file_index,
+        rec.row,
+    )
     carriers = np.array([c in plan.test_carrier_ids for c in rec.cats["carrier_id"]] + [False])
     if rec.record_type == "lines":  # a test carrier's lines are no rate base: its troubles are excluded
         out.cols["is_test"] = carriers[rec.codes["carrier_id"]]
@@ -78,7 +88,9 @@ def link(plan: Plan, records: dict[str, Records]) -> None:
     for name in fields:
         holders = [r for r in records.values() if name in r.text]
         both = pa.chunked_array([r.text[name].cast(pa.string()) for r in holders]).combine_chunks()
-        codes = np.asarray(both.dictionary_encode().indices.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
+        codes = np.asarray(
+            both.dictionary_encode().indices.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64
+        )
         start = 0
         for r in holders:
             r.keys[name] = codes[start : start + r.n]
@@ -142,10 +154,18 @@ def condition_mask(rec: Records, cond: Condition) -> np.ndarray:
         _, other, other_null = _field(rec, cond.field_ref)
         null = null | other_null
     else:
-        other = np.asarray([_literal(kind, v) for v in cond.value]) if isinstance(cond.value, tuple) else _literal(kind, cond.value)
+        other = (
+            np.asarray([_literal(kind, v) for v in cond.value])
+            if isinstance(cond.value, tuple)
+            else _literal(kind, cond.value)
+        )
     compare = {
-        "eq": np.equal, "ne": np.not_equal, "gt": np.greater, "ge": np.greater_equal,
-        "lt": np.less, "le": np.less_equal,
+        "eq": np.equal,
+        "ne": np.not_equal,
+        "gt": np.greater,
+        "ge": np.greater_equal,
+        "lt": np.less,
+        "le": np.less_equal,
     }
     if op in ("in", "not_in"):
         hit = np.isin(values, other)
@@ -352,4 +372,3 @@ def lines_in_period(records: dict[str, Records], measure: Measure, period: str) 
     cats = lines.cats["period"]
     code = cats.index(month) if month in cats else -2
     return lines.take(np.flatnonzero((lines.codes["period"] == code) & ~lines.cols["is_test"]))
-

@@ -64,8 +64,7 @@ OPEN, CLOSE, CUTOFF = 8 * HOUR, 17 * HOUR, 15 * HOUR
 WEEKMASK = "1111100"
 
 STATES = ("CO", "WA", "AZ", "UT", "OR")
-STATE_ZONES = ("America/Denver", "America/Los_Angeles", "America/Phoenix", "America/Denver",
-               "America/Los_Angeles")
+STATE_ZONES = ("America/Denver", "America/Los_Angeles", "America/Phoenix", "America/Denver", "America/Los_Angeles")
 STATE_SHARES = (0.30, 0.25, 0.20, 0.15, 0.10)
 
 RETAIL_ID = "ILEC"
@@ -75,14 +74,20 @@ CARRIERS = (RETAIL_ID, *CLEC_IDS, TEST_ID)
 RETAIL_SHARE, TEST_SHARE, CLEC_ZIPF = 0.677, 0.003, 1.1
 
 # code: (standard interval in business days, share of orders needing a dispatch)
-PRODUCTS = {"pots": (3, 0.25), "ds1": (7, 0.60), "fgd_trunk": (15, 0.70),
-            "resale_pots": (3, 0.25), "ubl_2w": (5, 0.40), "ubl_ds1": (7, 0.60),
-            "access_ds1": (7, 0.60), "lis_trunk": (15, 0.70)}
+PRODUCTS = {
+    "pots": (3, 0.25),
+    "ds1": (7, 0.60),
+    "fgd_trunk": (15, 0.70),
+    "resale_pots": (3, 0.25),
+    "ubl_2w": (5, 0.40),
+    "ubl_ds1": (7, 0.60),
+    "access_ds1": (7, 0.60),
+    "lis_trunk": (15, 0.70),
+}
 PRODUCT_CODES = tuple(PRODUCTS)
 TRUNKS = ("fgd_trunk", "lis_trunk")
 RETAIL_MIX = {"pots": 0.85, "ds1": 0.12, "fgd_trunk": 0.03}
-CLEC_MIX = {"resale_pots": 0.35, "ubl_2w": 0.40, "ubl_ds1": 0.09, "access_ds1": 0.11,
-            "lis_trunk": 0.05}
+CLEC_MIX = {"resale_pots": 0.35, "ubl_2w": 0.40, "ubl_ds1": 0.09, "access_ds1": 0.11, "lis_trunk": 0.05}
 
 SLOW_INSTALL = ("CLEC03", "CO", "resale_pots")
 SLOW_REPAIR = ("CLEC05", "UT")
@@ -94,53 +99,113 @@ MISS_REASONS = ("customer", "company")
 DISPOSITIONS = ("network", "cpe", "customer", "no_trouble_found", "information")
 DISPOSITION_P = (0.75, 0.08, 0.05, 0.09, 0.03)
 
-ORDER_SHARE = 0.5          # of `scale`; the rest are troubles
-NETWORK_RATE = 0.015       # network troubles per line per month
+ORDER_SHARE = 0.5  # of `scale`; the rest are troubles
+NETWORK_RATE = 0.015  # network troubles per line per month
 P_MISS, P_MISS_SLOW = 0.07, 0.25
 P_REPEAT, P_REPEAT_SLOW, P_ON_NEW_INSTALL = 0.09, 0.25, 0.02
-ORDER_OFF_DAY, TROUBLE_OFF_DAY = 0.08, 0.6   # arrival weight of a weekend or holiday
-BATCH_ROWS = 1_000_000     # rows of a type generated at once: bounds memory
-WINDOW = 29 * DAY          # parents of repeats and install troubles: safely inside 30 days
+ORDER_OFF_DAY, TROUBLE_OFF_DAY = 0.08, 0.6  # arrival weight of a weekend or holiday
+BATCH_ROWS = 1_000_000  # rows of a type generated at once: bounds memory
+WINDOW = 29 * DAY  # parents of repeats and install troubles: safely inside 30 days
 NEW_CIRCUIT_BASE = 2_000_000_000
 BASE_CIRCUIT_BASE = 1_000_000_000
 
 # Relative arrival weight per local hour 0..23.
-ORDER_HOURS_BUSINESS = (0, 0, 0, 0, 0, 0, 0.3, 1, 6, 10, 11, 11, 9, 10, 10, 3, 2, 1, 0.7, 0.5,
-                        0.3, 0.2, 0.1, 0.05)
-ORDER_HOURS_OFF = (0, 0, 0, 0, 0, 0, 0, 0.5, 1, 2, 2, 2, 2, 2, 2, 2, 1.5, 1, 1, 1, 0.5, 0.3, 0.2,
-                   0.1)
-TROUBLE_HOURS = (0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.5, 1, 2.5, 2.5, 2.5, 2.5, 2.5, 2.5, 2.5, 2.5, 2.5,
-                 2.5, 1.2, 1.2, 1.2, 1.2, 0.5, 0.5)
+ORDER_HOURS_BUSINESS = (0, 0, 0, 0, 0, 0, 0.3, 1, 6, 10, 11, 11, 9, 10, 10, 3, 2, 1, 0.7, 0.5, 0.3, 0.2, 0.1, 0.05)
+ORDER_HOURS_OFF = (0, 0, 0, 0, 0, 0, 0, 0.5, 1, 2, 2, 2, 2, 2, 2, 2, 1.5, 1, 1, 1, 0.5, 0.3, 0.2, 0.1)
+TROUBLE_HOURS = (
+    0.3,
+    0.3,
+    0.3,
+    0.3,
+    0.3,
+    0.3,
+    0.5,
+    1,
+    2.5,
+    2.5,
+    2.5,
+    2.5,
+    2.5,
+    2.5,
+    2.5,
+    2.5,
+    2.5,
+    2.5,
+    1.2,
+    1.2,
+    1.2,
+    1.2,
+    0.5,
+    0.5,
+)
 
 BAD_PRODUCTS = ("ubl_4w", "POTS", "dsx")
 BAD_STATES = (*(s.lower() for s in STATES), "COL", "WAS", "ARI", "UTA", "ORE")
 BAD_TEXT = ("{year}-13-45 25:61:00", "not a date", "31/02/{year} 10:00")
-BAD_RATE = 0.0005          # per kind; 6-7 kinds give about 0.3 %
+BAD_RATE = 0.0005  # per kind; 6-7 kinds give about 0.3 %
 ORDER_KINDS = ("text", "product", "state", "before", "duplicate", "dst")
 TROUBLE_KINDS = (*ORDER_KINDS, "negative_no_access")
 
 TS, DATE = pa.timestamp("s"), pa.date32()
 SCHEMAS = {
-    "orders": pa.schema([
-        ("order_id", pa.string()), ("carrier_id", pa.string()), ("state", pa.string()),
-        ("product", pa.string()), ("order_type", pa.string()), ("dispatch", pa.bool_()),
-        ("received_at", TS), ("due_date", DATE), ("completed_at", TS), ("quantity", pa.int64()),
-        ("foc_at", TS), ("requested_due_date", DATE), ("cancelled", pa.bool_()),
-        ("miss_reason", pa.string()), ("channel", pa.string()), ("circuit_id", pa.string()),
-        ("test", pa.bool_())]),
-    "troubles": pa.schema([
-        ("ticket_id", pa.string()), ("carrier_id", pa.string()), ("state", pa.string()),
-        ("product", pa.string()), ("circuit_id", pa.string()), ("dispatch", pa.bool_()),
-        ("received_at", TS), ("cleared_at", TS), ("disposition", pa.string()),
-        ("no_access_hours", pa.float64()), ("test", pa.bool_())]),
-    "lines": pa.schema([
-        ("period", pa.string()), ("carrier_id", pa.string()), ("state", pa.string()),
-        ("product", pa.string()), ("lines_in_service", pa.int64())]),
+    "orders": pa.schema(
+        [
+            ("order_id", pa.string()),
+            ("carrier_id", pa.string()),
+            ("state", pa.string()),
+            ("product", pa.string()),
+            ("order_type", pa.string()),
+            ("dispatch", pa.bool_()),
+            ("received_at", TS),
+            ("due_date", DATE),
+            ("completed_at", TS),
+            ("quantity", pa.int64()),
+            ("foc_at", TS),
+            ("requested_due_date", DATE),
+            ("cancelled", pa.bool_()),
+            ("miss_reason", pa.string()),
+            ("channel", pa.string()),
+            ("circuit_id", pa.string()),
+            ("test", pa.bool_()),
+        ]
+    ),
+    "troubles": pa.schema(
+        [
+            ("ticket_id", pa.string()),
+            ("carrier_id", pa.string()),
+            ("state", pa.string()),
+            ("product", pa.string()),
+            ("circuit_id", pa.string()),
+            ("dispatch", pa.bool_()),
+            ("received_at", TS),
+            ("cleared_at", TS),
+            ("disposition", pa.string()),
+            ("no_access_hours", pa.float64()),
+            ("test", pa.bool_()),
+        ]
+    ),
+    "lines": pa.schema(
+        [
+            ("period", pa.string()),
+            ("carrier_id", pa.string()),
+            ("state", pa.string()),
+            ("product", pa.string()),
+            ("lines_in_service", pa.int64()),
+        ]
+    ),
 }
 
 
-def generate(out: Path, period: str, periods: int = 3, scale: int = 20_000, seed: int = 0,
-             fmt: str = "csv", files_per_type: int = 1, malformed: bool = True) -> dict[str, int]:
+def generate(
+    out: Path,
+    period: str,
+    periods: int = 3,
+    scale: int = 20_000,
+    seed: int = 0,
+    fmt: str = "csv",
+    files_per_type: int = 1,
+    malformed: bool = True,
+) -> dict[str, int]:
     """Write orders, troubles and lines for the `periods` months ending with `period` (YYYY-MM)
     into `out`; return rows written per record type. scale = approximate orders+troubles per month.
 
@@ -158,10 +223,15 @@ def generate(out: Path, period: str, periods: int = 3, scale: int = 20_000, seed
     world = _world(seed, scale)
     cal = _calendar(months)
     horizon = _month_start(months[-1] + 1)
-    zones = [_Zone(z, _month_start(months[0]) - 40 * DAY, horizon + 400 * DAY)
-             for z in STATE_ZONES]
-    meta = {"generator": "carrier_sla.generate", "period": period, "periods": periods,
-            "scale": scale, "seed": seed, "malformed": malformed}
+    zones = [_Zone(z, _month_start(months[0]) - 40 * DAY, horizon + 400 * DAY) for z in STATE_ZONES]
+    meta = {
+        "generator": "carrier_sla.generate",
+        "period": period,
+        "periods": periods,
+        "scale": scale,
+        "seed": seed,
+        "malformed": malformed,
+    }
     counts = {"orders": 0, "troubles": 0, "lines": 0}
     carry = _Carry()
     sinks = [_Sink(out, kind, fmt, files_per_type, meta) for kind in ("orders", "troubles")]
@@ -171,9 +241,10 @@ def generate(out: Path, period: str, periods: int = 3, scale: int = 20_000, seed
                 orders, installs = _orders(world, bt, _rng(seed, 1, m, bt.index), carry.orders)
                 counts["orders"] += sinks[0].write(orders)
                 del orders
-                carry.add_installs(installs, bt.start)   # this batch's troubles look back
-                troubles, parents = _troubles(world, bt, _rng(seed, 2, m, bt.index),
-                                              carry.troubles, carry.installs, carry.parents)
+                carry.add_installs(installs, bt.start)  # this batch's troubles look back
+                troubles, parents = _troubles(
+                    world, bt, _rng(seed, 2, m, bt.index), carry.troubles, carry.installs, carry.parents
+                )
                 counts["troubles"] += sinks[1].write(troubles)
                 del troubles
                 carry.add_parents(parents, bt.end)
@@ -182,8 +253,7 @@ def generate(out: Path, period: str, periods: int = 3, scale: int = 20_000, seed
     finally:
         for sink in sinks:
             sink.close()
-    lines = pa.concat_tables([_lines(world, m, i, _rng(seed, 3, m, 0), malformed)
-                              for i, m in enumerate(months)])
+    lines = pa.concat_tables([_lines(world, m, i, _rng(seed, 3, m, 0), malformed) for i, m in enumerate(months)])
     line_sink = _Sink(out, "lines", fmt, 1, meta)
     counts["lines"] = line_sink.write(lines)
     line_sink.close()
@@ -192,6 +262,7 @@ def generate(out: Path, period: str, periods: int = 3, scale: int = 20_000, seed
 
 # ---------------------------------------------------------------- the world and the calendar
 
+
 @dataclass(frozen=True)
 class World:
     """Cells (carrier, state, product) with their volume share, lines and service quality."""
@@ -199,23 +270,22 @@ class World:
     carrier: np.ndarray
     state: np.ndarray
     product: np.ndarray
-    weight: np.ndarray         # share of a month's orders (and troubles)
-    lines: np.ndarray          # lines in service in the first period
-    circuit0: np.ndarray       # first installed-base circuit number of the cell
+    weight: np.ndarray  # share of a month's orders (and troubles)
+    lines: np.ndarray  # lines in service in the first period
+    circuit0: np.ndarray  # first installed-base circuit number of the cell
     interval: np.ndarray
     dispatch_p: np.ndarray
     slow_install: np.ndarray
     slow_repair: np.ndarray
     test: np.ndarray
-    n_orders: int              # per month
+    n_orders: int  # per month
     n_troubles: int
 
 
 def _world(seed: int, scale: int) -> World:
     rng = _rng(seed, 0, 0, 0)
     zipf = np.arange(1, len(CLEC_IDS) + 1, dtype=float) ** -CLEC_ZIPF
-    size = np.concatenate([[RETAIL_SHARE], (1 - RETAIL_SHARE - TEST_SHARE) * zipf / zipf.sum(),
-                           [TEST_SHARE]])
+    size = np.concatenate([[RETAIL_SHARE], (1 - RETAIL_SHARE - TEST_SHARE) * zipf / zipf.sum(), [TEST_SHARE]])
     base = np.array(list(CLEC_MIX.values()))
     rows = []
     for c, carrier in enumerate(CARRIERS):
@@ -225,21 +295,38 @@ def _world(seed: int, scale: int) -> World:
             mix = dict(zip(CLEC_MIX, rng.dirichlet(base * 40), strict=True))
         for s, state in enumerate(STATES):
             for code, share in mix.items():
-                rows.append((c, s, PRODUCT_CODES.index(code), size[c] * STATE_SHARES[s] * share,
-                             (carrier, state, code) == SLOW_INSTALL,
-                             (carrier, state) == SLOW_REPAIR, carrier == TEST_ID))
+                rows.append(
+                    (
+                        c,
+                        s,
+                        PRODUCT_CODES.index(code),
+                        size[c] * STATE_SHARES[s] * share,
+                        (carrier, state, code) == SLOW_INSTALL,
+                        (carrier, state) == SLOW_REPAIR,
+                        carrier == TEST_ID,
+                    )
+                )
     c, s, p, w, slow_i, slow_r, test = (np.array(col) for col in zip(*rows, strict=True))
     w = w / w.sum()
     n_orders = round(scale * ORDER_SHARE)
     n_troubles = scale - n_orders
     lines = np.maximum(10, np.round(w * n_troubles * DISPOSITION_P[0] / NETWORK_RATE))
     lines = lines.astype(np.int64)
-    return World(carrier=c, state=s, product=p, weight=w, lines=lines,
-                 circuit0=BASE_CIRCUIT_BASE + np.concatenate([[0], np.cumsum(lines)[:-1]]),
-                 interval=np.array([PRODUCTS[PRODUCT_CODES[k]][0] for k in p]),
-                 dispatch_p=np.array([PRODUCTS[PRODUCT_CODES[k]][1] for k in p]),
-                 slow_install=slow_i, slow_repair=slow_r, test=test,
-                 n_orders=n_orders, n_troubles=n_troubles)
+    return World(
+        carrier=c,
+        state=s,
+        product=p,
+        weight=w,
+        lines=lines,
+        circuit0=BASE_CIRCUIT_BASE + np.concatenate([[0], np.cumsum(lines)[:-1]]),
+        interval=np.array([PRODUCTS[PRODUCT_CODES[k]][0] for k in p]),
+        dispatch_p=np.array([PRODUCTS[PRODUCT_CODES[k]][1] for k in p]),
+        slow_install=slow_i,
+        slow_repair=slow_r,
+        test=test,
+        n_orders=n_orders,
+        n_troubles=n_troubles,
+    )
 
 
 def _months(period: str, periods: int) -> list[int]:
@@ -271,15 +358,13 @@ class _Zone:
     """UTC offsets of one IANA zone over a span, from an hourly table (US zones change on hours)."""
 
     def __init__(self, zone: str, start: int, end: int):
-        utc = pd.date_range(pd.Timestamp(start - DAY, unit="s"), pd.Timestamp(end, unit="s"),
-                            freq="h", tz="UTC")
+        utc = pd.date_range(pd.Timestamp(start - DAY, unit="s"), pd.Timestamp(end, unit="s"), freq="h", tz="UTC")
         local = utc.tz_convert(zone).tz_localize(None)
         self.hours = utc.tz_localize(None).as_unit("s").asi8
         self.offset = local.as_unit("s").asi8 - self.hours
         jump = np.flatnonzero(np.diff(self.offset) > 0) + 1
         # local wall-clock [start, end) that does not exist (spring forward)
-        self.gaps = [(int(self.hours[i] + self.offset[i - 1]), int(self.hours[i] + self.offset[i]))
-                     for i in jump]
+        self.gaps = [(int(self.hours[i] + self.offset[i - 1]), int(self.hours[i] + self.offset[i])) for i in jump]
 
     def to_local(self, utc: np.ndarray) -> np.ndarray:
         return utc + self.offset[np.searchsorted(self.hours, utc, "right") - 1]
@@ -305,18 +390,19 @@ class _Batch:
     end: int
     days: np.ndarray
     busday: np.ndarray
-    gaps: list[list[tuple[int, int]]]   # per state, the DST gaps inside the batch
+    gaps: list[list[tuple[int, int]]]  # per state, the DST gaps inside the batch
     n_orders: int
     n_troubles: int
     cal: np.busdaycalendar
     zones: list[_Zone]
-    horizon: int                        # end of the last month: later events have not happened
+    horizon: int  # end of the last month: later events have not happened
     malformed: bool
     text_ok: bool
 
 
-def _batches(w: World, m: int, cal: np.busdaycalendar, zones: list[_Zone], horizon: int,
-             malformed: bool, fmt: str) -> list[_Batch]:
+def _batches(
+    w: World, m: int, cal: np.busdaycalendar, zones: list[_Zone], horizon: int, malformed: bool, fmt: str
+) -> list[_Batch]:
     """The month in blocks of days holding at most about BATCH_ROWS rows of a type each."""
     start, end = _month_start(m), _month_start(m + 1)
     days = np.arange(start // DAY, end // DAY)
@@ -330,9 +416,24 @@ def _batches(w: World, m: int, cal: np.busdaycalendar, zones: list[_Zone], horiz
     for i, b in enumerate(blocks):
         b0, b1 = days[b[0]] * DAY, (days[b[-1]] + 1) * DAY
         gaps = [[g for g in z.gaps if b0 <= g[0] < b1] for z in zones]
-        batches.append(_Batch(m, i, int(b0), int(b1), days[b], busday[b], gaps,
-                              int(n_orders[i]), int(n_troubles[i]), cal, zones, horizon,
-                              malformed, fmt == "csv"))
+        batches.append(
+            _Batch(
+                m,
+                i,
+                int(b0),
+                int(b1),
+                days[b],
+                busday[b],
+                gaps,
+                int(n_orders[i]),
+                int(n_troubles[i]),
+                cal,
+                zones,
+                horizon,
+                malformed,
+                fmt == "csv",
+            )
+        )
     return batches
 
 
@@ -344,7 +445,7 @@ def _split(n: int, weights: Sequence[float]) -> np.ndarray:
     return parts
 
 
-Candidates = tuple[np.ndarray, np.ndarray, np.ndarray]   # cell, local time, circuit number
+Candidates = tuple[np.ndarray, np.ndarray, np.ndarray]  # cell, local time, circuit number
 
 
 @dataclass
@@ -385,13 +486,12 @@ def add_business_hours(start: np.ndarray, hours: np.ndarray, cal: np.busdaycalen
     length = CLOSE - OPEN
     k = elapsed // length
     rest = elapsed - k * length
-    end_of_day = (rest == 0) & (k > 0)   # 17:00 rather than the next 08:00
+    end_of_day = (rest == 0) & (k > 0)  # 17:00 rather than the next 08:00
     k, rest = np.where(end_of_day, k - 1, k), np.where(end_of_day, length, rest)
     return _busday_offset(nday, k, cal) * DAY + OPEN + rest
 
 
-def add_elapsed(local: np.ndarray, seconds: np.ndarray, state: np.ndarray,
-                zones: Sequence[_Zone]) -> np.ndarray:
+def add_elapsed(local: np.ndarray, seconds: np.ndarray, state: np.ndarray, zones: Sequence[_Zone]) -> np.ndarray:
     """Local wall-clock time `seconds` of real time after `local` in each row's state zone.
 
     A result inside the repeated fall-back hour can read earlier than the start; it then
@@ -406,17 +506,24 @@ def add_elapsed(local: np.ndarray, seconds: np.ndarray, state: np.ndarray,
 
 # ------------------------------------------------------------------------------ record types
 
-def _arrivals(rng: np.random.Generator, n: int, bt: _Batch, state: np.ndarray,
-              hours_bus: Sequence[float], hours_off: Sequence[float], off_weight: float,
-              dst_rows: np.ndarray) -> np.ndarray:
+
+def _arrivals(
+    rng: np.random.Generator,
+    n: int,
+    bt: _Batch,
+    state: np.ndarray,
+    hours_bus: Sequence[float],
+    hours_off: Sequence[float],
+    off_weight: float,
+    dst_rows: np.ndarray,
+) -> np.ndarray:
     """Local received times in time order: a day of the batch, an hour from the profile."""
     p_day = np.where(bt.busday, 1.0, off_weight)
     di = rng.choice(len(bt.days), size=n, p=p_day / p_day.sum())
     u = rng.random(n)
     cdf_bus = np.cumsum(hours_bus) / np.sum(hours_bus)
     cdf_off = np.cumsum(hours_off) / np.sum(hours_off)
-    hour = np.where(bt.busday[di], np.searchsorted(cdf_bus, u, "right"),
-                    np.searchsorted(cdf_off, u, "right"))
+    hour = np.where(bt.busday[di], np.searchsorted(cdf_bus, u, "right"), np.searchsorted(cdf_off, u, "right"))
     local = np.sort(bt.days[di] * DAY + np.minimum(hour, 23) * HOUR + rng.integers(0, HOUR, n))
     for s, zone in enumerate(bt.zones):
         sel = state == s
@@ -428,8 +535,9 @@ def _arrivals(rng: np.random.Generator, n: int, bt: _Batch, state: np.ndarray,
     return local
 
 
-def _pick_bad(rng: np.random.Generator, n: int, state: np.ndarray, bt: _Batch,
-              kinds: Sequence[str]) -> dict[str, np.ndarray]:
+def _pick_bad(
+    rng: np.random.Generator, n: int, state: np.ndarray, bt: _Batch, kinds: Sequence[str]
+) -> dict[str, np.ndarray]:
     """Distinct rows for each malformed kind; for 'duplicate' the rows to copy."""
     k = round(n * BAD_RATE)
     empty = {kind: np.zeros(0, np.int64) for kind in kinds}
@@ -439,34 +547,32 @@ def _pick_bad(rng: np.random.Generator, n: int, state: np.ndarray, bt: _Batch,
     has_gap = np.array([bool(g) for g in bt.gaps])[state[pool]]
     dst = pool[has_gap][:k]
     rest = pool[~np.isin(pool, dst)]
-    picked = {kind: rest[i * k:(i + 1) * k] for i, kind in enumerate(kinds) if kind != "dst"}
+    picked = {kind: rest[i * k : (i + 1) * k] for i, kind in enumerate(kinds) if kind != "dst"}
     return {**empty, **picked, "dst": dst}
 
 
-def _orders(w: World, bt: _Batch, rng: np.random.Generator,
-            seq0: int) -> tuple[pa.Table, Candidates]:
+def _orders(w: World, bt: _Batch, rng: np.random.Generator, seq0: int) -> tuple[pa.Table, Candidates]:
     """The batch's orders, and the new installs troubles may land on."""
     n, cal = bt.n_orders, bt.cal
     cell = rng.choice(len(w.weight), size=n, p=w.weight)
     state = w.state[cell]
     bad = _pick_bad(rng, n, state, bt, ORDER_KINDS)
-    recv = _arrivals(rng, n, bt, state, ORDER_HOURS_BUSINESS, ORDER_HOURS_OFF, ORDER_OFF_DAY,
-                     bad["dst"])
+    recv = _arrivals(rng, n, bt, state, ORDER_HOURS_BUSINESS, ORDER_HOURS_OFF, ORDER_OFF_DAY, bad["dst"])
     day = recv // DAY
     eff = _busday_offset(day + (recv - day * DAY >= CUTOFF), 0, cal)
     interval, slow = w.interval[cell], w.slow_install[cell]
     std_due = _busday_offset(eff, interval, cal)
-    later = rng.random(n) < 0.05                 # the customer asked for a later date
-    due_off = np.where(later, interval + rng.integers(1, 11, n),
-                       interval + np.where(slow, rng.integers(1, 3, n), 0))
+    later = rng.random(n) < 0.05  # the customer asked for a later date
+    due_off = np.where(later, interval + rng.integers(1, 11, n), interval + np.where(slow, rng.integers(1, 3, n), 0))
     due = _busday_offset(eff, due_off, cal)
     requested = np.where(later, due, np.where(rng.random(n) < 0.35, std_due, -1))
     dispatch = rng.random(n) < w.dispatch_p[cell]
     miss = rng.random(n) < np.where(slow, P_MISS_SLOW, P_MISS)
     late = rng.geometric(0.55, n) + np.where(rng.random(n) < 0.03, rng.integers(5, 25, n), 0)
     u = rng.random(n)
-    early = np.where(later, 0, (u < np.where(dispatch, 0.15, 0.25)).astype(np.int64)
-                     + (u < np.where(dispatch, 0.03, 0.08)))
+    early = np.where(
+        later, 0, (u < np.where(dispatch, 0.15, 0.25)).astype(np.int64) + (u < np.where(dispatch, 0.03, 0.08))
+    )
     offset = np.where(miss, due_off + late, np.maximum(1, due_off - early))
     tod = OPEN + rng.integers(0, 10 * HOUR, n) + np.where(rng.random(n) < 0.05, 3 * HOUR, 0)
     completed = _busday_offset(eff, offset, cal) * DAY + tod
@@ -485,9 +591,10 @@ def _orders(w: World, bt: _Batch, rng: np.random.Generator,
     foc = np.where(foc >= bt.horizon, -1, foc)
     order_type = rng.choice(len(ORDER_TYPES), size=n, p=ORDER_TYPE_P)
     trunk = np.isin(w.product[cell], [PRODUCT_CODES.index(t) for t in TRUNKS])
-    quantity = np.where(trunk, np.minimum(rng.geometric(0.25, n), 24),
-                        np.where(rng.random(n) < 0.03, rng.integers(2, 5, n), 1))
-    ids = seq0 + 1 + np.arange(n)                # received_at is in time order
+    quantity = np.where(
+        trunk, np.minimum(rng.geometric(0.25, n), 24), np.where(rng.random(n) < 0.03, rng.integers(2, 5, n), 1)
+    )
+    ids = seq0 + 1 + np.arange(n)  # received_at is in time order
     new = order_type == 0
     circuit = np.where(new, NEW_CIRCUIT_BASE + ids, _base_circuits(rng, w, cell))
     circuit = np.where(new & (rng.random(n) < 0.01), -1, circuit)
@@ -498,21 +605,28 @@ def _orders(w: World, bt: _Batch, rng: np.random.Generator,
     rows = bad["before"]
     completed[rows] = recv[rows] - rng.integers(HOUR, 72 * HOUR, len(rows))
     cols = {
-        "order_id": (partial(_ids, "O"), ids), **_keys(w, cell, bad),
+        "order_id": (partial(_ids, "O"), ids),
+        **_keys(w, cell, bad),
         "order_type": (partial(_codes, ORDER_TYPES), order_type),
-        "dispatch": (pa.array, dispatch), "received_at": (_times, recv),
-        "due_date": (_dates, due), "completed_at": (_times, completed),
-        "quantity": (pa.array, quantity.astype(np.int64)), "foc_at": (_times, foc),
-        "requested_due_date": (_dates, requested), "cancelled": (pa.array, cancelled),
+        "dispatch": (pa.array, dispatch),
+        "received_at": (_times, recv),
+        "due_date": (_dates, due),
+        "completed_at": (_times, completed),
+        "quantity": (pa.array, quantity.astype(np.int64)),
+        "foc_at": (_times, foc),
+        "requested_due_date": (_dates, requested),
+        "cancelled": (pa.array, cancelled),
         "miss_reason": (partial(_codes, MISS_REASONS), miss_reason),
-        "channel": (partial(_codes, CHANNELS), channel), "circuit_id": (_circuits, circuit),
-        "test": (pa.array, test)}
+        "channel": (partial(_codes, CHANNELS), channel),
+        "circuit_id": (_circuits, circuit),
+        "test": (pa.array, test),
+    }
     return _finish("orders", cols, bad, bt, rng), installs
 
 
-def _troubles(w: World, bt: _Batch, rng: np.random.Generator, seq0: int,
-              installs: Candidates | None,
-              parents: Candidates | None) -> tuple[pa.Table, Candidates]:
+def _troubles(
+    w: World, bt: _Batch, rng: np.random.Generator, seq0: int, installs: Candidates | None, parents: Candidates | None
+) -> tuple[pa.Table, Candidates]:
     """The batch's troubles, and those later repeats may follow."""
     n = bt.n_troubles
     cell = rng.choice(len(w.weight), size=n, p=w.weight)
@@ -525,13 +639,12 @@ def _troubles(w: World, bt: _Batch, rng: np.random.Generator, seq0: int,
     slow = w.slow_repair[cell]
     median = np.where(dispatch, 9.0, 3.0) * np.where(slow, 2.0, 1.0)
     repair = median * np.exp(0.9 * rng.standard_normal(n))
-    no_access = np.where(rng.random(n) < 0.10,
-                         np.round(np.exp(np.log(2.0) + 0.8 * rng.standard_normal(n)), 2), 0.0)
+    no_access = np.where(rng.random(n) < 0.10, np.round(np.exp(np.log(2.0) + 0.8 * rng.standard_normal(n)), 2), 0.0)
     elapsed = np.maximum(60, np.round((repair + no_access) * HOUR)).astype(np.int64)
     cleared = add_elapsed(recv, elapsed, state, bt.zones)
     still_open = cleared >= bt.horizon
     cleared = np.where(still_open, -1, cleared)
-    no_access = np.where(still_open, np.nan, no_access)   # known once cleared
+    no_access = np.where(still_open, np.nan, no_access)  # known once cleared
     test = w.test[cell] | (rng.random(n) < 0.005)
 
     circuit = _base_circuits(rng, w, cell)
@@ -551,11 +664,16 @@ def _troubles(w: World, bt: _Batch, rng: np.random.Generator, seq0: int,
     rows = bad["before"]
     cleared[rows] = recv[rows] - rng.integers(HOUR, 72 * HOUR, len(rows))
     cols = {
-        "ticket_id": (partial(_ids, "T"), seq0 + 1 + np.arange(n)), **_keys(w, cell, bad),
-        "circuit_id": (_circuits, circuit), "dispatch": (pa.array, dispatch),
-        "received_at": (_times, recv), "cleared_at": (_times, cleared),
+        "ticket_id": (partial(_ids, "T"), seq0 + 1 + np.arange(n)),
+        **_keys(w, cell, bad),
+        "circuit_id": (_circuits, circuit),
+        "dispatch": (pa.array, dispatch),
+        "received_at": (_times, recv),
+        "cleared_at": (_times, cleared),
         "disposition": (partial(_codes, DISPOSITIONS), disposition),
-        "no_access_hours": (_floats, no_access), "test": (pa.array, test)}
+        "no_access_hours": (_floats, no_access),
+        "test": (pa.array, test),
+    }
     return _finish("troubles", cols, bad, bt, rng), mine
 
 
@@ -563,12 +681,12 @@ def _lines(w: World, m: int, i: int, rng: np.random.Generator, malformed: bool) 
     """Lines in service of month m, the i-th generated; one bad row when malformed."""
     lines = np.round(w.lines * (1 + 0.002 * i)).astype(np.int64)
     carrier, state, product = w.carrier, w.state, w.product
-    if malformed:   # the kind rotates with the period
+    if malformed:  # the kind rotates with the period
         row = int(rng.integers(0, len(lines)))
-        if i % 3 == 2:   # a negative count on the test carrier, whose lines nobody measures
+        if i % 3 == 2:  # a negative count on the test carrier, whose lines nobody measures
             row = int(rng.choice(np.flatnonzero(w.test)))
             lines[row] = -lines[row]
-        else:            # an extra row with an unknown product or a lowercase state
+        else:  # an extra row with an unknown product or a lowercase state
             carrier, state = np.append(carrier, carrier[row]), np.append(state, state[row])
             product, lines = np.append(product, product[row]), np.append(lines, lines[row])
             if i % 3 == 0:
@@ -576,22 +694,28 @@ def _lines(w: World, m: int, i: int, rng: np.random.Generator, malformed: bool) 
             else:
                 state[-1] = len(STATES) + state[row]
     order = rng.permutation(len(lines))
-    return pa.table({
-        "period": pa.array([f"{m // 12:04d}-{m % 12 + 1:02d}"] * len(lines)),
-        "carrier_id": _codes(CARRIERS, carrier[order]),
-        "state": _codes(STATES + BAD_STATES, state[order]),
-        "product": _codes(PRODUCT_CODES + BAD_PRODUCTS, product[order]),
-        "lines_in_service": pa.array(lines[order])}, schema=SCHEMAS["lines"])
+    return pa.table(
+        {
+            "period": pa.array([f"{m // 12:04d}-{m % 12 + 1:02d}"] * len(lines)),
+            "carrier_id": _codes(CARRIERS, carrier[order]),
+            "state": _codes(STATES + BAD_STATES, state[order]),
+            "product": _codes(PRODUCT_CODES + BAD_PRODUCTS, product[order]),
+            "lines_in_service": pa.array(lines[order]),
+        },
+        schema=SCHEMAS["lines"],
+    )
 
 
 # --------------------------------------------------------------------------------- helpers
+
 
 def _base_circuits(rng: np.random.Generator, w: World, cell: np.ndarray) -> np.ndarray:
     return w.circuit0[cell] + rng.integers(0, w.lines[cell])
 
 
-def _pick_recent(rng: np.random.Generator, cands: Candidates | None, cell: np.ndarray,
-                 time: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _pick_recent(
+    rng: np.random.Generator, cands: Candidates | None, cell: np.ndarray, time: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """For each query a random candidate circuit of the same cell dated 1 hour to 29 days before.
 
     Returns the circuits and whether one was found.
@@ -660,23 +784,25 @@ def _keys(w: World, cell: np.ndarray, bad: dict[str, np.ndarray]) -> dict[str, C
     state, product = w.state[cell], w.product[cell]
     rows = bad["product"]
     product[rows] = len(PRODUCT_CODES) + np.arange(len(rows)) % len(BAD_PRODUCTS)
-    rows = bad["state"]   # alternately lowercase and three letters
+    rows = bad["state"]  # alternately lowercase and three letters
     state[rows] += len(STATES) + np.where(np.arange(len(rows)) % 2, len(STATES), 0)
-    return {"carrier_id": (partial(_codes, CARRIERS), w.carrier[cell]),
-            "state": (partial(_codes, STATES + BAD_STATES), state),
-            "product": (partial(_codes, PRODUCT_CODES + BAD_PRODUCTS), product)}
+    return {
+        "carrier_id": (partial(_codes, CARRIERS), w.carrier[cell]),
+        "state": (partial(_codes, STATES + BAD_STATES), state),
+        "product": (partial(_codes, PRODUCT_CODES + BAD_PRODUCTS), product),
+    }
 
 
-def _finish(kind: str, cols: dict[str, Column], bad: dict[str, np.ndarray], bt: _Batch,
-            rng: np.random.Generator) -> pa.Table:
+def _finish(
+    kind: str, cols: dict[str, Column], bad: dict[str, np.ndarray], bt: _Batch, rng: np.random.Generator
+) -> pa.Table:
     """The batch's table: rows shuffled (duplicates added) and, in CSV, unparseable text.
 
     Shuffling the numpy columns before they become strings keeps it cheap.
     """
     n = len(next(iter(cols.values()))[1])
     order = rng.permutation(np.concatenate([np.arange(n), bad["duplicate"]]))
-    table = pa.table({name: make(values[order]) for name, (make, values) in cols.items()},
-                     schema=SCHEMAS[kind])
+    table = pa.table({name: make(values[order]) for name, (make, values) in cols.items()}, schema=SCHEMAS[kind])
     if bt.text_ok:
         text = pc.cast(table["received_at"], pa.string())
         mask = np.isin(order, bad["text"])
@@ -706,7 +832,7 @@ class _Sink:
             schema = schema.with_metadata({"carrier_sla.generate": json.dumps(meta)})
             self.writers = [pq.ParquetWriter(p, schema) for p in paths]
         else:
-            if kind != "lines":   # received_at is text in CSV so it can carry junk
+            if kind != "lines":  # received_at is text in CSV so it can carry junk
                 i = schema.get_field_index("received_at")
                 schema = schema.set(i, pa.field("received_at", pa.string()))
             options = pcsv.WriteOptions(include_header=False, quoting_style="none")

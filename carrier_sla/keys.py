@@ -74,4 +74,3 @@ def duplicate_mask(arr: pa.Array) -> np.ndarray:
     order = np.argsort(codes, kind="stable")
     repeat[order[1:]] = codes[order[1:]] == codes[order[:-1]]
     return repeat & ~null
-

@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from carrier_sla import __version__, aggregate, audit, contract, evaluate, ingest, store, verdicts
 from carrier_sla import calendar as calmod
-from carrier_sla.errors import CarrierSlaError, InputDataError, RejectRateExceeded, UsageError
+from carrier_sla.errors import InputDataError, RejectRateExceeded, UsageError
 from carrier_sla.plan import Measure, Plan
 
 DEFAULT_MAX_REJECT_RATE = 0.01
@@ -144,7 +144,10 @@ def load_inputs(plan: Plan, data_dir: Path, max_reject_rate: float, timings: Tim
 
 
 def compute(
-    plan: Plan, period: str, loaded: Loaded, timings: Timings | None = None,
+    plan: Plan,
+    period: str,
+    loaded: Loaded,
+    timings: Timings | None = None,
     sink: Callable[[str, pa.Table], None] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, pa.Table]]:
     """Results frame and the records/ table of each measure for one period.
@@ -170,7 +173,8 @@ def compute(
     results = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=audit.result_columns(dim_fields))
     order = {m.id: i for i, m in enumerate(plan.measures)}
     results = results.assign(
-        _m=results["measure_id"].map(order), _scope=(results["scope"] == "clec_aggregate").astype(int),
+        _m=results["measure_id"].map(order),
+        _scope=(results["scope"] == "clec_aggregate").astype(int),
         _carrier=results["carrier_id"].fillna(""),
     ).sort_values(["_m", "state", "product", "submeasure", "_scope", "_carrier"], kind="stable")
     results = results.drop(columns=["_m", "_scope", "_carrier"]).reset_index(drop=True)
@@ -178,8 +182,14 @@ def compute(
 
 
 def _measure_results(
-    plan: Plan, measure: Measure, period: str, loaded: Loaded, shared: dict, dim_fields: list[str],
-    files_by_type: dict[str, list[str]], timings: Timings,
+    plan: Plan,
+    measure: Measure,
+    period: str,
+    loaded: Loaded,
+    shared: dict,
+    dim_fields: list[str],
+    files_by_type: dict[str, list[str]],
+    timings: Timings,
 ) -> tuple[pd.DataFrame | None, pa.Table]:
     """One measure: evaluate its records, aggregate, judge the cells; its records/ table."""
     with timings.stage("evaluate"):
@@ -205,18 +215,30 @@ def _measure_results(
     dims = [d.field for d in measure.dimensions]
     judged["submeasure"] = [
         audit.submeasure_label(measure, split, p, dict(zip(dims, vals, strict=True)))
-        for p, vals in zip(judged["product"], judged[dims].itertuples(index=False) if dims else [()] * len(judged), strict=True)
+        for p, vals in zip(
+            judged["product"], judged[dims].itertuples(index=False) if dims else [()] * len(judged), strict=True
+        )
     ]
     judged = judged.assign(
-        period=period, data_period=evaluate.data_period(period, measure), plan_id=plan.id,
-        plan_version=plan.version, measure_id=measure.id, direction=measure.direction, unit=measure.unit,
+        period=period,
+        data_period=evaluate.data_period(period, measure),
+        plan_id=plan.id,
+        plan_version=plan.version,
+        measure_id=measure.id,
+        direction=measure.direction,
+        unit=measure.unit,
         clec_records_evaluated=judged["n_evaluated"].astype("int64"),
     )
     return judged, table
 
 
 def run(
-    plan: Plan, data_dir: Path, period: str, out: Path, *, max_reject_rate: float = DEFAULT_MAX_REJECT_RATE,
+    plan: Plan,
+    data_dir: Path,
+    period: str,
+    out: Path,
+    *,
+    max_reject_rate: float = DEFAULT_MAX_REJECT_RATE,
     run_id: str | None = None,
 ) -> RunResult:
     """Run the checker for one period and publish its outputs to the store `out`."""
@@ -227,15 +249,30 @@ def run(
     out = Path(out)
     timings = Timings()
     manifest: dict[str, Any] = {
-        "run_id": run_id, "started_at": started.isoformat(), "finished_at": None, "package_version": __version__,
-        "output_schema_version": store.OUTPUT_SCHEMA_VERSION, "period": period,
+        "run_id": run_id,
+        "started_at": started.isoformat(),
+        "finished_at": None,
+        "package_version": __version__,
+        "output_schema_version": store.OUTPUT_SCHEMA_VERSION,
+        "period": period,
         "plan": {"id": plan.id, "version": plan.version, "sha256": plan.sha256, "source": plan.source},
-        "data_dir": str(data_dir), "max_reject_rate": max_reject_rate,
-        "inputs": [], "outputs": [], "verdicts": {}, "status": "failed", "exit_code": None,
+        "data_dir": str(data_dir),
+        "max_reject_rate": max_reject_rate,
+        "inputs": [],
+        "outputs": [],
+        "verdicts": {},
+        "status": "failed",
+        "exit_code": None,
     }
-    metadata = {"carrier_sla.version": __version__, "carrier_sla.output_schema_version": store.OUTPUT_SCHEMA_VERSION,
-                "carrier_sla.run_id": run_id, "carrier_sla.plan_id": plan.id, "carrier_sla.plan_version": plan.version,
-                "carrier_sla.plan_sha256": plan.sha256, "carrier_sla.period": period}
+    metadata = {
+        "carrier_sla.version": __version__,
+        "carrier_sla.output_schema_version": store.OUTPUT_SCHEMA_VERSION,
+        "carrier_sla.run_id": run_id,
+        "carrier_sla.plan_id": plan.id,
+        "carrier_sla.plan_version": plan.version,
+        "carrier_sla.plan_sha256": plan.sha256,
+        "carrier_sla.period": period,
+    }
     try:
         loaded = load_inputs(plan, data_dir, max_reject_rate, timings)
     except RejectRateExceeded as exc:
@@ -253,6 +290,7 @@ def run(
     staging = store.Staging(out, run_id)
     writer = store.Writer()
     try:
+
         def write_records(measure_id: str, table: pa.Table) -> None:
             path = staging.path("records", period, f"measure={measure_id}", "part-0.parquet")
             writer.submit(f"records/{measure_id}", path, table, metadata)
@@ -260,8 +298,12 @@ def run(
         results, _ = compute(plan, period, loaded, timings, sink=write_records)
         with timings.stage("write"):
             dim_fields = aggregate.dimension_fields(plan)
-            writer.submit("results", staging.path("results", period, "part-0.parquet"),
-                          audit.results_table(results, dim_fields), metadata)
+            writer.submit(
+                "results",
+                staging.path("results", period, "part-0.parquet"),
+                audit.results_table(results, dim_fields),
+                metadata,
+            )
             writer.submit("rejects", staging.path("rejects", period, "part-0.parquet"), loaded.rejects, metadata)
             outputs = writer.wait()
             staging.publish(period)
@@ -287,8 +329,14 @@ def _published_path(out: Path, staged: Path, staging: store.Staging) -> Path:
 def _inputs(loaded: Loaded) -> list[dict[str, Any]]:
     by_path = {str(f.path): f for f in loaded.files}
     return [
-        {"record_type": c.record_type, "path": c.path, "sha256": by_path[c.path].sha256(),
-         "rows_read": c.read, "rows_accepted": c.accepted, "rows_rejected": c.rejected}
+        {
+            "record_type": c.record_type,
+            "path": c.path,
+            "sha256": by_path[c.path].sha256(),
+            "rows_read": c.read,
+            "rows_accepted": c.accepted,
+            "rows_rejected": c.rejected,
+        }
         for c in loaded.counts
     ]
 

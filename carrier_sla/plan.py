@@ -264,8 +264,11 @@ def _explain(error: jsonschema.ValidationError) -> list[jsonschema.ValidationErr
         branches: dict[object, list[jsonschema.ValidationError]] = {}
         for sub in error.context:
             branches.setdefault(sub.schema_path[0], []).append(sub)
-        matching = [errs for errs in branches.values() if not any(list(e.schema_path)[-2:] == ["kind", "const"]
-                                                                   or list(e.path) == ["kind"] for e in errs)]
+        matching = [
+            errs
+            for errs in branches.values()
+            if not any(list(e.schema_path)[-2:] == ["kind", "const"] or list(e.path) == ["kind"] for e in errs)
+        ]
         if len(matching) == 1:
             return matching[0]
     return [best_match(error.context)]
@@ -492,7 +495,9 @@ def _value(v: dict[str, Any]) -> ValueSpec:
         to_field=v.get("to") or v.get("deadline"),
         limit_hours=float(limit) if isinstance(limit, int | float) else None,
         limit_by=limit["by"] if isinstance(limit, dict) else None,
-        limit_values=tuple(sorted((k, float(x)) for k, x in limit["values"].items())) if isinstance(limit, dict) else (),
+        limit_values=tuple(sorted((k, float(x)) for k, x in limit["values"].items()))
+        if isinstance(limit, dict)
+        else (),
         minus=v.get("minus"),
         at_most=float(v["at_most"]) if "at_most" in v else None,
         records=v.get("records"),

@@ -31,8 +31,13 @@ def sample_variance(n: np.ndarray, m2: np.ndarray) -> np.ndarray:
 
 
 def modified_z(
-    kind: str, higher_better: np.ndarray, clec_n: np.ndarray, clec_mean: np.ndarray,
-    retail_n: np.ndarray, retail_mean: np.ndarray, retail_m2: np.ndarray,
+    kind: str,
+    higher_better: np.ndarray,
+    clec_n: np.ndarray,
+    clec_mean: np.ndarray,
+    retail_n: np.ndarray,
+    retail_mean: np.ndarray,
+    retail_m2: np.ndarray,
 ) -> ZResult:
     """Vectorized modified z for cells of one measure type (mean, proportion or rate).
 
@@ -40,10 +45,7 @@ def modified_z(
     """
     clec_n = clec_n.astype(float)
     retail_n = retail_n.astype(float)
-    if kind == "mean":
-        var = sample_variance(retail_n, retail_m2)
-    else:
-        var = retail_mean * (1.0 - retail_mean)
+    var = sample_variance(retail_n, retail_m2) if kind == "mean" else retail_mean * (1.0 - retail_mean)
     reason = np.full(len(clec_n), None, dtype=object)
     if kind == "mean":
         reason[retail_n < 2] = "retail sample of 1: the sample variance is undefined"

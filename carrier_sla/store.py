@@ -43,8 +43,13 @@ def write_parquet(path: Path, table: pa.Table, metadata: dict[str, str]) -> int:
     # dictionary pages only where the column is dictionary-typed: trying them on unique ids
     # and row numbers costs time and gains nothing
     dictionary = [f.name for f in table.schema if pa.types.is_dictionary(f.type)]
-    pq.write_table(table.replace_schema_metadata(merged), path, compression="zstd", row_group_size=1 << 20,
-                   use_dictionary=dictionary)
+    pq.write_table(
+        table.replace_schema_metadata(merged),
+        path,
+        compression="zstd",
+        row_group_size=1 << 20,
+        use_dictionary=dictionary,
+    )
     return table.num_rows
 
 

@@ -49,13 +49,17 @@ def judge(plan: Plan, measure: Measure, cells: pd.DataFrame) -> pd.DataFrame:
 
     standards = [
         standard_for(measure, s, p, {d: row[i] for i, d in enumerate(dims)})
-        for s, p, row in zip(out["state"], out["product"], out[dims].itertuples(index=False) if dims else [()] * len(out), strict=True)
+        for s, p, row in zip(
+            out["state"], out["product"], out[dims].itertuples(index=False) if dims else [()] * len(out), strict=True
+        )
     ]
     kind = np.array([s.type if s else "none" for s in standards], dtype=object)
     target = np.array([s.target if s and s.target is not None else np.nan for s in standards], dtype=float)
 
     higher = np.full(len(out), measure.direction == "higher_better")
-    z = stats.modified_z(measure.type, higher, clec_n, clec_mean, retail_n, retail_mean, out["retail_m2"].to_numpy(dtype=float))
+    z = stats.modified_z(
+        measure.type, higher, clec_n, clec_mean, retail_n, retail_mean, out["retail_m2"].to_numpy(dtype=float)
+    )
 
     status = np.full(len(out), None, dtype=object)
     reason = np.full(len(out), None, dtype=object)
@@ -78,13 +82,16 @@ def judge(plan: Plan, measure: Measure, cells: pd.DataFrame) -> pd.DataFrame:
 
     bench = (status == None) & (kind == "benchmark")  # noqa: E711
     method[bench] = "stare_and_compare"
-    met = np.array([_meets(measure, num, n, t) for num, n, t in zip(clec_num[bench], clec_n[bench], target[bench], strict=True)], dtype=bool)
+    met = np.array(
+        [_meets(measure, num, n, t) for num, n, t in zip(clec_num[bench], clec_n[bench], target[bench], strict=True)],
+        dtype=bool,
+    )
     status[bench] = np.where(met, "met", "miss")
 
     parity = (status == None) & (kind == "parity")  # noqa: E711
     no_retail = parity & (retail_n == 0)
     status[no_retail] = "no_retail_analog"
-    reason[no_retail] = f"no retail records of the analog product for this cell"
+    reason[no_retail] = "no retail records of the analog product for this cell"
     tested = parity & ~no_retail
     method[tested] = plan.statistics.parity_method
     undefined = tested & (z.undefined_reason != None)  # noqa: E711
@@ -97,8 +104,11 @@ def judge(plan: Plan, measure: Measure, cells: pd.DataFrame) -> pd.DataFrame:
     status[scored] = np.where(z.statistic[scored] > plan.statistics.critical_value, "miss", "met")
 
     is_parity = kind == "parity"
-    retail_sd = np.sqrt(stats.sample_variance(retail_n, out["retail_m2"].to_numpy(dtype=float))) if measure.type == "mean" \
+    retail_sd = (
+        np.sqrt(stats.sample_variance(retail_n, out["retail_m2"].to_numpy(dtype=float)))
+        if measure.type == "mean"
         else np.sqrt(retail_mean * (1 - retail_mean)) * scale
+    )
     return out.assign(
         standard=np.where(kind == "none", None, kind),
         clec_n=clec_n.astype(np.int64),
