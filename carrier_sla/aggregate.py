@@ -9,6 +9,7 @@ can stream or be distributed; cells are roll-ups of merged partials over axes.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -230,3 +231,74 @@ def cells(plan: Plan, measure: Measure, part: Partial, base: np.ndarray | None) 
             frame["scope"] = np.full(len(state_idx), scope, dtype=object)
             frames.append(pd.DataFrame(frame))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+class CellSamples:
+    """The values of the records behind a cell, for tests that need more than counts and
+    sums (permutation, modified t on logs). Built on first use from one evaluated measure."""
+
+    def __init__(self, plan: Plan, ev: Evaluated):
+        self.plan = plan
+        self.ev = ev
+        self._index: tuple | None = None
+        self._cache: dict[tuple, np.ndarray] = {}
+
+    def _build(self) -> tuple:
+        ev, rec = self.ev, self.ev.records
+        inc = np.flatnonzero(ev.included)
+        arrays = [rec.codes[k][inc].astype(np.int64) for k in ("carrier_id", "state", "product")]
+        labels: list[tuple[object, ...]] = [tuple(rec.cats[k]) for k in ("carrier_id", "state", "product")]
+        for d in ev.measure.dimensions:
+            codes, cats = dim_codes(rec, d.field)
+            arrays.append(codes[inc])
+            labels.append(tuple(cats))
+        shape = tuple(max(len(x), 1) for x in labels)
+        flat = np.ravel_multi_index(arrays, shape) if len(inc) else np.zeros(0, dtype=np.int64)
+        order = np.argsort(flat, kind="stable")
+        return flat[order], ev.value[inc][order], labels, shape
+
+    def _values(self, carriers: list[object], state: object, product: object, dims: list[object]) -> np.ndarray:
+        key = (tuple(carriers), state, product, tuple("*" if _rolled(d) else d for d in dims))
+        if key not in self._cache:  # a retail analog serves many CLEC cells
+            self._cache[key] = self._gather(carriers, state, product, dims)
+        return self._cache[key]
+
+    def _gather(self, carriers: list[object], state: object, product: object, dims: list[object]) -> np.ndarray:
+        if self._index is None:
+            self._index = self._build()
+        flat, values, labels, shape = self._index
+        choices = [[labels[0].index(c) for c in carriers if c in labels[0]]]
+        for axis, wanted in ((1, state), (2, product)):
+            choices.append([labels[axis].index(wanted)] if wanted in labels[axis] else [])
+        for i, value in enumerate(dims):
+            axis_labels = labels[3 + i]
+            choices.append(
+                list(range(len(axis_labels)))
+                if _rolled(value)
+                else [j for j, v in enumerate(axis_labels) if v == value]
+            )
+        keys = [np.ravel_multi_index(combo, shape) for combo in itertools.product(*choices)]
+        parts = [values[np.searchsorted(flat, k, "left") : np.searchsorted(flat, k, "right")] for k in keys]
+        return np.concatenate(parts) if parts else np.zeros(0)
+
+    def __call__(self, cell: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+        plan, measure = self.plan, self.ev.measure
+        carrier = cell.get("carrier_id")
+        if _rolled(carrier):
+            carriers = [
+                c
+                for c in self.ev.records.cats["carrier_id"]
+                if c != plan.retail_carrier_id and c not in plan.test_carrier_ids
+            ]
+        else:
+            carriers = [carrier]
+        dims = [cell.get(d.field) for d in measure.dimensions]
+        analog = plan.product(cell["product"]).retail_analog
+        return (
+            self._values(carriers, cell["state"], cell["product"], dims),
+            self._values([plan.retail_carrier_id], cell["state"], analog, dims),
+        )
+
+
+def _rolled(value: object) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value))

@@ -167,6 +167,11 @@ def result_columns(dim_fields: list[str]) -> list[str]:
         "statistic",
         "p_value",
         "critical_value",
+        "alpha",
+        "df",
+        "resamples",
+        "seed",
+        "allowed_misses",
         "status",
         "status_reason",
         "clec_records_evaluated",
@@ -193,8 +198,13 @@ def results_table(frame: pd.DataFrame, dim_fields: list[str]) -> pa.Table:
                 "statistic",
                 "p_value",
                 "critical_value",
+                "alpha",
+                "df",
+                "resamples",
+                "allowed_misses",
             )
         },
+        "seed": pa.uint64(),
     }
     arrays = {}
     for c in cols:
@@ -202,6 +212,8 @@ def results_table(frame: pd.DataFrame, dim_fields: list[str]) -> pa.Table:
         kind = types.get(c, pa.string())
         if kind == pa.float64():
             arrays[c] = pa.array(values.to_numpy(dtype=float), type=kind, from_pandas=True)
+        elif kind == pa.uint64():
+            arrays[c] = pa.array([None if v is None or v != v else int(v) for v in values], type=kind)
         elif kind == pa.bool_():
             arrays[c] = pa.array([None if v is None or v != v else bool(v) for v in values], type=kind)
         else:

@@ -149,8 +149,12 @@ def compute(
     loaded: Loaded,
     timings: Timings | None = None,
     sink: Callable[[str, pa.Table], None] | None = None,
+    missed: frozenset[tuple] | set[tuple] = frozenset(),
 ) -> tuple[pd.DataFrame, dict[str, pa.Table]]:
     """Results frame and the records/ table of each measure for one period.
+
+    `missed` holds the cells that missed the month before (see previous_misses), for plans
+    with a stricter alpha after a miss.
 
     With a `sink`, each measure's records/ table goes to sink(measure_id, table) as soon as
     it is built (so it can be written while the next is computed) instead of being returned.
@@ -163,7 +167,9 @@ def compute(
     shared: dict = {}  # the period's rows, once per (type, period_by, month)
     frames, record_tables = [], {}
     for measure in plan.measures:
-        judged, table = _measure_results(plan, measure, period, loaded, shared, dim_fields, files_by_type, timings)
+        judged, table = _measure_results(
+            plan, measure, period, loaded, shared, dim_fields, files_by_type, timings, missed
+        )
         if sink is None:
             record_tables[measure.id] = table
         else:
@@ -181,6 +187,27 @@ def compute(
     return results, record_tables
 
 
+def _key(measure_id: str, cell: Any) -> tuple:
+    """A cell's identity across months: measure, scope, carrier, state, product, dimension values."""
+    dims = tuple("" if _blank(cell.get(d)) else str(cell.get(d)) for d in ("dispatch", "channel"))
+    carrier = cell.get("carrier_id")
+    return (measure_id, cell["scope"], "" if _blank(carrier) else carrier, cell["state"], cell["product"], *dims)
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def previous_misses(out: Path, period: str) -> set[tuple]:
+    """Cells that missed in the month before `period`, from the store (empty if not published)."""
+    previous = calmod.period_text(calmod.period_index(period) - 1)
+    if not (Path(out) / "results" / f"period={previous}").exists():
+        return set()
+    frame = store.read_table(out, "results", previous).to_pandas()
+    frame = frame[frame["status"] == "miss"]
+    return {_key(row["measure_id"], row) for row in frame.to_dict("records")}
+
+
 def _measure_results(
     plan: Plan,
     measure: Measure,
@@ -190,6 +217,7 @@ def _measure_results(
     dim_fields: list[str],
     files_by_type: dict[str, list[str]],
     timings: Timings,
+    missed: frozenset[tuple] | set[tuple] = frozenset(),
 ) -> tuple[pd.DataFrame | None, pa.Table]:
     """One measure: evaluate its records, aggregate, judge the cells; its records/ table."""
     with timings.stage("evaluate"):
@@ -210,7 +238,8 @@ def _measure_results(
     if cells.empty:
         return None, table
     with timings.stage("statistics"):
-        judged = verdicts.judge(plan, measure, cells)
+        samples = aggregate.CellSamples(plan, ev) if measure.type == "mean" else None
+        judged = verdicts.judge(plan, measure, cells, samples, lambda cell: _key(measure.id, cell) in missed)
     split = audit.split_products(plan, measure)
     dims = [d.field for d in measure.dimensions]
     judged["submeasure"] = [
@@ -295,7 +324,8 @@ def run(
             path = staging.path("records", period, f"measure={measure_id}", "part-0.parquet")
             writer.submit(f"records/{measure_id}", path, table, metadata)
 
-        results, _ = compute(plan, period, loaded, timings, sink=write_records)
+        missed = previous_misses(out, period) if plan.statistics.alpha_after_miss is not None else set()
+        results, _ = compute(plan, period, loaded, timings, sink=write_records, missed=missed)
         with timings.stage("write"):
             dim_fields = aggregate.dimension_fields(plan)
             writer.submit(

@@ -154,9 +154,46 @@ class CalendarSpec:
 
 
 @dataclass(frozen=True)
+class Route:
+    method: str
+    max_clec_n: int | None = None
+
+
+@dataclass(frozen=True)
 class Statistics:
+    """How parity cells are tested and judged (plan section `statistics`)."""
+
     parity_method: str
-    critical_value: float
+    critical_value: float | None = None
+    critical_values: tuple[tuple[str, tuple[tuple[int | None, float], ...]], ...] = ()  # tier -> (max_n, value)
+    alpha: float | None = None
+    alpha_after_miss: float | None = None
+    routing: tuple[tuple[str, tuple[Route, ...]], ...] = ()  # measure type -> routes
+    resamples: int = 100_000
+    lattice: tuple[tuple[str, float], ...] = ()  # measure unit -> lattice step
+    log_offset: float = 0.4
+    seed: int = 0
+    allowance_types: tuple[str, ...] = ()
+
+    def method_for(self, measure_type: str, clec_n: int) -> str:
+        """The method the plan routes a cell of this type and CLEC sample size to."""
+        for route in dict(self.routing).get(measure_type, ()):
+            if route.max_clec_n is None or clec_n <= route.max_clec_n:
+                return route.method
+        return self.parity_method
+
+    def critical_value_for(self, scope: str, n: int) -> float | None:
+        """The critical value for a cell of this scope and CLEC sample size (None when judged by alpha)."""
+        if self.critical_value is not None:
+            return self.critical_value
+        tables = dict(self.critical_values)
+        table = tables.get(scope) or tables.get("clec")
+        if table is None:
+            return None
+        for max_n, value in table:
+            if max_n is None or n <= max_n:
+                return value
+        return table[-1][1]
 
 
 @dataclass(frozen=True)
@@ -357,6 +394,7 @@ def reference_problems(doc: dict[str, Any]) -> list[PlanProblem]:
     if doc["retail_carrier_id"] in doc.get("test_carrier_ids", []):
         add("/test_carrier_ids", "the retail carrier cannot be a test carrier")
 
+    out.extend(_statistics_problems(doc["statistics"]))
     ids = [m["id"] for m in doc["measures"]]
     for i, m in enumerate(doc["measures"]):
         if ids.count(m["id"]) > 1:
@@ -365,6 +403,60 @@ def reference_problems(doc: dict[str, Any]) -> list[PlanProblem]:
             out.extend(_measure_problems(m, f"/measures/{i}", products, codes))
         except (KeyError, TypeError, AttributeError, IndexError, ValueError):
             continue  # a measure broken in shape: its schema problems say what is wrong
+    return out
+
+
+METHOD_TYPES = {
+    "modified_z": ("mean", "proportion", "rate"),
+    "modified_t_log": ("mean",),
+    "permutation": ("mean",),
+    "fisher_exact": ("proportion",),
+    "binomial_exact": ("rate",),
+}
+
+
+def _statistics_problems(st: dict[str, Any]) -> list[PlanProblem]:
+    out = []
+    thresholds = [k for k in ("critical_value", "critical_values", "alpha") if k in st]
+    if len(thresholds) != 1:
+        out.append(
+            PlanProblem(
+                "/statistics",
+                f"give exactly one of critical_value, critical_values, alpha (found: {thresholds or 'none'})",
+            )
+        )
+    if "alpha_after_miss" in st and "alpha" not in st:
+        out.append(PlanProblem("/statistics/alpha_after_miss", "needs alpha"))
+    if st["parity_method"] == "modified_t_log" and "alpha" not in st:
+        out.append(PlanProblem("/statistics/parity_method", "modified_t_log is judged by alpha"))
+    for kind, routes in st.get("routing", {}).items():
+        last = 0
+        for j, route in enumerate(routes):
+            if kind not in METHOD_TYPES[route["method"]]:
+                out.append(
+                    PlanProblem(f"/statistics/routing/{kind}/{j}/method", f"{route['method']} does not test a {kind}")
+                )
+            if "max_clec_n" in route:
+                if route["max_clec_n"] <= last:
+                    out.append(PlanProblem(f"/statistics/routing/{kind}/{j}/max_clec_n", "sample sizes must increase"))
+                last = route["max_clec_n"]
+    for tier, rows in st.get("critical_values", {}).items():
+        last = 0
+        for j, row in enumerate(rows):
+            ptr = f"/statistics/critical_values/{tier}/{j}"
+            if "max_n" not in row and j != len(rows) - 1:
+                out.append(PlanProblem(ptr, "only the last row may omit max_n"))
+            elif "max_n" in row:
+                if row["max_n"] <= last:
+                    out.append(PlanProblem(f"{ptr}/max_n", "sample sizes must increase"))
+                last = row["max_n"]
+        if rows and "max_n" in rows[-1]:
+            out.append(
+                PlanProblem(
+                    f"/statistics/critical_values/{tier}",
+                    "the last row must omit max_n (it covers every larger sample)",
+                )
+            )
     return out
 
 
@@ -541,6 +633,30 @@ def _measure(m: dict[str, Any]) -> Measure:
     )
 
 
+def _statistics(st: dict[str, Any]) -> Statistics:
+    def table(rows: list[dict[str, Any]]) -> tuple[tuple[int | None, float], ...]:
+        return tuple((r.get("max_n"), float(r["value"])) for r in rows)
+
+    return Statistics(
+        parity_method=st["parity_method"],
+        critical_value=float(st["critical_value"]) if "critical_value" in st else None,
+        critical_values=tuple(sorted((tier, table(rows)) for tier, rows in st.get("critical_values", {}).items())),
+        alpha=st.get("alpha"),
+        alpha_after_miss=st.get("alpha_after_miss"),
+        routing=tuple(
+            sorted(
+                (kind, tuple(Route(r["method"], r.get("max_clec_n")) for r in routes))
+                for kind, routes in st.get("routing", {}).items()
+            )
+        ),
+        resamples=st.get("permutation", {}).get("resamples", 100_000),
+        lattice=tuple(sorted(st.get("permutation", {}).get("lattice", {}).items())),
+        log_offset=float(st.get("log_offset", 0.4)),
+        seed=st.get("seed", 0),
+        allowance_types=tuple(st.get("benchmark_allowance", {}).get("measure_types", [])),
+    )
+
+
 def build_plan(doc: dict[str, Any], sha256: str, source: str) -> Plan:
     cal = doc["calendar"]
     default_holidays = _holidays(cal["holidays"])
@@ -573,7 +689,7 @@ def build_plan(doc: dict[str, Any], sha256: str, source: str) -> Plan:
             )
             for p in doc["products"]
         ),
-        statistics=Statistics(doc["statistics"]["parity_method"], float(doc["statistics"]["critical_value"])),
+        statistics=_statistics(doc["statistics"]),
         measures=tuple(_measure(m) for m in doc["measures"]),
         sha256=sha256,
         source=source,

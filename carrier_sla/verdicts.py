@@ -8,12 +8,15 @@ numerator * 100 against target * n in rational arithmetic, never binary floats.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 
 import numpy as np
 import pandas as pd
+from scipy.special import ndtr, ndtri
 
-from carrier_sla import stats
+from carrier_sla import exact, stats
 from carrier_sla.aggregate import BASE
 from carrier_sla.plan import Measure, Plan, Standard
 
@@ -32,8 +35,18 @@ def standard_for(measure: Measure, state: str, product: str, dims: dict[str, obj
     return None
 
 
-def judge(plan: Plan, measure: Measure, cells: pd.DataFrame) -> pd.DataFrame:
-    """Add figures, statistics and a status to each cell of one measure."""
+def judge(
+    plan: Plan,
+    measure: Measure,
+    cells: pd.DataFrame,
+    samples: Samples | None = None,
+    missed_before: Callable[[pd.Series], bool] = lambda cell: False,
+) -> pd.DataFrame:
+    """Add figures, statistics and a status to each cell of one measure.
+
+    `samples(cell)` gives the CLEC and retail values of a cell (for permutation tests);
+    `missed_before(cell)` says whether the cell missed in the previous month (alpha_after_miss).
+    """
     if cells.empty:
         return cells
     dims = [d.field for d in measure.dimensions]
@@ -67,11 +80,13 @@ def judge(plan: Plan, measure: Measure, cells: pd.DataFrame) -> pd.DataFrame:
     statistic = np.full(len(out), np.nan)
     p_value = np.full(len(out), np.nan)
     critical = np.full(len(out), np.nan)
+    tail = np.full(len(out), np.nan)  # the one-tailed area a p-value is compared with
+    df = np.full(len(out), np.nan)
+    resamples = np.full(len(out), np.nan)
+    seeds = np.full(len(out), None, dtype=object)
 
     diagnostic = kind == "diagnostic"
     status[diagnostic] = "diagnostic"
-    status[kind == "none"] = "undetermined"
-    reason[kind == "none"] = "no standard of the plan matches this cell"
     no_activity = (status == None) & (clec_n == 0) & ~(rate & (clec_num > 0))  # noqa: E711
     if rate:
         no_base = (status == None) & (clec_n == 0) & (clec_num > 0)  # noqa: E711
@@ -79,29 +94,67 @@ def judge(plan: Plan, measure: Measure, cells: pd.DataFrame) -> pd.DataFrame:
         reason[no_base] = "troubles reported but no lines in service for this cell"
     status[no_activity] = "no_activity"
     reason[no_activity] = "no CLEC records counted in this period"
+    unmatched = (status == None) & (kind == "none")  # noqa: E711
+    status[unmatched] = "undetermined"
+    reason[unmatched] = "no standard of the plan matches this cell"
 
     bench = (status == None) & (kind == "benchmark")  # noqa: E711
-    method[bench] = "stare_and_compare"
-    met = np.array(
-        [_meets(measure, num, n, t) for num, n, t in zip(clec_num[bench], clec_n[bench], target[bench], strict=True)],
-        dtype=bool,
-    )
-    status[bench] = np.where(met, "met", "miss")
+    allowance = measure.type in plan.statistics.allowance_types
+    method[bench] = "stare_and_compare_with_allowance" if allowance else "stare_and_compare"
+    allowed = np.full(len(out), np.nan)
+    for i in np.flatnonzero(bench):
+        if allowance:
+            allowed[i] = allowed_misses(int(clec_n[i]), target[i], measure.direction)
+            failures = clec_n[i] - clec_num[i] if measure.direction == "higher_better" else clec_num[i]
+            status[i] = "met" if failures <= allowed[i] else "miss"
+        else:
+            status[i] = "met" if _meets(measure, clec_num[i], clec_n[i], target[i]) else "miss"
 
     parity = (status == None) & (kind == "parity")  # noqa: E711
     no_retail = parity & (retail_n == 0)
     status[no_retail] = "no_retail_analog"
     reason[no_retail] = "no retail records of the analog product for this cell"
     tested = parity & ~no_retail
-    method[tested] = plan.statistics.parity_method
-    undefined = tested & (z.undefined_reason != None)  # noqa: E711
+    st = plan.statistics
+    scopes = out["scope"].to_numpy(dtype=object)
+    for i in np.flatnonzero(tested):
+        method[i] = st.method_for(measure.type, int(clec_n[i]))
+        cv = st.critical_value_for(scopes[i], int(clec_n[i]))
+        critical[i] = np.nan if cv is None else cv
+        tail[i] = (
+            ndtr(-cv)
+            if cv is not None
+            else (st.alpha_after_miss if st.alpha_after_miss is not None and missed_before(out.iloc[i]) else st.alpha)
+        )
+
+    z_cells = tested & (method == "modified_z")
+    undefined = z_cells & (z.undefined_reason != None)  # noqa: E711
     status[undefined] = "undetermined"
     reason[undefined] = z.undefined_reason[undefined]
-    scored = tested & ~undefined
+    scored = z_cells & ~undefined
     statistic[scored] = z.statistic[scored]
     p_value[scored] = z.p_value[scored]
-    critical[tested] = plan.statistics.critical_value
-    status[scored] = np.where(z.statistic[scored] > plan.statistics.critical_value, "miss", "met")
+    z_crit = np.where(np.isnan(critical), ndtri(1 - np.nan_to_num(tail, nan=0.5)), critical)
+    status[scored] = np.where(z.statistic[scored] > z_crit[scored], "miss", "met")
+
+    for i in np.flatnonzero(tested & ~z_cells):
+        try:
+            result = exact_test(
+                plan, measure, method[i], out.iloc[i], clec_num[i], clec_n[i], retail_num[i], retail_n[i], samples
+            )
+        except ValueError as exc:
+            status[i], reason[i] = "undetermined", str(exc)
+            continue
+        method[i] = result.method
+        statistic[i], p_value[i] = result.z_equivalent, result.p_value
+        df[i] = np.nan if result.df is None else result.df
+        resamples[i] = np.nan if result.resamples is None else result.resamples
+        seeds[i] = result.seed
+        if result.method == "modified_t":
+            statistic[i] = result.statistic
+        status[i] = "miss" if result.p_value < tail[i] else "met"
+        if result.note:
+            reason[i] = result.note
 
     is_parity = kind == "parity"
     retail_sd = (
@@ -123,6 +176,11 @@ def judge(plan: Plan, measure: Measure, cells: pd.DataFrame) -> pd.DataFrame:
         statistic=statistic,
         p_value=p_value,
         critical_value=critical,
+        alpha=tail,
+        df=df,
+        resamples=resamples,
+        seed=seeds,
+        allowed_misses=allowed,
         status=status,
         status_reason=reason,
     )
@@ -133,3 +191,58 @@ def _meets(measure: Measure, numerator: float, n: float, target: float) -> bool:
     result = Fraction(numerator) * Fraction(str(measure.scale)) / Fraction(int(n))
     goal = Fraction(str(target))
     return result >= goal if measure.direction == "higher_better" else result <= goal
+
+
+Samples = Callable[[pd.Series], tuple[np.ndarray, np.ndarray]]
+
+
+def allowed_misses(n: int, target_percent: float, direction: str) -> int:
+    """Misses a benchmark allows: n x (1 - target) rounded half up in decimal, at least one
+    where that rounds to none (low volume would otherwise demand 100%)."""
+    share = Decimal(str(target_percent)) / 100
+    failures = Decimal(n) * ((1 - share) if direction == "higher_better" else share)
+    return max(int(failures.quantize(Decimal(1), rounding=ROUND_HALF_UP)), 1)
+
+
+def exact_test(
+    plan: Plan,
+    measure: Measure,
+    method: str,
+    cell: pd.Series,
+    clec_num: float,
+    clec_n: float,
+    retail_num: float,
+    retail_n: float,
+    samples: Samples | None,
+) -> exact.TestResult:
+    """Run one cell's small-sample or alternative parity test; ValueError when it is undefined."""
+    worse_is_higher = measure.direction == "lower_better"
+    if method == "fisher_exact":
+        return exact.fisher_exact(
+            round(clec_num), int(clec_n), round(retail_num), int(retail_n), worse_is_higher
+        )
+    if method == "binomial_exact":
+        return exact.binomial_rate(round(clec_num), clec_n, round(retail_num), retail_n, worse_is_higher)
+    if samples is None:
+        raise ValueError(f"{method} needs the cell's values")
+    clec_values, retail_values = samples(cell)
+    if method == "modified_t_log":
+        unit = plan.statistics.log_offset
+        c, r = np.log(clec_values + unit), np.log(retail_values + unit)
+        if len(r) < 2:
+            raise ValueError("retail sample of 1: the sample variance is undefined")
+        return exact.modified_t(float(c.mean()), len(c), float(r.mean()), float(r.var(ddof=1)), len(r), worse_is_higher)
+    cv, cc = np.unique(clec_values, return_counts=True)
+    rv, rc = np.unique(retail_values, return_counts=True)
+    key = [measure.id, str(cell["scope"]), str(cell.get("carrier_id")), str(cell["state"]), str(cell["product"])]
+    key += [f"{d.field}={cell.get(d.field)}" for d in measure.dimensions]
+    return exact.permutation_test(
+        cv,
+        cc,
+        rv,
+        rc,
+        worse_is_higher,
+        lattice=dict(plan.statistics.lattice).get(measure.unit),
+        resamples=plan.statistics.resamples,
+        seed=exact.seed_for(plan.statistics.seed, *key),
+    )

@@ -71,8 +71,21 @@ def example_document() -> dict[str, Any]:
     return json.loads((PLANS_DIR / "example-qc.json").read_text())
 
 
+PLAIN_STATISTICS = {"parity_method": "modified_z", "critical_value": 1.645}
+
+
 @pytest.fixture
 def plan():
+    """example-qc with its statistics held at the plain modified z and 1.645, so that tests of
+    measure rules and figures do not depend on small-sample routing (tested on its own)."""
+    doc = example_document()
+    doc["statistics"] = dict(PLAIN_STATISTICS)
+    return plan_from_document(doc, "example-qc (plain modified z)")
+
+
+@pytest.fixture
+def bundled_plan():
+    """example-qc exactly as bundled."""
     return load_plan("example-qc")
 
 
@@ -82,6 +95,7 @@ def make_plan():
 
     def build(change) -> Any:
         doc = example_document()
+        doc["statistics"] = dict(PLAIN_STATISTICS)
         change(doc)
         return plan_from_document(doc)
 

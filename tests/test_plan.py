@@ -213,7 +213,7 @@ def test_dump_then_load_gives_an_equal_plan(tmp_path):
 def test_a_changed_plan_is_not_equal():
     """Equality compares content: a different critical value makes a different plan."""
     doc = example_document()
-    doc["statistics"]["critical_value"] = 2.0
+    doc["statistics"]["critical_values"]["clec"][1]["value"] = 2.0
     assert plan_from_document(doc) != load_plan("example-qc")
 
 
@@ -252,7 +252,7 @@ def test_round_trip_holds_for_plan_variations(change):
     """For varied plan values, dump_plan(plan_from_document(doc)) gives back doc and an equal plan."""
     doc = example_document()
     doc["version"] = change["version"]
-    doc["statistics"]["critical_value"] = change["critical_value"]
+    doc["statistics"] = {"parity_method": "modified_z", "critical_value": change["critical_value"]}
     doc["measures"][0]["standards"][0]["target"] = change["target"]
     doc["products"][4]["standard_interval_days"] = change["interval"]
     doc["calendar"]["holidays"]["extra_dates"] = change["extra_dates"]
@@ -364,3 +364,31 @@ def test_schema_and_reference_problems_are_reported_together(make_plan):
     with pytest.raises(PlanError) as info:
         make_plan(change)
     assert [p.pointer for p in info.value.problems] == ["/measures/3", "/products/4/retail_analog"]
+
+
+def test_statistics_need_exactly_one_threshold_and_methods_fit_measure_types(make_plan):
+    """Two thresholds at once, a method routed to a measure type it cannot test, and an open-ended
+    critical-value table not last are each reported with their pointer."""
+    from carrier_sla.errors import PlanError
+
+    def change(doc):
+        doc["statistics"] = {
+            "parity_method": "modified_z", "critical_value": 1.645, "alpha": 0.05,
+            "routing": {"mean": [{"max_clec_n": 30, "method": "fisher_exact"}]},
+        }
+
+    with pytest.raises(PlanError) as info:
+        make_plan(change)
+    pointers = [p.pointer for p in info.value.problems]
+    assert pointers == ["/statistics", "/statistics/routing/mean/0/method"]
+
+
+def test_the_bundled_sample_size_table_picks_the_critical_value_by_clec_n():
+    """example-qc's illustrative table: 1-10 -> 1.04, 11-150 -> 1.645, ..., above 3000 -> 4.3."""
+    stats = load_plan("example-qc").statistics
+    got = {n: stats.critical_value_for("clec", n) for n in (1, 10, 11, 150, 151, 300, 301, 600, 601, 3000, 3001)}
+    assert got == {1: 1.04, 10: 1.04, 11: 1.645, 150: 1.645, 151: 2.0, 300: 2.0, 301: 2.7, 600: 2.7,
+                   601: 3.7, 3000: 3.7, 3001: 4.3}
+    assert stats.critical_value_for("clec_aggregate", 12) == 1.645  # the same table serves the aggregate
+    assert [stats.method_for(t, 30) for t in ("mean", "proportion", "rate")] == ["permutation", "fisher_exact", "binomial_exact"]
+    assert [stats.method_for(t, 31) for t in ("mean", "proportion", "rate")] == ["modified_z"] * 3

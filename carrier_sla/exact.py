@@ -1,0 +1,442 @@
+"""Exact and resampling parity tests for small samples (domain.md, "Standards and statistics").
+
+Every test is one-tailed and oriented the same way: the p-value is the probability, under parity,
+of a CLEC result at least as bad as the one observed. `worse_is_higher` says which direction is
+bad: True for intervals, durations, repeat and trouble rates; False for "percent met" measures.
+
+- fisher_exact     proportions: hypergeometric tail of the CLEC hit count (California: all percentages).
+- binomial_rate    rates: CLEC count given the total count ~ Binomial(T, base_clec / (base_clec + base_retail)).
+- permutation_test means, small CLEC samples (Qwest: 30 or fewer): the share of n_clec-subsets of the
+                   pooled CLEC + retail values whose sum is at least as bad as the CLEC's. Exact from the
+                   value histogram when the values sit on a lattice, else Monte Carlo with a recorded seed.
+- modified_t       California: t on log-transformed values, retail variance only, df = n_retail - 1.
+- seed_for         the per-cell Monte Carlo seed, derived from the run seed and the cell key.
+
+All functions are pure and return a TestResult with every number behind the decision.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import special
+
+# A pooled value is on the lattice when value / lattice is within this relative distance of an integer.
+LATTICE_RTOL = 1e-9
+# Monte Carlo: resampled float sums within this relative distance of the observed sum count as ties
+# (ties are "at least as bad"); integer lattice sums compare exactly.
+SUM_RTOL = 1e-9
+# Monte Carlo works in chunks of at most this many drawn positions, to bound memory for large n_clec.
+_CHUNK_POSITIONS = 1 << 18
+# Above this pool size positions map to values by binary search instead of an expanded pool array.
+_EXPAND_LIMIT = 1 << 24
+
+
+@dataclass(frozen=True)
+class TestResult:
+    """Everything behind one exact or resampling parity test."""
+
+    __test__ = False  # not a pytest test class, despite the name
+
+    method: str  # "fisher_exact" | "binomial_exact" | "permutation_exact" | "permutation_monte_carlo" | "modified_t"
+    p_value: float  # one-tailed: probability under parity of a CLEC result at least as bad as observed
+    statistic: float  # t for modified_t; the CLEC sum for permutation; the CLEC count for fisher/binomial
+    z_equivalent: float  # inverse normal of 1 - p, with p clipped to [1e-300, 1]
+    df: float | None = None
+    resamples: int | None = None
+    seed: int | None = None  # the seed actually used for Monte Carlo
+    note: str = ""  # e.g. why Monte Carlo instead of exact
+
+
+def z_equivalent(p: float) -> float:
+    """Inverse normal of 1 - p, computed as -ndtri(p) so that small p keep their precision.
+
+    p is clipped to [1e-300, 1] first: p = 0 (an underflowed tail) gives 37.04, p = 1 gives -inf.
+    """
+    return float(-special.ndtri(min(max(p, 1e-300), 1.0)))
+
+
+def _result(method: str, p: float, statistic: float, **extra: object) -> TestResult:
+    p = min(max(float(p), 0.0), 1.0)
+    return TestResult(method=method, p_value=p, statistic=float(statistic), z_equivalent=z_equivalent(p), **extra)  # type: ignore[arg-type]
+
+
+def _count(x: object, name: str) -> int:
+    """A non-negative integer count (numpy integers and integral floats accepted)."""
+    if isinstance(x, bool) or not float(x).is_integer() or float(x) < 0:  # type: ignore[arg-type]
+        raise ValueError(f"{name} must be a non-negative integer, got {x!r}")
+    return int(x)  # type: ignore[call-overload]
+
+
+# --- proportions and rates --------------------------------------------------------------------
+
+
+def fisher_exact(clec_hits: int, clec_n: int, retail_hits: int, retail_n: int, worse_is_higher: bool) -> TestResult:
+    """One-tailed Fisher exact test for a proportion (California: all percentages).
+
+    Pool N = clec_n + retail_n items of which K = clec_hits + retail_hits are hits; the CLEC's
+    clec_n items are a random draw, so X ~ Hypergeometric(N, K, clec_n) and
+        p = P(X >= clec_hits)   when worse_is_higher (e.g. percent missed),
+        p = P(X <= clec_hits)   otherwise (e.g. percent met).
+    Equals scipy.stats.fisher_exact on [[clec_hits, clec_misses], [retail_hits, retail_misses]]
+    with alternative "greater" / "less". statistic = clec_hits.
+    """
+    from scipy import stats
+
+    a, n1 = _count(clec_hits, "clec_hits"), _count(clec_n, "clec_n")
+    c, n2 = _count(retail_hits, "retail_hits"), _count(retail_n, "retail_n")
+    if n1 == 0:
+        raise ValueError("clec_n is 0: no CLEC items to test")
+    if a > n1 or c > n2:
+        raise ValueError(f"hits exceed their totals: clec {a}/{n1}, retail {c}/{n2}")
+    total, hits = n1 + n2, a + c
+    if worse_is_higher:
+        p = stats.hypergeom.sf(a - 1, total, hits, n1)
+    else:
+        p = stats.hypergeom.cdf(a, total, hits, n1)
+    return _result("fisher_exact", p, a)
+
+
+def binomial_rate(
+    clec_count: int, clec_base: float, retail_count: int, retail_base: float, worse_is_higher: bool = True
+) -> TestResult:
+    """Exact conditional binomial test for a rate (e.g. troubles per line; California: rates).
+
+    Given the total count T = clec_count + retail_count, under parity the CLEC count is
+    X ~ Binomial(T, q) with q = clec_base / (clec_base + retail_base), and
+        p = P(X >= clec_count) when worse_is_higher, P(X <= clec_count) otherwise.
+    T = 0 gives p = 1. statistic = clec_count.
+    """
+    x, y = _count(clec_count, "clec_count"), _count(retail_count, "retail_count")
+    for name, base in (("clec_base", clec_base), ("retail_base", retail_base)):
+        if not (math.isfinite(base) and base > 0):
+            raise ValueError(f"{name} must be positive and finite, got {base!r}")
+    total = x + y
+    q = clec_base / (clec_base + retail_base)
+    if total == 0:
+        p = 1.0
+    elif worse_is_higher:
+        p = 1.0 if x == 0 else special.bdtrc(x - 1, total, q)  # P(X > x - 1)
+    else:
+        p = special.bdtr(x, total, q)
+    return _result("binomial_exact", p, x, note="no troubles in either group" if total == 0 else "")
+
+
+# --- permutation test of means from value histograms ------------------------------------------
+
+
+def _histogram(values: object, counts: object, name: str) -> tuple[np.ndarray, np.ndarray]:
+    v = np.asarray(values, dtype=float).ravel()
+    c = np.asarray(counts).ravel()
+    if v.shape != c.shape:
+        raise ValueError(f"{name}: {v.size} values but {c.size} counts")
+    if not np.all(np.isfinite(v)):
+        raise ValueError(f"{name}: values must be finite")
+    if np.any(v < 0):
+        raise ValueError(f"{name}: negative values do not occur in a parity measure (min {v.min()!r})")
+    cf = c.astype(float)
+    if not np.all(np.isfinite(cf)) or np.any(cf < 0) or np.any(cf != np.floor(cf)):
+        raise ValueError(f"{name}: counts must be non-negative integers")
+    keep = cf > 0
+    return v[keep], c[keep].astype(np.int64)
+
+
+def _lattice_units(values: np.ndarray, lattice: float) -> np.ndarray | None:
+    """values / lattice as int64 when every value is an integer multiple of the lattice, else None."""
+    u = values / lattice
+    r = np.rint(u)
+    if np.any(np.abs(u - r) > LATTICE_RTOL * np.maximum(1.0, np.abs(u))) or (r.size and r.max() >= 2.0**53):
+        return None
+    return r.astype(np.int64)
+
+
+def _merge(values: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct values (ascending) and their summed counts."""
+    uniq, inv = np.unique(values, return_inverse=True)
+    pooled = np.zeros(uniq.size, dtype=np.int64)
+    np.add.at(pooled, inv, counts)
+    return uniq, pooled
+
+
+def _log_comb(n: int, kmax: int) -> np.ndarray:
+    """log C(n, r) for r = 0 .. kmax (-inf where r > n), as a running sum of log((n - t) / (t + 1)).
+
+    Small terms summed instead of differences of gammaln(1e6) ~ 1.3e7, which would lose ~9 digits.
+    """
+    out = np.full(kmax + 1, -np.inf)
+    m = min(kmax, n)
+    t = np.arange(m, dtype=float)
+    out[0] = 0.0
+    out[1 : m + 1] = np.cumsum(np.log((n - t) / (t + 1.0)))
+    return out
+
+
+def _take_weights(n_prev: int, cnt: int, k: int) -> np.ndarray:
+    """w[r, j] = C(cnt, j) C(n_prev, r - j) / C(n_prev + cnt, r) for r = 0..k, j = 0..min(cnt, k):
+    the hypergeometric probability that a random r-subset of the first n_prev + cnt items holds
+    j copies of the newest value.
+
+    Computed in logs and renormalised per row (the rows sum to 1 by Vandermonde's identity), so the
+    huge C(n, r) never appear and rounding cannot create or lose probability. Rows with
+    r > n_prev + cnt (no such subset yet) are zero.
+    """
+    jmax = min(cnt, k)
+    lc_cnt = _log_comb(cnt, jmax)
+    lc_prev = np.concatenate([np.full(jmax, -np.inf), _log_comb(n_prev, k)])  # index r - j + jmax
+    rest = np.arange(k + 1)[:, None] - np.arange(jmax + 1)[None, :] + jmax
+    logw = lc_cnt[None, :] + lc_prev[rest]
+    top = logw.max(axis=1, keepdims=True)
+    top[~np.isfinite(top)] = 0.0
+    w = np.exp(logw - top)
+    total = w.sum(axis=1, keepdims=True)
+    return np.divide(w, total, out=np.zeros_like(w), where=total > 0)
+
+
+def _subset_sum_distribution(d: np.ndarray, c: np.ndarray, k: int) -> np.ndarray:
+    """P(sum = s), s = 0 .. k * max(d), for a uniformly random k-subset of the multiset
+    {d_i repeated c_i times}; d are distinct non-negative integers in ascending order.
+
+    Built value by value: with N_i items after value i, the probability table over
+    (subset size r, sum s) is updated by the hypergeometric weight of taking j copies of value i,
+        P_i(r, s) = sum_j  C(c_i, j) C(N_{i-1}, r - j) / C(N_i, r) * P_{i-1}(r - j, s - j d_i),
+    so every entry stays a probability (no overflow of C(N, k) for a million retail records).
+
+    Work saved: values go in ascending order, so step i touches only sums s <= k d_i; and a row
+    r < k - (items still to come) can no longer reach size k, so it is not computed. One step is a
+    single einsum over a strided view of the flat table, in which (j, r, s) reads the entry
+    (r - j, s - j d_i): rows r - j < 0 fall into zero padding in front of the table, and a negative
+    column s - j d_i falls into the unused tail of row r - j - 1 (its sums stop at (r - j - 1) d_i).
+    """
+    from numpy.lib.stride_tricks import as_strided
+
+    dmax = int(d[-1])
+    width_total = k * dmax + 1
+    pad = (k + 1) * (width_total + dmax)  # room for the most negative offset, k rows and k * dmax columns back
+    bufs = [np.zeros(pad + (k + 1) * width_total), np.zeros(pad + (k + 1) * width_total)]
+    bufs[0][pad] = 1.0  # P_0: the empty subset has sum 0
+    src = 0
+    remaining = int(c.sum())
+    n_prev = 0
+    for du, cnt in zip(d.tolist(), c.tolist(), strict=True):
+        remaining -= cnt
+        lo = max(0, k - remaining)
+        w = _take_weights(n_prev, cnt, k)[lo:]
+        width = k * du + 1
+        item = bufs[src].itemsize
+        view = as_strided(
+            bufs[src][pad + lo * width_total :],
+            shape=(w.shape[1], k + 1 - lo, width),
+            strides=(-(width_total + du) * item, width_total * item, item),
+            writeable=False,
+        )
+        out = bufs[1 - src][pad:].reshape(k + 1, width_total)
+        out[lo:, :width] = np.einsum("rj,jrs->rs", w, view)
+        src = 1 - src
+        n_prev += cnt
+    return bufs[src][pad + k * width_total : pad + (k + 1) * width_total]
+
+
+def _floyd_positions(rng: np.random.Generator, n_pool: int, k: int, rows: int) -> np.ndarray:
+    """`rows` uniformly random k-subsets of range(n_pool), one per column of a (k, rows) array.
+
+    Floyd's algorithm: draw i takes t_i uniform on [0, n_pool - k + i] and keeps it unless an earlier
+    draw of the same subset already holds it, in which case it takes n_pool - k + i. A subset whose
+    draws are all distinct keeps every draw, so the draw-by-draw pass runs only on the few subsets
+    with a clash (about rows * k^2 / 2N of them).
+    """
+    dtype = np.int32 if n_pool < 2**31 else np.int64  # int32 positions sort faster
+    pos = np.empty((k, rows), dtype=dtype)
+    for i in range(k):
+        pos[i] = rng.integers(0, n_pool - k + i + 1, size=rows, dtype=dtype)
+    if k < 2:
+        return pos
+    s = np.sort(pos, axis=0)
+    clash = np.flatnonzero((s[1:] == s[:-1]).any(axis=0))
+    if clash.size:
+        sub = pos[:, clash]
+        for i in range(1, k):
+            taken = (sub[:i] == sub[i]).any(axis=0)
+            sub[i, taken] = n_pool - k + i
+        pos[:, clash] = sub
+    return pos
+
+
+def _monte_carlo_tail(
+    items: np.ndarray,
+    counts: np.ndarray,
+    k: int,
+    observed: float,
+    upper: bool,
+    total: float,
+    complement: bool,
+    resamples: int,
+    seed: int,
+) -> int:
+    """Number of the resampled subset sums at least as bad as `observed` (see permutation_test).
+
+    Resamples are drawn in chunks of _CHUNK_POSITIONS positions; the chunking is part of the
+    random stream, so a given seed reproduces the same p-value only with the same constant.
+    """
+    rng = np.random.default_rng(seed)
+    n_pool = int(counts.sum())
+    integer = items.dtype.kind == "i"
+    tol = 0.0 if integer else SUM_RTOL * max(1.0, abs(observed))
+    # Positions map to values through an expanded array of indices into the distinct values, in the
+    # narrowest integer type: the random gathers then hit 1-4 MB for a million records, not 8 MB.
+    if n_pool <= _EXPAND_LIMIT:
+        index_type = np.uint8 if items.size <= 2**8 else np.uint16 if items.size <= 2**16 else np.int32
+        expanded: np.ndarray | None = np.repeat(np.arange(items.size, dtype=index_type), counts)
+        cum = None
+    else:
+        expanded, cum = None, np.cumsum(counts)
+    chunk = max(1, _CHUNK_POSITIONS // max(k, 1))
+    hits = 0
+    for start in range(0, resamples, chunk):
+        rows = min(chunk, resamples - start)
+        pos = _floyd_positions(rng, n_pool, k, rows)
+        which = expanded.take(pos) if expanded is not None else np.searchsorted(cum, pos, side="right")
+        vals = items.take(which)
+        sums = vals.sum(axis=0, dtype=np.int64 if integer else np.float64)
+        if complement:
+            sums = total - sums
+        hits += int(np.count_nonzero(sums >= observed - tol) if upper else np.count_nonzero(sums <= observed + tol))
+    return hits
+
+
+def permutation_test(
+    clec_values: object,
+    clec_counts: object,
+    retail_values: object,
+    retail_counts: object,
+    worse_is_higher: bool,
+    *,
+    lattice: float | None,
+    resamples: int = 100_000,
+    seed: int,
+    max_exact_cells: int = 20_000_000,
+) -> TestResult:
+    """One-tailed permutation test of means from value histograms (Qwest: CLEC samples of 30 or fewer).
+
+    Pool the CLEC and retail values. Under parity the CLEC's n values are a uniformly random
+    n-subset of the pool, and
+        p = P(sum of a random n-subset >= observed CLEC sum)   when worse_is_higher,
+        p = P(sum of a random n-subset <= observed CLEC sum)   otherwise.
+    Exact when `lattice` is given, every pooled value is an integer multiple of it (relative
+    tolerance 1e-9) and the dynamic programme over distinct values needs at most `max_exact_cells`
+    cells, counted as (k + 1) * (k * span + 1) * distinct values with k = min(n, N - n) and span the
+    value range in lattice steps (after dividing by their common step). Otherwise Monte Carlo:
+    `resamples` random n-subsets drawn without replacement with numpy's default_rng(seed),
+        p = (b + 1) / (resamples + 1),  b = resampled sums at least as bad as observed (ties count).
+    A pool whose values are all equal gives p = 1. statistic = the CLEC sum.
+    """
+    cv, cc = _histogram(clec_values, clec_counts, "clec")
+    rv, rc = _histogram(retail_values, retail_counts, "retail")
+    n = int(cc.sum())
+    if n == 0:
+        raise ValueError("the CLEC histogram is empty: nothing to test")
+    if resamples < 1:
+        raise ValueError(f"resamples must be at least 1, got {resamples}")
+    if isinstance(seed, bool) or int(seed) != seed or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    seed = int(seed)
+    statistic = float(np.dot(cv, cc))
+    values = np.concatenate([cv, rv])
+    counts = np.concatenate([cc, rc])
+    n_pool = int(counts.sum())
+
+    units = None
+    note = ""
+    if lattice is not None:
+        if not (math.isfinite(lattice) and lattice > 0):
+            raise ValueError(f"lattice must be positive and finite, got {lattice!r}")
+        units = _lattice_units(values, lattice)
+        if units is None:
+            note = f"values are not all multiples of the lattice {lattice!r}: Monte Carlo"
+        elif float(units.max(initial=0)) * n_pool >= 2.0**62:
+            units, note = None, "lattice sums would overflow 64-bit integers: Monte Carlo on floats"
+    else:
+        note = "no lattice given: Monte Carlo"
+
+    if units is not None:
+        items, pooled = _merge(units, counts)
+        observed: float = int(np.dot(units[: cv.size], cc))
+    else:
+        items, pooled = _merge(values, counts)
+        observed = statistic
+    if items.size == 1:
+        return _result("permutation_exact", 1.0, statistic, note="all pooled values are equal: every subset ties")
+
+    # Taking the complement when n > N / 2 keeps the subset size, and the work, small.
+    k = min(n, n_pool - n)
+    complement = k < n
+    if units is not None:
+        base = int(items[0])
+        d = items - base
+        step = int(np.gcd.reduce(d))
+        d //= step
+        span = int(d[-1])
+        cells = (k + 1) * (k * span + 1) * items.size
+        if cells <= max_exact_cells:
+            target = (int(observed) - n * base) // step  # the CLEC sum in shifted, reduced units
+            upper = worse_is_higher
+            if complement:
+                target = int(np.dot(d, pooled)) - target
+                upper = not upper
+            dist = _subset_sum_distribution(d, pooled, k)
+            tail = dist[max(target, 0) :] if upper else dist[: max(target + 1, 0)]
+            return _result("permutation_exact", math.fsum(tail.tolist()), statistic)
+        note = f"exact distribution needs {cells:,} cells, above the limit of {max_exact_cells:,}: Monte Carlo"
+
+    total = int(np.dot(items, pooled)) if items.dtype.kind == "i" else float(np.dot(items, pooled))
+    b = _monte_carlo_tail(items, pooled, k, observed, worse_is_higher, total, complement, resamples, seed)
+    p = (b + 1) / (resamples + 1)
+    return _result("permutation_monte_carlo", p, statistic, resamples=resamples, seed=seed, note=note)
+
+
+# --- modified t and seeds ----------------------------------------------------------------------
+
+
+def modified_t(
+    clec_mean: float, clec_n: int, retail_mean: float, retail_var: float, retail_n: int, worse_is_higher: bool
+) -> TestResult:
+    """California modified t, on values the caller has already transformed (ln(x + 0.4 unit) for intervals).
+
+        t = (M_clec - M_retail) / sqrt(s2_retail * (1/n_clec + 1/n_retail))   when worse_is_higher,
+        t = (M_retail - M_clec) / sqrt(...)                                    otherwise,
+    so a positive t means the CLEC is worse; df = n_retail - 1; p = P(T_df >= t).
+    Raises ValueError when retail_n < 2 or retail_var <= 0 (the caller reports 'undetermined').
+    """
+    n1, n2 = _count(clec_n, "clec_n"), _count(retail_n, "retail_n")
+    if n1 < 1:
+        raise ValueError("clec_n is 0: no CLEC mean to test")
+    if n2 < 2:
+        raise ValueError(f"retail_n is {n2}: the retail sample variance needs at least 2 records")
+    if not (math.isfinite(retail_var) and retail_var > 0):
+        raise ValueError(f"retail variance is {retail_var!r}: the modified t needs a positive retail variance")
+    diff = clec_mean - retail_mean if worse_is_higher else retail_mean - clec_mean
+    t = diff / math.sqrt(retail_var * (1.0 / n1 + 1.0 / n2))
+    df = n2 - 1
+    p = special.stdtr(df, -t)  # survival function of Student's t
+    return _result("modified_t", p, t, df=float(df))
+
+
+def seed_for(run_seed: int, *key_parts: str) -> int:
+    """A 63-bit Monte Carlo seed from the run seed and a cell key, the same in any process.
+
+    numpy SeedSequence(entropy=run_seed, spawn_key=...) with four 32-bit words of the SHA-256 of
+    each key part (a fixed width per part, so ("ab", "c") and ("a", "bc") differ), then the two
+    64-bit words of generate_state(2, uint64) xor-ed and cut to 63 bits (fits a signed int64 column).
+    """
+    if isinstance(run_seed, bool) or int(run_seed) != run_seed or run_seed < 0:
+        raise ValueError(f"run_seed must be a non-negative integer, got {run_seed!r}")
+    words: list[int] = []
+    for part in key_parts:
+        if not isinstance(part, str):
+            raise TypeError(f"key parts must be strings, got {type(part).__name__}")
+        digest = hashlib.sha256(part.encode("utf-8")).digest()
+        words.extend(int.from_bytes(digest[i : i + 4], "big") for i in range(0, 16, 4))
+    state = np.random.SeedSequence(entropy=int(run_seed), spawn_key=tuple(words)).generate_state(2, np.uint64)
+    return (int(state[0]) ^ int(state[1])) & ((1 << 63) - 1)

@@ -1,0 +1,75 @@
+"""Plan-chosen statistics end to end: small-sample routing, the real Verizon repair times,
+two plans over the same data, reproducible Monte Carlo, and California's stricter alpha after a miss."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from carrier_sla import pipeline
+from carrier_sla.plan import load_plan
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+
+def _mr6(results):
+    cell = results[(results["measure_id"] == "MR-6") & (results["carrier_id"] == "CLEC01")]
+    assert len(cell) == 1
+    return cell.iloc[0]
+
+
+def test_verizon_repair_times_route_to_the_permutation_test_and_miss(bundled_plan, plan, tmp_path):
+    """23 real CLEC repair times go to the Monte Carlo permutation test (p about 0.018, a miss at n=23's 1.645),
+    while the normal approximation claims p = 0.0043 from z = 2.6255."""
+    run = pipeline.run(bundled_plan, FIXTURES / "verizon-repair", "2026-10", tmp_path / "a")
+    cell = _mr6(run.results)
+    assert cell["clec_n"] == 23 and cell["retail_n"] == 1664
+    assert cell["clec_value"] == pytest.approx(16.50913, abs=1e-4) and cell["retail_value"] == pytest.approx(8.41161, abs=1e-4)
+    assert cell["method"] == "permutation_monte_carlo" and cell["resamples"] == 100_000
+    assert 0.01 < cell["p_value"] < 0.03
+    assert cell["critical_value"] == 1.645 and cell["alpha"] == pytest.approx(0.04998, abs=1e-5)
+    assert cell["status"] == "miss" and cell["seed"] is not None
+
+    normal = _mr6(pipeline.run(plan, FIXTURES / "verizon-repair", "2026-10", tmp_path / "b").results)
+    assert normal["method"] == "modified_z" and normal["statistic"] == pytest.approx(2.6255, abs=1e-4)
+    assert normal["p_value"] == pytest.approx(0.00433, abs=1e-4)
+
+
+def test_same_inputs_plan_and_seed_give_identical_results(bundled_plan, tmp_path):
+    """Two runs of the same data under the same plan give identical results tables, Monte Carlo p-values included."""
+    first = pipeline.run(bundled_plan, FIXTURES / "verizon-repair", "2026-10", tmp_path / "a").results
+    second = pipeline.run(bundled_plan, FIXTURES / "verizon-repair", "2026-10", tmp_path / "b").results
+    pd.testing.assert_frame_equal(first, second)
+
+
+def test_both_bundled_plans_run_on_the_same_data_and_differ_where_their_methods_do(tmp_path):
+    """example-qc and example-ca judge the same generated records; OP-4 uses modified z vs modified t on logs,
+    OP-3 the table's critical values vs Fisher at alpha 0.10, and some verdicts differ."""
+    data = FIXTURES / "generated-small"
+    qc = pipeline.run(load_plan("example-qc"), data, "2026-10", tmp_path / "qc").results
+    ca = pipeline.run(load_plan("example-ca"), data, "2026-10", tmp_path / "ca").results
+    keys = ["measure_id", "submeasure", "state", "product", "scope", "carrier_id"]
+    both = qc.merge(ca, on=keys, suffixes=("_qc", "_ca"))
+    assert len(both) == len(qc) == len(ca)
+    op4 = both[(both["measure_id"] == "OP-4") & (both["standard_qc"] == "parity") & (both["clec_n_qc"] > 30)]
+    assert set(op4["method_qc"]) == {"modified_z"} and set(op4["method_ca"]) == {"modified_t"}
+    assert set(ca.loc[(ca["measure_id"] == "OP-3") & ca["p_value"].notna(), "method"]) == {"fisher_exact"}
+    assert (both["status_qc"] != both["status_ca"]).any()
+    # the figures behind the verdicts are the same records either way
+    assert (both["clec_n_qc"] == both["clec_n_ca"]).all()
+
+
+def test_california_uses_alpha_020_for_a_cell_that_missed_the_month_before(tmp_path):
+    """Under example-ca a cell that missed in September is judged at alpha 0.20 in October, others at 0.10."""
+    plan = load_plan("example-ca")
+    data = FIXTURES / "generated-small"
+    store = tmp_path / "store"
+    september = pipeline.run(plan, data, "2026-09", store).results
+    october = pipeline.run(plan, data, "2026-10", store).results
+    keys = ["measure_id", "submeasure", "state", "product", "scope", "carrier_id"]
+    missed = september[september["status"] == "miss"][keys].astype(str)
+    tested = october[october["alpha"].notna()].copy()
+    tested["missed_before"] = tested[keys].astype(str).apply(tuple, axis=1).isin(set(missed.apply(tuple, axis=1)))
+    assert tested["missed_before"].any() and (~tested["missed_before"]).any()
+    assert set(tested.loc[tested["missed_before"], "alpha"]) == {0.20}
+    assert set(tested.loc[~tested["missed_before"], "alpha"]) == {0.10}
