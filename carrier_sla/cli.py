@@ -86,27 +86,14 @@ def _print_summary(result, out: Path) -> None:
     print(table.to_string())
     misses = clec[clec["status"] == "miss"].copy()
     if len(misses):
-        misses["stat"] = misses["statistic"].round(2)
-        show = misses.sort_values("statistic", ascending=False).head(10)
-        print(f"\nlargest misses ({len(misses)} in all):")
-        print(
-            show[
-                [
-                    "measure_id",
-                    "state",
-                    "product",
-                    "submeasure",
-                    "carrier_id",
-                    "clec_n",
-                    "clec_value",
-                    "retail_value",
-                    "benchmark",
-                    "stat",
-                ]
-            ]
-            .round(2)
-            .to_string(index=False)
-        )
+        # strongest evidence first: parity misses by p-value, then benchmark misses
+        misses["against"] = misses["retail_value"].fillna(misses["benchmark"]).round(2)
+        misses["p"] = misses["p_value"].map(lambda p: "" if p != p else f"{p:.2g}")
+        show = misses.sort_values(["p_value", "measure_id"], na_position="last").head(10)
+        columns = ["measure_id", "state", "product", "submeasure", "carrier_id", "clec_n", "clec_value", "against",
+                   "method", "p"]
+        print(f"\nstrongest misses ({len(misses)} in all; 'against' is the retail value or the benchmark):")
+        print(show[columns].round(2).to_string(index=False))
     print(f"\noutputs in {out}: results/, records/, rejects/ (period={result.period}); manifest {result.manifest_path}")
 
 
