@@ -139,77 +139,59 @@ def unify_record_schema(table: pa.Table, dim_fields: list[str]) -> pa.Table:
     return pa.table(dict(fields))
 
 
+_TEXT, _FLOAT = pa.string(), pa.float64()
+# the results table: columns before the dimension columns, and after them, with their types
+RESULT_HEAD = [
+    ("period", _TEXT),
+    ("data_period", _TEXT),
+    ("plan_id", _TEXT),
+    ("plan_version", _TEXT),
+    ("measure_id", _TEXT),
+    ("submeasure", _TEXT),
+    ("state", _TEXT),
+    ("product", _TEXT),
+]
+RESULT_TAIL = [
+    ("scope", _TEXT),
+    ("carrier_id", _TEXT),
+    ("standard", _TEXT),
+    ("direction", _TEXT),
+    ("unit", _TEXT),
+    ("clec_n", pa.int64()),
+    ("clec_numerator", _FLOAT),
+    ("clec_value", _FLOAT),
+    ("retail_n", _FLOAT),
+    ("retail_numerator", _FLOAT),
+    ("retail_value", _FLOAT),
+    ("retail_stdev", _FLOAT),
+    ("benchmark", _FLOAT),
+    ("method", _TEXT),
+    ("statistic", _FLOAT),
+    ("p_value", _FLOAT),
+    ("critical_value", _FLOAT),
+    ("alpha", _FLOAT),
+    ("df", _FLOAT),
+    ("resamples", _FLOAT),
+    ("seed", pa.uint64()),
+    ("allowed_misses", _FLOAT),
+    ("status", _TEXT),
+    ("status_reason", _TEXT),
+    ("clec_records_evaluated", pa.int64()),
+]
+
+
 def result_columns(dim_fields: list[str]) -> list[str]:
-    return [
-        "period",
-        "data_period",
-        "plan_id",
-        "plan_version",
-        "measure_id",
-        "submeasure",
-        "state",
-        "product",
-        *dim_fields,
-        "scope",
-        "carrier_id",
-        "standard",
-        "direction",
-        "unit",
-        "clec_n",
-        "clec_numerator",
-        "clec_value",
-        "retail_n",
-        "retail_numerator",
-        "retail_value",
-        "retail_stdev",
-        "benchmark",
-        "method",
-        "statistic",
-        "p_value",
-        "critical_value",
-        "alpha",
-        "df",
-        "resamples",
-        "seed",
-        "allowed_misses",
-        "status",
-        "status_reason",
-        "clec_records_evaluated",
-    ]
+    return [name for name, _ in RESULT_HEAD] + dim_fields + [name for name, _ in RESULT_TAIL]
 
 
 def results_table(frame: pd.DataFrame, dim_fields: list[str]) -> pa.Table:
     """The results table in its fixed column order and types."""
     cols = result_columns(dim_fields)
-    types = {
-        "clec_n": pa.int64(),
-        "clec_records_evaluated": pa.int64(),
-        "dispatch": pa.bool_(),
-        **{
-            c: pa.float64()
-            for c in (
-                "clec_numerator",
-                "clec_value",
-                "retail_n",
-                "retail_numerator",
-                "retail_value",
-                "retail_stdev",
-                "benchmark",
-                "statistic",
-                "p_value",
-                "critical_value",
-                "alpha",
-                "df",
-                "resamples",
-                "allowed_misses",
-            )
-        },
-        "seed": pa.uint64(),
-    }
+    types = dict(RESULT_HEAD) | dict(RESULT_TAIL) | {d: pa.bool_() if d == "dispatch" else _TEXT for d in dim_fields}
     arrays = {}
     for c in cols:
         values = frame[c] if c in frame.columns else pd.Series([None] * len(frame))
-        kind = types.get(c, pa.string())
+        kind = types[c]
         if kind == pa.float64():
             arrays[c] = pa.array(values.to_numpy(dtype=float), type=kind, from_pandas=True)
         elif kind == pa.uint64():
