@@ -286,9 +286,13 @@ def _monte_carlo_tail(
     tol = 0.0 if integer else SUM_RTOL * max(1.0, abs(observed))
     # Positions map to values through an expanded array of indices into the distinct values, in the
     # narrowest integer type: the random gathers then hit 1-4 MB for a million records, not 8 MB.
+    direct = False
     if n_pool <= _EXPAND_LIMIT:
         index_type = np.uint8 if items.size <= 2**8 else np.uint16 if items.size <= 2**16 else np.int32
-        expanded: np.ndarray | None = np.repeat(np.arange(items.size, dtype=index_type), counts)
+        # Integer values below 2**31 are expanded themselves when an index would be no narrower.
+        direct = integer and index_type is np.int32 and int(items[-1]) < 2**31  # items ascend from 0 up
+        source = items.astype(np.int32) if direct else np.arange(items.size, dtype=index_type)
+        expanded: np.ndarray | None = np.repeat(source, counts)
         cum = None
     else:
         expanded, cum = None, np.cumsum(counts)
@@ -297,8 +301,10 @@ def _monte_carlo_tail(
     for start in range(0, resamples, chunk):
         rows = min(chunk, resamples - start)
         pos = _floyd_positions(rng, n_pool, k, rows)
-        which = expanded.take(pos) if expanded is not None else np.searchsorted(cum, pos, side="right")
-        vals = items.take(which)
+        if expanded is None:
+            vals = items.take(np.searchsorted(cum, pos, side="right"))
+        else:
+            vals = expanded.take(pos) if direct else items.take(expanded.take(pos))
         sums = vals.sum(axis=0, dtype=np.int64 if integer else np.float64)
         if complement:
             sums = total - sums
