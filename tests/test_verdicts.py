@@ -1,7 +1,10 @@
 """Verdict rules that do not depend on the statistical method: the benchmark allowance, routing."""
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from carrier_sla import exact
 from carrier_sla.verdicts import allowed_misses
 
 
@@ -46,3 +49,24 @@ def test_a_small_proportion_cell_goes_to_fisher_and_a_large_one_to_modified_z(ru
     assert cell["method"] == "fisher_exact"
     assert cell["p_value"] == pytest.approx(1 / 12341)
     assert cell["status"] == "miss" and cell["critical_value"] == 1.04  # n = 3: 1-10 row of the table
+
+
+@given(st.integers(1, 40), st.integers(0, 40), st.integers(1, 400), st.integers(0, 400), st.booleans())
+def test_one_more_failed_clec_record_never_lowers_the_evidence_of_a_miss(n, hits, retail_n, retail_hits, higher_better):
+    """Fisher: moving one CLEC record from good to bad never raises the p-value, so a miss never turns into met."""
+    hits, retail_hits = min(hits, n), min(retail_hits, retail_n)
+    # for a higher-is-better proportion a hit is good; for lower-is-better a hit (e.g. a repeat) is bad
+    if (higher_better and hits == 0) or (not higher_better and hits == n):
+        return
+    worse_hits = hits - 1 if higher_better else hits + 1
+    before = exact.fisher_exact(hits, n, retail_hits, retail_n, worse_is_higher=not higher_better)
+    after = exact.fisher_exact(worse_hits, n, retail_hits, retail_n, worse_is_higher=not higher_better)
+    assert after.p_value <= before.p_value + 1e-12
+
+
+@given(st.integers(0, 30), st.integers(1, 500), st.integers(0, 300), st.integers(1, 5000))
+def test_one_more_clec_trouble_never_lowers_the_evidence_of_a_miss(count, base, retail_count, retail_base):
+    """Binomial rate test: one more CLEC trouble on the same lines never raises the p-value."""
+    before = exact.binomial_rate(count, base, retail_count, retail_base)
+    after = exact.binomial_rate(count + 1, base, retail_count, retail_base)
+    assert after.p_value <= before.p_value + 1e-12
