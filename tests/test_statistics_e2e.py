@@ -73,3 +73,16 @@ def test_california_uses_alpha_020_for_a_cell_that_missed_the_month_before(tmp_p
     assert tested["missed_before"].any() and (~tested["missed_before"]).any()
     assert set(tested.loc[tested["missed_before"], "alpha"]) == {0.20}
     assert set(tested.loc[~tested["missed_before"], "alpha"]) == {0.10}
+
+
+def test_a_clec_cell_of_one_gets_the_exact_permutation_p(run_checker, bundled_plan):
+    """One CLEC order against retail intervals 1, 2, 3, 4: p = share of the pool (1,2,3,4,3) at least 3 = 3/5."""
+    retail = [
+        {"carrier_id": "ILEC", "product": "pots", "completed_at": f"2026-10-{day:02d} 12:00:00", "due_date": "2026-10-09"}
+        for day in (6, 7, 8, 9)
+    ]
+    run = run_checker(orders=[*retail, {"completed_at": "2026-10-08 12:00:00"}], use_plan=bundled_plan)
+    cell = run.cell("OP-4", product="resale_pots", submeasure="dispatch=false")
+    assert (cell["clec_n"], cell["retail_n"], cell["method"]) == (1, 4, "permutation_exact")
+    assert cell["p_value"] == pytest.approx(0.6)
+    assert cell["critical_value"] == 1.04 and cell["status"] == "met"
