@@ -28,8 +28,9 @@ bench: $(VENV)/.installed
 	$(PY) -m benchmarks.run
 
 lint: $(VENV)/.installed
-	$(PY) -m pip install --quiet ruff
+	$(PY) -m pip install --quiet ruff mypy pandas-stubs
 	$(VENV)/bin/ruff check carrier_sla tests
+	$(VENV)/bin/mypy carrier_sla
 
 clean:
 	rm -rf $(VENV) out $(DEMO_DATA) bench-data *.egg-info

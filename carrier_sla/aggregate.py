@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -113,14 +114,14 @@ def merge(parts: list[Partial]) -> Partial:
     if len(parts) == 1:
         labels = parts[0].labels
     aligned = [_align(p, labels) for p in parts]
-    n = sum(p.n for p in aligned)
-    total = sum(p.sum for p in aligned)
+    n = cast(np.ndarray, sum(p.n for p in aligned))  # parts is never empty: a sum of arrays
+    total = cast(np.ndarray, sum(p.sum for p in aligned))
     mean = np.divide(total, n, out=np.zeros_like(total), where=n > 0)
     m2 = sum(p.m2 + p.n * (np.divide(p.sum, p.n, out=np.zeros_like(total), where=p.n > 0) - mean) ** 2 for p in aligned)
-    return Partial(axes, labels, sum(p.n_evaluated for p in aligned), n, total, m2)
+    return Partial(axes, labels, cast(np.ndarray, sum(p.n_evaluated for p in aligned)), n, total, m2)
 
 
-def _roll(n_eval, n, total, m2, axes: tuple[int, ...]):
+def _roll(n_eval, n, total, m2, *, axes: tuple[int, ...]):
     """Roll aggregates up over axes: counts and sums add, M2 by Chan's update."""
     if not axes:
         return n_eval, n, total, m2
@@ -150,7 +151,7 @@ def lines_base(lines: Records, measure: Measure, part: Partial) -> np.ndarray:
 
 def widen_carriers(part: Partial, carriers: list[str]) -> Partial:
     """The partial with every carrier of `carriers` on its carrier axis (e.g. carriers with lines only)."""
-    labels = (tuple(sorted(set(part.labels[0]) | set(carriers))), *part.labels[1:])
+    labels = (tuple(sorted(cast(set[str], set(part.labels[0]) | set(carriers)))), *part.labels[1:])  # carrier ids
     return _align(part, labels)
 
 
@@ -175,17 +176,17 @@ def cells(plan: Plan, measure: Measure, part: Partial, base: np.ndarray | None) 
         drop = [i for i, k in enumerate(keep) if not k]  # dimensions this product is not split by
         # per carrier: axes (carrier, state, *dims) once the product is chosen
         n_eval, n, total, m2 = _roll(
-            *(arr[:, :, p] for arr in (part.n_evaluated, part.n, part.sum, part.m2)), tuple(2 + i for i in drop)
+            *(arr[:, :, p] for arr in (part.n_evaluated, part.n, part.sum, part.m2)), axes=tuple(2 + i for i in drop)
         )
         b = base[:, :, p] if base is not None else None
         # CLEC cells: (carrier, state, *kept dims)
         clec = (n_eval, n, total, m2)
-        agg = _roll(*(np.where(clec_mask.reshape((-1,) + (1,) * (x.ndim - 1)), x, 0) for x in clec), (0,))
+        agg = _roll(*(np.where(clec_mask.reshape((-1,) + (1,) * (x.ndim - 1)), x, 0) for x in clec), axes=(0,))
         a = part.label_index("product", product.retail_analog)
         if retail is not None and a is not None:
             r_stats = _roll(
                 *(arr[retail, :, a] for arr in (part.n_evaluated, part.n, part.sum, part.m2)),
-                tuple(1 + i for i in drop),
+                axes=tuple(1 + i for i in drop),
             )
             r_base = base[retail, :, a] if base is not None else None
         else:
@@ -226,6 +227,7 @@ def cells(plan: Plan, measure: Measure, part: Partial, base: np.ndarray | None) 
             for name, arr in zip(STATS, r_stats, strict=True):
                 frame[f"retail_{name}"] = arr[retail_index]
             if base_c is not None:
+                assert r_base is not None  # set whenever base (hence base_c) is
                 frame[BASE] = base_c[idx[: base_c.ndim]]
                 frame[f"retail_{BASE}"] = r_base[state_idx]
             frame["scope"] = np.full(len(state_idx), scope, dtype=object)
@@ -284,6 +286,7 @@ class CellSamples:
     def __call__(self, cell: pd.Series) -> tuple[np.ndarray, np.ndarray]:
         plan, measure = self.plan, self.ev.measure
         carrier = cell.get("carrier_id")
+        carriers: list[object]
         if _rolled(carrier):
             carriers = [
                 c

@@ -7,6 +7,8 @@ verdict can be traced back to the input.
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -82,7 +84,7 @@ def record_rows(plan: Plan, ev: Evaluated, dim_fields: list[str], files: list[st
         idx = np.unravel_index(int(combo), shape)
         product = labels_of[0][idx[0]]
         values = {d: labels_of[i + 1][idx[i + 1]] for i, d in enumerate(dims)}
-        labels.append(submeasure_label(measure, split, product, values))
+        labels.append(submeasure_label(measure, split, cast(str, product), values))  # product codes are str
     reason_codes = np.asarray(ev.reason, dtype=np.int64)
     columns = {
         "record_id": rec.ids,
@@ -102,6 +104,7 @@ def record_rows(plan: Plan, ev: Evaluated, dim_fields: list[str], files: list[st
     columns["included"] = pa.array(reason_codes < 0)
     columns["exclusion_reason"] = _dictionary(reason_codes, ev.reasons)
     columns["value"] = pa.array(ev.value, mask=np.isnan(ev.value))
+    assert rec.file_index is not None  # accepted records keep their source positions
     columns["source_file"] = _dictionary(rec.file_index.astype(np.int64), files)
     columns["source_row"] = pa.array(rec.row, pa.int64())
     return pa.table(columns)
@@ -123,6 +126,7 @@ def base_rows(lines: Records, dim_fields: list[str], files: list[str], field: st
     columns["included"] = pa.array(np.ones(n, dtype=bool))
     columns["exclusion_reason"] = _dictionary(np.full(n, -1, np.int64), [])
     columns["value"] = pa.array(lines.cols[field].astype(np.float64))
+    assert lines.file_index is not None  # accepted records keep their source positions
     columns["source_file"] = _dictionary(lines.file_index.astype(np.int64), files)
     columns["source_row"] = pa.array(lines.row, pa.int64())
     return pa.table(columns)

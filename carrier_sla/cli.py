@@ -10,6 +10,7 @@ import argparse
 import sys
 import traceback
 from pathlib import Path
+from typing import NoReturn
 
 from carrier_sla import __version__
 from carrier_sla.errors import InputDataError, PlanError, StoreError, UsageError
@@ -18,7 +19,7 @@ EXIT_OK, EXIT_MISS, EXIT_USAGE, EXIT_DATA, EXIT_BUSY, EXIT_INTERNAL = 0, 1, 2, 3
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse exits 2 on usage errors, as we do
+    def error(self, message: str) -> NoReturn:  # argparse exits 2 on usage errors, as we do
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"carrier-sla: error: {message}\n")
 
@@ -90,8 +91,18 @@ def _print_summary(result, out: Path) -> None:
         misses["against"] = misses["retail_value"].fillna(misses["benchmark"]).round(2)
         misses["p"] = misses["p_value"].map(lambda p: "" if p != p else f"{p:.2g}")
         show = misses.sort_values(["p_value", "measure_id"], na_position="last").head(10)
-        columns = ["measure_id", "state", "product", "submeasure", "carrier_id", "clec_n", "clec_value", "against",
-                   "method", "p"]
+        columns = [
+            "measure_id",
+            "state",
+            "product",
+            "submeasure",
+            "carrier_id",
+            "clec_n",
+            "clec_value",
+            "against",
+            "method",
+            "p",
+        ]
         print(f"\nstrongest misses ({len(misses)} in all; 'against' is the retail value or the benchmark):")
         print(show[columns].round(2).to_string(index=False))
     print(f"\noutputs in {out}: results/, records/, rejects/ (period={result.period}); manifest {result.manifest_path}")

@@ -185,16 +185,16 @@ def check_table(record_type: str, table: pa.Table, plan: Plan, file_index: int) 
                 values = np.where(np.isnan(values), prop["default"], values)
             rec.cols[name] = values.astype(np.int64) if kind == "integer" and not np.isnan(values).any() else values
         elif kind == "code":
-            codes, values = encode(arr)
+            codes, labels = encode(arr)
             if "pattern" in prop:
                 pattern = re.compile(prop["pattern"])
-                bad_values = np.array([pattern.search(v) is None for v in values] + [False], dtype=bool)
+                bad_values = np.array([pattern.search(v) is None for v in labels] + [False], dtype=bool)
                 flags.flag(bad_values[codes], Reason.INVALID_FORMAT, ci)
             categories = _code_categories(name, prop, plan)
             if categories is None:
-                rec.codes[name], rec.cats[name] = codes, values
+                rec.codes[name], rec.cats[name] = codes, labels
             else:
-                mapped = recode(codes, values, categories)
+                mapped = recode(codes, labels, categories)
                 reason = {"state": Reason.UNKNOWN_STATE, "product": Reason.UNKNOWN_PRODUCT}.get(
                     name, Reason.INVALID_CODE
                 )
@@ -291,6 +291,8 @@ def finalize(
     schema = record_schema(record_type)
     names = list(schema["properties"])
     recs = _concat([c[0] for c in checked])
+    # check_table sets ids, file_index and row on every table, so the merged records have them
+    assert recs.ids is not None and recs.file_index is not None and recs.row is not None
     reason = np.concatenate([c[1].reason for c in checked])
     column = np.concatenate([c[1].column for c in checked])
     id_column = schema["x-record-id"] if isinstance(schema["x-record-id"], str) else None

@@ -8,6 +8,7 @@ Conditions: a null value matches only is_null/not_null; every comparison with nu
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 import pyarrow as pa
@@ -84,7 +85,8 @@ def derive(plan: Plan, rec: Records) -> Records:
 def link(plan: Plan, records: dict[str, Records]) -> None:
     """Give each field that related_record rules match on one integer code space across
     record types (rec.keys[field], -1 = null), so matching never compares strings."""
-    fields = sorted({m.value.match_on for m in plan.measures if m.value.kind == "related_record"})
+    # a related_record value always has match_on (plan validation requires it)
+    fields = sorted({cast(str, m.value.match_on) for m in plan.measures if m.value.kind == "related_record"})
     for name in fields:
         holders = [r for r in records.values() if name in r.text]
         both = pa.chunked_array([r.text[name].cast(pa.string()) for r in holders]).combine_chunks()
@@ -150,6 +152,7 @@ def condition_mask(rec: Records, cond: Condition) -> np.ndarray:
         if op in ("ne", "not_in"):
             return ~hit & ~null
         raise ValueError(f"operator {op} does not apply to code field {cond.field}")
+    other: Any  # a column, an array of literals or one literal
     if cond.field_ref is not None:
         _, other, other_null = _field(rec, cond.field_ref)
         null = null | other_null
@@ -207,6 +210,7 @@ def _within_business_hours(plan: Plan, rec: Records, v: ValueSpec, related: dict
 
 
 def _on_or_before(plan: Plan, rec: Records, v: ValueSpec, related: dict[str, Records]) -> np.ndarray:
+    assert v.anchor is not None and v.to_field is not None  # required by the kind (validated plan)
     _, date, null_a = _field(rec, v.anchor)
     _, deadline, null_b = _field(rec, v.to_field)
     value = (date <= deadline).astype(np.float64)
@@ -215,6 +219,7 @@ def _on_or_before(plan: Plan, rec: Records, v: ValueSpec, related: dict[str, Rec
 
 
 def _business_days(plan: Plan, rec: Records, v: ValueSpec, related: dict[str, Records]) -> np.ndarray:
+    assert v.from_field is not None and v.to_field is not None  # required by the kind (validated plan)
     _, start, null_a = _field(rec, v.from_field)
     _, end, null_b = _field(rec, v.to_field)
     missing = null_a | null_b
@@ -266,6 +271,8 @@ def _related_record(plan: Plan, rec: Records, v: ValueSpec, related: dict[str, R
     nanosecond. Others are sorted by (code, second, ns); a search on the coarse key lands on
     the right second and a few vectorized steps skip same-second records on the wrong side.
     """
+    # required by the kind (validated plan)
+    assert v.records is not None and v.match_on is not None and v.window_hours is not None
     other = related[v.records]
     keep = conditions_mask(other, v.where)
     other_time = other.cols[f"{v.related_time}_utc"]

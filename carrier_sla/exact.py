@@ -302,6 +302,7 @@ def _monte_carlo_tail(
         rows = min(chunk, resamples - start)
         pos = _floyd_positions(rng, n_pool, k, rows)
         if expanded is None:
+            assert cum is not None  # set whenever expanded is not
             vals = items.take(np.searchsorted(cum, pos, side="right"))
         else:
             vals = expanded.take(pos) if direct else items.take(expanded.take(pos))

@@ -306,15 +306,15 @@ def _world(seed: int, scale: int) -> World:
                         carrier == TEST_ID,
                     )
                 )
-    c, s, p, w, slow_i, slow_r, test = (np.array(col) for col in zip(*rows, strict=True))
+    carrier_ix, state_ix, p, w, slow_i, slow_r, test = (np.array(col) for col in zip(*rows, strict=True))
     w = w / w.sum()
     n_orders = round(scale * ORDER_SHARE)
     n_troubles = scale - n_orders
     lines = np.maximum(10, np.round(w * n_troubles * DISPOSITION_P[0] / NETWORK_RATE))
     lines = lines.astype(np.int64)
     return World(
-        carrier=c,
-        state=s,
+        carrier=carrier_ix,
+        state=state_ix,
         product=p,
         weight=w,
         lines=lines,

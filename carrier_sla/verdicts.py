@@ -163,7 +163,7 @@ def judge(
         else np.sqrt(retail_mean * (1 - retail_mean)) * scale
     )
     return out.assign(
-        standard=np.where(kind == "none", None, kind),
+        standard=np.where(kind == "none", None, kind),  # type: ignore[call-overload]  # stubs reject None as a value
         clec_n=clec_n.astype(np.int64),
         clec_numerator=clec_num,
         clec_value=clec_mean * scale,
@@ -218,9 +218,7 @@ def exact_test(
     """Run one cell's small-sample or alternative parity test; ValueError when it is undefined."""
     worse_is_higher = measure.direction == "lower_better"
     if method == "fisher_exact":
-        return exact.fisher_exact(
-            round(clec_num), int(clec_n), round(retail_num), int(retail_n), worse_is_higher
-        )
+        return exact.fisher_exact(round(clec_num), int(clec_n), round(retail_num), int(retail_n), worse_is_higher)
     if method == "binomial_exact":
         return exact.binomial_rate(round(clec_num), clec_n, round(retail_num), retail_n, worse_is_higher)
     if samples is None:
