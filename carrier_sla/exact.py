@@ -264,6 +264,31 @@ def _floyd_positions(rng: np.random.Generator, n_pool: int, k: int, rows: int) -
     return pos
 
 
+def _small_subset_tail(items: np.ndarray, pooled: np.ndarray, n: int, observed: float, upper: bool) -> float:
+    """Exact share of the n-subsets (n = 1 or 2) of the pool whose sum is at least as bad as observed.
+
+    Pool: distinct ascending `items` with `pooled` counts, N items in all. For n = 2, the ordered
+    pairs of two different items (i != j) with v_i + v_j at least as bad, halved, over C(N, 2).
+    Float sums within a relative SUM_RTOL of the observed count as ties (as in Monte Carlo).
+    """
+    n_pool = int(pooled.sum())
+    tol = 0.0 if items.dtype.kind == "i" else SUM_RTOL * max(1.0, abs(observed))
+    below = np.concatenate([[0], np.cumsum(pooled)])  # items strictly before each position
+
+    def at_least_as_bad(x: np.ndarray) -> np.ndarray:
+        """Pool items with a value at least as bad as x (>= x - tol when upper, <= x + tol otherwise)."""
+        if upper:
+            return n_pool - below[np.searchsorted(items, x - tol, side="left")]
+        return below[np.searchsorted(items, x + tol, side="right")]
+
+    if n == 1:
+        return float(at_least_as_bad(np.array([observed]))[0]) / n_pool
+    partners = at_least_as_bad(observed - items)
+    self_pairs = (2 * items >= observed - tol) if upper else (2 * items <= observed + tol)
+    ordered = int(np.dot(pooled, partners)) - int(np.dot(pooled, self_pairs))
+    return (ordered / 2) / (n_pool * (n_pool - 1) / 2)
+
+
 def _monte_carlo_tail(
     items: np.ndarray,
     counts: np.ndarray,
@@ -396,6 +421,10 @@ def permutation_test(
             tail = dist[max(target, 0) :] if upper else dist[: max(target + 1, 0)]
             return _result("permutation_exact", math.fsum(tail.tolist()), statistic)
         note = f"exact distribution needs {cells:,} cells, above the limit of {max_exact_cells:,}: Monte Carlo"
+
+    if n <= 2:  # one or two CLEC values: every n-subset can be counted, exactly and at once
+        p = _small_subset_tail(items, pooled, n, observed, worse_is_higher)
+        return _result("permutation_exact", p, statistic, note="all subsets of one or two counted")
 
     total = int(np.dot(items, pooled)) if items.dtype.kind == "i" else float(np.dot(items, pooled))
     b = _monte_carlo_tail(items, pooled, k, observed, worse_is_higher, total, complement, resamples, seed)

@@ -307,13 +307,14 @@ def test_permutation_rejects_bad_input():
 
 
 def test_off_lattice_and_oversized_cells_fall_back_to_monte_carlo():
-    """Values off the lattice, no lattice, and a DP above max_exact_cells each go Monte Carlo with a note saying why."""
-    cv, cc, rv, rc = [1.25, 3.0], [1, 1], [0.0, 1.0, 2.0, 4.0], [10, 10, 10, 10]
+    """Values off the lattice, no lattice, and a DP above max_exact_cells each go Monte Carlo with a note saying why
+    (three CLEC values: one or two are always counted exactly)."""
+    cv, cc, rv, rc = [1.25, 3.0, 3.5], [1, 1, 1], [0.0, 1.0, 2.0, 4.0], [10, 10, 10, 10]
     off = permutation_test(cv, cc, rv, rc, True, lattice=0.5, resamples=1000, seed=5)
     assert off.method == "permutation_monte_carlo" and "not all multiples" in off.note
     none = permutation_test(cv, cc, rv, rc, True, lattice=None, resamples=1000, seed=5)
     assert none.method == "permutation_monte_carlo" and "no lattice" in none.note
-    big = permutation_test([1.0, 3.0], cc, rv, rc, True, lattice=1.0, resamples=1000, seed=5, max_exact_cells=10)
+    big = permutation_test([1.0, 3.0, 4.0], cc, rv, rc, True, lattice=1.0, resamples=1000, seed=5, max_exact_cells=10)
     assert big.method == "permutation_monte_carlo" and "above the limit of 10" in big.note
     assert big.resamples == 1000 and big.seed == 5
 
@@ -531,3 +532,29 @@ def test_results_are_frozen():
     assert isinstance(r, TestResult)
     with pytest.raises(AttributeError):
         r.p_value = 0.5  # type: ignore[misc]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.floats(0, 50, allow_nan=False).map(lambda x: round(x, 2)), min_size=1, max_size=2),
+    st.lists(st.floats(0, 50, allow_nan=False).map(lambda x: round(x, 2)), min_size=2, max_size=9),
+    st.booleans(),
+)
+def test_one_or_two_clec_values_are_counted_exactly(clec, retail, worse_is_higher):
+    """With one or two CLEC values every subset is counted: the p-value equals brute-force enumeration."""
+    pool = clec + retail
+    observed = sum(clec)
+    subsets = list(itertools.combinations(range(len(pool)), len(clec)))
+    tol = 1e-9 * max(1.0, abs(observed))
+    bad = sum(
+        1 for s in subsets
+        if (sum(pool[i] for i in s) >= observed - tol if worse_is_higher else sum(pool[i] for i in s) <= observed + tol)
+    )
+    cv, cc = np.unique(clec, return_counts=True)
+    rv, rc = np.unique(retail, return_counts=True)
+    result = permutation_test(cv, cc, rv, rc, worse_is_higher, lattice=None, seed=1)
+    if len(set(pool)) == 1:
+        assert result.p_value == 1.0
+    else:
+        assert result.method == "permutation_exact"
+        assert result.p_value == pytest.approx(bad / len(subsets), abs=1e-12)
