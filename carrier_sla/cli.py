@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from carrier_sla import __version__
-from carrier_sla.errors import InputDataError, PlanError, StoreError, UsageError
+from carrier_sla.errors import InputDataError, PlanError, StoreBusy, StoreError, UsageError
 
 EXIT_OK, EXIT_MISS, EXIT_USAGE, EXIT_DATA, EXIT_BUSY, EXIT_INTERNAL = 0, 1, 2, 3, 4, 5
 
@@ -124,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     except InputDataError as exc:
         print(f"carrier-sla: input error: {exc}", file=sys.stderr)
         return EXIT_DATA
+    except StoreBusy as exc:
+        print(f"carrier-sla: store busy: {exc}", file=sys.stderr)
+        return EXIT_BUSY
     except StoreError as exc:
         print(f"carrier-sla: store error: {exc}", file=sys.stderr)
         return EXIT_INTERNAL

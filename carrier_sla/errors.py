@@ -66,3 +66,12 @@ class RejectRateExceeded(InputDataError):
 
 class StoreError(CarrierSlaError):
     """The output store cannot be written or read as expected."""
+
+
+class StoreBusy(StoreError):
+    """Another run holds the store's lock: exactly one writer at a time."""
+
+    def __init__(self, store: str, holder: str):
+        self.store = store
+        self.holder = holder
+        super().__init__(f"{store} is in use by another run ({holder or 'holder unknown'}); try again when it ends")

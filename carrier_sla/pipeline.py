@@ -270,12 +270,22 @@ def run(
     max_reject_rate: float = DEFAULT_MAX_REJECT_RATE,
     run_id: str | None = None,
 ) -> RunResult:
-    """Run the checker for one period and publish its outputs to the store `out`."""
+    """Run the checker for one period and publish its outputs to the store `out`.
+
+    Holds the store's single-writer lock for the whole run (StoreBusy when another run has it).
+    """
     check_period(period)
     check_in_force(plan, period)
     started = datetime.now(UTC)
     run_id = run_id or store.new_run_id(started)
     out = Path(out)
+    with store.StoreLock(out, run_id):
+        return _run_locked(plan, data_dir, period, out, max_reject_rate, run_id, started)
+
+
+def _run_locked(
+    plan: Plan, data_dir: Path, period: str, out: Path, max_reject_rate: float, run_id: str, started: datetime
+) -> RunResult:
     timings = Timings()
     manifest: dict[str, Any] = {
         "run_id": run_id,

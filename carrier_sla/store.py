@@ -12,6 +12,7 @@ leaves the previously published outputs of that period as they were.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -24,7 +25,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from carrier_sla.errors import StoreError
+from carrier_sla.errors import StoreBusy, StoreError
 
 TABLES = ("results", "records", "rejects")
 OUTPUT_SCHEMA_VERSION = "1"
@@ -51,6 +52,46 @@ def write_parquet(path: Path, table: pa.Table, metadata: dict[str, str]) -> int:
         use_dictionary=dictionary,
     )
     return table.num_rows
+
+
+class StoreLock:
+    """The store's single-writer lock: an exclusive flock on STORE/.lock.
+
+    The kernel releases a flock when its holder dies, SIGKILL included, so a lock left by a
+    killed run is never stale: the next run simply takes it, then clears what the killed run
+    left in .staging/ and .trash/ (nothing there was ever published).
+    """
+
+    def __init__(self, store: Path, run_id: str):
+        self.store = Path(store)
+        self.run_id = run_id
+        self._handle: Any = None
+
+    def __enter__(self) -> StoreLock:
+        try:
+            self.store.mkdir(parents=True, exist_ok=True)
+            handle = (self.store / ".lock").open("a+")
+        except OSError as exc:
+            raise StoreError(f"cannot use {self.store} as a store: {exc}") from exc
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip()
+            handle.close()
+            raise StoreBusy(str(self.store), holder) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"run {self.run_id}, pid {os.getpid()}, since {datetime.now(UTC).isoformat(timespec='seconds')}\n")
+        handle.flush()
+        self._handle = handle
+        for leftover in (".staging", ".trash"):
+            shutil.rmtree(self.store / leftover, ignore_errors=True)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        fcntl.flock(self._handle, fcntl.LOCK_UN)
+        self._handle.close()
 
 
 class Staging:

@@ -557,3 +557,39 @@ def test_python_dash_m_runs_and_maps_errors_to_exit_codes(tmp_path, small_plan):
     done = subprocess.run([*base, "--data", str(data), "--bogus"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert "unrecognized arguments: --bogus" in done.stderr
+
+
+def test_a_second_run_on_a_store_in_use_exits_4_at_once(tmp_path, capsys, small_plan):
+    """While another run holds the store, run exits 4 with a message naming the holder; afterwards it runs."""
+    from carrier_sla.store import StoreLock
+
+    data = good_data(tmp_path / "data")
+    out = tmp_path / "store"
+    with StoreLock(out, "RUN-A"):
+        code, _, err = cli(capsys, "run", "--plan", small_plan, "--data", data, "--period", PERIOD, "--out", out)
+        assert code == 4
+        assert "in use by another run (run RUN-A" in err
+        assert not (out / "results").exists()
+    assert cli(capsys, "run", "--plan", small_plan, "--data", data, "--period", PERIOD, "--out", out, "--quiet")[0] == 0
+
+
+def test_a_lock_left_by_a_killed_run_is_recovered_and_its_leftovers_cleared(tmp_path, capsys, small_plan):
+    """A run killed with SIGKILL while holding the lock leaves no stale lock; the next run clears its staging."""
+    import signal
+    import time
+
+    out = tmp_path / "store"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom carrier_sla.store import StoreLock\n"
+         f"lock = StoreLock({str(out)!r}, 'KILLED').__enter__()\nprint('locked', flush=True)\ntime.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    assert holder.stdout.readline().strip() == "locked"
+    (out / ".staging" / "KILLED" / "results").mkdir(parents=True)
+    data = good_data(tmp_path / "data")
+    assert cli(capsys, "run", "--plan", small_plan, "--data", data, "--period", PERIOD, "--out", out)[0] == 4
+    holder.send_signal(signal.SIGKILL)
+    holder.wait(timeout=30)
+    time.sleep(0.1)
+    assert cli(capsys, "run", "--plan", small_plan, "--data", data, "--period", PERIOD, "--out", out, "--quiet")[0] == 0
+    assert not (out / ".staging").exists() or not any((out / ".staging").iterdir())
