@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas" / "records"
-RECORD_TYPES = ("orders", "troubles", "lines")
 
 # Derived fields: name -> (type, meaning). Computed per record in local time of its state.
 DERIVED: dict[str, dict[str, tuple[str, str]]] = {

@@ -9,7 +9,6 @@ so a malformed value becomes a rejected row, never a failed read.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,10 +120,3 @@ def read_columns_only(source: InputFile) -> list[str]:
     else:
         names = list(pq.read_schema(source.path).names)
     return names + [k for k, _ in source.partition if k not in names]
-
-
-def iter_tables(files: list[InputFile]) -> Iterator[tuple[int, InputFile, pa.Table]]:
-    for index, source in enumerate(files):
-        table = read_file(source)
-        check_columns(source, table)
-        yield index, source, table

@@ -58,4 +58,4 @@ def modified_z(
     diff = np.where(higher_better, retail_mean - clec_mean, clec_mean - retail_mean)
     z = np.where(ok, diff / se, np.nan)
     p = np.where(ok, ndtr(-np.where(ok, z, 0.0)), np.nan)
-    return ZResult(statistic=z, p_value=p, retail_variance=np.where(kind == "mean", var, var), undefined_reason=reason)
+    return ZResult(statistic=z, p_value=p, retail_variance=var, undefined_reason=reason)

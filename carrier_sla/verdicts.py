@@ -20,8 +20,6 @@ from carrier_sla import exact, stats
 from carrier_sla.aggregate import BASE
 from carrier_sla.plan import Measure, Plan, Standard
 
-RESULT_STATUS = ("met", "miss", "no_activity", "no_retail_analog", "undetermined", "diagnostic")
-
 
 def standard_for(measure: Measure, state: str, product: str, dims: dict[str, object]) -> Standard | None:
     """The first of the measure's standards whose `when` matches the cell."""
