@@ -57,6 +57,7 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
 from carrier_sla.errors import UsageError
+from carrier_sla.fields import column_type, record_schema
 
 DAY = 86_400
 HOUR = 3_600
@@ -147,53 +148,16 @@ ORDER_KINDS = ("text", "product", "state", "before", "duplicate", "dst")
 TROUBLE_KINDS = (*ORDER_KINDS, "negative_no_access")
 
 TS, DATE = pa.timestamp("s"), pa.date32()
-SCHEMAS = {
-    "orders": pa.schema(
-        [
-            ("order_id", pa.string()),
-            ("carrier_id", pa.string()),
-            ("state", pa.string()),
-            ("product", pa.string()),
-            ("order_type", pa.string()),
-            ("dispatch", pa.bool_()),
-            ("received_at", TS),
-            ("due_date", DATE),
-            ("completed_at", TS),
-            ("quantity", pa.int64()),
-            ("foc_at", TS),
-            ("requested_due_date", DATE),
-            ("cancelled", pa.bool_()),
-            ("miss_reason", pa.string()),
-            ("channel", pa.string()),
-            ("circuit_id", pa.string()),
-            ("test", pa.bool_()),
-        ]
-    ),
-    "troubles": pa.schema(
-        [
-            ("ticket_id", pa.string()),
-            ("carrier_id", pa.string()),
-            ("state", pa.string()),
-            ("product", pa.string()),
-            ("circuit_id", pa.string()),
-            ("dispatch", pa.bool_()),
-            ("received_at", TS),
-            ("cleared_at", TS),
-            ("disposition", pa.string()),
-            ("no_access_hours", pa.float64()),
-            ("test", pa.bool_()),
-        ]
-    ),
-    "lines": pa.schema(
-        [
-            ("period", pa.string()),
-            ("carrier_id", pa.string()),
-            ("state", pa.string()),
-            ("product", pa.string()),
-            ("lines_in_service", pa.int64()),
-        ]
-    ),
-}
+ARROW_TYPES = {"timestamp": TS, "date": DATE, "bool": pa.bool_(), "integer": pa.int64(), "number": pa.float64()}
+
+
+def _arrow_schema(record_type: str) -> pa.Schema:
+    """The Parquet schema of a record type, in the contract's column order (schemas/records/)."""
+    props = record_schema(record_type)["properties"]
+    return pa.schema([(name, ARROW_TYPES.get(column_type(prop), pa.string())) for name, prop in props.items()])
+
+
+SCHEMAS = {kind: _arrow_schema(kind) for kind in ("orders", "troubles", "lines")}
 
 
 def generate(
