@@ -242,25 +242,11 @@ def test_worse_clec_value_never_raises_p(clec, retail, which, delta, worse_is_hi
     which %= len(clec)
     worse = list(clec)
     worse[which] = worse[which] + delta if worse_is_higher else max(0, worse[which] - delta)
-    ones = np.ones(len(clec))
-    before = permutation_test(
-        np.asarray(clec) * 0.5,
-        ones,
-        np.asarray(retail) * 0.5,
-        np.ones(len(retail)),
-        worse_is_higher,
-        lattice=0.5,
-        seed=1,
-    )
-    after = permutation_test(
-        np.asarray(worse) * 0.5,
-        ones,
-        np.asarray(retail) * 0.5,
-        np.ones(len(retail)),
-        worse_is_higher,
-        lattice=0.5,
-        seed=1,
-    )
+    def on_half_lattice(values):
+        return permutation_test(np.asarray(values) * 0.5, np.ones(len(values)), np.asarray(retail) * 0.5,
+                                np.ones(len(retail)), worse_is_higher, lattice=0.5, seed=1)
+
+    before, after = on_half_lattice(clec), on_half_lattice(worse)
     assert before.method == after.method == "permutation_exact"
     assert after.p_value <= before.p_value + 1e-12
 
