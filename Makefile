@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 DEMO_DATA := demo-data
 DEMO_STORE := out/demo-store
 DEMO_PERIOD := 2026-10
+DEMO_EARLIER := 2026-08 2026-09
 
 .PHONY: demo test bench lint clean
 
@@ -19,6 +20,8 @@ $(DEMO_DATA)/orders.csv: | $(VENV)/.installed
 	$(PY) -m carrier_sla generate --out $(DEMO_DATA) --period $(DEMO_PERIOD) --periods 3 --scale 20000 --seed 1
 
 demo: $(VENV)/.installed $(DEMO_DATA)/orders.csv
+	@for p in $(DEMO_EARLIER); do echo "carrier-sla run --period $$p (quiet: the months before, for escalation)"; \
+	  $(PY) -m carrier_sla run --plan example-qc --data $(DEMO_DATA) --period $$p --out $(DEMO_STORE) --quiet || exit $$?; done
 	$(PY) -m carrier_sla run --plan example-qc --data $(DEMO_DATA) --period $(DEMO_PERIOD) --out $(DEMO_STORE)
 
 test: $(VENV)/.installed

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 import traceback
+from decimal import Decimal
 from pathlib import Path
 from typing import NoReturn
 
@@ -105,7 +106,28 @@ def _print_summary(result, out: Path) -> None:
         ]
         print(f"\nstrongest misses ({len(misses)} in all; 'against' is the retail value or the benchmark):")
         print(show[columns].round(2).to_string(index=False))
-    print(f"\noutputs in {out}: results/, records/, rejects/ (period={result.period}); manifest {result.manifest_path}")
+    tables = "results/, records/, rejects/"
+    if "remedies" in result.manifest:
+        _print_remedies(result.manifest["remedies"], result.period)
+        tables += ", remedies/, escalation/, statements/"
+    print(f"\noutputs in {out}: {tables} (period={result.period}); manifest {result.manifest_path}")
+
+
+def _print_remedies(summary: dict, period: str) -> None:
+    this = summary["periods"][period]
+    payees = this["totals_by_payee"]
+    start = summary["escalation_from"] or "zero: first month in the store"
+    print(
+        f"\nremedies {period}: {summary['currency']} {Decimal(this['total']):,.2f} to {len(payees)} payees "
+        f"({this['lines']} ledger lines; escalation from {start})"
+    )
+    for payee, amount in sorted(payees.items(), key=lambda item: (-Decimal(item[1]), item[0]))[:5]:
+        print(f"  {payee:<20} {Decimal(amount):>14,.2f}")
+    later = [p for p, month in summary["periods"].items() if month["recomputed_after_restatement"]]
+    if later:
+        print(f"  remedies of later months recomputed: {', '.join(later)}")
+    if "warning" in summary:
+        print(f"  warning: {summary['warning']}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,13 +15,25 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 
-from carrier_sla import __version__, aggregate, audit, contract, evaluate, ingest, store, verdicts
+from carrier_sla import (
+    __version__,
+    aggregate,
+    audit,
+    contract,
+    evaluate,
+    ingest,
+    remedies,
+    remedy_chain,
+    store,
+    verdicts,
+)
 from carrier_sla import calendar as calmod
 from carrier_sla.errors import InputDataError, RejectRateExceeded, UsageError
 from carrier_sla.plan import Measure, Plan
@@ -313,6 +325,11 @@ def _run_locked(
         "carrier_sla.period": period,
     }
     try:
+        chain = remedy_chain.check_chain(out, period) if plan.remedies is not None else None
+    except UsageError as exc:
+        _finish(manifest, out, run_id, "failed", 2, str(exc))
+        raise
+    try:
         loaded = load_inputs(plan, data_dir, max_reject_rate, timings)
     except RejectRateExceeded as exc:
         loaded = exc.loaded  # type: ignore[attr-defined]
@@ -336,6 +353,15 @@ def _run_locked(
 
         missed = previous_misses(out, period) if plan.statistics.alpha_after_miss is not None else set()
         results, _ = compute(plan, period, loaded, timings, sink=write_records, missed=missed)
+        paid: list[remedies.PeriodRemedies] = []
+        statement_files: list[tuple[str, int, Path]] = []
+        if chain is not None:
+            with timings.stage("remedies"):
+                paid = remedy_chain.compute_chain(plan, out, period, results, chain)
+                for month in paid:
+                    statement_files += _stage_remedies(
+                        staging, writer, month, metadata | {"carrier_sla.period": month.period}
+                    )
         with timings.stage("write"):
             dim_fields = aggregate.dimension_fields(plan)
             writer.submit(
@@ -345,8 +371,10 @@ def _run_locked(
                 metadata,
             )
             writer.submit("rejects", staging.path("rejects", period, "part-0.parquet"), loaded.rejects, metadata)
-            outputs = writer.wait()
-            staging.publish(period)
+            outputs = writer.wait() + statement_files
+            staging.publish(period, store.TABLES + store.REMEDY_TABLES)
+            for month in paid[1:]:
+                staging.publish(month.period, store.REMEDY_TABLES)
     except Exception as exc:  # the manifest records every failure; the caller maps it to an exit code
         _finish(manifest, out, run_id, "failed", 5, f"{type(exc).__name__}: {exc}")
         raise
@@ -357,9 +385,57 @@ def _run_locked(
         {"table": name, "path": str(_published_path(out, path, staging)), "rows": rows} for name, rows, path in outputs
     ]
     manifest["verdicts"] = dict(sorted(Counter(results["status"]).items())) if len(results) else {}
+    if chain is not None:
+        manifest["remedies"] = _remedies_summary(plan, chain, paid)
     manifest["timings_seconds"] = {k: round(v, 3) for k, v in timings.items()}
     manifest_path = _finish(manifest, out, run_id, "completed", 0, None)
     return RunResult(run_id, period, results, manifest, manifest_path, timings)
+
+
+def _stage_remedies(
+    staging: store.Staging, writer: store.Writer, month: remedies.PeriodRemedies, metadata: dict[str, str]
+) -> list[tuple[str, int, Path]]:
+    """Ledger, escalation state and one CSV statement per payee of a month, into the staging area."""
+    writer.submit(
+        "remedies",
+        staging.path("remedies", month.period, "part-0.parquet"),
+        remedies.ledger_table(month.ledger),
+        metadata,
+    )
+    writer.submit(
+        "escalation",
+        staging.path("escalation", month.period, "part-0.parquet"),
+        remedies.state_table(month.state),
+        metadata,
+    )
+    folder = staging.path("statements", month.period)
+    folder.mkdir(parents=True, exist_ok=True)  # a month without payments still publishes its (empty) folder
+    written = []
+    for payee, sheet in remedies.statements(month.ledger).items():
+        path = folder / remedies.statement_filename(payee)
+        sheet.to_csv(path, index=False)
+        written.append((f"statements/{payee}", len(sheet) - 1, path))  # rows: its lines, not the total
+    return written
+
+
+def _remedies_summary(plan: Plan, chain: remedy_chain.Chain, paid: list[remedies.PeriodRemedies]) -> dict[str, Any]:
+    """Per month: totals per payee (text, to the cent) and where its escalation started."""
+    assert plan.remedies is not None  # a chain exists only for plans with remedies
+    summary: dict[str, Any] = {"currency": plan.remedies.currency, "escalation_from": chain.previous, "periods": {}}
+    for i, month in enumerate(paid):
+        totals = month.totals_by_payee()
+        summary["periods"][month.period] = {
+            "recomputed_after_restatement": i > 0,
+            "lines": len(month.ledger),
+            "total": str(sum(totals.values(), Decimal("0.00"))),
+            "totals_by_payee": {payee: str(amount) for payee, amount in totals.items()},
+        }
+    if chain.later and plan.statistics.alpha_after_miss is not None:
+        summary["warning"] = (
+            f"the verdicts of {', '.join(chain.later)} used the misses of the month before (alpha_after_miss); "
+            "their remedies were recomputed from their published verdicts: run them again to restate the verdicts"
+        )
+    return summary
 
 
 def _published_path(out: Path, staged: Path, staging: store.Staging) -> Path:

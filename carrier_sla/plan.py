@@ -17,6 +17,7 @@ from typing import Any
 
 from carrier_sla.errors import PlanError, PlanProblem
 from carrier_sla.plan_checks import clock_seconds, reference_problems, schema_problems
+from carrier_sla.plan_remedies import Remedies, build_remedies
 
 PLANS_DIR = Path(__file__).resolve().parent / "plans"
 
@@ -205,6 +206,7 @@ class Plan:
     statistics: Statistics
     measures: tuple[Measure, ...]
     notice: str = ""
+    remedies: Remedies | None = None  # None: the plan pays nothing
     # provenance, not content: a plan dumped and loaded again (or the same plan as YAML) is equal
     sha256: str = field(default="", compare=False)
     source: str = field(default="", compare=False)
@@ -439,6 +441,7 @@ def build_plan(doc: dict[str, Any], sha256: str, source: str) -> Plan:
         ),
         statistics=_statistics(doc["statistics"]),
         measures=tuple(_measure(m) for m in doc["measures"]),
+        remedies=build_remedies(doc.get("remedies")),
         sha256=sha256,
         source=source,
         document=doc,

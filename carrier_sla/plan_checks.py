@@ -16,6 +16,7 @@ from jsonschema.exceptions import best_match
 
 from carrier_sla import fields
 from carrier_sla.errors import PlanProblem
+from carrier_sla.plan_remedies import remedies_problems
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 
@@ -112,6 +113,8 @@ def reference_problems(doc: dict[str, Any]) -> list[PlanProblem]:
         add("/test_carrier_ids", "the retail carrier cannot be a test carrier")
 
     out.extend(_statistics_problems(doc["statistics"]))
+    if "remedies" in doc:
+        out.extend(remedies_problems(doc["remedies"], [m["id"] for m in doc["measures"]], codes))
     ids = [m["id"] for m in doc["measures"]]
     for i, m in enumerate(doc["measures"]):
         if ids.count(m["id"]) > 1:

@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 from carrier_sla.errors import StoreBusy, StoreError
 
 TABLES = ("results", "records", "rejects")
+REMEDY_TABLES = ("remedies", "escalation", "statements")
 OUTPUT_SCHEMA_VERSION = "1"
 
 
@@ -165,3 +166,11 @@ def read_table(store: Path, table: str, period: str) -> pa.Table:
     import pyarrow.dataset as ds
 
     return ds.dataset(folder, format="parquet", partitioning="hive").to_table()
+
+
+def published_periods(store: Path, table: str) -> list[str]:
+    """The periods with a published `table`, in order."""
+    folder = Path(store) / table
+    if not folder.is_dir():
+        return []
+    return sorted(p.name.split("=", 1)[1] for p in folder.iterdir() if p.name.startswith("period=") and p.is_dir())

@@ -71,6 +71,14 @@ def example_document() -> dict[str, Any]:
     return json.loads((PLANS_DIR / "example-qc.json").read_text())
 
 
+def keep_measures(doc: dict[str, Any], ids: tuple[str, ...]) -> dict[str, Any]:
+    """Cut a plan document down to some measures (and their remedy rules)."""
+    doc["measures"] = [m for m in doc["measures"] if m["id"] in ids]
+    if "remedies" in doc:
+        doc["remedies"]["measures"] = {k: v for k, v in doc["remedies"]["measures"].items() if k in ids}
+    return doc
+
+
 PLAIN_STATISTICS = {"parity_method": "modified_z", "critical_value": 1.645}
 
 

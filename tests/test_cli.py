@@ -11,9 +11,10 @@ from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from conftest import PLAIN_STATISTICS, example_document, write_csv, write_inputs
+from conftest import PLAIN_STATISTICS, example_document, keep_measures, write_csv, write_inputs
 
 import carrier_sla
 from carrier_sla import pipeline
@@ -65,7 +66,7 @@ def small_plan(tmp_path) -> Path:
     """The example plan cut down to its two order measures PO-5 and OP-3 (fast, orders only)."""
     doc = example_document()
     doc["statistics"] = dict(PLAIN_STATISTICS)  # no benchmark allowance: one late FOC is a miss
-    doc["measures"] = [m for m in doc["measures"] if m["id"] in ("PO-5", "OP-3")]
+    keep_measures(doc, ("PO-5", "OP-3"))
     path = tmp_path / "small-plan.json"
     path.write_text(json.dumps(doc))
     return path
@@ -74,7 +75,7 @@ def small_plan(tmp_path) -> Path:
 def plan_file(tmp_path: Path, change) -> Path:
     doc = example_document()
     doc["statistics"] = dict(PLAIN_STATISTICS)
-    doc["measures"] = [m for m in doc["measures"] if m["id"] in ("PO-5", "OP-3")]
+    keep_measures(doc, ("PO-5", "OP-3"))
     change(doc)
     path = tmp_path / "changed-plan.json"
     path.write_text(json.dumps(doc))
@@ -203,7 +204,7 @@ def test_yaml_plan_path_is_accepted(tmp_path, capsys):
     yaml = pytest.importorskip("yaml")
     path = tmp_path / "plan.yaml"
     doc = example_document()
-    doc["measures"] = doc["measures"][:1]
+    keep_measures(doc, (doc["measures"][0]["id"],))
     path.write_text(yaml.safe_dump(doc))
     data = good_data(tmp_path / "data")
     code, _, _ = cli(capsys, "run", "--plan", path, "--data", data, "--period", PERIOD, "--out", tmp_path / "s",
@@ -463,9 +464,15 @@ def test_manifest_lists_each_output_with_its_row_count_and_the_verdict_counts(fi
     store, _, manifest = finished_once
     names = [o["table"] for o in manifest["outputs"]]
     measures = load_plan("example-qc").measures
-    assert sorted(names) == sorted(["results", "rejects", *(f"records/{m.id}" for m in measures)])
+    statements = [n for n in names if n.startswith("statements/")]
+    assert sorted(set(names) - set(statements)) == sorted(
+        ["results", "rejects", "remedies", "escalation", *(f"records/{m.id}" for m in measures)]
+    )
     for output in manifest["outputs"]:
-        assert pq.read_metadata(output["path"]).num_rows == output["rows"], output["table"]
+        if output["table"].startswith("statements/"):  # CSV: its lines and a total line
+            assert len(pd.read_csv(output["path"])) == output["rows"] + 1, output["table"]
+        else:
+            assert pq.read_metadata(output["path"]).num_rows == output["rows"], output["table"]
     rejects = next(o for o in manifest["outputs"] if o["table"] == "rejects")
     assert rejects["rows"] == 1
     results = pq.read_table(store / "results" / f"period={PERIOD}" / "part-0.parquet").to_pandas()
@@ -477,6 +484,8 @@ def test_parquet_outputs_carry_key_value_metadata(finished_once):
     """Every Parquet output carries the run id, plan id/version/sha256, package version and period."""
     _, _, manifest = finished_once
     for output in manifest["outputs"]:
+        if not output["path"].endswith(".parquet"):
+            continue
         meta = {k.decode(): v.decode() for k, v in pq.read_schema(output["path"]).metadata.items()}
         assert meta["carrier_sla.run_id"] == manifest["run_id"]
         assert meta["carrier_sla.plan_sha256"] == manifest["plan"]["sha256"]
@@ -489,7 +498,7 @@ def _tables(store: Path) -> dict[str, object]:
     """Every published Parquet table of the store without its key-value metadata."""
     return {
         str(p.relative_to(store)): pq.read_table(p).replace_schema_metadata(None)
-        for table in ("results", "records", "rejects") for p in sorted((store / table).rglob("*.parquet"))
+        for table in ("results", "records", "rejects", "remedies", "escalation") for p in sorted((store / table).rglob("*.parquet"))
     }
 
 
