@@ -57,6 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--format", choices=["csv", "parquet"], default="csv")
     gen.add_argument("--files-per-type", type=int, default=1)
 
+    hist = sub.add_parser("history", help="list the runs of a store: time, plan, inputs, status, verdicts")
+    hist.add_argument("--store", required=True, type=Path)
+    hist.add_argument("--period", help="only runs that published this month, YYYY-MM")
+    hist.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+
     sub.add_parser("plans", help="list the bundled plans")
     return parser
 
@@ -185,6 +190,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         )
         print(f"wrote {', '.join(f'{v:,} {k}' for k, v in counts.items())} to {args.out}")
         return EXIT_OK
+    if args.command == "history":
+        return _history(args)
     plan = planmod.load_plan(args.plan)
     if args.command == "validate":
         print(
@@ -204,6 +211,29 @@ def _dispatch(args: argparse.Namespace) -> int:
         _print_summary(result, args.out)
     misses = int((result.results["status"] == "miss").sum()) if len(result.results) else 0
     return EXIT_MISS if args.fail_on == "miss" and misses else EXIT_OK
+
+
+def _history(args: argparse.Namespace) -> int:
+    import json
+
+    from carrier_sla import history
+    from carrier_sla.pipeline import check_period
+
+    if args.period:
+        check_period(args.period)
+    rows = history.runs(args.store, args.period)
+    if args.json:
+        for row in rows:
+            print(json.dumps(row, sort_keys=True))
+    elif rows:
+        print(history.format_rows(rows))
+        print(
+            "\ncurrent: the tables of the published view that come from the run; every run's view stays "
+            f"readable under {args.store}/runs/RUN_ID/view"
+        )
+    else:
+        print(f"no runs in {args.store}" + (f" for period {args.period}" if args.period else ""))
+    return EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover

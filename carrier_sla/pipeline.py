@@ -324,6 +324,7 @@ def _run_locked(
         "carrier_sla.plan_sha256": plan.sha256,
         "carrier_sla.period": period,
     }
+    store.write_manifest(out, run_id, manifest | {"status": "running"})
     try:
         chain = remedy_chain.check_chain(out, period) if plan.remedies is not None else None
     except UsageError as exc:
@@ -372,22 +373,22 @@ def _run_locked(
             )
             writer.submit("rejects", staging.path("rejects", period, "part-0.parquet"), loaded.rejects, metadata)
             outputs = writer.wait() + statement_files
-            staging.publish(period, store.TABLES + store.REMEDY_TABLES)
-            for month in paid[1:]:
-                staging.publish(month.period, store.REMEDY_TABLES)
+        manifest["outputs"] = [
+            {"table": name, "path": str(_published_path(out, path, staging)), "rows": rows}
+            for name, rows, path in outputs
+        ]
+        manifest["verdicts"] = dict(sorted(Counter(results["status"]).items())) if len(results) else {}
+        if chain is not None:
+            manifest["remedies"] = _remedies_summary(plan, chain, paid)
+        manifest["timings_seconds"] = {k: round(v, 3) for k, v in timings.items()}
+        store.write_manifest(out, run_id, manifest | {"status": "publishing"})
+        staging.publish()
     except Exception as exc:  # the manifest records every failure; the caller maps it to an exit code
         _finish(manifest, out, run_id, "failed", 5, f"{type(exc).__name__}: {exc}")
         raise
     finally:
         writer.close()
         staging.discard()
-    manifest["outputs"] = [
-        {"table": name, "path": str(_published_path(out, path, staging)), "rows": rows} for name, rows, path in outputs
-    ]
-    manifest["verdicts"] = dict(sorted(Counter(results["status"]).items())) if len(results) else {}
-    if chain is not None:
-        manifest["remedies"] = _remedies_summary(plan, chain, paid)
-    manifest["timings_seconds"] = {k: round(v, 3) for k, v in timings.items()}
     manifest_path = _finish(manifest, out, run_id, "completed", 0, None)
     return RunResult(run_id, period, results, manifest, manifest_path, timings)
 
