@@ -181,6 +181,8 @@ RESULT_TAIL = [
     ("status", _TEXT),
     ("status_reason", _TEXT),
     ("clec_records_evaluated", pa.int64()),
+    ("provisional", pa.bool_()),  # month to date: the period had not ended at the data's as-of date
+    ("provisional_as_of", _TEXT),
 ]
 
 
@@ -191,7 +193,7 @@ def result_columns(dim_fields: list[str]) -> list[str]:
 def results_table(frame: pd.DataFrame, dim_fields: list[str]) -> pa.Table:
     """The results table in its fixed column order and types."""
     cols = result_columns(dim_fields)
-    types = dict(RESULT_HEAD) | dict(RESULT_TAIL) | {d: pa.bool_() if d == "dispatch" else _TEXT for d in dim_fields}
+    types = {d: pa.bool_() if d == "dispatch" else _TEXT for d in dim_fields} | dict(RESULT_HEAD) | dict(RESULT_TAIL)
     arrays = {}
     for c in cols:
         values = frame[c] if c in frame.columns else pd.Series([None] * len(frame))

@@ -7,6 +7,7 @@ usage error; 3 input data error; 4 store locked or busy; 5 unexpected internal e
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import sys
 import traceback
 from decimal import Decimal
@@ -25,6 +26,13 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"carrier-sla: error: {message}\n")
 
 
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="carrier-sla", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"carrier-sla {__version__}")
@@ -33,7 +41,26 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="check one period and publish results to the store")
     run.add_argument("--plan", required=True, help="plan file, or the id of a bundled plan (e.g. example-qc)")
     run.add_argument("--data", required=True, type=Path, help="input directory (orders, troubles, lines)")
-    run.add_argument("--period", required=True, help="reporting month YYYY-MM")
+    run.add_argument(
+        "--period",
+        required=True,
+        help="reporting month YYYY-MM, or 'auto': the current month to date, and within the first "
+        "--final-within-days days of a month first the final run of the previous month",
+    )
+    run.add_argument(
+        "--as-of",
+        type=_date,
+        help="use the data known at the end of this day (YYYY-MM-DD); provisional before the month's last day",
+    )
+    run.add_argument(
+        "--final-within-days",
+        type=int,
+        default=5,
+        help="with --period auto: days into a month during which the previous month is also run, final (default 5)",
+    )
+    run.add_argument(
+        "--today", type=_date, help="the date taken as today (default: the UTC date), for replays and tests"
+    )
     run.add_argument("--out", required=True, type=Path, help="the output store")
     run.add_argument(
         "--max-reject-rate",
@@ -75,6 +102,12 @@ def _print_summary(result, out: Path) -> None:
     rows = sum(i["rows_read"] for i in result.manifest["inputs"])
     rejected = sum(i["rows_rejected"] for i in result.manifest["inputs"])
     print(f"inputs: {rows:,} rows read, {rejected:,} rejected")
+    if result.manifest.get("provisional"):
+        later = sum(result.manifest.get("records_after_as_of", {}).values())
+        print(
+            f"PROVISIONAL: month to date as of {result.manifest['provisional_as_of']}"
+            + (f" ({later:,} records received after it left out)" if later else "")
+        )
     if frame.empty:
         print("no results")
         return
@@ -204,12 +237,23 @@ def _dispatch(args: argparse.Namespace) -> int:
             for line in check_data_columns(plan, args.data):
                 print(line)
         return EXIT_OK
-    from carrier_sla.pipeline import run
+    from carrier_sla.pipeline import auto_periods, run
 
-    result = run(plan, args.data, args.period, args.out, max_reject_rate=args.max_reject_rate)
-    if not args.quiet:
-        _print_summary(result, args.out)
-    misses = int((result.results["status"] == "miss").sum()) if len(result.results) else 0
+    today = args.today or dt.datetime.now(dt.UTC).date()
+    if args.period == "auto":
+        if args.as_of:
+            raise UsageError("--period auto chooses its own as-of dates: leave out --as-of")
+        jobs = auto_periods(today, args.final_within_days)
+        chosen = ", ".join(f"{p} ({'provisional as of ' + str(a) if a else 'final'})" for p, a in jobs)
+        print(f"carrier-sla: --period auto on {today}: {chosen}", file=sys.stderr)
+    else:
+        jobs = [(args.period, args.as_of)]
+    misses = 0
+    for period, as_of in jobs:
+        result = run(plan, args.data, period, args.out, max_reject_rate=args.max_reject_rate, as_of=as_of, today=today)
+        if not args.quiet:
+            _print_summary(result, args.out)
+        misses += int((result.results["status"] == "miss").sum()) if len(result.results) else 0
     return EXIT_MISS if args.fail_on == "miss" and misses else EXIT_OK
 
 

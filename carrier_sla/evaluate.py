@@ -82,6 +82,24 @@ def derive(plan: Plan, rec: Records) -> Records:
     return out
 
 
+def known_at(rec: Records, as_of_day: int) -> Records:
+    """The records as an extract taken at the end of local day `as_of_day` would show them:
+    a record received later is not known yet (left out; the caller counts them), and a later
+    completion, FOC or clearance has not happened yet (null: the order or trouble is open)."""
+    if "received_at_local" not in rec.cols:
+        return rec  # lines in service: a monthly snapshot, not events
+    known = rec.take(np.flatnonzero(calmod.local_days(rec.cols["received_at_local"]) <= as_of_day))
+    for name in ("completed", "foc", "cleared"):
+        if f"{name}_date" not in known.cols:
+            continue
+        later = known.cols[f"{name}_date"] > as_of_day  # NULL is the smallest int64: never later
+        if later.any():
+            for column in (f"{name}_at_utc", f"{name}_at_local", f"{name}_date"):
+                if column in known.cols:
+                    known.cols[column] = np.where(later, NULL, known.cols[column])
+    return known
+
+
 def link(plan: Plan, records: dict[str, Records]) -> None:
     """Give each field that related_record rules match on one integer code space across
     record types (rec.keys[field], -1 = null), so matching never compares strings."""

@@ -7,6 +7,7 @@ publish -> manifest.
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 from collections import Counter
@@ -105,10 +106,20 @@ class Loaded:
     rejects: pa.Table
     counts: list[contract.FileCount]
     files: list[ingest.InputFile]
+    not_yet_known: dict[str, int] = field(default_factory=dict)  # records received after the as-of date
 
 
-def load_inputs(plan: Plan, data_dir: Path, max_reject_rate: float, timings: Timings | None = None) -> Loaded:
-    """Read and check every input file; raise RejectRateExceeded (with the rejects) if too many are bad."""
+def load_inputs(
+    plan: Plan,
+    data_dir: Path,
+    max_reject_rate: float,
+    timings: Timings | None = None,
+    as_of: dt.date | None = None,
+) -> Loaded:
+    """Read and check every input file; raise RejectRateExceeded (with the rejects) if too many are bad.
+
+    With `as_of`, the records are taken as known at the end of that day (evaluate.known_at).
+    """
     timings = Timings() if timings is None else timings
     found = ingest.discover(Path(data_dir), needed_record_types(plan))
     records: dict[str, contract.Records] = {}
@@ -116,6 +127,7 @@ def load_inputs(plan: Plan, data_dir: Path, max_reject_rate: float, timings: Tim
     counts: list[contract.FileCount] = []
     all_files: list[ingest.InputFile] = []
     too_many: list[tuple[str, int, int]] = []
+    not_yet_known: dict[str, int] = {}
 
     def read_and_check(job: tuple[str, int, ingest.InputFile]) -> tuple[contract.Records, Any, pa.Table]:
         rtype, index, source = job
@@ -138,6 +150,10 @@ def load_inputs(plan: Plan, data_dir: Path, max_reject_rate: float, timings: Tim
             accepted, rej, file_counts = contract.finalize(rtype, checked, paths)
         with timings.stage("derive"):
             records[rtype] = evaluate.derive(plan, accepted)
+            if as_of is not None:
+                known = evaluate.known_at(records[rtype], calmod.calendar_day(as_of))
+                not_yet_known[rtype] = records[rtype].n - known.n
+                records[rtype] = known
         rejects.append(rej)
         counts += file_counts
         all_files += files
@@ -146,7 +162,7 @@ def load_inputs(plan: Plan, data_dir: Path, max_reject_rate: float, timings: Tim
             too_many.append((rtype, rej.num_rows, read))
     with timings.stage("derive"):
         evaluate.link(plan, records)
-    loaded = Loaded(records, pa.concat_tables(rejects) if rejects else pa.table({}), counts, all_files)
+    loaded = Loaded(records, pa.concat_tables(rejects) if rejects else pa.table({}), counts, all_files, not_yet_known)
     if too_many:
         rtype, rejected, read = too_many[0]
         error = RejectRateExceeded(rtype, rejected, read, max_reject_rate)
@@ -281,22 +297,67 @@ def run(
     *,
     max_reject_rate: float = DEFAULT_MAX_REJECT_RATE,
     run_id: str | None = None,
+    as_of: dt.date | None = None,
+    today: dt.date | None = None,
 ) -> RunResult:
     """Run the checker for one period and publish its outputs to the store `out`.
 
-    Holds the store's single-writer lock for the whole run (StoreBusy when another run has it).
+    `as_of`: compute from the data known at the end of that day (month to date); the results
+    are provisional while it is before the period's last day. Without it all data are used,
+    and the results are provisional while the period has not ended by `today` (default: the
+    UTC date). Holds the store's single-writer lock for the whole run (StoreBusy when taken).
     """
     check_period(period)
     check_in_force(plan, period)
+    cutoff = Cutoff.of(period, as_of, today or datetime.now(UTC).date())
     started = datetime.now(UTC)
     run_id = run_id or store.new_run_id(started)
     out = Path(out)
     with store.StoreLock(out, run_id):
-        return _run_locked(plan, data_dir, period, out, max_reject_rate, run_id, started)
+        return _run_locked(plan, data_dir, period, out, max_reject_rate, run_id, started, cutoff)
+
+
+def auto_periods(today: dt.date, final_within_days: int) -> list[tuple[str, dt.date | None]]:
+    """The nightly job's runs: the current month to date (as of today), preceded within the first
+    `final_within_days` days of a month by the final run of the previous month."""
+    current = today.strftime("%Y-%m")
+    jobs: list[tuple[str, dt.date | None]] = [(current, today)]
+    if today.day <= final_within_days:
+        jobs.insert(0, (calmod.period_text(calmod.period_index(current) - 1), None))
+    return jobs
+
+
+@dataclass(frozen=True)
+class Cutoff:
+    """Which data a run sees (as_of: known at the end of that day; None: all) and whether its
+    results are provisional, with the date they are provisional as of."""
+
+    as_of: dt.date | None
+    provisional: bool
+    provisional_as_of: dt.date | None
+
+    @staticmethod
+    def of(period: str, as_of: dt.date | None, today: dt.date) -> Cutoff:
+        first = dt.date.fromisoformat(period + "-01")
+        last = dt.date.fromisoformat(calmod.period_text(calmod.period_index(period) + 1) + "-01") - dt.timedelta(1)
+        if as_of is not None:
+            if as_of < first:
+                raise UsageError(f"--as-of {as_of} is before period {period} begins")
+            if as_of > today:
+                raise UsageError(f"--as-of {as_of} is after today ({today}): data of the future are not known")
+            return Cutoff(as_of, as_of < last, as_of if as_of < last else None)
+        return Cutoff(None, today <= last, today if today <= last else None)
 
 
 def _run_locked(
-    plan: Plan, data_dir: Path, period: str, out: Path, max_reject_rate: float, run_id: str, started: datetime
+    plan: Plan,
+    data_dir: Path,
+    period: str,
+    out: Path,
+    max_reject_rate: float,
+    run_id: str,
+    started: datetime,
+    cutoff: Cutoff,
 ) -> RunResult:
     timings = Timings()
     manifest: dict[str, Any] = {
@@ -306,6 +367,9 @@ def _run_locked(
         "package_version": __version__,
         "output_schema_version": store.OUTPUT_SCHEMA_VERSION,
         "period": period,
+        "as_of": cutoff.as_of.isoformat() if cutoff.as_of else None,
+        "provisional": cutoff.provisional,
+        "provisional_as_of": cutoff.provisional_as_of.isoformat() if cutoff.provisional_as_of else None,
         "plan": {"id": plan.id, "version": plan.version, "sha256": plan.sha256, "source": plan.source},
         "data_dir": str(data_dir),
         "max_reject_rate": max_reject_rate,
@@ -331,7 +395,7 @@ def _run_locked(
         _finish(manifest, out, run_id, "failed", 2, str(exc))
         raise
     try:
-        loaded = load_inputs(plan, data_dir, max_reject_rate, timings)
+        loaded = load_inputs(plan, data_dir, max_reject_rate, timings, cutoff.as_of)
     except RejectRateExceeded as exc:
         loaded = exc.loaded  # type: ignore[attr-defined]
         manifest["inputs"] = _inputs(loaded)
@@ -344,6 +408,8 @@ def _run_locked(
         _finish(manifest, out, run_id, "failed", 3, str(exc))
         raise
     manifest["inputs"] = _inputs(loaded)
+    if cutoff.as_of is not None:
+        manifest["records_after_as_of"] = loaded.not_yet_known
     staging = store.Staging(out, run_id)
     writer = store.Writer()
     try:
@@ -354,6 +420,10 @@ def _run_locked(
 
         missed = previous_misses(out, period) if plan.statistics.alpha_after_miss is not None else set()
         results, _ = compute(plan, period, loaded, timings, sink=write_records, missed=missed)
+        results = results.assign(
+            provisional=cutoff.provisional,
+            provisional_as_of=cutoff.provisional_as_of.isoformat() if cutoff.provisional_as_of else None,
+        )
         paid: list[remedies.PeriodRemedies] = []
         statement_files: list[tuple[str, int, Path]] = []
         if chain is not None:

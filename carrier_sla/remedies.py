@@ -64,6 +64,7 @@ LEDGER_SCHEMA = pa.schema(
         ("amount", MONEY),
         ("cap", pa.string()),  # "monthly" | "annual" when a cap reduced the state's payments
         ("currency", pa.string()),
+        ("provisional", pa.bool_()),  # from provisional (month-to-date) results
         # the result row it comes from: same period, scope and cell key
         ("scope", pa.string()),
         ("carrier_id", pa.string()),
@@ -300,6 +301,9 @@ def _tier_lines(
             "amount": uncapped,
             "cap": None,
             "currency": rem.currency,
+            "provisional": rows["provisional"].fillna(False).astype(bool).to_numpy()
+            if "provisional" in rows
+            else False,
             "scope": rows["scope"].to_numpy(),
             "carrier_id": rows["carrier_id"].replace("", None).to_numpy(),
             "method": rows["method"].to_numpy(),
