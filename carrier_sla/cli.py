@@ -238,6 +238,7 @@ def _dispatch(args: argparse.Namespace) -> int:
                 print(line)
         return EXIT_OK
     from carrier_sla.pipeline import auto_periods, run
+    from carrier_sla.runlog import RunLog
 
     today = args.today or dt.datetime.now(dt.UTC).date()
     if args.period == "auto":
@@ -250,7 +251,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         jobs = [(args.period, args.as_of)]
     misses = 0
     for period, as_of in jobs:
-        result = run(plan, args.data, period, args.out, max_reject_rate=args.max_reject_rate, as_of=as_of, today=today)
+        log = RunLog(console=None if args.quiet else sys.stderr, interactive=sys.stderr.isatty())
+        result = run(
+            plan, args.data, period, args.out, max_reject_rate=args.max_reject_rate, as_of=as_of, today=today, log=log
+        )
         if not args.quiet:
             _print_summary(result, args.out)
         misses += int((result.results["status"] == "miss").sum()) if len(result.results) else 0

@@ -38,6 +38,7 @@ from carrier_sla import (
 from carrier_sla import calendar as calmod
 from carrier_sla.errors import InputDataError, RejectRateExceeded, UsageError
 from carrier_sla.plan import Measure, Plan
+from carrier_sla.runlog import RunLog
 
 DEFAULT_MAX_REJECT_RATE = 0.01
 WORKERS = 2  # threads for reading/checking files and writing outputs
@@ -178,6 +179,7 @@ def compute(
     timings: Timings | None = None,
     sink: Callable[[str, pa.Table], None] | None = None,
     missed: frozenset[tuple] | set[tuple] = frozenset(),
+    log: RunLog | None = None,
 ) -> tuple[pd.DataFrame, dict[str, pa.Table]]:
     """Results frame and the records/ table of each measure for one period.
 
@@ -194,10 +196,25 @@ def compute(
         files_by_type.setdefault(f.record_type, []).append(str(f.path))
     shared: dict = {}  # the period's rows, once per (type, period_by, month)
     frames, record_tables = [], {}
-    for measure in plan.measures:
+    evaluated = 0
+    for i, measure in enumerate(plan.measures, start=1):
+        tick = time.perf_counter()
         judged, table = _measure_results(
             plan, measure, period, loaded, shared, dim_fields, files_by_type, timings, missed
         )
+        if log is not None:
+            cells = 0 if judged is None else len(judged)
+            seconds = time.perf_counter() - tick
+            evaluated += table.num_rows
+            log.event(
+                "measure",
+                f"{measure.id}: {table.num_rows:,} records, {cells:,} cells in {seconds:.2f} s",
+                measure=measure.id,
+                records=table.num_rows,
+                cells=cells,
+                seconds=round(seconds, 3),
+            )
+            log.progress(i, len(plan.measures), evaluated)
         if sink is None:
             record_tables[measure.id] = table
         else:
@@ -299,6 +316,7 @@ def run(
     run_id: str | None = None,
     as_of: dt.date | None = None,
     today: dt.date | None = None,
+    log: RunLog | None = None,
 ) -> RunResult:
     """Run the checker for one period and publish its outputs to the store `out`.
 
@@ -313,8 +331,13 @@ def run(
     started = datetime.now(UTC)
     run_id = run_id or store.new_run_id(started)
     out = Path(out)
-    with store.StoreLock(out, run_id):
-        return _run_locked(plan, data_dir, period, out, max_reject_rate, run_id, started, cutoff)
+    log = log or RunLog()
+    try:
+        with store.StoreLock(out, run_id):
+            log.open(out / "runs" / run_id / "log.jsonl", run_id)
+            return _run_locked(plan, data_dir, period, out, max_reject_rate, run_id, started, cutoff, log)
+    finally:
+        log.close()
 
 
 def auto_periods(today: dt.date, final_within_days: int) -> list[tuple[str, dt.date | None]]:
@@ -358,8 +381,16 @@ def _run_locked(
     run_id: str,
     started: datetime,
     cutoff: Cutoff,
+    log: RunLog,
 ) -> RunResult:
     timings = Timings()
+
+    def _finish(manifest: dict[str, Any], out: Path, run_id: str, status: str, code: int, error: str | None) -> Path:
+        seconds = round((datetime.now(UTC) - started).total_seconds(), 3)
+        text = f"exit {code} after {seconds:.1f} s"  # the error itself: in the JSON line, and printed by the caller
+        log.event(status, text, exit_code=code, seconds=seconds, error=error)
+        return _write_final_manifest(manifest, out, run_id, status, code, error)
+
     manifest: dict[str, Any] = {
         "run_id": run_id,
         "started_at": started.isoformat(),
@@ -389,6 +420,15 @@ def _run_locked(
         "carrier_sla.period": period,
     }
     store.write_manifest(out, run_id, manifest | {"status": "running"})
+    state = f"provisional as of {cutoff.provisional_as_of}" if cutoff.provisional else "final"
+    log.event(
+        "start",
+        f"period {period} ({state}), plan {plan.id} {plan.version}",
+        period=period,
+        provisional=cutoff.provisional,
+        as_of=manifest["as_of"],
+        plan=f"{plan.id} {plan.version}",
+    )
     try:
         chain = remedy_chain.check_chain(out, period) if plan.remedies is not None else None
     except UsageError as exc:
@@ -408,6 +448,17 @@ def _run_locked(
         _finish(manifest, out, run_id, "failed", 3, str(exc))
         raise
     manifest["inputs"] = _inputs(loaded)
+    read = sum(c.read for c in loaded.counts)
+    rejected = sum(c.rejected for c in loaded.counts)
+    load_seconds = sum(timings.get(k, 0.0) for k in ("read_and_check", "finalize", "derive"))
+    log.event(
+        "read",
+        f"{read:,} rows from {len(loaded.files)} files, {rejected:,} rejected ({load_seconds:.1f} s)",
+        rows=read,
+        rejected=rejected,
+        files=len(loaded.files),
+        seconds=round(load_seconds, 3),
+    )
     if cutoff.as_of is not None:
         manifest["records_after_as_of"] = loaded.not_yet_known
     staging = store.Staging(out, run_id)
@@ -419,7 +470,7 @@ def _run_locked(
             writer.submit(f"records/{measure_id}", path, table, metadata)
 
         missed = previous_misses(out, period) if plan.statistics.alpha_after_miss is not None else set()
-        results, _ = compute(plan, period, loaded, timings, sink=write_records, missed=missed)
+        results, _ = compute(plan, period, loaded, timings, sink=write_records, missed=missed, log=log)
         results = results.assign(
             provisional=cutoff.provisional,
             provisional_as_of=cutoff.provisional_as_of.isoformat() if cutoff.provisional_as_of else None,
@@ -433,6 +484,14 @@ def _run_locked(
                     statement_files += _stage_remedies(
                         staging, writer, month, metadata | {"carrier_sla.period": month.period}
                     )
+                    total = sum(month.totals_by_payee().values(), Decimal("0.00"))
+                    log.event(
+                        "remedies",
+                        f"{month.period}: {len(month.ledger)} ledger lines, {total:,.2f}",
+                        period=month.period,
+                        lines=len(month.ledger),
+                        total=str(total),
+                    )
         with timings.stage("write"):
             dim_fields = aggregate.dimension_fields(plan)
             writer.submit(
@@ -443,6 +502,13 @@ def _run_locked(
             )
             writer.submit("rejects", staging.path("rejects", period, "part-0.parquet"), loaded.rejects, metadata)
             outputs = writer.wait() + statement_files
+        log.event(
+            "write",
+            f"{len(outputs)} files ({timings['write']:.1f} s waiting for writers)",
+            files=len(outputs),
+            rows=sum(rows for _, rows, _ in outputs),
+            seconds=round(timings["write"], 3),
+        )
         manifest["outputs"] = [
             {"table": name, "path": str(_published_path(out, path, staging)), "rows": rows}
             for name, rows, path in outputs
@@ -528,7 +594,9 @@ def _inputs(loaded: Loaded) -> list[dict[str, Any]]:
     ]
 
 
-def _finish(manifest: dict[str, Any], out: Path, run_id: str, status: str, code: int, error: str | None) -> Path:
+def _write_final_manifest(
+    manifest: dict[str, Any], out: Path, run_id: str, status: str, code: int, error: str | None
+) -> Path:
     manifest.update(finished_at=datetime.now(UTC).isoformat(), status=status, exit_code=code)
     if error:
         manifest["error"] = error

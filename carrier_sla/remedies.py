@@ -189,7 +189,11 @@ def round_occurrences(raw: np.ndarray, rounding: str) -> np.ndarray:
 
 
 def _key_frame(frame: pd.DataFrame) -> pd.Series:
-    return frame[KEY].astype(str).agg("\x1f".join, axis=1)
+    """One text key per row from the KEY columns (vectorized concatenation)."""
+    key = frame[KEY[0]].astype(str)
+    for column in KEY[1:]:
+        key = key + "\x1f" + frame[column].astype(str)
+    return key
 
 
 def escalate(rem: Remedies, period: str, results: pd.DataFrame, previous: pd.DataFrame | None) -> pd.DataFrame:

@@ -148,3 +148,39 @@ def test_history_lists_runs_with_plan_inputs_status_and_verdicts(tmp_path, plan,
     text = capsys.readouterr().out
     assert b.run_id in text and "all tables" in text and "failed" in text
     assert main(["history", "--store", str(tmp_path / "nowhere")]) == 2
+
+
+def test_run_logs_json_lines_in_the_store_and_stage_lines_on_stderr(tmp_path, capsys):
+    """A run writes runs/RUN_ID/log.jsonl (run id, stage, rows, seconds) and, unless --quiet, one
+    readable line per stage on stderr; stderr is not a terminal here, so no progress bar is drawn."""
+    data = write_inputs(tmp_path / "data", orders(6))
+    out = tmp_path / "store"
+    assert main(["run", "--plan", "example-qc", "--data", str(data), "--period", PERIOD, "--out", str(out),
+                 "--max-reject-rate", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "] read: 70 rows from 3 files, 0 rejected" in err and "] completed: exit 0" in err
+    assert "\r" not in err and "records/s" not in err
+    (log_path,) = out.glob("runs/*/log.jsonl")
+    events = [json.loads(line) for line in log_path.read_text().splitlines()]
+    stages = [e["stage"] for e in events]
+    assert stages[:2] == ["start", "read"] and stages[-1] == "completed"
+    assert stages.count("measure") == 8 and "remedies" in stages and "write" in stages
+    assert {e["run_id"] for e in events} == {log_path.parent.name}
+    read = events[1]
+    assert read["rows"] == 70 and read["seconds"] >= 0
+    assert all("records" in e and "seconds" in e for e in events if e["stage"] == "measure")
+
+
+def test_progress_bar_only_on_an_interactive_console():
+    """RunLog draws its bar (with records/s) only when told the console is a terminal."""
+    import io
+
+    from carrier_sla.runlog import RunLog
+
+    for interactive in (False, True):
+        console = io.StringIO()
+        log = RunLog(console=console, interactive=interactive)
+        log.progress(1, 8, 10_000)
+        log.event("measure", "PO-5 done")
+        assert ("records/s" in console.getvalue()) is interactive
+        assert "measure: PO-5 done" in console.getvalue()
