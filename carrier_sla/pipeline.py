@@ -8,6 +8,7 @@ publish -> manifest.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import threading
 import time
 from collections import Counter
@@ -37,7 +38,7 @@ from carrier_sla import (
 )
 from carrier_sla import calendar as calmod
 from carrier_sla.errors import InputDataError, RejectRateExceeded, UsageError
-from carrier_sla.plan import Measure, Plan
+from carrier_sla.plan import Measure, Plan, dump_plan
 from carrier_sla.runlog import RunLog
 
 DEFAULT_MAX_REJECT_RATE = 0.01
@@ -420,6 +421,7 @@ def _run_locked(
         "carrier_sla.period": period,
     }
     store.write_manifest(out, run_id, manifest | {"status": "running"})
+    (out / "runs" / run_id / "plan.json").write_text(json.dumps(dump_plan(plan), indent=1) + "\n")
     state = f"provisional as of {cutoff.provisional_as_of}" if cutoff.provisional else "final"
     log.event(
         "start",

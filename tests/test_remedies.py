@@ -8,6 +8,8 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from carrier_sla import remedies, stats
 from carrier_sla.plan_remedies import build_remedies
@@ -227,3 +229,20 @@ def test_remedies_section_round_trips(bundled_plan):
 
     again = plan_from_document(dump_plan(bundled_plan))
     assert again.remedies == bundled_plan.remedies == build_remedies(bundled_plan.document["remedies"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    cents=st.lists(st.integers(min_value=0, max_value=10_000_000), min_size=1, max_size=30),
+    cap=st.integers(min_value=0, max_value=50_000_000),
+)
+def test_capped_payments_are_never_negative_nor_above_the_cap_or_the_amount_due(cents, cap):
+    """For any amounts and cap: each payment is between 0 and its amount due; the total is the cap
+    when the amounts exceed it, else the amounts are untouched."""
+    plan_caps = build_remedies({"tiers": {"t": {"scope": "clec", "amounts": {"high": [1]}}}, "measures": {},
+                                "caps": {"monthly": {"*": str(D(cap) / 100)}}})
+    due = [D(c) / 100 for c in cents]
+    ledger = pd.DataFrame({"state": "CO", "amount_uncapped": due, "amount": due})
+    paid = list(remedies.apply_caps(plan_caps, ledger, {})["amount"])
+    assert all(D(0) <= p <= d for p, d in zip(paid, due, strict=True))
+    assert sum(paid) == min(sum(due), D(cap) / 100)
