@@ -90,7 +90,27 @@ def build_parser() -> argparse.ArgumentParser:
     hist.add_argument("--json", action="store_true", help="JSON lines instead of a table")
 
     sub.add_parser("plans", help="list the bundled plans")
+    for module in _reader_commands():
+        module.add_parser(sub)
     return parser
+
+
+# Commands for the people who read the results: each module has add_parser(sub) (adding its
+# subcommand, with set_defaults(command_module=<module name>)) and command(args) -> exit code.
+READER_COMMANDS = ("report", "package", "explain", "diff", "whatif")
+
+
+def _reader_commands() -> list:
+    import importlib
+
+    modules = []
+    for name in READER_COMMANDS:
+        try:
+            modules.append(importlib.import_module(f"carrier_sla.{name}"))
+        except ModuleNotFoundError as exc:  # while the commands are being built: only those present
+            if exc.name != f"carrier_sla.{name}":
+                raise
+    return modules
 
 
 def _print_summary(result, out: Path) -> None:
@@ -225,6 +245,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return EXIT_OK
     if args.command == "history":
         return _history(args)
+    if getattr(args, "command_module", None):
+        import importlib
+
+        return int(importlib.import_module(f"carrier_sla.{args.command_module}").command(args))
     plan = planmod.load_plan(args.plan)
     if args.command == "validate":
         print(
