@@ -229,7 +229,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         if args.scale < 1 or args.periods < 1:
             raise UsageError("--scale and --periods must be at least 1")
-        from carrier_sla.pipeline import check_period
+        from carrier_sla.periods import check_period
 
         check_period(args.period)
         counts = generate(
@@ -261,7 +261,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             for line in check_data_columns(plan, args.data):
                 print(line)
         return EXIT_OK
-    from carrier_sla.pipeline import auto_periods, run
+    from carrier_sla.periods import auto_periods
+    from carrier_sla.pipeline import run
     from carrier_sla.runlog import RunLog
 
     today = args.today or dt.datetime.now(dt.UTC).date()
@@ -289,7 +290,7 @@ def _history(args: argparse.Namespace) -> int:
     import json
 
     from carrier_sla import history
-    from carrier_sla.pipeline import check_period
+    from carrier_sla.periods import check_period
 
     if args.period:
         check_period(args.period)

@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -28,9 +25,7 @@ from carrier_sla import (
     __version__,
     aggregate,
     audit,
-    contract,
     evaluate,
-    ingest,
     remedies,
     remedy_chain,
     store,
@@ -38,30 +33,13 @@ from carrier_sla import (
 )
 from carrier_sla import calendar as calmod
 from carrier_sla.errors import InputDataError, RejectRateExceeded, UsageError
+from carrier_sla.inputs import Loaded, load_inputs
+from carrier_sla.periods import Cutoff, check_in_force, check_period
 from carrier_sla.plan import Measure, Plan, dump_plan
 from carrier_sla.runlog import RunLog
+from carrier_sla.timings import Timings
 
 DEFAULT_MAX_REJECT_RATE = 0.01
-WORKERS = 2  # threads for reading/checking files and writing outputs
-
-
-_TIMINGS_LOCK = threading.Lock()
-
-
-class Timings(dict):
-    """Seconds spent per stage (read_and_check, finalize, derive, evaluate, aggregate, statistics, audit, write).
-
-    Stages that run on two threads at once add up both threads' time, so the sum can exceed the wall time.
-    """
-
-    @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        tick = time.perf_counter()
-        try:
-            yield
-        finally:
-            with _TIMINGS_LOCK:
-                self[name] = self.get(name, 0.0) + time.perf_counter() - tick
 
 
 @dataclass
@@ -72,105 +50,6 @@ class RunResult:
     manifest: dict[str, Any]
     manifest_path: Path
     timings: dict[str, float] = field(default_factory=dict)
-
-
-def check_period(period: str) -> str:
-    try:
-        calmod.period_index(period)
-    except ValueError as exc:
-        raise UsageError(f"period {period!r} is not YYYY-MM") from exc
-    if len(period) != 7 or period[4] != "-":
-        raise UsageError(f"period {period!r} is not YYYY-MM")
-    return period
-
-
-def check_in_force(plan: Plan, period: str) -> None:
-    start = calmod.month_start_day(period)
-    first = calmod.calendar_day(plan.effective_from)
-    last = calmod.calendar_day(plan.effective_to) if plan.effective_to else None
-    month_end = calmod.month_start_day(calmod.period_text(calmod.period_index(period) + 1)) - 1
-    if month_end < first or (last is not None and start > last):
-        raise UsageError(
-            f"plan {plan.id} {plan.version} is in force {plan.effective_from} to {plan.effective_to or 'open'}, "
-            f"not in period {period}"
-        )
-
-
-def needed_record_types(plan: Plan) -> tuple[str, ...]:
-    types = {m.records for m in plan.measures} | {m.value.records for m in plan.measures if m.value.records}
-    types |= {m.rate_base.records for m in plan.measures if m.rate_base}
-    return tuple(t for t in ("orders", "troubles", "lines") if t in types)
-
-
-@dataclass
-class Loaded:
-    records: dict[str, contract.Records]
-    rejects: pa.Table
-    counts: list[contract.FileCount]
-    files: list[ingest.InputFile]
-    not_yet_known: dict[str, int] = field(default_factory=dict)  # records received after the as-of date
-
-
-def load_inputs(
-    plan: Plan,
-    data_dir: Path,
-    max_reject_rate: float,
-    timings: Timings | None = None,
-    as_of: dt.date | None = None,
-) -> Loaded:
-    """Read and check every input file; raise RejectRateExceeded (with the rejects) if too many are bad.
-
-    With `as_of`, the records are taken as known at the end of that day (evaluate.known_at).
-    """
-    timings = Timings() if timings is None else timings
-    found = ingest.discover(Path(data_dir), needed_record_types(plan))
-    records: dict[str, contract.Records] = {}
-    rejects: list[pa.Table] = []
-    counts: list[contract.FileCount] = []
-    all_files: list[ingest.InputFile] = []
-    too_many: list[tuple[str, int, int]] = []
-    not_yet_known: dict[str, int] = {}
-
-    def read_and_check(job: tuple[str, int, ingest.InputFile]) -> tuple[contract.Records, Any, pa.Table]:
-        rtype, index, source = job
-        table = ingest.read_file(source)
-        ingest.check_columns(source, table)
-        rec, flags = contract.check_table(rtype, table, plan, index)
-        return rec, flags, table
-
-    # files are read and checked two at a time: Arrow and numpy release the GIL for most of it
-    jobs = [(rtype, index, source) for rtype, files in found.items() for index, source in enumerate(files)]
-    with timings.stage("read_and_check"), ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        done = list(pool.map(read_and_check, jobs))
-    by_type: dict[str, list[tuple[contract.Records, Any, pa.Table]]] = {}
-    for (rtype, _, _), result in zip(jobs, done, strict=True):
-        by_type.setdefault(rtype, []).append(result)
-    for rtype, files in found.items():
-        checked = by_type[rtype]
-        paths = [str(f.path) for f in files]
-        with timings.stage("finalize"):
-            accepted, rej, file_counts = contract.finalize(rtype, checked, paths)
-        with timings.stage("derive"):
-            records[rtype] = evaluate.derive(plan, accepted)
-            if as_of is not None:
-                known = evaluate.known_at(records[rtype], calmod.calendar_day(as_of))
-                not_yet_known[rtype] = records[rtype].n - known.n
-                records[rtype] = known
-        rejects.append(rej)
-        counts += file_counts
-        all_files += files
-        read = sum(c.read for c in file_counts)
-        if read and rej.num_rows / read > max_reject_rate:
-            too_many.append((rtype, rej.num_rows, read))
-    with timings.stage("derive"):
-        evaluate.link(plan, records)
-    loaded = Loaded(records, pa.concat_tables(rejects) if rejects else pa.table({}), counts, all_files, not_yet_known)
-    if too_many:
-        rtype, rejected, read = too_many[0]
-        error = RejectRateExceeded(rtype, rejected, read, max_reject_rate)
-        error.loaded = loaded  # type: ignore[attr-defined]
-        raise error
-    return loaded
 
 
 def compute(
@@ -339,38 +218,6 @@ def run(
             return _run_locked(plan, data_dir, period, out, max_reject_rate, run_id, started, cutoff, log)
     finally:
         log.close()
-
-
-def auto_periods(today: dt.date, final_within_days: int) -> list[tuple[str, dt.date | None]]:
-    """The nightly job's runs: the current month to date (as of today), preceded within the first
-    `final_within_days` days of a month by the final run of the previous month."""
-    current = today.strftime("%Y-%m")
-    jobs: list[tuple[str, dt.date | None]] = [(current, today)]
-    if today.day <= final_within_days:
-        jobs.insert(0, (calmod.period_text(calmod.period_index(current) - 1), None))
-    return jobs
-
-
-@dataclass(frozen=True)
-class Cutoff:
-    """Which data a run sees (as_of: known at the end of that day; None: all) and whether its
-    results are provisional, with the date they are provisional as of."""
-
-    as_of: dt.date | None
-    provisional: bool
-    provisional_as_of: dt.date | None
-
-    @staticmethod
-    def of(period: str, as_of: dt.date | None, today: dt.date) -> Cutoff:
-        first = dt.date.fromisoformat(period + "-01")
-        last = dt.date.fromisoformat(calmod.period_text(calmod.period_index(period) + 1) + "-01") - dt.timedelta(1)
-        if as_of is not None:
-            if as_of < first:
-                raise UsageError(f"--as-of {as_of} is before period {period} begins")
-            if as_of > today:
-                raise UsageError(f"--as-of {as_of} is after today ({today}): data of the future are not known")
-            return Cutoff(as_of, as_of < last, as_of if as_of < last else None)
-        return Cutoff(None, today <= last, today if today <= last else None)
 
 
 def _run_locked(

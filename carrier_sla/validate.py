@@ -7,7 +7,7 @@ from pathlib import Path
 from carrier_sla import ingest
 from carrier_sla.errors import InputDataError
 from carrier_sla.fields import record_schema
-from carrier_sla.pipeline import needed_record_types
+from carrier_sla.inputs import needed_record_types
 from carrier_sla.plan import Plan
 
 

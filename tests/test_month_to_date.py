@@ -8,7 +8,7 @@ import json
 import pytest
 from conftest import write_inputs
 
-from carrier_sla import history, pipeline, store
+from carrier_sla import history, periods, pipeline, store
 from carrier_sla.cli import main
 from carrier_sla.errors import UsageError
 
@@ -80,7 +80,7 @@ def test_as_of_outside_the_period_or_in_the_future_is_a_usage_error(tmp_path, pl
 )
 def test_auto_periods(today, expected):
     """auto: the month to date, preceded in the first 5 days by the previous month's final run."""
-    assert pipeline.auto_periods(today, 5) == expected
+    assert periods.auto_periods(today, 5) == expected
 
 
 def test_period_auto_on_the_cli_runs_final_then_month_to_date_and_logs_them(tmp_path, capsys):

@@ -1,0 +1,96 @@
+"""Reading and checking every input file of a run: accepted records with their derived fields, rejects."""
+
+from __future__ import annotations
+
+import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from carrier_sla import calendar as calmod
+from carrier_sla import contract, evaluate, ingest
+from carrier_sla.errors import RejectRateExceeded
+from carrier_sla.plan import Plan
+from carrier_sla.timings import Timings
+
+WORKERS = 2  # threads reading and checking files
+
+
+def needed_record_types(plan: Plan) -> tuple[str, ...]:
+    types = {m.records for m in plan.measures} | {m.value.records for m in plan.measures if m.value.records}
+    types |= {m.rate_base.records for m in plan.measures if m.rate_base}
+    return tuple(t for t in ("orders", "troubles", "lines") if t in types)
+
+
+@dataclass
+class Loaded:
+    records: dict[str, contract.Records]
+    rejects: pa.Table
+    counts: list[contract.FileCount]
+    files: list[ingest.InputFile]
+    not_yet_known: dict[str, int] = field(default_factory=dict)  # records received after the as-of date
+
+
+def load_inputs(
+    plan: Plan,
+    data_dir: Path,
+    max_reject_rate: float,
+    timings: Timings | None = None,
+    as_of: dt.date | None = None,
+) -> Loaded:
+    """Read and check every input file; raise RejectRateExceeded (with the rejects) if too many are bad.
+
+    With `as_of`, the records are taken as known at the end of that day (evaluate.known_at).
+    """
+    timings = Timings() if timings is None else timings
+    found = ingest.discover(Path(data_dir), needed_record_types(plan))
+    records: dict[str, contract.Records] = {}
+    rejects: list[pa.Table] = []
+    counts: list[contract.FileCount] = []
+    all_files: list[ingest.InputFile] = []
+    too_many: list[tuple[str, int, int]] = []
+    not_yet_known: dict[str, int] = {}
+
+    def read_and_check(job: tuple[str, int, ingest.InputFile]) -> tuple[contract.Records, Any, pa.Table]:
+        rtype, index, source = job
+        table = ingest.read_file(source)
+        ingest.check_columns(source, table)
+        rec, flags = contract.check_table(rtype, table, plan, index)
+        return rec, flags, table
+
+    # files are read and checked two at a time: Arrow and numpy release the GIL for most of it
+    jobs = [(rtype, index, source) for rtype, files in found.items() for index, source in enumerate(files)]
+    with timings.stage("read_and_check"), ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        done = list(pool.map(read_and_check, jobs))
+    by_type: dict[str, list[tuple[contract.Records, Any, pa.Table]]] = {}
+    for (rtype, _, _), result in zip(jobs, done, strict=True):
+        by_type.setdefault(rtype, []).append(result)
+    for rtype, files in found.items():
+        checked = by_type[rtype]
+        paths = [str(f.path) for f in files]
+        with timings.stage("finalize"):
+            accepted, rej, file_counts = contract.finalize(rtype, checked, paths)
+        with timings.stage("derive"):
+            records[rtype] = evaluate.derive(plan, accepted)
+            if as_of is not None:
+                known = evaluate.known_at(records[rtype], calmod.calendar_day(as_of))
+                not_yet_known[rtype] = records[rtype].n - known.n
+                records[rtype] = known
+        rejects.append(rej)
+        counts += file_counts
+        all_files += files
+        read = sum(c.read for c in file_counts)
+        if read and rej.num_rows / read > max_reject_rate:
+            too_many.append((rtype, rej.num_rows, read))
+    with timings.stage("derive"):
+        evaluate.link(plan, records)
+    loaded = Loaded(records, pa.concat_tables(rejects) if rejects else pa.table({}), counts, all_files, not_yet_known)
+    if too_many:
+        rtype, rejected, read = too_many[0]
+        error = RejectRateExceeded(rtype, rejected, read, max_reject_rate)
+        error.loaded = loaded  # type: ignore[attr-defined]
+        raise error
+    return loaded
