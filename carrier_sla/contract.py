@@ -45,7 +45,17 @@ class Reason(StrEnum):
 
 
 REASONS = list(Reason)
-REJECT_COLUMNS = ["record_type", "source_file", "row", "record_id", "column", "raw_value", "reason", "message"]
+REJECT_COLUMNS = [
+    "record_type",
+    "source_file",
+    "row",
+    "record_id",
+    "carrier_id",
+    "column",
+    "raw_value",
+    "reason",
+    "message",
+]
 MIN_DAY = int(np.datetime64(f"{calmod.YEARS.start}-01-01", "D").astype(np.int64))
 MAX_DAY = int(np.datetime64(f"{calmod.YEARS.stop - 1}-12-31", "D").astype(np.int64))
 
@@ -313,6 +323,19 @@ def finalize(
             values = table.column(name).take(pa.array(rows)).cast(pa.string())
             raw[start + rows] = values.to_pylist()
     raw[dup] = np.asarray(recs.ids.take(pa.array(np.flatnonzero(dup))).to_pylist(), dtype=object)
+    # the row's own carrier, so that a rejected row can be attributed (per-CLEC packages); null when
+    # the carrier id itself is what was wrong, or is not a well-formed id
+    carrier = np.full(recs.n, None, dtype=object)
+    for (_, _, table), start in zip(checked, offsets[:-1], strict=True):
+        local_bad = np.flatnonzero(bad[start : start + table.num_rows])
+        if "carrier_id" in table.column_names and len(local_bad):
+            values = table.column("carrier_id").take(pa.array(local_bad)).cast(pa.string())
+            carrier[start + local_bad] = values.to_pylist()
+    if "carrier_id" in names:
+        carrier[bad & (column == names.index("carrier_id"))] = None
+    carrier_text = pa.array(carrier[np.flatnonzero(bad)], pa.string())
+    pattern = schema["properties"]["carrier_id"]["pattern"] if "carrier_id" in names else "^$"
+    carrier_text = pc.if_else(pc.match_substring_regex(carrier_text, pattern), carrier_text, None)
     bad_idx = np.flatnonzero(bad)
     reason_text = np.array([r.value for r in REASONS], dtype=object)[reason[bad_idx]]
     column_text = np.array([*names, "record_id"], dtype=object)[column[bad_idx]]
@@ -326,6 +349,7 @@ def finalize(
             "source_file": pa.array(np.array(paths, dtype=object)[recs.file_index[bad_idx]], pa.string()),
             "row": pa.array(recs.row[bad_idx], pa.int64()),
             "record_id": recs.ids.take(pa.array(bad_idx)),
+            "carrier_id": carrier_text,
             "column": pa.array(column_text, pa.string()),
             "raw_value": pa.array(raw[bad_idx], pa.string()),
             "reason": pa.array(reason_text, pa.string()),

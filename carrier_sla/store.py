@@ -35,7 +35,7 @@ ALL_TABLES = TABLES + REMEDY_TABLES
 CURRENT = "current"  # STORE/current -> runs/RUN_ID/view: the one pointer a publication swaps
 VIEW = "view"
 PROVENANCE = "provenance.json"
-OUTPUT_SCHEMA_VERSION = "1"
+OUTPUT_SCHEMA_VERSION = "2"  # 2: links through current/, remedies tables, rejects.carrier_id
 
 
 def new_run_id(now: datetime | None = None) -> str:

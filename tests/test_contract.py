@@ -355,7 +355,7 @@ def test_rejects_table_has_the_fixed_column_order(bad_run):
     """The rejects table's columns are REJECT_COLUMNS in that order."""
     _, _, _, folder = bad_run
     assert list(read_rejects(folder / "out").columns) == REJECT_COLUMNS == [
-        "record_type", "source_file", "row", "record_id", "column", "raw_value", "reason", "message"]
+        "record_type", "source_file", "row", "record_id", "carrier_id", "column", "raw_value", "reason", "message"]
 
 
 def test_a_run_with_bad_rows_continues_with_the_good_ones(bad_run):
