@@ -181,7 +181,10 @@ def cells(plan: Plan, measure: Measure, part: Partial, base: np.ndarray | None) 
         b = base[:, :, p] if base is not None else None
         # CLEC cells: (carrier, state, *kept dims)
         clec = (n_eval, n, total, m2)
-        agg = _roll(*(np.where(clec_mask.reshape((-1,) + (1,) * (x.ndim - 1)), x, 0) for x in clec), axes=(0,))
+        include = clec_mask.reshape((-1,) + (1,) * (n_eval.ndim - 1))
+        if b is not None:  # a rate's aggregate counts only the troubles of CLECs with lines in the state
+            include = include & (b > 0).reshape(b.shape + (1,) * (n_eval.ndim - 2))
+        agg = _roll(*(np.where(include, x, 0) for x in clec), axes=(0,))
         a = part.label_index("product", product.retail_analog)
         if retail is not None and a is not None:
             r_stats = _roll(

@@ -712,6 +712,18 @@ def test_mr8_troubles_without_lines_are_undetermined(run_checker):
     assert cell["status"] == "undetermined" and "lines" in cell["status_reason"]
 
 
+def test_mr8_aggregate_leaves_out_troubles_of_clecs_without_lines(run_checker):
+    """The all-CLEC MR-8 rate counts the troubles of CLECs with lines in the state only: CLEC02's 3 troubles
+    without a lines row would otherwise put 4 troubles over CLEC01's 100 lines (4.0 instead of 1.0 per 100)."""
+    run = run_checker(
+        troubles=[{}, *({"carrier_id": "CLEC02", "circuit_id": f"C2{i}"} for i in range(3))],
+        lines=[{"lines_in_service": 100}],
+    )
+    agg = run.cell("MR-8", None)
+    assert (agg["clec_n"], agg["clec_numerator"], agg["clec_value"]) == (100, 1, 1.0)
+    assert run.cell("MR-8", "CLEC02")["status"] == "undetermined"
+
+
 def test_mr8_lines_without_any_trouble_give_rate_zero(run_checker):
     """A CLEC with lines in service and no trouble at all in the input still gets an MR-8 cell with rate 0."""
     run = run_checker(troubles=[], lines=[{"lines_in_service": 40}])
