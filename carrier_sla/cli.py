@@ -210,6 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     except StoreError as exc:
         print(f"carrier-sla: store error: {exc}", file=sys.stderr)
         return EXIT_INTERNAL
+    except BrokenPipeError:  # output piped into head and the like: not an error of ours
+        sys.stderr.close()
+        return EXIT_OK
     except Exception:
         traceback.print_exc()
         print("carrier-sla: unexpected internal error (exit 5)", file=sys.stderr)
