@@ -217,6 +217,7 @@ def escalate(rem: Remedies, period: str, results: pd.DataFrame, previous: pd.Dat
         )
     now = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*KEY, "status"])
     before = previous if previous is not None else pd.DataFrame(columns=[n for n in STATE_SCHEMA.names])
+    before = before.assign(carrier_id=before["carrier_id"].fillna("").astype(str))  # stored null: all-CLEC keys
     before = before.set_index(_key_frame(before)) if len(before) else before.set_index(pd.Index([], dtype=str))
     now.index = _key_frame(now) if len(now) else pd.Index([], dtype=str)
     if now.index.has_duplicates:
@@ -372,7 +373,9 @@ def ledger_table(ledger: pd.DataFrame) -> pa.Table:
 
 
 def state_table(state: pd.DataFrame) -> pa.Table:
-    return pa.Table.from_pandas(state[STATE_SCHEMA.names], schema=STATE_SCHEMA, preserve_index=False)
+    """The escalation state as stored: carrier_id null for all-CLEC keys, as in results and the ledger."""
+    frame = state[STATE_SCHEMA.names].assign(carrier_id=state["carrier_id"].replace("", None))
+    return pa.Table.from_pandas(frame, schema=STATE_SCHEMA, preserve_index=False)
 
 
 STATEMENT_COLUMNS = [
