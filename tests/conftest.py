@@ -154,3 +154,25 @@ def run_checker(tmp_path, plan):
         return Run(result, out)
 
     return go
+
+
+GENERATED_MONTHS = ("2026-08", "2026-09", "2026-10")
+
+
+@pytest.fixture(scope="session")
+def generated_store(tmp_path_factory):
+    """Three generated months (scale 3,000, seed 5) run in order under the bundled example-qc:
+    (store, data folder, the manifest of each month's run). Shared by the test session: read only."""
+    from carrier_sla.cli import main
+    from carrier_sla.generate import generate
+
+    root = tmp_path_factory.mktemp("generated")
+    generate(root / "data", "2026-10", periods=3, scale=3_000, seed=5, fmt="parquet")
+    manifests = []
+    for period in GENERATED_MONTHS:
+        assert main(["run", "--plan", "example-qc", "--data", str(root / "data"), "--period", period,
+                     "--out", str(root / "store"), "--quiet"]) == 0
+        runs = sorted((root / "store" / "runs").iterdir(), key=lambda p: p.stat().st_mtime)
+        manifests.append(json.loads((runs[-1] / "manifest.json").read_text()))
+    return root / "store", root / "data", manifests
+

@@ -15,23 +15,18 @@ import pytest
 from carrier_sla import package, store
 from carrier_sla.cli import main
 from carrier_sla.errors import StoreError
-from carrier_sla.generate import generate
 
 MONTHS = ("2026-08", "2026-09", "2026-10")
 C, P = "CLEC03", "2026-10"
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    """Three generated months run in order under example-qc, and the package of CLEC03 for 2026-10."""
-    root = tmp_path_factory.mktemp("package")
-    generate(root / "data", "2026-10", periods=3, scale=3_000, seed=5, fmt="parquet")
-    for period in MONTHS:
-        assert main(["run", "--plan", "example-qc", "--data", str(root / "data"), "--period", period,
-                     "--out", str(root / "store"), "--quiet"]) == 0
-    assert main(["package", "--store", str(root / "store"), "--period", P, "--carrier", C,
-                 "--out", str(root / "pkg")]) == 0
-    return root / "store", root / "pkg"
+def built(generated_store, tmp_path_factory):
+    """The shared generated store (three months under example-qc) and the package of CLEC03 for 2026-10."""
+    store_dir = generated_store[0]
+    pkg = tmp_path_factory.mktemp("package") / "pkg"
+    assert main(["package", "--store", str(store_dir), "--period", P, "--carrier", C, "--out", str(pkg)]) == 0
+    return store_dir, pkg
 
 
 def _package(out: Path, target: Path, *extra: str, carrier: str = C, period: str = P) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
 from pathlib import Path
 
@@ -14,7 +13,6 @@ from conftest import write_inputs
 from carrier_sla import pipeline, store
 from carrier_sla.cli import main
 from carrier_sla.errors import UsageError
-from carrier_sla.generate import generate
 
 D = Decimal
 MONTHS = ("2026-08", "2026-09", "2026-10")
@@ -124,23 +122,9 @@ def test_refusal_exit_code_and_message_on_the_cli(tmp_path, capsys):
     assert "run period 2026-09 first" in capsys.readouterr().err
 
 
-@pytest.fixture(scope="module")
-def generated_store(tmp_path_factory):
-    """Three generated months (scale 3,000, seed 5) run in order under the bundled example-qc."""
-    root = tmp_path_factory.mktemp("generated")
-    generate(root / "data", "2026-10", periods=3, scale=3_000, seed=5, fmt="parquet")
-    manifests = []
-    for period in MONTHS:
-        assert main(["run", "--plan", "example-qc", "--data", str(root / "data"), "--period", period,
-                     "--out", str(root / "store"), "--quiet"]) == 0
-        runs = sorted((root / "store" / "runs").iterdir(), key=lambda p: p.stat().st_mtime)
-        manifests.append(json.loads((runs[-1] / "manifest.json").read_text()))
-    return root / "store", manifests
-
-
 def test_ledger_statements_and_manifests_agree_to_the_cent(generated_store):
     """Over the generated months: ledger sum = statements' sum = manifest totals, per payee and month."""
-    out, manifests = generated_store
+    out, _, manifests = generated_store
     grand = D("0.00")
     for period, manifest in zip(MONTHS, manifests, strict=True):
         ledger = store.read_table(out, "remedies", period).to_pandas()
@@ -160,7 +144,7 @@ def test_ledger_statements_and_manifests_agree_to_the_cent(generated_store):
 
 def test_ledger_money_columns_are_exact_decimals(generated_store):
     """Amounts are stored as decimal(14, 2), never binary floats; payments are never negative."""
-    out, _ = generated_store
+    out, _, _ = generated_store
     schema = pq.read_schema(next((out / "remedies" / "period=2026-10").glob("*.parquet")))
     for column in ("unit_amount", "amount_uncapped", "amount"):
         assert str(schema.field(column).type) == "decimal128(14, 2)"
@@ -171,7 +155,7 @@ def test_ledger_money_columns_are_exact_decimals(generated_store):
 
 def test_every_ledger_line_traces_to_a_missed_result_row(generated_store):
     """Each ledger line joins to exactly one result row of its period with status miss."""
-    out, _ = generated_store
+    out, _, _ = generated_store
     for period in MONTHS:
         ledger = store.read_table(out, "remedies", period).to_pandas()
         results = store.read_table(out, "results", period).to_pandas()

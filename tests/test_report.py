@@ -13,22 +13,18 @@ import pytest
 
 from carrier_sla import store
 from carrier_sla.cli import main
-from carrier_sla.generate import generate
 
 MONTHS = ("2026-08", "2026-09", "2026-10")
 BROWSER = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
 
 @pytest.fixture(scope="module")
-def reported(tmp_path_factory):
-    """Three generated months run in order under example-qc, and the report of the last."""
-    root = tmp_path_factory.mktemp("report")
-    generate(root / "data", "2026-10", periods=3, scale=3_000, seed=5, fmt="parquet")
-    for period in MONTHS:
-        assert main(["run", "--plan", "example-qc", "--data", str(root / "data"), "--period", period,
-                     "--out", str(root / "store"), "--quiet"]) == 0
-    assert main(["report", "--store", str(root / "store"), "--period", "2026-10", "--out", str(root / "rep")]) == 0
-    return root / "store", root / "rep"
+def reported(generated_store, tmp_path_factory):
+    """The shared generated store (three months under example-qc) and the report of its last month."""
+    store_dir = generated_store[0]
+    rep = tmp_path_factory.mktemp("report") / "rep"
+    assert main(["report", "--store", str(store_dir), "--period", "2026-10", "--out", str(rep)]) == 0
+    return store_dir, rep
 
 
 def test_report_tables_add_up_to_the_store(reported):
