@@ -2,14 +2,8 @@
 
 The baseline is what the store publishes for the month: its results and ledger, and the plan
 document of the run that produced the results (runs/RUN_ID/plan.json). The what-if plan is
-another plan (--plan) or that document changed by --set specs, applied in order:
-
-    exclusion.CODE=off             remove every exclusion rule with that code, from every measure
-    MEASURE.exclusion.CODE=off     the same, in one measure
-    /json/pointer=VALUE            set the value at an RFC 6901 pointer (the last token may be a new
-                                   key of an object, or '-' to append to an array); VALUE is parsed
-                                   as JSON, else taken as text; nothing is evaluated as code
-
+another plan (--plan) or that document changed by --set specs, applied in order (exclusion.CODE=off,
+MEASURE.exclusion.CODE=off, /json/pointer=VALUE: the grammar is in carrier_sla.whatif_spec).
 The changed document is validated like any plan (PlanError lists every problem with its pointer).
 The month is recomputed from the input data with the pipeline's stages (load_inputs, compute) and
 the store's escalation state of the month before, read only: nothing is written into the store.
@@ -20,10 +14,8 @@ total, per payee, per measure) between the baseline and the what-if.
 from __future__ import annotations
 
 import argparse
-import copy
 import datetime as dt
 import json
-import re
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -36,92 +28,14 @@ import pyarrow.dataset as ds
 
 from carrier_sla import pipeline, remedy_chain, store
 from carrier_sla.errors import PlanError, StoreError, UsageError
-from carrier_sla.plan import Plan, load_plan, plan_from_document
+from carrier_sla.plan import Plan, load_plan
+from carrier_sla.whatif_spec import what_if_plan
 
 CELL = ["measure_id", "submeasure", "state", "product", "scope", "carrier_id"]
 LINE = ["tier", "payee", "measure_id", "submeasure", "state", "product"]
 NUMBERS = ["clec_n", "clec_value", "retail_value", "p_value"]
 STATUSES = ("met", "miss", "no_activity", "no_retail_analog", "undetermined", "diagnostic")
 SHOWN = 40  # status changes listed in the text output (all of them in --json and --out)
-_EXCLUSION_SPEC = re.compile(r"^(?:(?P<measure>[^.=/]+)\.)?exclusion\.(?P<code>[^.=]+)=(?P<value>.*)$")
-
-
-# ------------------------------------------------------------------------ the modified plan
-
-
-def apply_sets(document: dict[str, Any], specs: list[str]) -> dict[str, Any]:
-    """A copy of the plan document with every --set spec applied in order (UsageError on a bad spec)."""
-    doc = copy.deepcopy(document)
-    for spec in specs:
-        if spec.startswith("/"):
-            if "=" not in spec:
-                raise UsageError(f"--set {spec!r}: expected /json/pointer=VALUE")
-            pointer, text = spec.split("=", 1)
-            _set_pointer(doc, pointer, _parse_value(text), spec)
-            continue
-        match = _EXCLUSION_SPEC.match(spec)
-        if match is None:
-            raise UsageError(
-                f"--set {spec!r}: expected exclusion.CODE=off, MEASURE.exclusion.CODE=off or /json/pointer=VALUE"
-            )
-        if match["value"] != "off":
-            raise UsageError(f"--set {spec!r}: an exclusion rule can only be turned off (CODE=off)")
-        _exclusion_off(doc, match["measure"], match["code"], spec)
-    return doc
-
-
-def _parse_value(text: str) -> Any:
-    """JSON when it parses as JSON (NaN and Infinity excluded), else the text itself."""
-
-    def no_constants(name: str) -> Any:
-        raise ValueError(name)
-
-    try:
-        return json.loads(text, parse_constant=no_constants)
-    except ValueError:
-        return text
-
-
-def _set_pointer(doc: Any, pointer: str, value: Any, spec: str) -> None:
-    tokens = [t.replace("~1", "/").replace("~0", "~") for t in pointer.split("/")[1:]]
-    node, walked = doc, ""
-    for token in tokens[:-1]:
-        if isinstance(node, dict) and token in node:
-            node = node[token]
-        elif isinstance(node, list) and token.isdigit() and int(token) < len(node):
-            node = node[int(token)]
-        else:
-            raise UsageError(f"--set {spec!r}: the plan has nothing at {walked}/{token}")
-        walked += "/" + token
-    last = tokens[-1]
-    if isinstance(node, dict):
-        node[last] = value
-    elif isinstance(node, list) and last == "-":
-        node.append(value)
-    elif isinstance(node, list) and last.isdigit() and int(last) < len(node):
-        node[int(last)] = value
-    elif isinstance(node, list):
-        raise UsageError(f"--set {spec!r}: {walked} has {len(node)} items: use an index below that, or '-' to append")
-    else:
-        raise UsageError(f"--set {spec!r}: {walked or '/'} is a value, not an object or array")
-
-
-def _exclusion_off(doc: dict[str, Any], measure_id: str | None, code: str, spec: str) -> None:
-    measures = doc.get("measures", [])
-    if measure_id is not None:
-        measures = [m for m in measures if m.get("id") == measure_id]
-        if not measures:
-            known = ", ".join(m.get("id", "?") for m in doc.get("measures", []))
-            raise UsageError(f"--set {spec!r}: the plan has no measure {measure_id} (measures: {known})")
-    removed = 0
-    for measure in measures:
-        kept = [e for e in measure.get("exclusions", []) if e.get("code") != code]
-        removed += len(measure.get("exclusions", [])) - len(kept)
-        measure["exclusions"] = kept
-    if not removed:
-        codes = sorted({e.get("code") for m in measures for e in m.get("exclusions", [])})
-        where = f"measure {measure_id}" if measure_id else "any measure"
-        raise UsageError(f"--set {spec!r}: no exclusion rule {code!r} in {where} (codes: {', '.join(codes)})")
 
 
 # ------------------------------------------------------------------------ baseline and what-if
@@ -171,8 +85,12 @@ def read_baseline(out: Path, period: str) -> Baseline:
     if (out / "records" / f"period={period}").is_dir():
         records = ds.dataset(out / "records" / f"period={period}", format="parquet", partitioning="hive")
         table = records.to_table(columns=["measure", "exclusion_reason"])
-        counts = pd.DataFrame({"measure_id": table["measure"].to_pandas().astype(str),
-                               "code": table["exclusion_reason"].to_pandas().astype(object)})
+        counts = pd.DataFrame(
+            {
+                "measure_id": table["measure"].to_pandas().astype(str),
+                "code": table["exclusion_reason"].to_pandas().astype(object),
+            }
+        )
     return Baseline(run_id, manifest, document, Side(_cells(results), _lines(ledger), _excluded(counts)))
 
 
@@ -280,7 +198,13 @@ def _plain(x: Any) -> Any:
 
 
 def summarize(
-    out: Path, period: str, data_dir: Path, baseline: Baseline, plan: Plan, changes: list[str], what_if: Side,
+    out: Path,
+    period: str,
+    data_dir: Path,
+    baseline: Baseline,
+    plan: Plan,
+    changes: list[str],
+    what_if: Side,
     same_inputs: bool,
 ) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]:
     """The JSON summary, the changed cells and the ledger lines compared."""
@@ -410,8 +334,10 @@ def write_files(folder: Path, summary: dict[str, Any], cells: pd.DataFrame, line
     """verdicts.csv (changed cells), payments.csv (every ledger line of either side), summary.json."""
     folder.mkdir(parents=True, exist_ok=True)
     payments = lines[LINE].assign(
-        occurrences_before=lines["occ_before"], occurrences_after=lines["occ_after"],
-        amount_before=lines["cents_before"].map(_money), amount_after=lines["cents_after"].map(_money),
+        occurrences_before=lines["occ_before"],
+        occurrences_after=lines["occ_after"],
+        amount_before=lines["cents_before"].map(_money),
+        amount_after=lines["cents_after"].map(_money),
         difference=lines["cents_difference"].map(_money),
     )
     paths = [folder / "verdicts.csv", folder / "payments.csv", folder / "summary.json"]
@@ -431,7 +357,11 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, type=Path, help="input directory (orders, troubles, lines)")
     p.add_argument("--plan", help="another plan file or bundled plan id (default: the baseline run's plan)")
     p.add_argument(
-        "--set", dest="sets", action="append", default=[], metavar="SPEC",
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="SPEC",
         help="change the plan: exclusion.CODE=off, MEASURE.exclusion.CODE=off or /json/pointer=VALUE (repeatable, "
         "applied in order; to the --plan document when given)",
     )
@@ -449,16 +379,7 @@ def command(args: argparse.Namespace) -> int:
     if args.out is not None and args.out.resolve().is_relative_to(args.store.resolve()):
         raise UsageError(f"--out {args.out} is inside the store: what-if never writes into a store")
     baseline = read_baseline(args.store, period)
-    if args.plan:
-        other = load_plan(args.plan)
-        plan = plan_from_document(apply_sets(other.document, args.sets), other.source) if args.sets else other
-    else:
-        if baseline.document is None:
-            raise UsageError(
-                f"run {baseline.run_id} kept no plan.json and its plan file has changed since: give --plan with --set"
-            )
-        source = f"run {baseline.run_id} plan.json"
-        plan = plan_from_document(apply_sets(baseline.document, args.sets), source)
+    plan = what_if_plan(args.plan, args.sets, baseline.document, baseline.run_id)
     side, same = compute_what_if(plan, args.store, period, args.data, baseline)
     summary, cells, lines = summarize(args.store, period, args.data, baseline, plan, args.sets, side, same)
     if args.json:

@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from carrier_sla import pipeline, whatif
+from carrier_sla import pipeline, whatif_spec
 from carrier_sla.cli import main
 from carrier_sla.errors import UsageError
 from carrier_sla.plan import load_plan
@@ -78,7 +78,8 @@ def as_json(capsys, built, *extra: str) -> dict:
 
 def op3_clec01(summary: dict) -> dict:
     [change] = [
-        c for c in summary["status_changes"]
+        c
+        for c in summary["status_changes"]
         if c["measure_id"] == "OP-3" and c["carrier_id"] == "CLEC01" and c["scope"] == "clec"
     ]
     return change
@@ -107,7 +108,10 @@ def test_exclusion_off_turns_the_cell_into_a_paid_miss(capsys, built):
         {"payee": "CLEC01", "before": "0.00", "after": "600.00", "difference": "600.00"}
     ]
     assert summary["remedies"]["by_measure"][0] == {
-        "measure_id": "OP-3", "before": "0.00", "after": "600.00", "difference": "600.00"
+        "measure_id": "OP-3",
+        "before": "0.00",
+        "after": "600.00",
+        "difference": "600.00",
     }
     assert {"measure_id": "OP-3", "code": "customer_caused_miss", "before": 4, "after": 0} in summary["exclusions"]
     assert summary["verdicts"]["miss"]["after"] - summary["verdicts"]["miss"]["before"] == 2  # CLEC01 and all-CLEC
@@ -126,8 +130,12 @@ def test_text_says_nothing_was_published_and_shows_the_money(capsys, built):
 def test_sets_apply_in_order_with_a_pointer_into_the_amounts(capsys, built):
     """A pointer set of the tier-1 first-month amount after the exclusion change pays 4 x $200."""
     summary = as_json(
-        capsys, built, "--set", "OP-3.exclusion.customer_caused_miss=off",
-        "--set", "/remedies/tiers/tier1/amounts/high/0=200",
+        capsys,
+        built,
+        "--set",
+        "OP-3.exclusion.customer_caused_miss=off",
+        "--set",
+        "/remedies/tiers/tier1/amounts/high/0=200",
     )
     assert summary["remedies"]["total"]["after"] == "800.00"
     assert summary["what_if"]["changes"][1] == "/remedies/tiers/tier1/amounts/high/0=200"
@@ -136,8 +144,12 @@ def test_sets_apply_in_order_with_a_pointer_into_the_amounts(capsys, built):
 def test_pointer_into_the_critical_value_table_changes_the_verdict(capsys, built):
     """Raising the critical value for 10 or fewer CLEC records to 3.0 (tail 0.00135 < p 0.0077) keeps the cell met."""
     summary = as_json(
-        capsys, built, "--set", "exclusion.customer_caused_miss=off",
-        "--set", "/statistics/critical_values/clec/0/value=3.0",
+        capsys,
+        built,
+        "--set",
+        "exclusion.customer_caused_miss=off",
+        "--set",
+        "/statistics/critical_values/clec/0/value=3.0",
     )
     assert not [c for c in summary["status_changes"] if c["measure_id"] == "OP-3" and c["carrier_id"] == "CLEC01"]
     assert summary["remedies"]["total"]["after"] == "0.00"
@@ -146,8 +158,12 @@ def test_pointer_into_the_critical_value_table_changes_the_verdict(capsys, built
 def test_replacing_the_statistics_object_changes_the_method(capsys, built):
     """A JSON object value replaces /statistics: a plain modified z makes the cell undetermined (zero retail variance)."""
     summary = as_json(
-        capsys, built, "--set", "exclusion.customer_caused_miss=off",
-        "--set", '/statistics={"parity_method": "modified_z", "critical_value": 1.645}',
+        capsys,
+        built,
+        "--set",
+        "exclusion.customer_caused_miss=off",
+        "--set",
+        '/statistics={"parity_method": "modified_z", "critical_value": 1.645}',
     )
     change = op3_clec01(summary)
     assert (change["status_before"], change["status_after"]) == ("met", "undetermined")
@@ -198,10 +214,18 @@ def test_out_writes_csv_and_summary(capsys, built, tmp_path):
     row = verdicts[(verdicts["measure_id"] == "OP-3") & (verdicts["carrier_id"] == "CLEC01")].iloc[0]
     assert (row["status_before"], row["status_after"], row["clec_n_after"]) == ("met", "miss", 10)
     payments = pd.read_csv(folder / "payments.csv", dtype=str)
-    assert payments[["payee", "measure_id", "occurrences_after", "amount_before", "amount_after", "difference"]].to_dict(
-        "records"
-    ) == [{"payee": "CLEC01", "measure_id": "OP-3", "occurrences_after": "4.0", "amount_before": "0.00",
-           "amount_after": "600.00", "difference": "600.00"}]
+    assert payments[
+        ["payee", "measure_id", "occurrences_after", "amount_before", "amount_after", "difference"]
+    ].to_dict("records") == [
+        {
+            "payee": "CLEC01",
+            "measure_id": "OP-3",
+            "occurrences_after": "4.0",
+            "amount_before": "0.00",
+            "amount_after": "600.00",
+            "difference": "600.00",
+        }
+    ]
     assert json.loads((folder / "summary.json").read_text())["remedies"]["total"]["after"] == "600.00"
 
 
@@ -236,9 +260,7 @@ def test_bad_set_exits_2_with_a_clear_message(capsys, built, spec, message):
 
 def test_plan_errors_exit_2_with_pointers(capsys, built):
     """A set that breaks the plan (critical_value next to critical_values; a text where a number goes) lists pointers."""
-    code, _, err = what_if(
-        capsys, built, "--set", "/statistics/critical_value=2.0", "--set", "/statistics/seed=abc"
-    )
+    code, _, err = what_if(capsys, built, "--set", "/statistics/critical_value=2.0", "--set", "/statistics/seed=abc")
     assert code == 2
     assert "/statistics: give exactly one of critical_value, critical_values, alpha" in err
     assert "/statistics/seed" in err
@@ -258,8 +280,19 @@ def test_unknown_period_and_missing_arguments_exit_2(capsys, built):
 def test_input_errors_exit_3(capsys, built, tmp_path):
     """A missing input directory is an input data error: exit 3."""
     store, _ = built
-    code = main(["what-if", "--store", str(store), "--period", PERIOD, "--data", str(tmp_path / "none"),
-                 "--set", "exclusion.cancelled=off"])
+    code = main(
+        [
+            "what-if",
+            "--store",
+            str(store),
+            "--period",
+            PERIOD,
+            "--data",
+            str(tmp_path / "none"),
+            "--set",
+            "exclusion.cancelled=off",
+        ]
+    )
     assert code == 3 and "does not exist" in capsys.readouterr().err
 
 
@@ -277,7 +310,7 @@ def test_changed_input_files_are_flagged(capsys, built, tmp_path):
 def test_apply_sets_parses_json_else_text_and_leaves_the_input_alone():
     """Values parse as JSON (numbers, objects), otherwise (NaN included) stay text; the input document is not changed."""
     doc = {"a": {"b": 1, "c": [1, 2]}, "x/y": {"~k": 0}}
-    out = whatif.apply_sets(doc, ["/a/b=2.5", "/a/c/-=3", "/a/new={\"k\": [true]}", "/a/c/0=NaN", "/x~1y/~0k=hello"])
+    out = whatif_spec.apply_sets(doc, ["/a/b=2.5", "/a/c/-=3", '/a/new={"k": [true]}', "/a/c/0=NaN", "/x~1y/~0k=hello"])
     assert out == {"a": {"b": 2.5, "c": ["NaN", 2, 3], "new": {"k": [True]}}, "x/y": {"~k": "hello"}}
     assert doc == {"a": {"b": 1, "c": [1, 2]}, "x/y": {"~k": 0}}
 
@@ -285,8 +318,8 @@ def test_apply_sets_parses_json_else_text_and_leaves_the_input_alone():
 def test_apply_sets_exclusion_off_everywhere_or_in_one_measure():
     """exclusion.CODE=off removes the rule from every measure; MEASURE.exclusion.CODE=off from that measure only."""
     doc = example_document()
-    every = whatif.apply_sets(doc, ["exclusion.cancelled=off"])
-    one = whatif.apply_sets(doc, ["OP-4.exclusion.cancelled=off"])
+    every = whatif_spec.apply_sets(doc, ["exclusion.cancelled=off"])
+    one = whatif_spec.apply_sets(doc, ["OP-4.exclusion.cancelled=off"])
 
     def having(d: dict) -> list[str]:
         return [m["id"] for m in d["measures"] if any(e["code"] == "cancelled" for e in m["exclusions"])]
@@ -295,4 +328,4 @@ def test_apply_sets_exclusion_off_everywhere_or_in_one_measure():
     assert having(every) == []
     assert having(one) == ["OP-3", "OP-5"]
     with pytest.raises(UsageError, match="no exclusion rule"):
-        whatif.apply_sets(doc, ["exclusion.cancelled=off", "exclusion.cancelled=off"])
+        whatif_spec.apply_sets(doc, ["exclusion.cancelled=off", "exclusion.cancelled=off"])
