@@ -216,16 +216,9 @@ def test_plan_of_a_run_without_plan_json_is_found_by_its_sha256(tmp_path, capsys
 
 
 @pytest.fixture(scope="module")
-def generated(tmp_path_factory):
-    """Three generated months (CLEC03 served worse on CO resale installations) run in order."""
-    from carrier_sla.generate import generate
-
-    root = tmp_path_factory.mktemp("generated")
-    generate(root / "data", "2026-10", periods=3, scale=3000, seed=5, fmt="parquet")
-    for period in ("2026-08", "2026-09", "2026-10"):
-        args = ["run", "--plan", "example-qc", "--data", str(root / "data"), "--period", period]
-        assert main([*args, "--out", str(root / "store"), "--quiet"]) == 0
-    return root / "store"
+def generated(generated_store):
+    """The shared three generated months (CLEC03 served worse on CO resale installations), run in order."""
+    return generated_store[0]
 
 
 def test_generated_clec03_miss_is_explained(generated, capsys):
