@@ -111,7 +111,8 @@ def measure_floor(run: dict) -> dict:
     for entry in run["inputs"]:
         pq.read_table(entry["path"])
     read = time.perf_counter() - tick
-    tables = [pq.read_table(o["path"]) for o in run["outputs"]]
+    # the Parquet outputs (the few small CSV statements are left out of the floor)
+    tables = [pq.read_table(o["path"]) for o in run["outputs"] if o["path"].endswith(".parquet")]
     with tempfile.TemporaryDirectory() as tmp:
         tick = time.perf_counter()
         for i, table in enumerate(tables):
