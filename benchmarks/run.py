@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "bench-data"
 PERIOD = "2026-10"
-STAGES = ["read_and_check", "finalize", "derive", "evaluate", "aggregate", "statistics", "audit", "write"]
+STAGES = ["read_and_check", "finalize", "derive", "evaluate", "aggregate", "statistics", "audit", "remedies", "write"]
 
 
 def ensure_data(records: int) -> Path:
