@@ -373,6 +373,49 @@ def test_monte_carlo_draws_every_subset_equally_often():
     assert chi2 > 1e-4
 
 
+@pytest.mark.parametrize("pairwise_max_k", [32, 1])
+@pytest.mark.parametrize(("n_pool", "k"), [(9, 4), (7, 3), (12, 2)])
+def test_floyd_positions_draw_uniform_subsets(monkeypatch, n_pool, k, pairwise_max_k):
+    """Every column of _floyd_positions holds k distinct positions of range(N), and all C(N, k) subsets come up
+    equally often (chi-square), when clashes are found by pairwise comparison and by sorting alike.
+    Tiny pools make clashes and redrawn draws (t_i above N - k + i) common."""
+    from carrier_sla import exact
+
+    monkeypatch.setattr(exact, "_PAIRWISE_MAX_K", pairwise_max_k)
+    rng = np.random.default_rng(2024)
+    pos = np.concatenate([exact._floyd_positions(rng, n_pool, k, 20_000) for _ in range(3)], axis=1)
+    assert pos.shape == (k, 60_000) and pos.min() >= 0 and pos.max() < n_pool
+    s = np.sort(pos, axis=0)
+    assert (s[1:] != s[:-1]).all()
+    codes = (2 ** s.astype(np.int64)).sum(axis=0)  # one code per subset
+    _, counts = np.unique(codes, return_counts=True)
+    assert counts.size == math.comb(n_pool, k)
+    assert sps.chisquare(counts).pvalue > 1e-4
+
+
+@pytest.mark.parametrize("pairwise_max_k", [32, 1])
+def test_monte_carlo_with_30_values_agrees_with_exact(monkeypatch, pairwise_max_k):
+    """30 CLEC values against 3,000 retail records, clashes found by pairwise comparison or by sorting: Monte Carlo
+    on floats is within Monte Carlo error of the exact p-value on the lattice."""
+    from carrier_sla import exact as exact_module
+
+    monkeypatch.setattr(exact_module, "_PAIRWISE_MAX_K", pairwise_max_k)
+    rng = np.random.default_rng(12)
+    cv, cc = np.unique(rng.poisson(3.5, 30), return_counts=True)
+    rv, rc = np.unique(rng.poisson(3.0, 3000), return_counts=True)
+    exact = permutation_test(cv, cc, rv, rc, True, lattice=1.0, seed=1)
+    mc = permutation_test(cv, cc, rv, rc, True, lattice=None, resamples=40_000, seed=5)
+    assert exact.method == "permutation_exact" and mc.method == "permutation_monte_carlo"
+    assert 0.001 < exact.p_value < 0.5
+    assert abs(mc.p_value - exact.p_value) < mc_tolerance(exact.p_value, 40_000)
+
+
+def test_monte_carlo_without_retail_records_gives_p_one():
+    """With no retail records the only subset is the CLEC's own (k = 0 after taking the complement): p = 1."""
+    r = permutation_test([1.0, 2.0, 3.5], [1, 1, 1], [], [], True, lattice=None, resamples=100, seed=1)
+    assert r.method == "permutation_monte_carlo" and r.p_value == 1.0
+
+
 def test_monte_carlo_integer_and_float_paths_agree():
     """With 70,000 distinct values Monte Carlo on lattice units and on floats draws the same subsets and gives the same p."""
     rng = np.random.default_rng(5)
