@@ -8,7 +8,10 @@ numerator * 100 against target * n in rational arithmetic, never binary floats.
 
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 
@@ -135,13 +138,27 @@ def judge(
     z_crit = np.where(np.isnan(critical), ndtri(1 - np.nan_to_num(tail, nan=0.5)), critical)
     status[scored] = np.where(z.statistic[scored] > z_crit[scored], "miss", "met")
 
-    for i in np.flatnonzero(tested & ~z_cells):
-        try:
-            result = exact_test(
-                plan, measure, method[i], out.iloc[i], clec_num[i], clec_n[i], retail_num[i], retail_n[i], samples
-            )
-        except ValueError as exc:
-            status[i], reason[i] = "undetermined", str(exc)
+    # The cells' values are gathered here (CellSamples is not thread-safe); the tests themselves,
+    # mostly numpy with the GIL released, run on a thread per core. Each cell's Monte Carlo stream
+    # comes from its own seed, so results do not depend on the order in which cells finish.
+    exact_cells = np.flatnonzero(tested & ~z_cells)
+    jobs = [
+        functools.partial(
+            _exact_or_reason,
+            plan,
+            measure,
+            method[i],
+            out.iloc[i],
+            (clec_num[i], clec_n[i], retail_num[i], retail_n[i]),
+            _values(samples, method[i], out.iloc[i]),
+        )
+        for i in exact_cells
+    ]
+    with ThreadPoolExecutor(max_workers=_workers(len(jobs))) as pool:
+        outcomes = list(pool.map(lambda job: job(), jobs))
+    for i, result in zip(exact_cells, outcomes, strict=True):
+        if isinstance(result, str):
+            status[i], reason[i] = "undetermined", result
             continue
         method[i] = result.method
         statistic[i], p_value[i] = result.z_equivalent, result.p_value
@@ -202,6 +219,34 @@ def allowed_misses(n: int, target_percent: float, direction: str) -> int:
     return max(int(failures.quantize(Decimal(1), rounding=ROUND_HALF_UP)), 1)
 
 
+_COUNT_METHODS = ("fisher_exact", "binomial_exact")  # tests that need only counts, not the cell's values
+
+
+def _workers(jobs: int) -> int:
+    """Threads for a measure's exact tests: one per core available to this process, at most one per test."""
+    return max(1, min(jobs, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+
+
+def _values(samples: Samples | None, method: str, cell: pd.Series) -> tuple[np.ndarray, np.ndarray] | None:
+    """The CLEC and retail values a test of `method` needs, or None when counts suffice or none are at hand."""
+    return None if samples is None or method in _COUNT_METHODS else samples(cell)
+
+
+def _exact_or_reason(
+    plan: Plan,
+    measure: Measure,
+    method: str,
+    cell: pd.Series,
+    figures: tuple[float, float, float, float],
+    values: tuple[np.ndarray, np.ndarray] | None,
+) -> exact.TestResult | str:
+    """exact_test's result, or the reason the test is undefined for this cell."""
+    try:
+        return exact_test(plan, measure, method, cell, *figures, values)
+    except ValueError as exc:
+        return str(exc)
+
+
 def exact_test(
     plan: Plan,
     measure: Measure,
@@ -211,17 +256,18 @@ def exact_test(
     clec_n: float,
     retail_num: float,
     retail_n: float,
-    samples: Samples | None,
+    values: tuple[np.ndarray, np.ndarray] | None,
 ) -> exact.TestResult:
-    """Run one cell's small-sample or alternative parity test; ValueError when it is undefined."""
+    """Run one cell's small-sample or alternative parity test; ValueError when it is undefined.
+    `values` are the cell's CLEC and retail values, needed by all but the count tests."""
     worse_is_higher = measure.direction == "lower_better"
     if method == "fisher_exact":
         return exact.fisher_exact(round(clec_num), int(clec_n), round(retail_num), int(retail_n), worse_is_higher)
     if method == "binomial_exact":
         return exact.binomial_rate(round(clec_num), clec_n, round(retail_num), retail_n, worse_is_higher)
-    if samples is None:
+    if values is None:
         raise ValueError(f"{method} needs the cell's values")
-    clec_values, retail_values = samples(cell)
+    clec_values, retail_values = values
     if method == "modified_t_log":
         unit = plan.statistics.log_offset
         c, r = np.log(clec_values + unit), np.log(retail_values + unit)

@@ -86,3 +86,17 @@ def test_a_clec_cell_of_one_gets_the_exact_permutation_p(run_checker, bundled_pl
     assert (cell["clec_n"], cell["retail_n"], cell["method"]) == (1, 4, "permutation_exact")
     assert cell["p_value"] == pytest.approx(0.6)
     assert cell["critical_value"] == 1.04 and cell["status"] == "met"
+
+
+def test_exact_tests_give_the_same_results_on_one_thread_and_on_several(monkeypatch, tmp_path):
+    """The small-sample tests of a measure run on a thread per core; each cell's Monte Carlo stream has its own
+    seed, so one thread and four give identical results tables (Monte Carlo and Fisher cells included)."""
+    from carrier_sla import verdicts
+
+    plan, data = load_plan("example-qc"), FIXTURES / "generated-small"
+    monkeypatch.setattr(verdicts, "_workers", lambda jobs: 1)
+    one = pipeline.run(plan, data, "2026-10", tmp_path / "one").results
+    monkeypatch.setattr(verdicts, "_workers", lambda jobs: max(1, min(jobs, 4)))
+    several = pipeline.run(plan, data, "2026-10", tmp_path / "several").results
+    assert {"permutation_monte_carlo", "fisher_exact"} <= set(one["method"])
+    pd.testing.assert_frame_equal(one, several)
