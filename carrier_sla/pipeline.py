@@ -8,9 +8,7 @@ publish -> manifest.
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import json
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -214,17 +212,11 @@ def run(
     run_id = run_id or store.new_run_id(started)
     out = Path(out)
     log = log or RunLog()
-    # scipy.stats (Fisher's exact test) takes about half a second to import: a thread imports it
-    # while the inputs are read, which leaves the GIL free most of the time.
-    warm_up = threading.Thread(target=importlib.import_module, args=("scipy.stats",), name="import-scipy-stats")
     try:
         with store.StoreLock(out, run_id):
-            warm_up.start()
             log.open(out / "runs" / run_id / "log.jsonl", run_id)
             return _run_locked(plan, data_dir, period, out, max_reject_rate, run_id, started, cutoff, log)
     finally:
-        if warm_up.ident is not None:
-            warm_up.join()
         log.close()
 
 
