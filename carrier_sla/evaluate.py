@@ -18,6 +18,7 @@ from carrier_sla import calendar as calmod
 from carrier_sla.calendar import NS_PER_S, NULL
 from carrier_sla.contract import Records
 from carrier_sla.fields import fields_of
+from carrier_sla.keys import string_codes
 from carrier_sla.plan import Condition, Measure, Plan, ValueSpec
 
 NOT_COMPUTABLE = "value_not_computable"  # engine reason: included by the plan, but no value can be computed
@@ -108,9 +109,7 @@ def link(plan: Plan, records: dict[str, Records]) -> None:
     for name in fields:
         holders = [r for r in records.values() if name in r.text]
         both = pa.chunked_array([r.text[name].cast(pa.string()) for r in holders]).combine_chunks()
-        codes = np.asarray(
-            both.dictionary_encode().indices.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64
-        )
+        codes = string_codes(both)
         start = 0
         for r in holders:
             r.keys[name] = codes[start : start + r.n]

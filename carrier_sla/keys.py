@@ -74,3 +74,31 @@ def duplicate_mask(arr: pa.Array) -> np.ndarray:
     order = np.argsort(codes, kind="stable")
     repeat[order[1:]] = codes[order[1:]] == codes[order[:-1]]
     return repeat & ~null
+
+
+def string_codes(arr: pa.Array) -> np.ndarray:
+    """int64 codes equal exactly where the strings are equal; -1 for null.
+
+    Short strings: a sort of the 64-bit mix of their exact words, each run of equal mixes one
+    code, confirmed on the words themselves; longer strings (or, never yet seen, two different
+    strings with the same mix) go through Arrow's dictionary encoding. Code values differ
+    between the two ways: only their equality means anything.
+    """
+    null = np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    words = _exact_words(arr)
+    if words is not None and len(arr):
+        hi, lo = words
+        mixed = _mix(hi, lo)
+        order = np.argsort(mixed, kind="stable")
+        run_start = np.empty(len(arr), dtype=bool)
+        run_start[0] = True
+        np.not_equal(mixed[order[1:]], mixed[order[:-1]], out=run_start[1:])
+        same = ~run_start[1:]
+        a, b = order[1:][same], order[:-1][same]
+        if (hi[a] == hi[b]).all() and (lo[a] == lo[b]).all():
+            out = np.empty(len(arr), dtype=np.int64)
+            out[order] = np.cumsum(run_start) - 1
+            out[null] = -1
+            return out
+    encoded = arr.cast(pa.string()).dictionary_encode().indices.fill_null(-1)
+    return np.asarray(encoded.to_numpy(zero_copy_only=False), dtype=np.int64)

@@ -1,10 +1,11 @@
 """Duplicate-id detection on exact integer keys agrees with a plain reading of the rule."""
 
+import numpy as np
 import pyarrow as pa
 from hypothesis import given
 from hypothesis import strategies as st
 
-from carrier_sla.keys import duplicate_mask
+from carrier_sla.keys import duplicate_mask, string_codes
 
 
 def reference(values):
@@ -32,3 +33,30 @@ def test_fixed_width_ids_take_the_same_answer_as_mixed_widths():
     sliced = pa.array(["zz", *fixed])[1:]  # a non-zero array offset
     assert duplicate_mask(sliced).tolist() == reference(fixed)
 
+
+
+def _same_partition(codes, values):
+    """codes[i] == codes[j] exactly where values[i] == values[j]; -1 exactly for nulls."""
+    assert [c == -1 for c in codes] == [v is None for v in values]
+    seen = {}
+    for c, v in zip(codes, values, strict=True):
+        if v is not None:
+            assert seen.setdefault(v, c) == c
+    assert len(set(seen.values())) == len(seen)
+
+
+@given(st.lists(short_or_long, max_size=60))
+def test_string_codes_are_equal_exactly_where_the_strings_are(values):
+    """Codes (sorted mix of exact words, or dictionary encoding for long strings) partition the strings exactly."""
+    _same_partition(string_codes(pa.array(values, pa.string())).tolist(), values)
+
+
+def test_string_codes_fall_back_when_two_different_strings_share_a_mix(monkeypatch):
+    """A 64-bit mix collision between different strings is caught on the exact words: dictionary encoding then."""
+    from carrier_sla import keys
+
+    monkeypatch.setattr(keys, "_mix", lambda hi, lo: np.zeros(len(hi), dtype=np.uint64))
+    values = ["C1", "C2", None, "C1", "C3", "C2"]
+    codes = string_codes(pa.array(values, pa.string())).tolist()
+    _same_partition(codes, values)
+    assert codes == [0, 1, -1, 0, 2, 1]  # dictionary encoding numbers in order of first appearance
