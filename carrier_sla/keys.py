@@ -37,10 +37,11 @@ def _exact_words(arr: pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
         # fixed-width strings (the usual shape of ids): one reshape, no gathers
         padded[:, :longest] = data[offsets[0] : offsets[0] + width].reshape(n, longest)
     else:
+        # one byte position at a time: a (n, longest) index matrix would take 8 * longest bytes per string
         last = max(len(data) - 1, 0)
-        position = np.arange(longest)
-        gathered = data[np.minimum(offsets[:-1, None] + position[None, :], last)]
-        padded[:, :longest] = np.where(position[None, :] < lengths[:, None], gathered, 0)
+        starts = offsets[:-1]
+        for j in range(longest):
+            padded[:, j] = np.where(j < lengths, data[np.minimum(starts + j, last)], 0)
     padded[:, 15] = lengths
     words = padded.view("<u8")
     hi = words[:, 1].copy()
