@@ -149,6 +149,39 @@ def _code_categories(name: str, prop: dict, plan: Plan) -> list[str] | None:
     return None  # open vocabulary (carrier ids, periods): checked by pattern only
 
 
+@dataclass(frozen=True)
+class BadRowTexts:
+    """What a rejects table needs from an input table, taken before the table is let go: for each
+    row that failed a check (rows: positions in the table), the raw text of its failing column and
+    of its carrier_id."""
+
+    rows: np.ndarray
+    raw: np.ndarray
+    carrier: np.ndarray
+
+
+def bad_row_texts(record_type: str, table: pa.Table, flags: _Flags) -> BadRowTexts:
+    names = list(record_schema(record_type)["properties"])
+    rows = np.flatnonzero(flags.reason >= 0)
+    raw = np.full(len(rows), None, dtype=object)
+    failing = flags.column[rows]
+    for ci in np.unique(failing):
+        name = names[ci] if ci >= 0 else None
+        if name is None or name not in table.column_names:
+            continue
+        at = np.flatnonzero(failing == ci)
+        raw[at] = _texts(table.column(name).take(pa.array(rows[at])))
+    carrier = np.full(len(rows), None, dtype=object)
+    if "carrier_id" in table.column_names and len(rows):
+        carrier[:] = _texts(table.column("carrier_id").take(pa.array(rows)))
+    return BadRowTexts(rows, raw, carrier)
+
+
+def _texts(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Values as an object array of str (None for null)."""
+    return np.array(values.cast(pa.string()).to_pylist(), dtype=object)
+
+
 def check_table(record_type: str, table: pa.Table, plan: Plan, file_index: int) -> tuple[Records, _Flags]:
     """Type every contract column of one input table and flag its bad rows."""
     schema = record_schema(record_type)
@@ -295,7 +328,7 @@ def _concat(parts: list[Records]) -> Records:
 
 
 def finalize(
-    record_type: str, checked: list[tuple[Records, _Flags, pa.Table]], paths: list[str]
+    record_type: str, checked: list[tuple[Records, _Flags, BadRowTexts]], paths: list[str]
 ) -> tuple[Records, pa.Table, list[FileCount]]:
     """Merge the checked tables of a type: accepted records, rejects table, per-file counts."""
     schema = record_schema(record_type)
@@ -310,33 +343,29 @@ def finalize(
     reason[dup] = REASONS.index(Reason.DUPLICATE_ID)
     column[dup] = names.index(id_column) if id_column else -1
     bad = reason >= 0
+    bad_idx = np.flatnonzero(bad)
 
+    # raw values and carriers of the rejected rows: row-check failures from their tables' texts,
+    # duplicates their id and their (valid) carrier
     offsets = np.cumsum([0] + [c[0].n for c in checked])
-    raw = np.full(recs.n, None, dtype=object)
-    for (_, _, table), start in zip(checked, offsets[:-1], strict=True):
-        local_bad = np.flatnonzero(bad[start : start + table.num_rows])
-        for ci in np.unique(column[start + local_bad]):
-            rows = local_bad[column[start + local_bad] == ci]
-            name = names[ci] if ci >= 0 else None
-            if name is None or name not in table.column_names:
-                continue
-            values = table.column(name).take(pa.array(rows)).cast(pa.string())
-            raw[start + rows] = values.to_pylist()
-    raw[dup] = np.asarray(recs.ids.take(pa.array(np.flatnonzero(dup))).to_pylist(), dtype=object)
+    raw = np.full(len(bad_idx), None, dtype=object)
+    carrier = np.full(len(bad_idx), None, dtype=object)
+    for (_, _, row_texts), start in zip(checked, offsets[:-1], strict=True):
+        at = np.searchsorted(bad_idx, start + row_texts.rows)
+        raw[at], carrier[at] = row_texts.raw, row_texts.carrier
+    dup_rows = np.flatnonzero(dup)
+    dup_at = np.searchsorted(bad_idx, dup_rows)
+    raw[dup_at] = _texts(recs.ids.take(pa.array(dup_rows)))
+    if "carrier_id" in recs.codes:
+        labels = np.array([*recs.cats["carrier_id"], None], dtype=object)
+        carrier[dup_at] = labels[recs.codes["carrier_id"][dup_rows]]
     # the row's own carrier, so that a rejected row can be attributed (per-CLEC packages); null when
     # the carrier id itself is what was wrong, or is not a well-formed id
-    carrier = np.full(recs.n, None, dtype=object)
-    for (_, _, table), start in zip(checked, offsets[:-1], strict=True):
-        local_bad = np.flatnonzero(bad[start : start + table.num_rows])
-        if "carrier_id" in table.column_names and len(local_bad):
-            values = table.column("carrier_id").take(pa.array(local_bad)).cast(pa.string())
-            carrier[start + local_bad] = values.to_pylist()
     if "carrier_id" in names:
-        carrier[bad & (column == names.index("carrier_id"))] = None
-    carrier_text = pa.array(carrier[np.flatnonzero(bad)], pa.string())
+        carrier[column[bad_idx] == names.index("carrier_id")] = None
+    carrier_text = pa.array(carrier, pa.string())
     pattern = schema["properties"]["carrier_id"]["pattern"] if "carrier_id" in names else "^$"
     carrier_text = pc.if_else(pc.match_substring_regex(carrier_text, pattern), carrier_text, None)
-    bad_idx = np.flatnonzero(bad)
     reason_text = np.array([r.value for r in REASONS], dtype=object)[reason[bad_idx]]
     column_text = np.array([*names, "record_id"], dtype=object)[column[bad_idx]]
     pair = reason[bad_idx].astype(np.int64) * 10_000 + column[bad_idx] + 1
@@ -351,7 +380,7 @@ def finalize(
             "record_id": recs.ids.take(pa.array(bad_idx)),
             "carrier_id": carrier_text,
             "column": pa.array(column_text, pa.string()),
-            "raw_value": pa.array(raw[bad_idx], pa.string()),
+            "raw_value": pa.array(raw, pa.string()),
             "reason": pa.array(reason_text, pa.string()),
             "message": pa.array(message, pa.string()),
         }

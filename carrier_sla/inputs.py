@@ -54,18 +54,19 @@ def load_inputs(
     too_many: list[tuple[str, int, int]] = []
     not_yet_known: dict[str, int] = {}
 
-    def read_and_check(job: tuple[str, int, ingest.InputFile]) -> tuple[contract.Records, Any, pa.Table]:
+    def read_and_check(job: tuple[str, int, ingest.InputFile]) -> tuple[contract.Records, Any, contract.BadRowTexts]:
+        """One file's typed records and flags; of the raw table only the bad rows' texts are kept."""
         rtype, index, source = job
         table = ingest.read_file(source)
         ingest.check_columns(source, table)
         rec, flags = contract.check_table(rtype, table, plan, index)
-        return rec, flags, table
+        return rec, flags, contract.bad_row_texts(rtype, table, flags)
 
     # files are read and checked two at a time: Arrow and numpy release the GIL for most of it
     jobs = [(rtype, index, source) for rtype, files in found.items() for index, source in enumerate(files)]
     with timings.stage("read_and_check"), ThreadPoolExecutor(max_workers=WORKERS) as pool:
         done = list(pool.map(read_and_check, jobs))
-    by_type: dict[str, list[tuple[contract.Records, Any, pa.Table]]] = {}
+    by_type: dict[str, list[tuple[contract.Records, Any, contract.BadRowTexts]]] = {}
     for (rtype, _, _), result in zip(jobs, done, strict=True):
         by_type.setdefault(rtype, []).append(result)
     for rtype, files in found.items():
