@@ -305,11 +305,29 @@ class FileCount:
     rejected: int = 0
 
 
-def _concat(parts: list[Records]) -> Records:
-    """One Records of several tables; open vocabularies get one merged category list."""
+# check_table sets ids, file_index and row on every table it returns
+def _ids(rec: Records) -> pa.Array:
+    assert rec.ids is not None
+    return rec.ids
+
+
+def _file_index(rec: Records) -> np.ndarray:
+    assert rec.file_index is not None
+    return rec.file_index
+
+
+def _row(rec: Records) -> np.ndarray:
+    assert rec.row is not None
+    return rec.row
+
+
+def _concat(parts: list[Records], keeps: list[np.ndarray]) -> Records:
+    """One Records of the rows `keeps[i]` (a boolean mask) of each part; open vocabularies get one
+    merged category list. Built column by column, so only one column's pieces are ever copied twice."""
     first = parts[0]
-    out = Records(first.record_type, sum(p.n for p in parts))
-    out.cols = {k: np.concatenate([p.cols[k] for p in parts]) for k in first.cols}
+    out = Records(first.record_type, sum(int(k.sum()) for k in keeps))
+    pairs = list(zip(parts, keeps, strict=True))
+    out.cols = {k: np.concatenate([p.cols[k][keep] for p, keep in pairs]) for k in first.cols}
     for k in first.codes:
         cats = (
             sorted(set().union(*(p.cats[k] for p in parts)))
@@ -318,12 +336,15 @@ def _concat(parts: list[Records]) -> Records:
         )
         out.cats[k] = cats
         out.codes[k] = np.concatenate(
-            [p.codes[k] if p.cats[k] is cats else recode(p.codes[k], p.cats[k], cats) for p in parts]
+            [p.codes[k][keep] if p.cats[k] is cats else recode(p.codes[k][keep], p.cats[k], cats) for p, keep in pairs]
         )
-    out.text = {k: pa.concat_arrays([p.text[k] for p in parts]) for k in first.text}
-    out.ids = pa.concat_arrays([p.ids for p in parts])
-    out.file_index = np.concatenate([p.file_index for p in parts])
-    out.row = np.concatenate([p.row for p in parts])
+    masks = [pa.array(keep) for keep in keeps]
+    out.text = {
+        k: pa.concat_arrays([p.text[k].filter(m) for p, m in zip(parts, masks, strict=True)]) for k in first.text
+    }
+    out.ids = pa.concat_arrays([_ids(p).filter(m) for p, m in zip(parts, masks, strict=True)])
+    out.file_index = np.concatenate([_file_index(p)[keep] for p, keep in pairs])
+    out.row = np.concatenate([_row(p)[keep] for p, keep in pairs])
     return out
 
 
@@ -333,13 +354,14 @@ def finalize(
     """Merge the checked tables of a type: accepted records, rejects table, per-file counts."""
     schema = record_schema(record_type)
     names = list(schema["properties"])
-    recs = _concat([c[0] for c in checked])
-    # check_table sets ids, file_index and row on every table, so the merged records have them
-    assert recs.ids is not None and recs.file_index is not None and recs.row is not None
+    parts = [c[0] for c in checked]
+    ids = pa.concat_arrays([_ids(p) for p in parts])
+    file_index = np.concatenate([_file_index(p) for p in parts])
+    row = np.concatenate([_row(p) for p in parts])
     reason = np.concatenate([c[1].reason for c in checked])
     column = np.concatenate([c[1].column for c in checked])
     id_column = schema["x-record-id"] if isinstance(schema["x-record-id"], str) else None
-    dup = duplicate_mask(recs.ids) & (reason < 0)
+    dup = duplicate_mask(ids) & (reason < 0)
     reason[dup] = REASONS.index(Reason.DUPLICATE_ID)
     column[dup] = names.index(id_column) if id_column else -1
     bad = reason >= 0
@@ -354,11 +376,12 @@ def finalize(
         at = np.searchsorted(bad_idx, start + row_texts.rows)
         raw[at], carrier[at] = row_texts.raw, row_texts.carrier
     dup_rows = np.flatnonzero(dup)
-    dup_at = np.searchsorted(bad_idx, dup_rows)
-    raw[dup_at] = _texts(recs.ids.take(pa.array(dup_rows)))
-    if "carrier_id" in recs.codes:
-        labels = np.array([*recs.cats["carrier_id"], None], dtype=object)
-        carrier[dup_at] = labels[recs.codes["carrier_id"][dup_rows]]
+    raw[np.searchsorted(bad_idx, dup_rows)] = _texts(ids.take(pa.array(dup_rows)))
+    for part, start in zip(parts, offsets[:-1], strict=True):
+        local = np.flatnonzero(dup[start : start + part.n])
+        if "carrier_id" in part.codes and len(local):
+            labels = np.array([*part.cats["carrier_id"], None], dtype=object)
+            carrier[np.searchsorted(bad_idx, start + local)] = labels[part.codes["carrier_id"][local]]
     # the row's own carrier, so that a rejected row can be attributed (per-CLEC packages); null when
     # the carrier id itself is what was wrong, or is not a well-formed id
     if "carrier_id" in names:
@@ -375,9 +398,9 @@ def finalize(
     rejects = pa.table(
         {
             "record_type": pa.array([record_type] * len(bad_idx), pa.string()),
-            "source_file": pa.array(np.array(paths, dtype=object)[recs.file_index[bad_idx]], pa.string()),
-            "row": pa.array(recs.row[bad_idx], pa.int64()),
-            "record_id": recs.ids.take(pa.array(bad_idx)),
+            "source_file": pa.array(np.array(paths, dtype=object)[file_index[bad_idx]], pa.string()),
+            "row": pa.array(row[bad_idx], pa.int64()),
+            "record_id": ids.take(pa.array(bad_idx)),
             "carrier_id": carrier_text,
             "column": pa.array(column_text, pa.string()),
             "raw_value": pa.array(raw, pa.string()),
@@ -387,8 +410,9 @@ def finalize(
     )
     counts = []
     for i, path in enumerate(paths):
-        in_file = recs.file_index == i
+        in_file = file_index == i
         read = int(in_file.sum())
         rejected = int((in_file & bad).sum())
         counts.append(FileCount(record_type, path, read, read - rejected, rejected))
-    return recs.take(np.flatnonzero(~bad)), rejects, counts
+    keeps = [~bad[start : start + p.n] for p, start in zip(parts, offsets[:-1], strict=True)]
+    return _concat(parts, keeps), rejects, counts
