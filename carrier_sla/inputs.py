@@ -69,11 +69,13 @@ def load_inputs(
     by_type: dict[str, list[tuple[contract.Records, Any, contract.BadRowTexts]]] = {}
     for (rtype, _, _), result in zip(jobs, done, strict=True):
         by_type.setdefault(rtype, []).append(result)
+    del done  # each type's per-file records are let go once merged (by_type.pop below)
     for rtype, files in found.items():
-        checked = by_type[rtype]
+        checked = by_type.pop(rtype)
         paths = [str(f.path) for f in files]
         with timings.stage("finalize"):
             accepted, rej, file_counts = contract.finalize(rtype, checked, paths)
+            del checked
         with timings.stage("derive"):
             records[rtype] = evaluate.derive(plan, accepted)
             if as_of is not None:
