@@ -360,10 +360,15 @@ def in_period(rec: Records, measure: Measure, period: str) -> np.ndarray:
     return month == calmod.period_index(data_period(period, measure))
 
 
+def period_key(measure: Measure, period: str) -> tuple[str, str, str]:
+    """What period_rows shares between measures: record type, the field placing records in periods, data month."""
+    return (measure.records, measure.period_by, data_period(period, measure))
+
+
 def period_rows(records: dict[str, Records], measure: Measure, period: str, cache: dict) -> Records:
     """The records of a measure's type in its data period, shared through `cache` by measures
     placed in periods by the same field."""
-    key = (measure.records, measure.period_by, data_period(period, measure))
+    key = period_key(measure, period)
     if key not in cache:
         everything = records[measure.records]
         cache[key] = everything.take(np.flatnonzero(in_period(everything, measure, period)))

@@ -75,6 +75,7 @@ def compute(
     for f in loaded.files:
         files_by_type.setdefault(f.record_type, []).append(str(f.path))
     shared: dict = {}  # the period's rows, once per (type, period_by, month)
+    last_use = {evaluate.period_key(m, period): i for i, m in enumerate(plan.measures, start=1)}
     frames, record_tables = [], {}
     evaluated = 0
     for i, measure in enumerate(plan.measures, start=1):
@@ -82,6 +83,8 @@ def compute(
         judged, table = _measure_results(
             plan, measure, period, loaded, shared, dim_fields, files_by_type, timings, missed
         )
+        for key in [k for k, last in last_use.items() if last == i]:
+            shared.pop(key, None)  # no later measure needs these rows
         if log is not None:
             cells = 0 if judged is None else len(judged)
             seconds = time.perf_counter() - tick
