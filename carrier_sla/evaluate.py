@@ -300,6 +300,11 @@ def _related_record(plan: Plan, rec: Records, v: ValueSpec, related: dict[str, R
     valid = (own_codes >= 0) & (anchor != NULL)
     anchor = np.where(valid, anchor, 0)
     own_keys = _keys(np.where(valid, own_codes, 0), anchor)
+    # the records are searched in key order, so each search and gather moves forward through the
+    # sorted others (several times faster than random order at ten million records); the answers
+    # go back to record order at the end
+    by_key = np.argsort(own_keys)
+    own_keys, anchor = own_keys[by_key], anchor[by_key]
     window = round(v.window_hours * 3600 * NS_PER_S)
     last = len(keys) - 1
     if last < 0:
@@ -326,7 +331,8 @@ def _related_record(plan: Plan, rec: Records, v: ValueSpec, related: dict[str, R
         at = np.maximum(pos, 0)
         delta = anchor - times[at]
         present = (pos >= 0) & ((keys[at] >> 32) == (own_keys >> 32)) & (delta > 0) & (delta <= window)
-    value = (present if v.outcome == "present" else ~present).astype(np.float64)
+    value = np.empty(rec.n, dtype=np.float64)
+    value[by_key] = present if v.outcome == "present" else ~present
     value[~valid] = np.nan
     return value
 
