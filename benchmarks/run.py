@@ -14,7 +14,12 @@ bench-data/), runs `carrier-sla run` in a fresh process, and reports:
   same size as the run's outputs (the tables the run produced, re-written from memory), and
   the run's time as a multiple of it.
 
-Usage: python -m benchmarks.run [--sizes 1000000,5000000] [--keep]
+With several sizes it then checks the nightly-operation targets (stated for 1M and 20M) on the
+smallest and largest: run / floor at most 1.6x, peak RSS under 1.5 GiB and under 1.3x the
+smallest size's, and time growing at most 1.1x as fast as the records (22x for 20x).
+
+Usage: python -m benchmarks.run [--sizes 1000000,5000000,20000000] [--keep]
+(`make bench` runs those three sizes; the default is 1M alone.)
 """
 
 from __future__ import annotations
@@ -155,6 +160,29 @@ def main() -> None:
             f"| {run['peak_rss_mib']:,.0f} | {floor['floor']:.2f} ({floor['read']:.2f} + {floor['write']:.2f}) "
             f"| {run['pipeline'] / floor['floor']:.2f}x |"
         )
+    if len(rows) > 1:
+        print_targets(rows)
+
+
+def print_targets(rows: list[tuple[int, dict, dict]]) -> None:
+    """The nightly-operation targets, scaled from 1M and 20M to the smallest and largest sizes run."""
+    (small, first, _), (large, last, last_floor) = rows[0], rows[-1]
+    growth = large / small
+    checks = [
+        ("run / floor at the largest size", last["pipeline"] / last_floor["floor"], 1.6, "x"),
+        ("peak RSS at the largest size, GiB", last["peak_rss_mib"] / 1024, 1.5, ""),
+        ("peak RSS, largest / smallest", last["peak_rss_mib"] / first["peak_rss_mib"], 1.3, "x"),
+        (
+            f"pipeline time, largest / smallest ({growth:.0f}x the records)",
+            last["pipeline"] / first["pipeline"],
+            1.1 * growth,
+            "x",
+        ),
+    ]
+    print()
+    for label, value, limit, unit in checks:
+        verdict = "met" if value <= limit else "NOT met"
+        print(f"{label}: {value:.2f}{unit} (target at most {limit:.2f}{unit}): {verdict}")
 
 
 if __name__ == "__main__":
