@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import special
+from scipy import special, stats  # stats: hypergeom (Fisher's exact test)
 
 # A pooled value is on the lattice when value / lattice is within this relative distance of an integer.
 LATTICE_RTOL = 1e-9
@@ -91,8 +91,6 @@ def fisher_exact(clec_hits: int, clec_n: int, retail_hits: int, retail_n: int, w
     Equals scipy.stats.fisher_exact on [[clec_hits, clec_misses], [retail_hits, retail_misses]]
     with alternative "greater" / "less". statistic = clec_hits.
     """
-    from scipy import stats
-
     a, n1 = _count(clec_hits, "clec_hits"), _count(clec_n, "clec_n")
     c, n2 = _count(retail_hits, "retail_hits"), _count(retail_n, "retail_n")
     if n1 == 0:
