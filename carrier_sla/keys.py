@@ -62,9 +62,14 @@ def duplicate_mask(arr: pa.Array) -> np.ndarray:
     if words is not None:
         hi, lo = words
         mixed = _mix(hi, lo)
-        ordered = np.sort(mixed)
-        doubled = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
-        candidates = np.flatnonzero(np.isin(mixed, doubled) & ~null)
+        order = np.argsort(mixed)
+        ordered = mixed[order]
+        same = ordered[1:] == ordered[:-1]
+        in_run = np.zeros(len(ordered), dtype=bool)  # shares its mix with a neighbour in mix order
+        in_run[1:] |= same
+        in_run[:-1] |= same
+        candidates = np.sort(order[in_run])
+        candidates = candidates[~null[candidates]]
         if not len(candidates):
             return repeat
         order = candidates[np.lexsort((candidates, lo[candidates], hi[candidates]))]
