@@ -33,9 +33,14 @@ def _exact_words(arr: pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
         return None
     padded = np.zeros((n, 16), dtype=np.uint8)
     width = offsets[-1] - offsets[0]
-    if valid.all() and longest > 0 and width == longest * n and np.all(lengths == longest):
-        # fixed-width strings (the usual shape of ids): one reshape, no gathers
-        padded[:, :longest] = data[offsets[0] : offsets[0] + width].reshape(n, longest)
+    valid_count = int(valid.sum())
+    if longest > 0 and width == longest * valid_count and np.all(lengths[valid] == longest):
+        # strings of one width (the usual shape of ids), nulls taking no bytes: one reshape, no gathers
+        rows = data[offsets[0] : offsets[0] + width].reshape(valid_count, longest)
+        if valid_count == n:
+            padded[:, :longest] = rows
+        else:
+            padded[valid, :longest] = rows
     else:
         # one byte position at a time: a (n, longest) index matrix would take 8 * longest bytes per string
         last = max(len(data) - 1, 0)

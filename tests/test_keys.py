@@ -60,3 +60,12 @@ def test_string_codes_fall_back_when_two_different_strings_share_a_mix(monkeypat
     codes = string_codes(pa.array(values, pa.string())).tolist()
     _same_partition(codes, values)
     assert codes == [0, 1, -1, 0, 2, 1]  # dictionary encoding numbers in order of first appearance
+
+
+def test_fixed_width_ids_with_nulls_take_the_same_answer():
+    """Strings of one width with nulls between them (nulls take no bytes) use the one-reshape path: same flags and codes."""
+    values = [None if i % 5 == 0 else f"C{i % 7:03d}" for i in range(40)]
+    assert duplicate_mask(pa.array(values, pa.string())).tolist() == reference(values)
+    _same_partition(string_codes(pa.array(values, pa.string())).tolist(), values)
+    sliced = pa.array(["xx", *values], pa.string())[1:]  # an array with an offset
+    assert duplicate_mask(sliced).tolist() == reference(values)
