@@ -11,7 +11,7 @@ from typing import Any
 import pyarrow as pa
 
 from carrier_sla import calendar as calmod
-from carrier_sla import contract, evaluate, ingest
+from carrier_sla import contract, evaluate, ingest, merge
 from carrier_sla.errors import RejectRateExceeded
 from carrier_sla.plan import Plan
 from carrier_sla.timings import Timings
@@ -29,7 +29,7 @@ def needed_record_types(plan: Plan) -> tuple[str, ...]:
 class Loaded:
     records: dict[str, contract.Records]
     rejects: pa.Table
-    counts: list[contract.FileCount]
+    counts: list[merge.FileCount]
     files: list[ingest.InputFile]
     not_yet_known: dict[str, int] = field(default_factory=dict)  # records received after the as-of date
 
@@ -49,24 +49,24 @@ def load_inputs(
     found = ingest.discover(Path(data_dir), needed_record_types(plan))
     records: dict[str, contract.Records] = {}
     rejects: list[pa.Table] = []
-    counts: list[contract.FileCount] = []
+    counts: list[merge.FileCount] = []
     all_files: list[ingest.InputFile] = []
     too_many: list[tuple[str, int, int]] = []
     not_yet_known: dict[str, int] = {}
 
-    def read_and_check(job: tuple[str, int, ingest.InputFile]) -> tuple[contract.Records, Any, contract.BadRowTexts]:
+    def read_and_check(job: tuple[str, int, ingest.InputFile]) -> tuple[contract.Records, Any, merge.BadRowTexts]:
         """One file's typed records and flags; of the raw table only the bad rows' texts are kept."""
         rtype, index, source = job
         table = ingest.read_file(source)
         ingest.check_columns(source, table)
         rec, flags = contract.check_table(rtype, table, plan, index)
-        return rec, flags, contract.bad_row_texts(rtype, table, flags)
+        return rec, flags, merge.bad_row_texts(rtype, table, flags)
 
     # files are read and checked two at a time: Arrow and numpy release the GIL for most of it
     jobs = [(rtype, index, source) for rtype, files in found.items() for index, source in enumerate(files)]
     with timings.stage("read_and_check"), ThreadPoolExecutor(max_workers=WORKERS) as pool:
         done = list(pool.map(read_and_check, jobs))
-    by_type: dict[str, list[tuple[contract.Records, Any, contract.BadRowTexts]]] = {}
+    by_type: dict[str, list[tuple[contract.Records, Any, merge.BadRowTexts]]] = {}
     for (rtype, _, _), result in zip(jobs, done, strict=True):
         by_type.setdefault(rtype, []).append(result)
     del done  # each type's per-file records are let go once merged (by_type.pop below)
@@ -74,7 +74,7 @@ def load_inputs(
         checked = by_type.pop(rtype)
         paths = [str(f.path) for f in files]
         with timings.stage("finalize"):
-            accepted, rej, file_counts = contract.finalize(rtype, checked, paths)
+            accepted, rej, file_counts = merge.finalize(rtype, checked, paths)
             del checked
         with timings.stage("derive"):
             records[rtype] = evaluate.derive(plan, accepted)
