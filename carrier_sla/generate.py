@@ -41,16 +41,13 @@ about BATCH_ROWS rows of a type each, so memory stays bounded whatever the scale
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-import holidays
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
@@ -58,86 +55,46 @@ import pyarrow.parquet as pq
 
 from carrier_sla.errors import UsageError
 from carrier_sla.fields import column_type, record_schema
-
-DAY = 86_400
-HOUR = 3_600
-OPEN, CLOSE, CUTOFF = 8 * HOUR, 17 * HOUR, 15 * HOUR
-WEEKMASK = "1111100"
-
-STATES = ("CO", "WA", "AZ", "UT", "OR")
-STATE_ZONES = ("America/Denver", "America/Los_Angeles", "America/Phoenix", "America/Denver", "America/Los_Angeles")
-STATE_SHARES = (0.30, 0.25, 0.20, 0.15, 0.10)
-
-RETAIL_ID = "ILEC"
-TEST_ID = "TESTCLEC"
-CLEC_IDS = tuple(f"CLEC{k:02d}" for k in range(1, 13))
-CARRIERS = (RETAIL_ID, *CLEC_IDS, TEST_ID)
-RETAIL_SHARE, TEST_SHARE, CLEC_ZIPF = 0.677, 0.003, 1.1
-
-# code: (standard interval in business days, share of orders needing a dispatch)
-PRODUCTS = {
-    "pots": (3, 0.25),
-    "ds1": (7, 0.60),
-    "fgd_trunk": (15, 0.70),
-    "resale_pots": (3, 0.25),
-    "ubl_2w": (5, 0.40),
-    "ubl_ds1": (7, 0.60),
-    "access_ds1": (7, 0.60),
-    "lis_trunk": (15, 0.70),
-}
-PRODUCT_CODES = tuple(PRODUCTS)
-TRUNKS = ("fgd_trunk", "lis_trunk")
-RETAIL_MIX = {"pots": 0.85, "ds1": 0.12, "fgd_trunk": 0.03}
-CLEC_MIX = {"resale_pots": 0.35, "ubl_2w": 0.40, "ubl_ds1": 0.09, "access_ds1": 0.11, "lis_trunk": 0.05}
-
-SLOW_INSTALL = ("CLEC03", "CO", "resale_pots")
-SLOW_REPAIR = ("CLEC05", "UT")
-
-ORDER_TYPES = ("new", "change", "transfer", "disconnect", "record")
-ORDER_TYPE_P = (0.45, 0.30, 0.10, 0.10, 0.05)
-CHANNELS = ("electronic", "manual")
-MISS_REASONS = ("customer", "company")
-DISPOSITIONS = ("network", "cpe", "customer", "no_trouble_found", "information")
-DISPOSITION_P = (0.75, 0.08, 0.05, 0.09, 0.03)
-
-ORDER_SHARE = 0.5  # of `scale`; the rest are troubles
-NETWORK_RATE = 0.015  # network troubles per line per month
-P_MISS, P_MISS_SLOW = 0.07, 0.25
-P_REPEAT, P_REPEAT_SLOW, P_ON_NEW_INSTALL = 0.09, 0.25, 0.02
-ORDER_OFF_DAY, TROUBLE_OFF_DAY = 0.08, 0.6  # arrival weight of a weekend or holiday
-BATCH_ROWS = 1_000_000  # rows of a type generated at once: bounds memory
-WINDOW = 29 * DAY  # parents of repeats and install troubles: safely inside 30 days
-NEW_CIRCUIT_BASE = 2_000_000_000
-BASE_CIRCUIT_BASE = 1_000_000_000
-
-# Relative arrival weight per local hour 0..23.
-ORDER_HOURS_BUSINESS = (0, 0, 0, 0, 0, 0, 0.3, 1, 6, 10, 11, 11, 9, 10, 10, 3, 2, 1, 0.7, 0.5, 0.3, 0.2, 0.1, 0.05)
-ORDER_HOURS_OFF = (0, 0, 0, 0, 0, 0, 0, 0.5, 1, 2, 2, 2, 2, 2, 2, 2, 1.5, 1, 1, 1, 0.5, 0.3, 0.2, 0.1)
-TROUBLE_HOURS = (
-    0.3,
-    0.3,
-    0.3,
-    0.3,
-    0.3,
-    0.3,
-    0.5,
-    1,
-    2.5,
-    2.5,
-    2.5,
-    2.5,
-    2.5,
-    2.5,
-    2.5,
-    2.5,
-    2.5,
-    2.5,
-    1.2,
-    1.2,
-    1.2,
-    1.2,
-    0.5,
-    0.5,
+from carrier_sla.generate_world import (
+    CARRIERS,
+    CHANNELS,
+    CUTOFF,
+    DAY,
+    DISPOSITION_P,
+    DISPOSITIONS,
+    HOUR,
+    MISS_REASONS,
+    NEW_CIRCUIT_BASE,
+    OPEN,
+    ORDER_HOURS_BUSINESS,
+    ORDER_HOURS_OFF,
+    ORDER_OFF_DAY,
+    ORDER_TYPE_P,
+    ORDER_TYPES,
+    P_MISS,
+    P_MISS_SLOW,
+    P_ON_NEW_INSTALL,
+    P_REPEAT,
+    P_REPEAT_SLOW,
+    PRODUCT_CODES,
+    STATE_ZONES,
+    STATES,
+    TROUBLE_HOURS,
+    TROUBLE_OFF_DAY,
+    TRUNKS,
+    WINDOW,
+    Batch,
+    World,
+    Zone,
+    add_business_hours,
+    add_elapsed,
+    batches,
+    busday_offset,
+    business_calendar,
+    make_world,
+    month_start,
+    months_of,
+    rng_for,
 )
 
 BAD_PRODUCTS = ("ubl_4w", "POTS", "dsx")
@@ -177,17 +134,17 @@ def generate(
     troubles go to folders out/orders/part-00000.<fmt> ... (stale part files there are removed),
     each batch of rows split evenly over the parts.
     """
-    months = _months(period, periods)
+    months = months_of(period, periods)
     if fmt not in ("csv", "parquet"):
         raise UsageError(f"fmt must be 'csv' or 'parquet', not {fmt!r}")
     if scale < 1 or files_per_type < 1 or seed < 0:
         raise UsageError("scale and files_per_type must be at least 1 and seed non-negative")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    world = _world(seed, scale)
-    cal = _calendar(months)
-    horizon = _month_start(months[-1] + 1)
-    zones = [_Zone(z, _month_start(months[0]) - 40 * DAY, horizon + 400 * DAY) for z in STATE_ZONES]
+    world = make_world(seed, scale)
+    cal = business_calendar(months)
+    horizon = month_start(months[-1] + 1)
+    zones = [Zone(z, month_start(months[0]) - 40 * DAY, horizon + 400 * DAY) for z in STATE_ZONES]
     meta = {
         "generator": "carrier_sla.generate",
         "period": period,
@@ -201,13 +158,13 @@ def generate(
     sinks = [_Sink(out, kind, fmt, files_per_type, meta) for kind in ("orders", "troubles")]
     try:
         for m in months:
-            for bt in _batches(world, m, cal, zones, horizon, malformed, fmt):
-                orders, installs = _orders(world, bt, _rng(seed, 1, m, bt.index), carry.orders)
+            for bt in batches(world, m, cal, zones, horizon, malformed, fmt):
+                orders, installs = _orders(world, bt, rng_for(seed, 1, m, bt.index), carry.orders)
                 counts["orders"] += sinks[0].write(orders)
                 del orders
                 carry.add_installs(installs, bt.start)  # this batch's troubles look back
                 troubles, parents = _troubles(
-                    world, bt, _rng(seed, 2, m, bt.index), carry.troubles, carry.installs, carry.parents
+                    world, bt, rng_for(seed, 2, m, bt.index), carry.troubles, carry.installs, carry.parents
                 )
                 counts["troubles"] += sinks[1].write(troubles)
                 del troubles
@@ -217,196 +174,11 @@ def generate(
     finally:
         for sink in sinks:
             sink.close()
-    lines = pa.concat_tables([_lines(world, m, i, _rng(seed, 3, m, 0), malformed) for i, m in enumerate(months)])
+    lines = pa.concat_tables([_lines(world, m, i, rng_for(seed, 3, m, 0), malformed) for i, m in enumerate(months)])
     line_sink = _Sink(out, "lines", fmt, 1, meta)
     counts["lines"] = line_sink.write(lines)
     line_sink.close()
     return counts
-
-
-# ---------------------------------------------------------------- the world and the calendar
-
-
-@dataclass(frozen=True)
-class World:
-    """Cells (carrier, state, product) with their volume share, lines and service quality."""
-
-    carrier: np.ndarray
-    state: np.ndarray
-    product: np.ndarray
-    weight: np.ndarray  # share of a month's orders (and troubles)
-    lines: np.ndarray  # lines in service in the first period
-    circuit0: np.ndarray  # first installed-base circuit number of the cell
-    interval: np.ndarray
-    dispatch_p: np.ndarray
-    slow_install: np.ndarray
-    slow_repair: np.ndarray
-    test: np.ndarray
-    n_orders: int  # per month
-    n_troubles: int
-
-
-def _world(seed: int, scale: int) -> World:
-    rng = _rng(seed, 0, 0, 0)
-    zipf = np.arange(1, len(CLEC_IDS) + 1, dtype=float) ** -CLEC_ZIPF
-    size = np.concatenate([[RETAIL_SHARE], (1 - RETAIL_SHARE - TEST_SHARE) * zipf / zipf.sum(), [TEST_SHARE]])
-    base = np.array(list(CLEC_MIX.values()))
-    rows = []
-    for c, carrier in enumerate(CARRIERS):
-        if carrier == RETAIL_ID:
-            mix = dict(RETAIL_MIX)
-        else:  # each CLEC its own product mix around the typical one
-            mix = dict(zip(CLEC_MIX, rng.dirichlet(base * 40), strict=True))
-        for s, state in enumerate(STATES):
-            for code, share in mix.items():
-                rows.append(
-                    (
-                        c,
-                        s,
-                        PRODUCT_CODES.index(code),
-                        size[c] * STATE_SHARES[s] * share,
-                        (carrier, state, code) == SLOW_INSTALL,
-                        (carrier, state) == SLOW_REPAIR,
-                        carrier == TEST_ID,
-                    )
-                )
-    carrier_ix, state_ix, p, w, slow_i, slow_r, test = (np.array(col) for col in zip(*rows, strict=True))
-    w = w / w.sum()
-    n_orders = round(scale * ORDER_SHARE)
-    n_troubles = scale - n_orders
-    lines = np.maximum(10, np.round(w * n_troubles * DISPOSITION_P[0] / NETWORK_RATE))
-    lines = lines.astype(np.int64)
-    return World(
-        carrier=carrier_ix,
-        state=state_ix,
-        product=p,
-        weight=w,
-        lines=lines,
-        circuit0=BASE_CIRCUIT_BASE + np.concatenate([[0], np.cumsum(lines)[:-1]]),
-        interval=np.array([PRODUCTS[PRODUCT_CODES[k]][0] for k in p]),
-        dispatch_p=np.array([PRODUCTS[PRODUCT_CODES[k]][1] for k in p]),
-        slow_install=slow_i,
-        slow_repair=slow_r,
-        test=test,
-        n_orders=n_orders,
-        n_troubles=n_troubles,
-    )
-
-
-def _months(period: str, periods: int) -> list[int]:
-    """Month numbers (year * 12 + month - 1) of the `periods` months ending with `period`."""
-    if not isinstance(period, str) or not re.fullmatch(r"[0-9]{4}-(0[1-9]|1[0-2])", period):
-        raise UsageError(f"period must be YYYY-MM, not {period!r}")
-    if periods < 1:
-        raise UsageError(f"periods must be at least 1, not {periods}")
-    last = int(period[:4]) * 12 + int(period[5:]) - 1
-    return list(range(last - periods + 1, last + 1))
-
-
-def _month_start(m: int) -> int:
-    """Local midnight of the first day of month number m, in seconds since 1970 (naive)."""
-    return int(np.datetime64(f"{m // 12:04d}-{m % 12 + 1:02d}-01", "s").astype(np.int64))
-
-
-def _calendar(months: Sequence[int]) -> np.busdaycalendar:
-    years = range(months[0] // 12 - 1, months[-1] // 12 + 3)
-    days = sorted(holidays.US(years=years))
-    return np.busdaycalendar(weekmask=WEEKMASK, holidays=np.array(days, dtype="M8[D]"))
-
-
-def _rng(seed: int, purpose: int, month: int, batch: int) -> np.random.Generator:
-    return np.random.default_rng([seed, purpose, month, batch])
-
-
-class _Zone:
-    """UTC offsets of one IANA zone over a span, from an hourly table (US zones change on hours)."""
-
-    def __init__(self, zone: str, start: int, end: int):
-        utc = pd.date_range(pd.Timestamp(start - DAY, unit="s"), pd.Timestamp(end, unit="s"), freq="h", tz="UTC")
-        local = utc.tz_convert(zone).tz_localize(None)
-        self.hours = utc.tz_localize(None).as_unit("s").asi8
-        self.offset = local.as_unit("s").asi8 - self.hours
-        jump = np.flatnonzero(np.diff(self.offset) > 0) + 1
-        # local wall-clock [start, end) that does not exist (spring forward)
-        self.gaps = [(int(self.hours[i] + self.offset[i - 1]), int(self.hours[i] + self.offset[i])) for i in jump]
-
-    def to_local(self, utc: np.ndarray) -> np.ndarray:
-        return utc + self.offset[np.searchsorted(self.hours, utc, "right") - 1]
-
-    def to_utc(self, local: np.ndarray) -> np.ndarray:
-        """Ambiguous times read as the first (daylight) one, times in a gap as shifted forward."""
-        first = local - self.offset.max()
-        return np.where(self.to_local(first) == local, first, local - self.offset.min())
-
-    def shift_gaps(self, local: np.ndarray) -> np.ndarray:
-        for start, end in self.gaps:
-            local = np.where((local >= start) & (local < end), local + (end - start), local)
-        return local
-
-
-@dataclass(frozen=True)
-class _Batch:
-    """A block of consecutive days of one month, generated and written at once."""
-
-    m: int
-    index: int
-    start: int
-    end: int
-    days: np.ndarray
-    busday: np.ndarray
-    gaps: list[list[tuple[int, int]]]  # per state, the DST gaps inside the batch
-    n_orders: int
-    n_troubles: int
-    cal: np.busdaycalendar
-    zones: list[_Zone]
-    horizon: int  # end of the last month: later events have not happened
-    malformed: bool
-    text_ok: bool
-
-
-def _batches(
-    w: World, m: int, cal: np.busdaycalendar, zones: list[_Zone], horizon: int, malformed: bool, fmt: str
-) -> list[_Batch]:
-    """The month in blocks of days holding at most about BATCH_ROWS rows of a type each."""
-    start, end = _month_start(m), _month_start(m + 1)
-    days = np.arange(start // DAY, end // DAY)
-    busday = np.is_busday(_d(days), busdaycal=cal)
-    n = -(-max(w.n_orders, w.n_troubles) // BATCH_ROWS)
-    blocks = np.array_split(np.arange(len(days)), min(len(days), n))
-    order_w = [np.where(busday[b], 1.0, ORDER_OFF_DAY).sum() for b in blocks]
-    trouble_w = [np.where(busday[b], 1.0, TROUBLE_OFF_DAY).sum() for b in blocks]
-    n_orders, n_troubles = _split(w.n_orders, order_w), _split(w.n_troubles, trouble_w)
-    batches = []
-    for i, b in enumerate(blocks):
-        b0, b1 = days[b[0]] * DAY, (days[b[-1]] + 1) * DAY
-        gaps = [[g for g in z.gaps if b0 <= g[0] < b1] for z in zones]
-        batches.append(
-            _Batch(
-                m,
-                i,
-                int(b0),
-                int(b1),
-                days[b],
-                busday[b],
-                gaps,
-                int(n_orders[i]),
-                int(n_troubles[i]),
-                cal,
-                zones,
-                horizon,
-                malformed,
-                fmt == "csv",
-            )
-        )
-    return batches
-
-
-def _split(n: int, weights: Sequence[float]) -> np.ndarray:
-    """n split in proportion to weights, by largest remainder."""
-    exact = n * np.asarray(weights) / np.sum(weights)
-    parts = np.floor(exact).astype(np.int64)
-    parts[np.argsort(parts - exact, kind="stable")[: n - parts.sum()]] += 1
-    return parts
 
 
 Candidates = tuple[np.ndarray, np.ndarray, np.ndarray]  # cell, local time, circuit number
@@ -428,53 +200,13 @@ class _Carry:
         self.parents = _recent_only(_concat([self.parents, new]), first_use)
 
 
-def _d(days: np.ndarray) -> np.ndarray:
-    return days.astype("M8[D]")
-
-
-def _busday_offset(days: np.ndarray, offsets: Any, cal: np.busdaycalendar) -> np.ndarray:
-    return np.busday_offset(_d(days), offsets, roll="forward", busdaycal=cal).astype(np.int64)
-
-
-def add_business_hours(start: np.ndarray, hours: np.ndarray, cal: np.busdaycalendar) -> np.ndarray:
-    """Local time `hours` business hours (08:00-17:00 on business days) after `start`.
-
-    Times are seconds since 1970 in local wall-clock; a start outside business hours counts
-    from the next opening.
-    """
-    day = start // DAY
-    tod = start - day * DAY
-    nday = _busday_offset(day + (tod >= CLOSE), 0, cal)
-    ntod = np.where(nday != day, OPEN, np.clip(tod, OPEN, CLOSE))
-    elapsed = ntod - OPEN + np.round(hours * HOUR).astype(np.int64)
-    length = CLOSE - OPEN
-    k = elapsed // length
-    rest = elapsed - k * length
-    end_of_day = (rest == 0) & (k > 0)  # 17:00 rather than the next 08:00
-    k, rest = np.where(end_of_day, k - 1, k), np.where(end_of_day, length, rest)
-    return _busday_offset(nday, k, cal) * DAY + OPEN + rest
-
-
-def add_elapsed(local: np.ndarray, seconds: np.ndarray, state: np.ndarray, zones: Sequence[_Zone]) -> np.ndarray:
-    """Local wall-clock time `seconds` of real time after `local` in each row's state zone.
-
-    A result inside the repeated fall-back hour can read earlier than the start; it then
-    becomes start + seconds in wall-clock terms, so no clear precedes its receipt.
-    """
-    result = np.empty_like(local)
-    for s, zone in enumerate(zones):
-        sel = state == s
-        result[sel] = zone.to_local(zone.to_utc(local[sel]) + seconds[sel])
-    return np.where(result <= local, local + seconds, result)
-
-
 # ------------------------------------------------------------------------------ record types
 
 
 def _arrivals(
     rng: np.random.Generator,
     n: int,
-    bt: _Batch,
+    bt: Batch,
     state: np.ndarray,
     hours_bus: Sequence[float],
     hours_off: Sequence[float],
@@ -500,7 +232,7 @@ def _arrivals(
 
 
 def _pick_bad(
-    rng: np.random.Generator, n: int, state: np.ndarray, bt: _Batch, kinds: Sequence[str]
+    rng: np.random.Generator, n: int, state: np.ndarray, bt: Batch, kinds: Sequence[str]
 ) -> dict[str, np.ndarray]:
     """Distinct rows for each malformed kind; for 'duplicate' the rows to copy."""
     k = round(n * BAD_RATE)
@@ -515,7 +247,7 @@ def _pick_bad(
     return {**empty, **picked, "dst": dst}
 
 
-def _orders(w: World, bt: _Batch, rng: np.random.Generator, seq0: int) -> tuple[pa.Table, Candidates]:
+def _orders(w: World, bt: Batch, rng: np.random.Generator, seq0: int) -> tuple[pa.Table, Candidates]:
     """The batch's orders, and the new installs troubles may land on."""
     n, cal = bt.n_orders, bt.cal
     cell = rng.choice(len(w.weight), size=n, p=w.weight)
@@ -523,12 +255,12 @@ def _orders(w: World, bt: _Batch, rng: np.random.Generator, seq0: int) -> tuple[
     bad = _pick_bad(rng, n, state, bt, ORDER_KINDS)
     recv = _arrivals(rng, n, bt, state, ORDER_HOURS_BUSINESS, ORDER_HOURS_OFF, ORDER_OFF_DAY, bad["dst"])
     day = recv // DAY
-    eff = _busday_offset(day + (recv - day * DAY >= CUTOFF), 0, cal)
+    eff = busday_offset(day + (recv - day * DAY >= CUTOFF), 0, cal)
     interval, slow = w.interval[cell], w.slow_install[cell]
-    std_due = _busday_offset(eff, interval, cal)
+    std_due = busday_offset(eff, interval, cal)
     later = rng.random(n) < 0.05  # the customer asked for a later date
     due_off = np.where(later, interval + rng.integers(1, 11, n), interval + np.where(slow, rng.integers(1, 3, n), 0))
-    due = _busday_offset(eff, due_off, cal)
+    due = busday_offset(eff, due_off, cal)
     requested = np.where(later, due, np.where(rng.random(n) < 0.35, std_due, -1))
     dispatch = rng.random(n) < w.dispatch_p[cell]
     miss = rng.random(n) < np.where(slow, P_MISS_SLOW, P_MISS)
@@ -539,7 +271,7 @@ def _orders(w: World, bt: _Batch, rng: np.random.Generator, seq0: int) -> tuple[
     )
     offset = np.where(miss, due_off + late, np.maximum(1, due_off - early))
     tod = OPEN + rng.integers(0, 10 * HOUR, n) + np.where(rng.random(n) < 0.05, 3 * HOUR, 0)
-    completed = _busday_offset(eff, offset, cal) * DAY + tod
+    completed = busday_offset(eff, offset, cal) * DAY + tod
     cancelled = rng.random(n) < 0.02
     completed = np.where(cancelled | (completed >= bt.horizon), -1, completed)
     customer = rng.random(n) < np.where(slow, 0.1, 0.3)
@@ -589,7 +321,7 @@ def _orders(w: World, bt: _Batch, rng: np.random.Generator, seq0: int) -> tuple[
 
 
 def _troubles(
-    w: World, bt: _Batch, rng: np.random.Generator, seq0: int, installs: Candidates | None, parents: Candidates | None
+    w: World, bt: Batch, rng: np.random.Generator, seq0: int, installs: Candidates | None, parents: Candidates | None
 ) -> tuple[pa.Table, Candidates]:
     """The batch's troubles, and those later repeats may follow."""
     n = bt.n_troubles
@@ -758,7 +490,7 @@ def _keys(w: World, cell: np.ndarray, bad: dict[str, np.ndarray]) -> dict[str, C
 
 
 def _finish(
-    kind: str, cols: dict[str, Column], bad: dict[str, np.ndarray], bt: _Batch, rng: np.random.Generator
+    kind: str, cols: dict[str, Column], bad: dict[str, np.ndarray], bt: Batch, rng: np.random.Generator
 ) -> pa.Table:
     """The batch's table: rows shuffled (duplicates added) and, in CSV, unparseable text.
 

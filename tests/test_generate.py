@@ -14,15 +14,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from carrier_sla.errors import UsageError
-from carrier_sla.generate import (
+from carrier_sla.generate import generate
+from carrier_sla.generate_world import (
     PRODUCTS,
     STATE_ZONES,
     STATES,
-    _calendar,
-    _Zone,
+    Zone,
     add_business_hours,
     add_elapsed,
-    generate,
+    business_calendar,
 )
 
 SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas" / "records"
@@ -59,8 +59,7 @@ def _problems(df: pd.DataFrame, end_column: str) -> pd.DataFrame:
         found["negative_no_access"] = pd.to_numeric(df.no_access_hours.replace("", None)) < 0
     for state, zone in DST_STATES.items():
         rows = (df.state == state) & received.notna()
-        local = received[rows].dt.tz_localize(zone, nonexistent="NaT",
-                                              ambiguous=np.ones(rows.sum(), bool))
+        local = received[rows].dt.tz_localize(zone, nonexistent="NaT", ambiguous=np.ones(rows.sum(), bool))
         found["dst"][rows] = local.isna()
     return pd.DataFrame(found)
 
@@ -78,8 +77,7 @@ def small_parquet(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[
 
 
 def _files(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file()}
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def test_same_arguments_give_identical_files(tmp_path: Path, small_csv) -> None:
@@ -136,7 +134,10 @@ def test_parquet_layout_and_types(small_parquet, small_csv) -> None:
     """Parquet part folders hold typed columns (naive timestamps, date32, bool, int64, float64)."""
     folder, counts = small_parquet
     assert sorted(p.name for p in (folder / "orders").iterdir()) == [
-        "part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]
+        "part-00000.parquet",
+        "part-00001.parquet",
+        "part-00002.parquet",
+    ]
     assert (folder / "lines.parquet").is_file()
     assert counts == small_csv[1]
     for kind in KINDS:
@@ -148,13 +149,17 @@ def test_parquet_layout_and_types(small_parquet, small_csv) -> None:
         for field in table.schema:
             prop = props[field.name]
             kinds = set(np.atleast_1d(prop["type"])) - {"null"}
-            if prop.get("format") == "date-time":   # Parquet stores seconds as milliseconds
+            if prop.get("format") == "date-time":  # Parquet stores seconds as milliseconds
                 assert pa.types.is_timestamp(field.type) and field.type.tz is None, field.name
             elif prop.get("format") == "date":
                 assert field.type == pa.date32(), field.name
             else:
-                expected = {"string": pa.string(), "boolean": pa.bool_(), "integer": pa.int64(),
-                            "number": pa.float64()}[kinds.pop()]
+                expected = {
+                    "string": pa.string(),
+                    "boolean": pa.bool_(),
+                    "integer": pa.int64(),
+                    "number": pa.float64(),
+                }[kinds.pop()]
                 assert field.type == expected, field.name
 
 
@@ -182,11 +187,9 @@ def test_ids_unique_apart_from_intended_duplicates(small_csv) -> None:
 def test_each_malformed_kind_once_a_month_and_under_one_percent(small_csv) -> None:
     """At 1,500 rows a month each bad kind occurs once a month (DST gap: March), < 1 % in all."""
     folder, _ = small_csv
-    for kind, end, extra in (("orders", "completed_at", {}),
-                             ("troubles", "cleared_at", {"negative_no_access": 2})):
+    for kind, end, extra in (("orders", "completed_at", {}), ("troubles", "cleared_at", {"negative_no_access": 2})):
         found = _problems(_read_csv(folder, kind), end)
-        expected = {"text": 2, "product": 2, "state": 2, "before": 2, "duplicate": 2, "dst": 1,
-                    **extra}
+        expected = {"text": 2, "product": 2, "state": 2, "before": 2, "duplicate": 2, "dst": 1, **extra}
         assert found.sum().to_dict() == expected, kind
         assert found.any(axis=1).mean() < 0.01
     lines = _read_csv(folder, "lines")
@@ -212,8 +215,7 @@ def test_clean_times_around_dst_changes(tmp_path: Path, period: str) -> None:
     assert (troubles.cleared_at.dropna() >= troubles.received_at[troubles.cleared_at.notna()]).all()
     for state, zone in DST_STATES.items():
         received = troubles.received_at[troubles.state == state]
-        local = received.dt.tz_localize(zone, nonexistent="NaT",
-                                        ambiguous=np.ones(len(received), bool))
+        local = received.dt.tz_localize(zone, nonexistent="NaT", ambiguous=np.ones(len(received), bool))
         assert local.notna().all(), state
 
 
@@ -268,18 +270,21 @@ def test_lines_cover_every_cell_with_troubles(small_csv) -> None:
 def _intervals(orders: pd.DataFrame) -> pd.DataFrame:
     """Valid measured orders with their interval in business days (OP-4 style)."""
     orders = orders[~_problems(orders, "completed_at").any(axis=1)]
-    orders = orders[(orders.test == "false") & (orders.cancelled == "false")
-                    & (orders.completed_at != "") & (orders.miss_reason != "customer")
-                    & orders.order_type.isin(["new", "change", "transfer"])].copy()
+    orders = orders[
+        (orders.test == "false")
+        & (orders.cancelled == "false")
+        & (orders.completed_at != "")
+        & (orders.miss_reason != "customer")
+        & orders.order_type.isin(["new", "change", "transfer"])
+    ].copy()
     received = _ts(orders.received_at)
-    cal = _calendar([2023 * 12, 2024 * 12 + 11])
+    cal = business_calendar([2023 * 12, 2024 * 12 + 11])
     late = (received.dt.hour >= 15).to_numpy()
     day = received.dt.normalize().to_numpy().astype("M8[D]") + late.astype("m8[D]")
     effective = np.busday_offset(day, 0, roll="forward", busdaycal=cal)
     completed = _ts(orders.completed_at).dt.normalize().to_numpy().astype("M8[D]")
     orders["interval"] = np.busday_count(effective, completed, busdaycal=cal)
-    standard = np.busday_offset(effective, orders["product"].map(lambda p: PRODUCTS[p][0]),
-                                busdaycal=cal)
+    standard = np.busday_offset(effective, orders["product"].map(lambda p: PRODUCTS[p][0]), busdaycal=cal)
     requested = pd.to_datetime(orders.requested_due_date.replace("", None)).to_numpy()
     return orders[~(requested.astype("M8[D]") > standard)]
 
@@ -334,7 +339,7 @@ def test_repeat_troubles(clean_default: Path) -> None:
     troubles = troubles[troubles.circuit_id != ""].sort_values(["circuit_id", "received"])
     gap = troubles.received - troubles.groupby("circuit_id").received.shift()
     troubles["repeat"] = gap <= pd.Timedelta(days=30)
-    late = troubles[troubles.received >= pd.Timestamp("2024-05-01")]   # a full 30-day lookback
+    late = troubles[troubles.received >= pd.Timestamp("2024-05-01")]  # a full 30-day lookback
     slow = (late.carrier_id == "CLEC05") & (late.state == "UT")
     assert 0.07 < late.repeat[~slow].mean() < 0.13
     assert late.repeat[slow].mean() > 2 * late.repeat[~slow].mean()
@@ -343,8 +348,12 @@ def test_repeat_troubles(clean_default: Path) -> None:
 def test_some_new_installs_get_early_troubles(clean_default: Path) -> None:
     """A few percent of new installs get a network trouble within 30 days of completion."""
     orders = _read_csv(clean_default, "orders")
-    new = orders[(orders.order_type == "new") & (orders.completed_at != "")
-                 & (orders.circuit_id != "") & (orders.test == "false")].copy()
+    new = orders[
+        (orders.order_type == "new")
+        & (orders.completed_at != "")
+        & (orders.circuit_id != "")
+        & (orders.test == "false")
+    ].copy()
     new["completed"] = _ts(new.completed_at)
     pairs = new.merge(_network(clean_default), on="circuit_id")
     after = pairs.received - pairs.completed
@@ -363,8 +372,9 @@ def test_trouble_rate_per_100_lines(clean_default: Path) -> None:
     assert ((rate > 1) & (rate < 2)).all() and len(rate) == 2
 
 
-@pytest.mark.parametrize("kwargs", [{"period": "2024-13"}, {"period": "2024-3"},
-                                    {"periods": 0}, {"fmt": "xlsx"}, {"files_per_type": 0}])
+@pytest.mark.parametrize(
+    "kwargs", [{"period": "2024-13"}, {"period": "2024-3"}, {"periods": 0}, {"fmt": "xlsx"}, {"files_per_type": 0}]
+)
 def test_bad_arguments_raise_usage_error(tmp_path: Path, kwargs: dict) -> None:
     """Bad arguments raise UsageError before anything is written."""
     with pytest.raises(UsageError):
@@ -376,15 +386,18 @@ def _secs(text: str) -> np.ndarray:
     return np.array([np.datetime64(text, "s").astype(np.int64)])
 
 
-@pytest.mark.parametrize(("start", "hours", "expected"), [
-    ("2024-03-08T16:00", 2.0, "2024-03-11T09:00"),   # Friday afternoon to Monday
-    ("2024-03-09T11:00", 1.5, "2024-03-11T09:30"),   # Saturday counts from Monday's opening
-    ("2024-07-03T16:00", 2.0, "2024-07-05T09:00"),   # over the Independence Day holiday
-    ("2024-03-11T07:00", 9.0, "2024-03-11T17:00"),   # a whole business day
-])
+@pytest.mark.parametrize(
+    ("start", "hours", "expected"),
+    [
+        ("2024-03-08T16:00", 2.0, "2024-03-11T09:00"),  # Friday afternoon to Monday
+        ("2024-03-09T11:00", 1.5, "2024-03-11T09:30"),  # Saturday counts from Monday's opening
+        ("2024-07-03T16:00", 2.0, "2024-07-05T09:00"),  # over the Independence Day holiday
+        ("2024-03-11T07:00", 9.0, "2024-03-11T17:00"),  # a whole business day
+    ],
+)
 def test_add_business_hours_examples(start: str, hours: float, expected: str) -> None:
     """Business hours skip nights, weekends and federal holidays."""
-    cal = _calendar([2024 * 12])
+    cal = business_calendar([2024 * 12])
     result = add_business_hours(_secs(start), np.array([hours]), cal)
     assert result[0] == _secs(expected)[0]
 
@@ -393,7 +406,7 @@ def test_add_business_hours_examples(start: str, hours: float, expected: str) ->
 @given(start=st.integers(1_700_000_000, 1_760_000_000), hours=st.floats(0, 200))
 def test_add_business_hours_lands_in_business_hours(start: int, hours: float) -> None:
     """The result never precedes the start and lies within 08:00-17:00 of a business day."""
-    cal = _calendar([2023 * 12, 2025 * 12 + 11])
+    cal = business_calendar([2023 * 12, 2025 * 12 + 11])
     result = int(add_business_hours(np.array([start]), np.array([hours]), cal)[0])
     day, seconds = divmod(result, 86_400)
     assert result >= start
@@ -401,17 +414,18 @@ def test_add_business_hours_lands_in_business_hours(start: int, hours: float) ->
     assert 8 * 3600 <= seconds <= 17 * 3600
 
 
-@pytest.mark.parametrize(("state", "start", "hours", "expected"), [
-    ("CO", "2024-06-03T10:00", 2.0, "2024-06-03T12:00"),
-    ("CO", "2024-03-10T01:30", 1.0, "2024-03-10T03:30"),   # spring forward skips 02:00-03:00
-    ("AZ", "2024-03-10T01:30", 1.0, "2024-03-10T02:30"),   # Arizona keeps standard time
-    ("WA", "2024-11-03T00:30", 2.0, "2024-11-03T01:30"),   # fall back repeats 01:00-02:00
-    ("CO", "2024-11-03T01:30", 0.75, "2024-11-03T02:15"),  # would read 01:15, before the start
-])
+@pytest.mark.parametrize(
+    ("state", "start", "hours", "expected"),
+    [
+        ("CO", "2024-06-03T10:00", 2.0, "2024-06-03T12:00"),
+        ("CO", "2024-03-10T01:30", 1.0, "2024-03-10T03:30"),  # spring forward skips 02:00-03:00
+        ("AZ", "2024-03-10T01:30", 1.0, "2024-03-10T02:30"),  # Arizona keeps standard time
+        ("WA", "2024-11-03T00:30", 2.0, "2024-11-03T01:30"),  # fall back repeats 01:00-02:00
+        ("CO", "2024-11-03T01:30", 0.75, "2024-11-03T02:15"),  # would read 01:15, before the start
+    ],
+)
 def test_add_elapsed_across_dst(state: str, start: str, hours: float, expected: str) -> None:
     """Real elapsed time is added across DST changes, and never gives a time before the start."""
-    zones = [_Zone(z, int(_secs("2024-01-01T00:00")[0]), int(_secs("2025-01-01T00:00")[0]))
-             for z in STATE_ZONES]
-    result = add_elapsed(_secs(start), np.array([int(hours * 3600)]),
-                         np.array([STATES.index(state)]), zones)
+    zones = [Zone(z, int(_secs("2024-01-01T00:00")[0]), int(_secs("2025-01-01T00:00")[0])) for z in STATE_ZONES]
+    result = add_elapsed(_secs(start), np.array([int(hours * 3600)]), np.array([STATES.index(state)]), zones)
     assert result[0] == _secs(expected)[0]
