@@ -14,22 +14,47 @@ from carrier_sla import pipeline
 from carrier_sla.plan import PLANS_DIR, load_plan, plan_from_document
 
 ORDER_DEFAULTS: dict[str, Any] = {
-    "carrier_id": "CLEC01", "state": "CO", "product": "resale_pots", "order_type": "new", "dispatch": "false",
-    "received_at": "2026-10-05 09:00:00", "due_date": "2026-10-08", "completed_at": "2026-10-08 12:00:00",
-    "foc_at": "2026-10-05 10:00:00", "requested_due_date": "", "cancelled": "false", "miss_reason": "",
-    "channel": "electronic", "circuit_id": "", "test": "false", "quantity": "1",
+    "carrier_id": "CLEC01",
+    "state": "CO",
+    "product": "resale_pots",
+    "order_type": "new",
+    "dispatch": "false",
+    "received_at": "2026-10-05 09:00:00",
+    "due_date": "2026-10-08",
+    "completed_at": "2026-10-08 12:00:00",
+    "foc_at": "2026-10-05 10:00:00",
+    "requested_due_date": "",
+    "cancelled": "false",
+    "miss_reason": "",
+    "channel": "electronic",
+    "circuit_id": "",
+    "test": "false",
+    "quantity": "1",
 }
 TROUBLE_DEFAULTS: dict[str, Any] = {
-    "carrier_id": "CLEC01", "state": "CO", "product": "resale_pots", "circuit_id": "C1", "dispatch": "false",
-    "received_at": "2026-10-13 09:00:00", "cleared_at": "2026-10-13 11:00:00", "disposition": "network",
-    "no_access_hours": "", "test": "false",
+    "carrier_id": "CLEC01",
+    "state": "CO",
+    "product": "resale_pots",
+    "circuit_id": "C1",
+    "dispatch": "false",
+    "received_at": "2026-10-13 09:00:00",
+    "cleared_at": "2026-10-13 11:00:00",
+    "disposition": "network",
+    "no_access_hours": "",
+    "test": "false",
 }
 LINE_DEFAULTS: dict[str, Any] = {
-    "period": "2026-10", "carrier_id": "CLEC01", "state": "CO", "product": "resale_pots", "lines_in_service": "100",
+    "period": "2026-10",
+    "carrier_id": "CLEC01",
+    "state": "CO",
+    "product": "resale_pots",
+    "lines_in_service": "100",
 }
 
 
-def _rows(defaults: dict[str, Any], id_field: str | None, prefix: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _rows(
+    defaults: dict[str, Any], id_field: str | None, prefix: str, rows: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
     out = []
     for i, row in enumerate(rows, start=1):
         full = {**({id_field: f"{prefix}{i}"} if id_field else {}), **defaults, **row}
@@ -59,10 +84,14 @@ def write_inputs(
     run sees the file with no rows.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    write_csv(folder / "orders.csv", _rows(ORDER_DEFAULTS, "order_id", "O", orders or []),
-              ["order_id", *ORDER_DEFAULTS])
-    write_csv(folder / "troubles.csv", _rows(TROUBLE_DEFAULTS, "ticket_id", "T", troubles or []),
-              ["ticket_id", *TROUBLE_DEFAULTS])
+    write_csv(
+        folder / "orders.csv", _rows(ORDER_DEFAULTS, "order_id", "O", orders or []), ["order_id", *ORDER_DEFAULTS]
+    )
+    write_csv(
+        folder / "troubles.csv",
+        _rows(TROUBLE_DEFAULTS, "ticket_id", "T", troubles or []),
+        ["ticket_id", *TROUBLE_DEFAULTS],
+    )
     write_csv(folder / "lines.csv", _rows(LINE_DEFAULTS, None, "", lines or []), list(LINE_DEFAULTS))
     return folder
 
@@ -170,9 +199,23 @@ def generated_store(tmp_path_factory):
     generate(root / "data", "2026-10", periods=3, scale=3_000, seed=5, fmt="parquet")
     manifests = []
     for period in GENERATED_MONTHS:
-        assert main(["run", "--plan", "example-qc", "--data", str(root / "data"), "--period", period,
-                     "--out", str(root / "store"), "--quiet"]) == 0
+        assert (
+            main(
+                [
+                    "run",
+                    "--plan",
+                    "example-qc",
+                    "--data",
+                    str(root / "data"),
+                    "--period",
+                    period,
+                    "--out",
+                    str(root / "store"),
+                    "--quiet",
+                ]
+            )
+            == 0
+        )
         runs = sorted((root / "store" / "runs").iterdir(), key=lambda p: p.stat().st_mtime)
         manifests.append(json.loads((runs[-1] / "manifest.json").read_text()))
     return root / "store", root / "data", manifests
-

@@ -97,8 +97,18 @@ def test_business_hours_keep_fractions_of_a_second(co):
 
 def test_is_business_day_follows_weekmask_and_federal_holidays_only(co):
     """Weekdays are business days unless federal holidays (observed dates included); state holidays are not."""
-    result = co.is_business_day(days("2026-10-09", "2026-10-10", "2026-10-11", "2026-10-12", "2026-07-03",
-                                     "2026-11-27", "2026-03-31", "2026-12-25"))
+    result = co.is_business_day(
+        days(
+            "2026-10-09",
+            "2026-10-10",
+            "2026-10-11",
+            "2026-10-12",
+            "2026-07-03",
+            "2026-11-27",
+            "2026-03-31",
+            "2026-12-25",
+        )
+    )
     assert result.tolist() == [True, False, False, False, False, True, True, False]
 
 
@@ -171,8 +181,10 @@ def test_localize_nonexistent_time_is_null():
 def test_to_local_converts_instants_to_wall_clock():
     """to_local gives the wall time of UTC instants; both instants of the fall-back hour read 01:30."""
     utc = ns("2026-11-01T07:30", "2026-11-01T08:30", "2026-11-01T06:30")
-    assert cal.to_local(utc, "America/Denver").tolist() == ns(
-        "2026-11-01T01:30", "2026-11-01T01:30", "2026-11-01T00:30").tolist()
+    assert (
+        cal.to_local(utc, "America/Denver").tolist()
+        == ns("2026-11-01T01:30", "2026-11-01T01:30", "2026-11-01T00:30").tolist()
+    )
     assert cal.to_local(ns("2026-11-01T06:30"), "America/Los_Angeles").tolist() == ns("2026-10-31T23:30").tolist()
     assert cal.to_local(ns("2026-11-01T06:30"), "America/Phoenix").tolist() == ns("2026-10-31T23:30").tolist()
 

@@ -31,8 +31,11 @@ GOOD_ORDERS = [
     {"carrier_id": "ILEC", "product": "pots"},
     {"carrier_id": "ILEC", "product": "pots", "completed_at": "2026-10-07 12:00:00"},
 ]
-GOOD_TROUBLES = [{}, {"carrier_id": "ILEC", "product": "pots"}, {"carrier_id": "ILEC", "product": "pots",
-                                                                 "cleared_at": "2026-10-13 15:00:00"}]
+GOOD_TROUBLES = [
+    {},
+    {"carrier_id": "ILEC", "product": "pots"},
+    {"carrier_id": "ILEC", "product": "pots", "cleared_at": "2026-10-13 15:00:00"},
+]
 GOOD_LINES = [{}, {"carrier_id": "ILEC", "product": "pots", "lines_in_service": "1000"}]
 
 
@@ -62,8 +65,10 @@ def snapshot(store: Path) -> dict[str, str]:
     """sha256 of every published file of the store (results, records, rejects)."""
     return {
         str(p.relative_to(store)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for table in ("results", "records", "rejects") if (store / table).exists()
-        for p in sorted((store / table).rglob("*")) if p.is_file()
+        for table in ("results", "records", "rejects")
+        if (store / table).exists()
+        for p in sorted((store / table).rglob("*"))
+        if p.is_file()
     }
 
 
@@ -94,8 +99,9 @@ def plan_file(tmp_path: Path, change) -> Path:
 def test_run_completes_with_exit_0_and_prints_a_summary(tmp_path, capsys):
     """run on good data exits 0, prints the run summary and publishes results, records and rejects."""
     data = good_data(tmp_path / "data")
-    code, out, err = cli(capsys, "run", "--plan", "example-qc", "--data", data, "--period", PERIOD,
-                         "--out", tmp_path / "store")
+    code, out, err = cli(
+        capsys, "run", "--plan", "example-qc", "--data", data, "--period", PERIOD, "--out", tmp_path / "store"
+    )
     assert (code, err) == (0, "")
     assert "period 2026-10, plan example-qc 1.0.0" in out
     assert "inputs: 9 rows read, 0 rejected" in out
@@ -107,8 +113,9 @@ def test_run_completes_with_exit_0_and_prints_a_summary(tmp_path, capsys):
 def test_run_quiet_prints_nothing(tmp_path, capsys, small_plan):
     """--quiet prints nothing on success."""
     data = good_data(tmp_path / "data")
-    assert cli(capsys, "run", "--plan", small_plan, "--data", data, "--period", PERIOD, "--out",
-               tmp_path / "store", "--quiet") == (0, "", "")
+    assert cli(
+        capsys, "run", "--plan", small_plan, "--data", data, "--period", PERIOD, "--out", tmp_path / "store", "--quiet"
+    ) == (0, "", "")
 
 
 LATE_FOC = {"received_at": "2026-10-05 09:00:00", "foc_at": "2026-10-08 10:00:00"}  # 3 business days: > 24 h
@@ -122,8 +129,21 @@ def test_fail_on_miss_exits_1_only_when_there_is_a_miss(tmp_path, capsys, small_
     assert cli(capsys, *args, "--out", tmp_path / "s2", "--fail-on", "miss")[0] == 1
     assert manifests(tmp_path / "s2")[0]["verdicts"]["miss"] == 2  # the CLEC cell and the all-CLEC aggregate
     on_time = write_inputs(tmp_path / "on_time", [{}, {}], [], [])
-    code = cli(capsys, "run", "--plan", small_plan, "--data", on_time, "--period", PERIOD, "--quiet",
-               "--out", tmp_path / "s3", "--fail-on", "miss")[0]
+    code = cli(
+        capsys,
+        "run",
+        "--plan",
+        small_plan,
+        "--data",
+        on_time,
+        "--period",
+        PERIOD,
+        "--quiet",
+        "--out",
+        tmp_path / "s3",
+        "--fail-on",
+        "miss",
+    )[0]
     assert code == 0
     assert "miss" not in manifests(tmp_path / "s3")[0]["verdicts"]
 
@@ -132,8 +152,9 @@ def test_fail_on_miss_exits_1_only_when_there_is_a_miss(tmp_path, capsys, small_
 def test_bad_period_is_a_usage_error_exit_2(tmp_path, capsys, small_plan, period):
     """A --period that is not YYYY-MM exits 2 naming the period, before anything is read or written."""
     data = good_data(tmp_path / "data")
-    code, _, err = cli(capsys, "run", "--plan", small_plan, "--data", data, "--period", period,
-                         "--out", tmp_path / "store")
+    code, _, err = cli(
+        capsys, "run", "--plan", small_plan, "--data", data, "--period", period, "--out", tmp_path / "store"
+    )
     assert code == 2
     assert f"period {period!r} is not YYYY-MM" in err
     assert not (tmp_path / "store").exists()
@@ -174,15 +195,17 @@ def test_plan_in_force_for_part_of_the_period_runs(tmp_path, capsys):
     """A plan that takes effect mid-month is in force for that month."""
     plan = plan_file(tmp_path, lambda doc: doc.update(effective_from="2026-10-15"))
     data = good_data(tmp_path / "data")
-    code, _, _ = cli(capsys, "run", "--plan", plan, "--data", data, "--period", PERIOD, "--out", tmp_path / "s",
-                     "--quiet")
+    code, _, _ = cli(
+        capsys, "run", "--plan", plan, "--data", data, "--period", PERIOD, "--out", tmp_path / "s", "--quiet"
+    )
     assert code == 0
 
 
 def test_unknown_plan_id_exits_2(tmp_path, capsys):
     """--plan with neither a file nor a bundled id exits 2 naming the bundled plans."""
-    code, _, err = cli(capsys, "run", "--plan", "qwest-2031", "--data", tmp_path, "--period", PERIOD,
-                       "--out", tmp_path / "store")
+    code, _, err = cli(
+        capsys, "run", "--plan", "qwest-2031", "--data", tmp_path, "--period", PERIOD, "--out", tmp_path / "store"
+    )
     assert code == 2
     assert "qwest-2031" in err and "example-qc" in err
 
@@ -196,13 +219,17 @@ def test_plan_with_problems_exits_2_listing_every_problem(tmp_path, capsys):
         doc["products"][3]["retail_analog"] = "pots2"
 
     plan = plan_file(tmp_path, break_it)
-    code, _, err = cli(capsys, "run", "--plan", plan, "--data", tmp_path, "--period", PERIOD,
-                         "--out", tmp_path / "store")
+    code, _, err = cli(
+        capsys, "run", "--plan", plan, "--data", tmp_path, "--period", PERIOD, "--out", tmp_path / "store"
+    )
     assert code == 2
     lines = [line.strip() for line in err.splitlines()]
     assert lines[0] == f"carrier-sla: plan {plan}: 3 problem(s)"
     assert [line.split(":")[0] for line in lines[1:]] == [
-        "/measures/0/value/from", "/measures/1/period_by", "/products/3/retail_analog"]
+        "/measures/0/value/from",
+        "/measures/1/period_by",
+        "/products/3/retail_analog",
+    ]
 
 
 def test_yaml_plan_path_is_accepted(tmp_path, capsys):
@@ -213,8 +240,9 @@ def test_yaml_plan_path_is_accepted(tmp_path, capsys):
     keep_measures(doc, (doc["measures"][0]["id"],))
     path.write_text(yaml.safe_dump(doc))
     data = good_data(tmp_path / "data")
-    code, _, _ = cli(capsys, "run", "--plan", path, "--data", data, "--period", PERIOD, "--out", tmp_path / "s",
-                     "--quiet")
+    code, _, _ = cli(
+        capsys, "run", "--plan", path, "--data", data, "--period", PERIOD, "--out", tmp_path / "s", "--quiet"
+    )
     assert code == 0
     assert manifests(tmp_path / "s")[0]["plan"]["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -226,8 +254,10 @@ def test_missing_input_file_exits_3_and_keeps_the_published_period(tmp_path, cap
     """Without troubles.csv the run exits 3 with one message naming the file, and the period's earlier outputs stay."""
     store = tmp_path / "store"
     data = good_data(tmp_path / "data")
-    assert cli(capsys, "run", "--plan", "example-qc", "--data", data, "--period", PERIOD, "--out", store,
-               "--quiet")[0] == 0
+    assert (
+        cli(capsys, "run", "--plan", "example-qc", "--data", data, "--period", PERIOD, "--out", store, "--quiet")[0]
+        == 0
+    )
     before = snapshot(store)
     (data / "troubles.csv").unlink()
     code, _, err = cli(capsys, "run", "--plan", "example-qc", "--data", data, "--period", PERIOD, "--out", store)
@@ -242,21 +272,46 @@ def test_missing_required_column_exits_3_naming_file_and_column(tmp_path, capsys
     """An orders file without due_date exits 3 with one message naming file and column; nothing is published."""
     data = good_data(tmp_path / "data")
     columns = ["order_id", "carrier_id", "state", "product", "order_type", "dispatch", "received_at", "completed_at"]
-    write_csv(data / "orders.csv", [{"order_id": "O1", "carrier_id": "CLEC01", "state": "CO", "product": "resale_pots",
-                                     "order_type": "new", "dispatch": "false",
-                                     "received_at": "2026-10-05 09:00:00", "completed_at": ""}], columns)
-    code, _, err = cli(capsys, "run", "--plan", small_plan, "--data", data, "--period", PERIOD,
-                       "--out", tmp_path / "store")
+    write_csv(
+        data / "orders.csv",
+        [
+            {
+                "order_id": "O1",
+                "carrier_id": "CLEC01",
+                "state": "CO",
+                "product": "resale_pots",
+                "order_type": "new",
+                "dispatch": "false",
+                "received_at": "2026-10-05 09:00:00",
+                "completed_at": "",
+            }
+        ],
+        columns,
+    )
+    code, _, err = cli(
+        capsys, "run", "--plan", small_plan, "--data", data, "--period", PERIOD, "--out", tmp_path / "store"
+    )
     assert code == 3
     assert err.strip().splitlines() == [
-        f"carrier-sla: input error: {data / 'orders.csv'}: missing required column due_date for orders"]
+        f"carrier-sla: input error: {data / 'orders.csv'}: missing required column due_date for orders"
+    ]
     assert snapshot(tmp_path / "store") == {}
 
 
 def test_missing_data_directory_exits_3(tmp_path, capsys, small_plan):
     """A --data directory that does not exist is an input error, exit 3."""
-    code, _, err = cli(capsys, "run", "--plan", small_plan, "--data", tmp_path / "nowhere", "--period", PERIOD,
-                       "--out", tmp_path / "store")
+    code, _, err = cli(
+        capsys,
+        "run",
+        "--plan",
+        small_plan,
+        "--data",
+        tmp_path / "nowhere",
+        "--period",
+        PERIOD,
+        "--out",
+        tmp_path / "store",
+    )
     assert code == 3
     assert "nowhere" in err
 
@@ -273,8 +328,21 @@ def test_reject_rate_above_the_limit_exits_3_and_the_option_raises_the_limit(tmp
     assert (failed["status"], failed["exit_code"]) == ("failed", 3)
     assert pq.read_table(store / "runs" / failed["run_id"] / "rejects.parquet").num_rows == 1
 
-    code, _, _ = cli(capsys, "run", "--plan", small_plan, "--data", data, "--period", PERIOD, "--out", store,
-                     "--max-reject-rate", "0.5", "--quiet")
+    code, _, _ = cli(
+        capsys,
+        "run",
+        "--plan",
+        small_plan,
+        "--data",
+        data,
+        "--period",
+        PERIOD,
+        "--out",
+        store,
+        "--max-reject-rate",
+        "0.5",
+        "--quiet",
+    )
     assert code == 0
     assert pq.read_table(store / "rejects" / f"period={PERIOD}" / "part-0.parquet").num_rows == 1
 
@@ -287,8 +355,9 @@ def test_unexpected_error_exits_5(tmp_path, capsys, small_plan, monkeypatch):
 
     monkeypatch.setattr(pipeline, "compute", boom)
     data = good_data(tmp_path / "data")
-    code, _, err = cli(capsys, "run", "--plan", small_plan, "--data", data, "--period", PERIOD,
-                       "--out", tmp_path / "store")
+    code, _, err = cli(
+        capsys, "run", "--plan", small_plan, "--data", data, "--period", PERIOD, "--out", tmp_path / "store"
+    )
     assert code == 5
     assert "RuntimeError: boom" in err and "unexpected internal error (exit 5)" in err
     assert manifests(tmp_path / "store")[-1]["exit_code"] == 5
@@ -309,8 +378,9 @@ def test_store_that_cannot_be_written_exits_5(tmp_path, capsys, small_plan):
 def test_period_without_records_completes_and_says_so(tmp_path, capsys):
     """Inputs with headers and no rows give a completed run (exit 0) that prints 'no results'."""
     data = write_inputs(tmp_path / "data", [], [], [])
-    code, out, _ = cli(capsys, "run", "--plan", "example-qc", "--data", data, "--period", PERIOD,
-                       "--out", tmp_path / "store")
+    code, out, _ = cli(
+        capsys, "run", "--plan", "example-qc", "--data", data, "--period", PERIOD, "--out", tmp_path / "store"
+    )
     assert code == 0
     assert "inputs: 0 rows read, 0 rejected" in out and "no results" in out
     assert manifests(tmp_path / "store")[0]["verdicts"] == {}
@@ -337,8 +407,9 @@ def test_validate_checks_columns_without_computing(tmp_path, capsys, monkeypatch
     data = write_inputs(tmp_path / "data", [{"state": "TX", "received_at": "garbage"}], [{}], [{}])
     code, out, _ = cli(capsys, "validate", "--plan", "example-qc", "--data", data)
     assert code == 0
-    assert out.splitlines()[1:] == [f"{t}: {data / (t + '.csv')} has every required column"
-                                    for t in ("orders", "troubles", "lines")]
+    assert out.splitlines()[1:] == [
+        f"{t}: {data / (t + '.csv')} has every required column" for t in ("orders", "troubles", "lines")
+    ]
     assert not list(tmp_path.glob("**/*.parquet"))
 
 
@@ -358,8 +429,21 @@ def test_validate_reads_parquet_schemas_and_partition_columns(tmp_path, capsys, 
     data = tmp_path / "data"
     folder = data / "orders" / "state=CO"
     folder.mkdir(parents=True)
-    table = pa.table({c: pa.array(["x"], pa.string()) for c in (
-        "order_id", "carrier_id", "product", "order_type", "dispatch", "received_at", "due_date", "completed_at")})
+    table = pa.table(
+        {
+            c: pa.array(["x"], pa.string())
+            for c in (
+                "order_id",
+                "carrier_id",
+                "product",
+                "order_type",
+                "dispatch",
+                "received_at",
+                "due_date",
+                "completed_at",
+            )
+        }
+    )
     pq.write_table(table, folder / "part.parquet")
     code, out, _ = cli(capsys, "validate", "--plan", small_plan, "--data", data)
     assert code == 0
@@ -400,13 +484,31 @@ def test_generate_writes_data_that_runs(tmp_path, capsys):
     assert cli(capsys, *args, "--out", tmp_path / "g2")[0] == 0
     for name in ("orders.csv", "troubles.csv", "lines.csv"):
         assert (tmp_path / "g1" / name).read_bytes() == (tmp_path / "g2" / name).read_bytes()
-    code, _, err = cli(capsys, "run", "--plan", "example-qc", "--data", tmp_path / "g1", "--period", PERIOD,
-                       "--out", tmp_path / "store", "--quiet")
+    code, _, err = cli(
+        capsys,
+        "run",
+        "--plan",
+        "example-qc",
+        "--data",
+        tmp_path / "g1",
+        "--period",
+        PERIOD,
+        "--out",
+        tmp_path / "store",
+        "--quiet",
+    )
     assert (code, err) == (0, "")
 
 
-@pytest.mark.parametrize("args", [["--period", "2026-13"], ["--period", PERIOD, "--scale", "0"],
-                                  ["--period", PERIOD, "--periods", "0"], ["--period", PERIOD, "--format", "xlsx"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--period", "2026-13"],
+        ["--period", PERIOD, "--scale", "0"],
+        ["--period", PERIOD, "--periods", "0"],
+        ["--period", PERIOD, "--format", "xlsx"],
+    ],
+)
 def test_generate_with_bad_arguments_exits_2(tmp_path, capsys, args):
     """generate with a bad period, scale, number of periods or format exits 2."""
     pytest.importorskip("carrier_sla.generate")
@@ -420,8 +522,22 @@ def _finished_run(folder: Path) -> tuple[Path, Path, dict]:
     """A completed CLI run of example-qc over data with one rejected row: (store, data, manifest)."""
     data = write_inputs(folder / "data", [*GOOD_ORDERS, {"product": "fiber"}], GOOD_TROUBLES, GOOD_LINES)
     store = folder / "store"
-    code = main(["run", "--plan", "example-qc", "--data", str(data), "--period", PERIOD, "--out", str(store),
-                 "--max-reject-rate", "0.5", "--quiet"])
+    code = main(
+        [
+            "run",
+            "--plan",
+            "example-qc",
+            "--data",
+            str(data),
+            "--period",
+            PERIOD,
+            "--out",
+            str(store),
+            "--max-reject-rate",
+            "0.5",
+            "--quiet",
+        ]
+    )
     assert code == 0
     (manifest,) = manifests(store)
     return store, data, manifest
@@ -504,7 +620,8 @@ def _tables(store: Path) -> dict[str, object]:
     """Every published Parquet table of the store without its key-value metadata."""
     return {
         str(p.relative_to(store)): pq.read_table(p).replace_schema_metadata(None)
-        for table in ("results", "records", "rejects", "remedies", "escalation") for p in sorted((store / table).rglob("*.parquet"))
+        for table in ("results", "records", "rejects", "remedies", "escalation")
+        for p in sorted((store / table).rglob("*.parquet"))
     }
 
 
@@ -512,8 +629,21 @@ def test_rerunning_a_period_replaces_its_outputs_with_identical_tables(finished,
     """Running the same period again replaces its outputs (new run id) with tables holding the same data."""
     store, data, first = finished
     before = _tables(store)
-    code = cli(capsys, "run", "--plan", "example-qc", "--data", data, "--period", PERIOD, "--out", store,
-               "--max-reject-rate", "0.5", "--quiet")[0]
+    code = cli(
+        capsys,
+        "run",
+        "--plan",
+        "example-qc",
+        "--data",
+        data,
+        "--period",
+        PERIOD,
+        "--out",
+        store,
+        "--max-reject-rate",
+        "0.5",
+        "--quiet",
+    )[0]
     assert code == 0
     second = manifests(store)[-1]
     assert second["run_id"] != first["run_id"]
@@ -530,8 +660,10 @@ def test_rerunning_with_changed_data_leaves_nothing_of_the_old_outputs(finished,
     """A re-run over changed data replaces the period's records and rejects: nothing of the old run remains."""
     store, data, _ = finished
     write_inputs(data, GOOD_ORDERS[:3], GOOD_TROUBLES, GOOD_LINES)
-    assert cli(capsys, "run", "--plan", "example-qc", "--data", data, "--period", PERIOD, "--out", store,
-               "--quiet")[0] == 0
+    assert (
+        cli(capsys, "run", "--plan", "example-qc", "--data", data, "--period", PERIOD, "--out", store, "--quiet")[0]
+        == 0
+    )
     records = pq.read_table(store / "records" / f"period={PERIOD}" / "measure=OP-3").to_pandas()
     assert sorted(records["record_id"]) == ["O1", "O2", "O3"]
     assert pq.read_table(store / "rejects" / f"period={PERIOD}" / "part-0.parquet").num_rows == 0
@@ -541,11 +673,25 @@ def test_another_period_leaves_the_first_one_in_place(finished, capsys):
     """Publishing 2026-11 does not touch the outputs of 2026-10."""
     store, data, _ = finished
     before = snapshot(store)
-    november = write_inputs(data.parent / "november", [{"received_at": "2026-11-02 09:00:00",
-                                                        "foc_at": "2026-11-02 10:00:00", "due_date": "2026-11-05",
-                                                        "completed_at": "2026-11-05 10:00:00"}], [], [])
-    assert cli(capsys, "run", "--plan", "example-qc", "--data", november, "--period", "2026-11", "--out", store,
-               "--quiet")[0] == 0
+    november = write_inputs(
+        data.parent / "november",
+        [
+            {
+                "received_at": "2026-11-02 09:00:00",
+                "foc_at": "2026-11-02 10:00:00",
+                "due_date": "2026-11-05",
+                "completed_at": "2026-11-05 10:00:00",
+            }
+        ],
+        [],
+        [],
+    )
+    assert (
+        cli(
+            capsys, "run", "--plan", "example-qc", "--data", november, "--period", "2026-11", "--out", store, "--quiet"
+        )[0]
+        == 0
+    )
     after = snapshot(store)
     assert {k: v for k, v in after.items() if "period=2026-10" in k} == before
     assert any("period=2026-11" in k for k in after)
@@ -564,8 +710,18 @@ def test_installed_console_script_lists_plans():
 def test_python_dash_m_runs_and_maps_errors_to_exit_codes(tmp_path, small_plan):
     """python -m carrier_sla exits 0 on a good run and 2 on an unknown option, as a real process."""
     data = good_data(tmp_path / "data")
-    base = [sys.executable, "-m", "carrier_sla", "run", "--plan", str(small_plan), "--period", PERIOD,
-            "--out", str(tmp_path / "store")]
+    base = [
+        sys.executable,
+        "-m",
+        "carrier_sla",
+        "run",
+        "--plan",
+        str(small_plan),
+        "--period",
+        PERIOD,
+        "--out",
+        str(tmp_path / "store"),
+    ]
     done = subprocess.run([*base, "--data", str(data)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "inputs: 4 rows read, 0 rejected" in done.stdout
@@ -595,9 +751,14 @@ def test_a_lock_left_by_a_killed_run_is_recovered_and_its_leftovers_cleared(tmp_
 
     out = tmp_path / "store"
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom carrier_sla.store import StoreLock\n"
-         f"lock = StoreLock({str(out)!r}, 'KILLED').__enter__()\nprint('locked', flush=True)\ntime.sleep(60)"],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\nfrom carrier_sla.store import StoreLock\n"
+            f"lock = StoreLock({str(out)!r}, 'KILLED').__enter__()\nprint('locked', flush=True)\ntime.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert holder.stdout.readline().strip() == "locked"
     (out / ".staging" / "KILLED" / "results").mkdir(parents=True)

@@ -42,11 +42,22 @@ def line(**change: Any) -> dict[str, Any]:
 
 
 ORDER_TYPES = {
-    "received_at": "ts", "completed_at": "ts", "foc_at": "ts", "due_date": "date", "requested_due_date": "date",
-    "dispatch": "bool", "cancelled": "bool", "test": "bool", "quantity": "int",
+    "received_at": "ts",
+    "completed_at": "ts",
+    "foc_at": "ts",
+    "due_date": "date",
+    "requested_due_date": "date",
+    "dispatch": "bool",
+    "cancelled": "bool",
+    "test": "bool",
+    "quantity": "int",
 }
 TROUBLE_TYPES = {
-    "received_at": "ts", "cleared_at": "ts", "dispatch": "bool", "test": "bool", "no_access_hours": "float",
+    "received_at": "ts",
+    "cleared_at": "ts",
+    "dispatch": "bool",
+    "test": "bool",
+    "no_access_hours": "float",
 }
 
 
@@ -95,8 +106,10 @@ def snapshot(store: Path) -> dict[str, str]:
     """sha256 of every published file of the store (results, records, rejects)."""
     return {
         str(p.relative_to(store)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for table in ("results", "records", "rejects") if (store / table).exists()
-        for p in sorted((store / table).rglob("*")) if p.is_file()
+        for table in ("results", "records", "rejects")
+        if (store / table).exists()
+        for p in sorted((store / table).rglob("*"))
+        if p.is_file()
     }
 
 
@@ -155,7 +168,8 @@ def test_parquet_timestamp_with_time_zone_is_an_instant_and_without_is_local_wal
     (data / "troubles.csv").unlink()
     table = typed_table(troubles, TROUBLE_TYPES)
     table = table.set_column(
-        table.column_names.index("received_at"), "received_at",
+        table.column_names.index("received_at"),
+        "received_at",
         typed_table(troubles, TROUBLE_TYPES, tz_columns=("received_at",)).column("received_at"),
     )
     assert table.schema.field("received_at").type.tz == "UTC"
@@ -170,10 +184,12 @@ def test_parquet_timestamp_with_time_zone_is_an_instant_and_without_is_local_wal
 
 def test_csv_timestamps_with_an_offset_are_instants(run_checker):
     """A CSV timestamp with an offset (Z or -06:00) is an instant; without one it is the state's wall clock."""
-    run = run_checker(troubles=[
-        {"received_at": "2026-10-13T15:00:00Z", "cleared_at": "2026-10-13 11:00:00"},
-        {"received_at": "2026-10-13T09:00:00-06:00", "cleared_at": "2026-10-13T13:30:00-04:00"},
-    ])
+    run = run_checker(
+        troubles=[
+            {"received_at": "2026-10-13T15:00:00Z", "cleared_at": "2026-10-13 11:00:00"},
+            {"received_at": "2026-10-13T09:00:00-06:00", "cleared_at": "2026-10-13T13:30:00-04:00"},
+        ]
+    )
     assert run.record("MR-6", "T1")["value"] == pytest.approx(2.0)
     assert run.record("MR-6", "T2")["value"] == pytest.approx(2.5)  # 15:00Z to 17:30Z
 
@@ -226,8 +242,12 @@ def test_more_than_one_source_for_a_record_type_is_an_input_error(tmp_path, qc_p
 
 def test_spring_forward_local_time_is_rejected_in_colorado_but_fine_in_arizona(run_checker):
     """02:30 on 2026-03-08 does not exist in America/Denver but does in America/Phoenix (no DST)."""
-    gap = {"received_at": "2026-03-08 02:30:00", "foc_at": "", "due_date": "2026-03-11",
-           "completed_at": "2026-03-10 12:00:00"}
+    gap = {
+        "received_at": "2026-03-08 02:30:00",
+        "foc_at": "",
+        "due_date": "2026-03-11",
+        "completed_at": "2026-03-10 12:00:00",
+    }
     run = run_checker(orders=[{**gap, "state": "CO"}, {**gap, "state": "AZ"}], period="2026-03")
     rejects = run.rejects()
     assert rejects[["record_id", "column", "raw_value", "reason"]].values.tolist() == [
@@ -269,12 +289,27 @@ BAD_ROWS: list[tuple[str, dict[str, Any], str, str | None, Reason]] = [
     ("orders", {"product": "pots"}, "product", "pots", Reason.PRODUCT_NOT_OFFERED),
     ("orders", {"carrier_id": "ILEC", "product": "resale_pots"}, "product", "resale_pots", Reason.PRODUCT_NOT_OFFERED),
     ("orders", {"received_at": "not a date"}, "received_at", "not a date", Reason.UNPARSEABLE_TIMESTAMP),
-    ("orders", {"received_at": "2026-02-30 10:00:00"}, "received_at", "2026-02-30 10:00:00",
-     Reason.UNPARSEABLE_TIMESTAMP),
-    ("orders", {"completed_at": "2026-10-08 25:00:00"}, "completed_at", "2026-10-08 25:00:00",
-     Reason.UNPARSEABLE_TIMESTAMP),
-    ("orders", {"received_at": "2026-03-08 02:30:00"}, "received_at", "2026-03-08 02:30:00",
-     Reason.NONEXISTENT_LOCAL_TIME),
+    (
+        "orders",
+        {"received_at": "2026-02-30 10:00:00"},
+        "received_at",
+        "2026-02-30 10:00:00",
+        Reason.UNPARSEABLE_TIMESTAMP,
+    ),
+    (
+        "orders",
+        {"completed_at": "2026-10-08 25:00:00"},
+        "completed_at",
+        "2026-10-08 25:00:00",
+        Reason.UNPARSEABLE_TIMESTAMP,
+    ),
+    (
+        "orders",
+        {"received_at": "2026-03-08 02:30:00"},
+        "received_at",
+        "2026-03-08 02:30:00",
+        Reason.NONEXISTENT_LOCAL_TIME,
+    ),
     ("orders", {"due_date": "2026-10-32"}, "due_date", "2026-10-32", Reason.UNPARSEABLE_DATE),
     ("orders", {"due_date": "10/08/2026"}, "due_date", "10/08/2026", Reason.UNPARSEABLE_DATE),
     ("orders", {"due_date": "1900-01-01"}, "due_date", "1900-01-01", Reason.DATE_OUT_OF_RANGE),
@@ -327,8 +362,9 @@ def test_every_reason_code_has_a_bad_row_case():
     assert {case[4] for case in BAD_ROWS} == set(Reason) - {Reason.DUPLICATE_ID}  # duplicates: tests below
 
 
-@pytest.mark.parametrize("case", range(len(BAD_ROWS)),
-                         ids=[f"{c[0]}-{c[4].value}-{c[2]}-{i}" for i, c in enumerate(BAD_ROWS)])
+@pytest.mark.parametrize(
+    "case", range(len(BAD_ROWS)), ids=[f"{c[0]}-{c[4].value}-{c[2]}-{i}" for i, c in enumerate(BAD_ROWS)]
+)
 def test_bad_row_is_rejected_with_file_row_id_column_raw_value_reason_and_message(bad_run, case):
     """A bad row becomes one reject naming its file, 1-based row, id, column, raw value, reason code and a message."""
     rtype, change, column, raw, reason = BAD_ROWS[case]
@@ -354,8 +390,11 @@ def test_bad_row_is_rejected_with_file_row_id_column_raw_value_reason_and_messag
 def test_rejects_table_has_the_fixed_column_order(bad_run):
     """The rejects table's columns are REJECT_COLUMNS in that order."""
     _, _, _, folder = bad_run
-    assert list(read_rejects(folder / "out").columns) == REJECT_COLUMNS == [
-        "record_type", "source_file", "row", "record_id", "carrier_id", "column", "raw_value", "reason", "message"]
+    assert (
+        list(read_rejects(folder / "out").columns)
+        == REJECT_COLUMNS
+        == ["record_type", "source_file", "row", "record_id", "carrier_id", "column", "raw_value", "reason", "message"]
+    )
 
 
 def test_a_run_with_bad_rows_continues_with_the_good_ones(bad_run):
@@ -389,7 +428,9 @@ def test_duplicate_ids_reject_every_copy_after_the_first_in_read_order(run_check
     run = run_checker(orders=[{"order_id": "X"}, {"order_id": "Y"}, {"order_id": "X"}, {"order_id": "X"}])
     rejects = run.rejects()
     assert rejects[["row", "record_id", "column", "raw_value", "reason"]].values.tolist() == [
-        [3, "X", "order_id", "X", "duplicate_id"], [4, "X", "order_id", "X", "duplicate_id"]]
+        [3, "X", "order_id", "X", "duplicate_id"],
+        [4, "X", "order_id", "X", "duplicate_id"],
+    ]
     assert run.record("OP-3", "X")["source_row"] == 1
 
 
@@ -402,7 +443,8 @@ def test_duplicate_ids_across_files_of_a_folder_reject_the_later_file(tmp_path, 
     run_dir(qc_plan, data, tmp_path / "out")
     rejects = read_rejects(tmp_path / "out")
     assert rejects[["source_file", "row", "record_id", "reason"]].values.tolist() == [
-        [str(data / "troubles" / "b.csv"), 2, "T1", "duplicate_id"]]
+        [str(data / "troubles" / "b.csv"), 2, "T1", "duplicate_id"]
+    ]
     kept = read_records(tmp_path / "out", "MR-6").set_index("record_id")
     assert kept.loc["T1", "source_file"].endswith("a.csv") and kept.loc["T1", "value"] == pytest.approx(2.0)
 
@@ -412,7 +454,8 @@ def test_duplicate_lines_rows_use_the_composite_key(run_checker):
     run = run_checker(lines=[{}, {"carrier_id": "CLEC02"}, {"lines_in_service": "50"}])
     rejects = run.rejects()
     assert rejects[["record_type", "row", "record_id", "reason"]].values.tolist() == [
-        ["lines", 3, "2026-10|CLEC01|CO|resale_pots", "duplicate_id"]]
+        ["lines", 3, "2026-10|CLEC01|CO|resale_pots", "duplicate_id"]
+    ]
 
 
 # ---------------------------------------------------------------------------- threshold
@@ -550,11 +593,22 @@ def test_every_accepted_record_of_the_period_appears_in_records_of_each_measure(
         order("O3", foc_at="2026-09-30 16:00:00", received_at="2026-09-30 15:00:00"),  # FOC in September
         order("O4", completed_at="2026-11-02 10:00:00"),  # completed in November
         order("O5", completed_at="", cancelled="true"),  # pending: no completion
-        order("O6", received_at="2026-09-02 09:00:00", foc_at="2026-09-02 10:00:00", due_date="2026-09-08",
-              completed_at="2026-09-08 11:00:00", circuit_id="C9"),  # September: OP-5 in arrears
+        order(
+            "O6",
+            received_at="2026-09-02 09:00:00",
+            foc_at="2026-09-02 10:00:00",
+            due_date="2026-09-08",
+            completed_at="2026-09-08 11:00:00",
+            circuit_id="C9",
+        ),  # September: OP-5 in arrears
         order("O7", state="TX"),  # rejected
-        order("O8", completed_at="2026-10-01 00:30:00", received_at="2026-09-28 09:00:00",
-              foc_at="2026-09-28 10:00:00", due_date="2026-10-01"),
+        order(
+            "O8",
+            completed_at="2026-10-01 00:30:00",
+            received_at="2026-09-28 09:00:00",
+            foc_at="2026-09-28 10:00:00",
+            due_date="2026-10-01",
+        ),
         order("O1", product="ubl_2w"),  # duplicate: rejected
     ]
     troubles = [
@@ -565,8 +619,12 @@ def test_every_accepted_record_of_the_period_appears_in_records_of_each_measure(
         trouble("T5", no_access_hours="-2"),  # rejected
         trouble("T6", received_at="2026-10-31 22:00:00", cleared_at="2026-11-01 02:00:00"),
     ]
-    lines = [line(), line(carrier_id="ILEC", product="pots", lines_in_service="1000"), line(period="2026-09"),
-             line(lines_in_service="-1", state="UT")]
+    lines = [
+        line(),
+        line(carrier_id="ILEC", product="pots", lines_in_service="1000"),
+        line(period="2026-09"),
+        line(lines_in_service="-1", state="UT"),
+    ]
     data = tmp_path / "data"
     write_csv(data / "orders.csv", orders, ORDER_COLUMNS)
     write_csv(data / "troubles.csv", troubles, TROUBLE_COLUMNS)
@@ -575,12 +633,17 @@ def test_every_accepted_record_of_the_period_appears_in_records_of_each_measure(
 
     rejects = read_rejects(tmp_path / "out")
     assert sorted(zip(rejects["record_type"], rejects["row"], strict=True)) == [
-        ("lines", 4), ("orders", 7), ("orders", 9), ("troubles", 5)]
+        ("lines", 4),
+        ("orders", 7),
+        ("orders", 9),
+        ("troubles", 5),
+    ]
     for entry in result.manifest["inputs"]:
         assert entry["rows_read"] == entry["rows_accepted"] + entry["rows_rejected"]
     accepted = {
-        "orders": [(r["order_id"], r) for i, r in enumerate(orders, 1) if ("orders", i) not in
-                   {("orders", 7), ("orders", 9)}],
+        "orders": [
+            (r["order_id"], r) for i, r in enumerate(orders, 1) if ("orders", i) not in {("orders", 7), ("orders", 9)}
+        ],
         "troubles": [(r["ticket_id"], r) for i, r in enumerate(troubles, 1) if i != 5],
     }
     for measure in qc_plan.measures:
@@ -593,4 +656,6 @@ def test_every_accepted_record_of_the_period_appears_in_records_of_each_measure(
     assert set(read_records(tmp_path / "out", "OP-5")["record_id"]) == {"O6"}  # sanity: arrears month is September
     base = read_records(tmp_path / "out", "MR-8")
     assert sorted(base[base["record_type"] == "lines"]["record_id"]) == [
-        "2026-10|CLEC01|CO|resale_pots", "2026-10|ILEC|CO|pots"]
+        "2026-10|CLEC01|CO|resale_pots",
+        "2026-10|ILEC|CO|pots",
+    ]

@@ -21,8 +21,13 @@ PERIOD = "2026-10"
 
 def order(order_id: str, carrier: str, product: str, due: str = "08", completed: str = "08") -> dict:
     return {
-        "order_id": order_id, "carrier_id": carrier, "product": product, "received_at": f"{PERIOD}-05 09:00:00",
-        "foc_at": f"{PERIOD}-05 10:00:00", "due_date": f"{PERIOD}-{due}", "completed_at": f"{PERIOD}-{completed} 12:00:00",
+        "order_id": order_id,
+        "carrier_id": carrier,
+        "product": product,
+        "received_at": f"{PERIOD}-05 09:00:00",
+        "foc_at": f"{PERIOD}-05 10:00:00",
+        "due_date": f"{PERIOD}-{due}",
+        "completed_at": f"{PERIOD}-{completed} 12:00:00",
     }
 
 
@@ -112,7 +117,11 @@ def test_restatement_reports_the_payment_that_appears(restated, capsys):
     assert paid > 0
     clec01 = [line for line in pay["lines"] if line["payee"] == "CLEC01" and line["measure_id"] == "OP-3"]
     assert len(clec01) == 1 and clec01[0]["change"] == "added" and clec01[0]["tier"] == "tier1"
-    assert (clec01[0]["amount_a"], Decimal(clec01[0]["amount_b"]), Decimal(clec01[0]["difference"])) == (None, paid, paid)
+    assert (clec01[0]["amount_a"], Decimal(clec01[0]["amount_b"]), Decimal(clec01[0]["difference"])) == (
+        None,
+        paid,
+        paid,
+    )
     totals = {t["payee"]: t for t in pay["by_payee"]}
     assert (Decimal(totals["CLEC01"]["total_a"]), Decimal(totals["CLEC01"]["difference"])) == (0, paid)
     assert Decimal(pay["difference"]) == ledger["amount"].sum() and pay["currency"] == "USD"
@@ -127,16 +136,27 @@ def test_text_json_and_out_carry_the_same_facts(restated, capsys, tmp_path):
     text = capsys.readouterr().out
     assert json.loads((tmp_path / "d" / "summary.json").read_text()) == report
     day = report["by_period"][PERIOD]
-    rows = {name: list(csv.DictReader((tmp_path / "d" / f"{name}.csv").open())) for name in ("verdicts", "figures", "payments", "records")}
+    rows = {
+        name: list(csv.DictReader((tmp_path / "d" / f"{name}.csv").open()))
+        for name in ("verdicts", "figures", "payments", "records")
+    }
     assert {(r["measure"], r["change"], r["record_id"]) for r in rows["records"]} == EXPECTED_RECORDS
     changed = {r["record_id"]: r for r in rows["records"] if r["change"] == "changed" and r["measure"] == "OP-3"}
-    assert (changed["O2"]["changed_fields"], changed["O2"]["value_a"], changed["O2"]["value_b"]) == ("value", "1.0", "0.0")
+    assert (changed["O2"]["changed_fields"], changed["O2"]["value_a"], changed["O2"]["value_b"]) == (
+        "value",
+        "1.0",
+        "0.0",
+    )
     assert {(r["measure_id"], r["carrier_id"], r["status_a"], r["status_b"]) for r in rows["verdicts"]} == {
         (c["measure_id"], c["carrier_id"] or "", c["status_a"], c["status_b"]) for c in day["verdicts"]["cells"]
     }
-    assert [(r["payee"], r["amount_b"]) for r in rows["payments"]] == [(p["payee"], p["amount_b"]) for p in day["payments"]["lines"]]
+    assert [(r["payee"], r["amount_b"]) for r in rows["payments"]] == [
+        (p["payee"], p["amount_b"]) for p in day["payments"]["lines"]
+    ]
     assert len(rows["figures"]) == len(day["figures"]["changes"])
-    assert text.index("met->miss") < text.index("payments (USD)") < text.index("figures:") < text.index("input records:")
+    assert (
+        text.index("met->miss") < text.index("payments (USD)") < text.index("figures:") < text.index("input records:")
+    )
     assert "changed 1: O2" in text and "wrote verdicts.csv" in text
 
 
@@ -172,14 +192,24 @@ def test_two_stores_under_two_plans_show_method_changes(restated, capsys):
 def test_a_period_in_one_view_only_is_reported_added(tmp_path, capsys):
     """Runs of different months compare the months both views hold (unchanged: no differences); asked for a
     month only the later run's view holds, every cell and record of it is added."""
-    orders = ORDERS_A + [{**o, "order_id": o["order_id"] + "n", "received_at": "2026-11-05 09:00:00",
-                          "foc_at": "2026-11-05 10:00:00", "due_date": "2026-11-09", "completed_at": "2026-11-09 12:00:00"}
-                         for o in ORDERS_A]
+    orders = ORDERS_A + [
+        {
+            **o,
+            "order_id": o["order_id"] + "n",
+            "received_at": "2026-11-05 09:00:00",
+            "foc_at": "2026-11-05 10:00:00",
+            "due_date": "2026-11-09",
+            "completed_at": "2026-11-09 12:00:00",
+        }
+        for o in ORDERS_A
+    ]
     data, store, plan = write_inputs(tmp_path / "data", orders=orders), tmp_path / "store", load_plan("example-qc")
     a, b = (pipeline.run(plan, data, p, store, max_reject_rate=1.0).run_id for p in (PERIOD, "2026-11"))
     report = diff_json(capsys, "--store", str(store), "--run", a, "--run", b)
     assert report["periods"] == [PERIOD] and report["identical"]
-    day = diff_json(capsys, "--store", str(store), "--run", a, "--run", b, "--period", "2026-11")["by_period"]["2026-11"]
+    day = diff_json(capsys, "--store", str(store), "--run", a, "--run", b, "--period", "2026-11")["by_period"][
+        "2026-11"
+    ]
     assert day["presence"] == "added" and day["verdicts"]["changed"] == day["verdicts"]["removed"] == 0
     assert day["verdicts"]["added"] == len(pd.read_parquet(store / "results" / "period=2026-11"))
     assert day["records"]["added"] > 0 and day["records"]["removed"] == 0
@@ -187,8 +217,20 @@ def test_a_period_in_one_view_only_is_reported_added(tmp_path, capsys):
 
 def test_figures_compare_floats_with_a_relative_tolerance():
     """A float within 1e-9 relative is unchanged, one beyond it is a change; two nulls are equal, null to a value is not."""
-    a = pd.DataFrame([{**dict.fromkeys(CELL_KEY, "x"), "clec_n": 5, "clec_value": 1.0, "retail_value": None,
-                       "statistic": 2.0, "p_value": 0.5, "critical_value": 1.645, "method": "modified_z"}])
+    a = pd.DataFrame(
+        [
+            {
+                **dict.fromkeys(CELL_KEY, "x"),
+                "clec_n": 5,
+                "clec_value": 1.0,
+                "retail_value": None,
+                "statistic": 2.0,
+                "p_value": 0.5,
+                "critical_value": 1.645,
+                "method": "modified_z",
+            }
+        ]
+    )
     b = a.assign(clec_value=1.0 + 1e-12, retail_value=None, statistic=2.0 + 1e-6, p_value=None, method="modified_t")
     changed = diff_figures(a, b).set_index("figure")
     assert set(changed.index) == {"statistic", "p_value", "method"}
@@ -198,12 +240,22 @@ def test_figures_compare_floats_with_a_relative_tolerance():
 def test_payment_differences_are_exact_decimals():
     """Changed and removed ledger lines and payee totals are differenced in Decimal, to the cent."""
     key = {"tier": "tier1", "measure_id": "OP-3", "submeasure": "all", "state": "CO", "product": "resale_pots"}
-    a = pd.DataFrame([{**key, "payee": "CLEC01", "occurrences": 1.0, "amount": Decimal("0.10")},
-                      {**key, "payee": "CLEC02", "occurrences": 1.0, "amount": Decimal("0.20")}])
+    a = pd.DataFrame(
+        [
+            {**key, "payee": "CLEC01", "occurrences": 1.0, "amount": Decimal("0.10")},
+            {**key, "payee": "CLEC02", "occurrences": 1.0, "amount": Decimal("0.20")},
+        ]
+    )
     b = pd.DataFrame([{**key, "payee": "CLEC01", "occurrences": 1.0, "amount": Decimal("0.30")}])
     lines, totals = diff_payments(a, b)
-    assert dict(zip(lines["payee"], lines["difference"], strict=True)) == {"CLEC01": Decimal("0.20"), "CLEC02": Decimal("-0.20")}
-    assert dict(zip(totals["payee"], totals["total_b"], strict=True)) == {"CLEC01": Decimal("0.30"), "CLEC02": Decimal("0.00")}
+    assert dict(zip(lines["payee"], lines["difference"], strict=True)) == {
+        "CLEC01": Decimal("0.20"),
+        "CLEC02": Decimal("-0.20"),
+    }
+    assert dict(zip(totals["payee"], totals["total_b"], strict=True)) == {
+        "CLEC01": Decimal("0.30"),
+        "CLEC02": Decimal("0.00"),
+    }
 
 
 @pytest.mark.parametrize(

@@ -242,9 +242,17 @@ def test_worse_clec_value_never_raises_p(clec, retail, which, delta, worse_is_hi
     which %= len(clec)
     worse = list(clec)
     worse[which] = worse[which] + delta if worse_is_higher else max(0, worse[which] - delta)
+
     def on_half_lattice(values):
-        return permutation_test(np.asarray(values) * 0.5, np.ones(len(values)), np.asarray(retail) * 0.5,
-                                np.ones(len(retail)), worse_is_higher, lattice=0.5, seed=1)
+        return permutation_test(
+            np.asarray(values) * 0.5,
+            np.ones(len(values)),
+            np.asarray(retail) * 0.5,
+            np.ones(len(retail)),
+            worse_is_higher,
+            lattice=0.5,
+            seed=1,
+        )
 
     before, after = on_half_lattice(clec), on_half_lattice(worse)
     assert before.method == after.method == "permutation_exact"
@@ -576,7 +584,8 @@ def test_one_or_two_clec_values_are_counted_exactly(clec, retail, worse_is_highe
     subsets = list(itertools.combinations(range(len(pool)), len(clec)))
     tol = 1e-9 * max(1.0, abs(observed))
     bad = sum(
-        1 for s in subsets
+        1
+        for s in subsets
         if (sum(pool[i] for i in s) >= observed - tol if worse_is_higher else sum(pool[i] for i in s) <= observed + tol)
     )
     cv, cc = np.unique(clec, return_counts=True)

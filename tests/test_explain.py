@@ -27,7 +27,12 @@ from carrier_sla.cli import main
 from carrier_sla.plan import plan_from_document
 
 PERIOD = "2026-10"
-LATE = {"O7": "2026-10-09 12:00:00", "O8": "2026-10-09 13:00:00", "O9": "2026-10-13 12:00:00", "O10": "2026-10-14 12:00:00"}
+LATE = {
+    "O7": "2026-10-09 12:00:00",
+    "O8": "2026-10-09 13:00:00",
+    "O9": "2026-10-13 12:00:00",
+    "O10": "2026-10-14 12:00:00",
+}
 
 
 def orders(late: int) -> list[dict]:
@@ -115,7 +120,10 @@ def test_json_carries_the_same_figures(store, capsys):
     assert (e["figures"]["clec"]["n"], e["figures"]["clec"]["numerator"], e["figures"]["clec"]["value"]) == (10, 6, 60)
     assert e["figures"]["retail"]["value"] == pytest.approx(91.6667, abs=1e-4)
     assert e["population"]["clec"] == {
-        "evaluated": 13, "included": 10, "excluded": {"test_order": 1, "cancelled": 1, "customer_caused_miss": 1}}
+        "evaluated": 13,
+        "included": 10,
+        "excluded": {"test_order": 1, "cancelled": 1, "customer_caused_miss": 1},
+    }
     assert e["test"]["statistic"] == pytest.approx(3.3544, abs=5e-5)
     assert (e["test"]["method"], e["test"]["critical_value"], e["test"]["status"]) == ("modified_z", 1.645, "miss")
     (line,) = e["remedies"]["lines"]
@@ -127,8 +135,23 @@ def test_json_carries_the_same_figures(store, capsys):
 def test_mean_lists_the_largest_values_first(store, capsys):
     """OP-4 (mean, lower is better): the CLEC's longest installations lead, --top limits the list."""
     out, _, _ = store
-    _, text, _ = explain(capsys, out, "--measure", "OP-4", "--carrier", "CLEC01", "--state", "CO",
-                         "--product", "resale_pots", "--submeasure", "dispatch=false", "--json", "--top", "2")
+    _, text, _ = explain(
+        capsys,
+        out,
+        "--measure",
+        "OP-4",
+        "--carrier",
+        "CLEC01",
+        "--state",
+        "CO",
+        "--product",
+        "resale_pots",
+        "--submeasure",
+        "dispatch=false",
+        "--json",
+        "--top",
+        "2",
+    )
     top = json.loads(text)["top_records"]
     assert [r["record_id"] for r in top["records"]] == ["O10", "O9"]
     assert top["total"] == 10 and top["records"][0]["value"] > top["records"][1]["value"] > 3
@@ -137,8 +160,9 @@ def test_mean_lists_the_largest_values_first(store, capsys):
 def test_aggregate_says_why_tier2_did_not_pay(store, capsys):
     """The all-CLEC cell missed in its first month: Tier 2 pays from the third, and the text says so."""
     out, _, _ = store
-    code, text, _ = explain(capsys, out, "--measure", "OP-3", "--carrier", "all", "--state", "CO",
-                            "--product", "resale_pots")
+    code, text, _ = explain(
+        capsys, out, "--measure", "OP-3", "--carrier", "all", "--state", "CO", "--product", "resale_pots"
+    )
     assert code == 0
     assert "all CLECs" in text and "(scope clec_aggregate)" in text
     assert "tier2 pays from consecutive missed month 3; this cell is at month 1" in text
@@ -172,7 +196,10 @@ def test_ambiguous_key_lists_the_cells_and_exits_2(store, capsys):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("--measure", "OP-3", "--carrier", "CLEC99"), "no OP-3 cells for carrier 'CLEC99' in 2026-10 (carriers: all, CLEC01)"),
+        (
+            ("--measure", "OP-3", "--carrier", "CLEC99"),
+            "no OP-3 cells for carrier 'CLEC99' in 2026-10 (carriers: all, CLEC01)",
+        ),
         (("--measure", "OP-9", "--carrier", "CLEC01"), "no results for measure 'OP-9' in 2026-10 (measures: "),
         (("--measure", "OP-3", "--carrier", "CLEC01", "--state", "UT"), "no OP-3 cell of CLEC01 state=UT in 2026-10"),
         (("--measure", "OP-3", "--carrier", "CLEC01", "--run", "nope"), "no published run 'nope'"),
@@ -199,8 +226,9 @@ def test_plan_of_a_run_without_plan_json_is_found_by_its_sha256(tmp_path, capsys
     from carrier_sla.plan import load_plan
 
     out = tmp_path / "store"
-    run = pipeline.run(load_plan("example-qc"), write_inputs(tmp_path / "data", orders(4)), PERIOD, out,
-                       max_reject_rate=1.0)
+    run = pipeline.run(
+        load_plan("example-qc"), write_inputs(tmp_path / "data", orders(4)), PERIOD, out, max_reject_rate=1.0
+    )
     (out / "runs" / run.run_id / "plan.json").unlink()
     code, text, _ = explain(capsys, out, *OP3)
     assert code == 0 and "example-qc.json (the run kept no plan.json; same sha256 as its manifest)" in text
@@ -230,8 +258,18 @@ def test_generated_clec03_miss_is_explained(generated, capsys):
     paid = misses.merge(ledger[keys], on=keys)
     assert len(paid), "the generator's CLEC03 misses in CO are paid (tier1 from month 1)"
     cell = paid.sort_values(["measure_id", "product", "submeasure"]).iloc[0]
-    key = ["--measure", cell["measure_id"], "--carrier", "CLEC03", "--state", "CO", "--product", cell["product"],
-           "--submeasure", cell["submeasure"]]
+    key = [
+        "--measure",
+        cell["measure_id"],
+        "--carrier",
+        "CLEC03",
+        "--state",
+        "CO",
+        "--product",
+        cell["product"],
+        "--submeasure",
+        cell["submeasure"],
+    ]
     code = main(["explain", "--store", str(generated), "--period", "2026-10", *key, "--json"])
     e = json.loads(capsys.readouterr().out)
     assert code == 0 and e["test"]["status"] == "miss"
@@ -241,12 +279,18 @@ def test_generated_clec03_miss_is_explained(generated, capsys):
     assert e["population"]["clec"]["evaluated"] == cell["clec_records_evaluated"]
     assert e["population"]["retail"]["included"] == cell["retail_n"]
     assert e["test"]["why"] and e["test"]["why"].startswith("critical value")
-    lines = ledger[(ledger["measure_id"] == cell["measure_id"]) & (ledger["carrier_id"] == "CLEC03")
-                   & (ledger["product"] == cell["product"]) & (ledger["submeasure"] == cell["submeasure"])
-                   & (ledger["state"] == "CO")]
+    lines = ledger[
+        (ledger["measure_id"] == cell["measure_id"])
+        & (ledger["carrier_id"] == "CLEC03")
+        & (ledger["product"] == cell["product"])
+        & (ledger["submeasure"] == cell["submeasure"])
+        & (ledger["state"] == "CO")
+    ]
     assert sorted(Decimal(x["amount"]) for x in e["remedies"]["lines"]) == sorted(lines["amount"])
     assert e["remedies"]["lines"] and all(
-        any(re.match(r"\S+ (occurrences|measurement) x ", step) for step in x["arithmetic"]) for x in e["remedies"]["lines"])
+        any(re.match(r"\S+ (occurrences|measurement) x ", step) for step in x["arithmetic"])
+        for x in e["remedies"]["lines"]
+    )
     main(["explain", "--store", str(generated), "--period", "2026-10", *key])
     text = capsys.readouterr().out
     assert f"{cell['measure_id']} " in text and "verdict: " in text and ": miss" in text

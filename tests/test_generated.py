@@ -23,7 +23,8 @@ def test_every_measure_of_the_plan_has_met_and_missed_cells(run):
     """All eight measures produce results on generated data, with both met and miss verdicts overall."""
     result, _ = run
     assert sorted(result.results["measure_id"].unique()) == sorted(
-        ["PO-5", "OP-3", "OP-4", "OP-5", "MR-5", "MR-6", "MR-7", "MR-8"])
+        ["PO-5", "OP-3", "OP-4", "OP-5", "MR-5", "MR-6", "MR-7", "MR-8"]
+    )
     assert {"met", "miss"} <= set(result.results["status"])
     for measure, statuses in result.results.groupby("measure_id")["status"]:
         assert "met" in set(statuses), measure
@@ -32,7 +33,9 @@ def test_every_measure_of_the_plan_has_met_and_missed_cells(run):
 def test_the_clec_served_worse_is_flagged(run):
     """CLEC03's longer Colorado resale installations (generate.py) are a miss of OP-4 and OP-3."""
     results = run[0].results
-    cells = results[(results["carrier_id"] == "CLEC03") & (results["state"] == "CO") & (results["product"] == "resale_pots")]
+    cells = results[
+        (results["carrier_id"] == "CLEC03") & (results["state"] == "CO") & (results["product"] == "resale_pots")
+    ]
     assert set(cells[cells["measure_id"] == "OP-4"]["status"]) == {"miss"}
     assert set(cells[cells["measure_id"] == "OP-3"]["status"]) == {"miss"}
 

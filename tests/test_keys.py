@@ -17,7 +17,9 @@ def reference(values):
     return out
 
 
-short_or_long = st.one_of(st.none(), st.text(alphabet="ab\x00é", max_size=3), st.text(alphabet="xy", min_size=14, max_size=18))
+short_or_long = st.one_of(
+    st.none(), st.text(alphabet="ab\x00é", max_size=3), st.text(alphabet="xy", min_size=14, max_size=18)
+)
 
 
 @given(st.lists(short_or_long, max_size=60))
@@ -32,7 +34,6 @@ def test_fixed_width_ids_take_the_same_answer_as_mixed_widths():
     assert duplicate_mask(pa.array(fixed)).tolist() == reference(fixed)
     sliced = pa.array(["zz", *fixed])[1:]  # a non-zero array offset
     assert duplicate_mask(sliced).tolist() == reference(fixed)
-
 
 
 def _same_partition(codes, values):

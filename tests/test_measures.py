@@ -34,7 +34,11 @@ def _trouble(circuit: str, received: str, cleared: str | None = "", **kw) -> dic
 
 def _duration_trouble(hours: float, day: int = 13, **kw) -> dict:
     """A trouble received 2026-10-DAY 08:00 and cleared `hours` whole hours later (same day)."""
-    return {"received_at": f"2026-10-{day:02d} 08:00:00", "cleared_at": f"2026-10-{day:02d} {8 + int(hours):02d}:00:00", **kw}
+    return {
+        "received_at": f"2026-10-{day:02d} 08:00:00",
+        "cleared_at": f"2026-10-{day:02d} {8 + int(hours):02d}:00:00",
+        **kw,
+    }
 
 
 def _interval_order(completed_day: int, **kw) -> dict:
@@ -43,7 +47,12 @@ def _interval_order(completed_day: int, **kw) -> dict:
     OP-4 interval = business days in [Oct 5, completion): 7 -> 2, 8 -> 3, 9 -> 4, 13 -> 5
     (Mon 12 is Columbus Day), 14 -> 6, 15 -> 7.
     """
-    return {"received_at": "2026-10-05 09:00:00", "foc_at": "", "completed_at": f"2026-10-{completed_day:02d} 12:00:00", **kw}
+    return {
+        "received_at": "2026-10-05 09:00:00",
+        "foc_at": "",
+        "completed_at": f"2026-10-{completed_day:02d} 12:00:00",
+        **kw,
+    }
 
 
 # ------------------------------------------------------------------------------- PO-5
@@ -51,52 +60,74 @@ def _interval_order(completed_day: int, **kw) -> dict:
 
 def test_po5_counts_business_hours_across_weekends_holidays_and_closed_hours(run_checker):
     """PO-5 measures business hours 08:00-17:00 on business days, and exactly 24/48 hours is within."""
-    run = run_checker(orders=[
-        # O1 Fri 16:00 -> Mon 10:00: Fri 1 h + Mon 2 h = 3 h <= 24 -> 1
-        {"received_at": "2026-10-02 16:00:00", "foc_at": "2026-10-05 10:00:00", "completed_at": ""},
-        # O2 Thu 14:00 -> Wed 11:00: Thu 3 + Fri 9 + Mon 12 (holiday) 0 + Tue 9 + Wed 3 = 24 h exactly -> 1
-        {"received_at": "2026-10-08 14:00:00", "foc_at": "2026-10-14 11:00:00", "completed_at": ""},
-        # O3 one second later: 24 h 1 s -> 0
-        {"received_at": "2026-10-08 14:00:00", "foc_at": "2026-10-14 11:00:01", "completed_at": ""},
-        # O4 Mon 20:00 (after hours) -> Thu 16:59: Tue 9 + Wed 9 + Thu 8 h 59 min = 26.98 h > 24 -> 0
-        {"received_at": "2026-10-05 20:00:00", "foc_at": "2026-10-08 16:59:00", "completed_at": ""},
-        # O5 the same manual order: 26.98 h <= 48 -> 1
-        {"received_at": "2026-10-05 20:00:00", "foc_at": "2026-10-08 16:59:00", "completed_at": "", "channel": "manual"},
-        # O6 manual Mon 07:00 (before opening) -> next Mon 11:00: 5 x 9 + 3 = 48 h exactly -> 1
-        {"received_at": "2026-10-19 07:00:00", "foc_at": "2026-10-26 11:00:00", "completed_at": "", "channel": "manual"},
-        # O7 one second later: 48 h 1 s -> 0
-        {"received_at": "2026-10-19 07:00:00", "foc_at": "2026-10-26 11:00:01", "completed_at": "", "channel": "manual"},
-        # O8 Sat 10:00 -> Thu 16:00: Sat, Sun, Mon (holiday) 0 + Tue 9 + Wed 9 + Thu 8 = 26 h -> 0
-        {"received_at": "2026-10-10 10:00:00", "foc_at": "2026-10-15 16:00:00", "completed_at": ""},
-        # O9 Fri 16:00 MDT -> Mon 10:00 MST across the fall-back: business hours are wall-clock, 1 + 2 = 3 h -> 1
-        {"received_at": "2026-10-30 16:00:00", "foc_at": "2026-11-02 10:00:00", "completed_at": ""},
-    ])
+    run = run_checker(
+        orders=[
+            # O1 Fri 16:00 -> Mon 10:00: Fri 1 h + Mon 2 h = 3 h <= 24 -> 1
+            {"received_at": "2026-10-02 16:00:00", "foc_at": "2026-10-05 10:00:00", "completed_at": ""},
+            # O2 Thu 14:00 -> Wed 11:00: Thu 3 + Fri 9 + Mon 12 (holiday) 0 + Tue 9 + Wed 3 = 24 h exactly -> 1
+            {"received_at": "2026-10-08 14:00:00", "foc_at": "2026-10-14 11:00:00", "completed_at": ""},
+            # O3 one second later: 24 h 1 s -> 0
+            {"received_at": "2026-10-08 14:00:00", "foc_at": "2026-10-14 11:00:01", "completed_at": ""},
+            # O4 Mon 20:00 (after hours) -> Thu 16:59: Tue 9 + Wed 9 + Thu 8 h 59 min = 26.98 h > 24 -> 0
+            {"received_at": "2026-10-05 20:00:00", "foc_at": "2026-10-08 16:59:00", "completed_at": ""},
+            # O5 the same manual order: 26.98 h <= 48 -> 1
+            {
+                "received_at": "2026-10-05 20:00:00",
+                "foc_at": "2026-10-08 16:59:00",
+                "completed_at": "",
+                "channel": "manual",
+            },
+            # O6 manual Mon 07:00 (before opening) -> next Mon 11:00: 5 x 9 + 3 = 48 h exactly -> 1
+            {
+                "received_at": "2026-10-19 07:00:00",
+                "foc_at": "2026-10-26 11:00:00",
+                "completed_at": "",
+                "channel": "manual",
+            },
+            # O7 one second later: 48 h 1 s -> 0
+            {
+                "received_at": "2026-10-19 07:00:00",
+                "foc_at": "2026-10-26 11:00:01",
+                "completed_at": "",
+                "channel": "manual",
+            },
+            # O8 Sat 10:00 -> Thu 16:00: Sat, Sun, Mon (holiday) 0 + Tue 9 + Wed 9 + Thu 8 = 26 h -> 0
+            {"received_at": "2026-10-10 10:00:00", "foc_at": "2026-10-15 16:00:00", "completed_at": ""},
+            # O9 Fri 16:00 MDT -> Mon 10:00 MST across the fall-back: business hours are wall-clock, 1 + 2 = 3 h -> 1
+            {"received_at": "2026-10-30 16:00:00", "foc_at": "2026-11-02 10:00:00", "completed_at": ""},
+        ]
+    )
     values = {r: run.record("PO-5", r)["value"] for r in ["O1", "O2", "O3", "O4", "O5", "O6", "O7", "O8"]}
     assert values == {"O1": 1, "O2": 1, "O3": 0, "O4": 0, "O5": 1, "O6": 1, "O7": 0, "O8": 0}
     assert "O9" not in _ids(run.records("PO-5"))  # FOC in November: not an October record
-    november = run_checker(orders=[
-        {"received_at": "2026-10-30 16:00:00", "foc_at": "2026-11-02 10:00:00", "completed_at": ""},
-    ], period="2026-11")
+    november = run_checker(
+        orders=[
+            {"received_at": "2026-10-30 16:00:00", "foc_at": "2026-11-02 10:00:00", "completed_at": ""},
+        ],
+        period="2026-11",
+    )
     assert november.record("PO-5", "O1")["value"] == 1
 
 
 def test_po5_exclusions_and_period_by_local_foc_month(run_checker):
     """PO-5 keeps cancelled and all order types, excludes test orders and orders without channel, by local FOC month."""
-    run = run_checker(orders=[
-        {},  # O1 included (1 h)
-        {"cancelled": True},  # O2 cancelled: still counted
-        {"order_type": "disconnect"},  # O3 every order type counted
-        {"order_type": "record", "completed_at": ""},  # O4
-        {"test": True},  # O5 test_order
-        {"carrier_id": "TESTCLEC"},  # O6 the plan's test carrier: test_order
-        {"channel": ""},  # O7 no_channel
-        {"foc_at": "2026-11-02 10:00:00", "completed_at": ""},  # O8 FOC in November: not in October
-        {"foc_at": "", "completed_at": ""},  # O9 no FOC: in no period
-        # O10 FOC 2026-11-01T05:00Z = Sat Oct 31 23:00 MDT: October; Fri 09:00 -> Fri 17:00 = 8 h -> 1
-        {"received_at": "2026-10-30 09:00:00", "foc_at": "2026-11-01T05:00:00Z", "completed_at": ""},
-        # O11 FOC 2026-09-30 23:30 local: September
-        {"received_at": "2026-09-30 09:00:00", "foc_at": "2026-09-30 23:30:00", "completed_at": ""},
-    ])
+    run = run_checker(
+        orders=[
+            {},  # O1 included (1 h)
+            {"cancelled": True},  # O2 cancelled: still counted
+            {"order_type": "disconnect"},  # O3 every order type counted
+            {"order_type": "record", "completed_at": ""},  # O4
+            {"test": True},  # O5 test_order
+            {"carrier_id": "TESTCLEC"},  # O6 the plan's test carrier: test_order
+            {"channel": ""},  # O7 no_channel
+            {"foc_at": "2026-11-02 10:00:00", "completed_at": ""},  # O8 FOC in November: not in October
+            {"foc_at": "", "completed_at": ""},  # O9 no FOC: in no period
+            # O10 FOC 2026-11-01T05:00Z = Sat Oct 31 23:00 MDT: October; Fri 09:00 -> Fri 17:00 = 8 h -> 1
+            {"received_at": "2026-10-30 09:00:00", "foc_at": "2026-11-01T05:00:00Z", "completed_at": ""},
+            # O11 FOC 2026-09-30 23:30 local: September
+            {"received_at": "2026-09-30 09:00:00", "foc_at": "2026-09-30 23:30:00", "completed_at": ""},
+        ]
+    )
     records = run.records("PO-5")
     assert _ids(records) == {f"O{i}" for i in (1, 2, 3, 4, 5, 6, 7, 10)}
     for r in ("O1", "O2", "O3", "O4", "O10"):
@@ -116,9 +147,12 @@ def test_po5_benchmark_is_stare_and_compare_with_equal_met(run_checker):
     late_electronic = {"foc_at": "2026-10-09 09:00:00"}  # Mon 09:00 -> Fri 09:00 = 8 + 9 + 9 + 9 + 1 = 36 h > 24
     late_manual = {"channel": "manual", "foc_at": "2026-10-19 09:00:00"}  # 8 + 3 x 9 + 4 x 9 + 1 = 81 h > 48
     orders = (
-        [on_time] * 19 + [late_electronic]  # CLEC01 electronic 19/20 = 95% -> met
-        + [{"channel": "manual"}] * 9 + [late_manual]  # CLEC01 manual 9/10 = 90% -> met
-        + [{"carrier_id": "CLEC02"}] * 18 + [{**late_electronic, "carrier_id": "CLEC02"}] * 2  # 18/20 = 90% -> miss
+        [on_time] * 19
+        + [late_electronic]  # CLEC01 electronic 19/20 = 95% -> met
+        + [{"channel": "manual"}] * 9
+        + [late_manual]  # CLEC01 manual 9/10 = 90% -> met
+        + [{"carrier_id": "CLEC02"}] * 18
+        + [{**late_electronic, "carrier_id": "CLEC02"}] * 2  # 18/20 = 90% -> miss
         + [{**late_manual, "carrier_id": "CLEC02"}]  # CLEC02 manual 0/1 -> miss
     )
     run = run_checker(orders=orders)
@@ -152,31 +186,40 @@ def test_po5_cell_without_counted_records_is_no_activity(run_checker):
 
 def test_op3_exclusions_and_local_completion_date(run_checker):
     """OP-3 measures new/change/transfer orders completed in the month, met when the local completion date <= due date."""
-    run = run_checker(orders=[
-        {},  # O1 completed Oct 8 = due Oct 8 -> 1
-        {"completed_at": "2026-10-09 12:00:00"},  # O2 a day late -> 0
-        {"completed_at": "2026-10-09 12:00:00", "miss_reason": "customer"},  # O3 customer_caused_miss
-        {"miss_reason": "customer"},  # O4 on time, still customer_caused_miss
-        {"completed_at": "2026-10-09 12:00:00", "miss_reason": "company"},  # O5 company miss -> 0
-        {"cancelled": True},  # O6 cancelled
-        {"order_type": "disconnect"},  # O7 order_type_not_measured
-        {"order_type": "record"},  # O8 order_type_not_measured
-        {"order_type": "change"},  # O9 -> 1
-        {"order_type": "transfer", "completed_at": "2026-10-09 00:00:00"},  # O10 -> 0
-        {"test": True},  # O11 test_order
-        {"carrier_id": "TESTCLEC"},  # O12 test_order
-        {"completed_at": "2026-11-02 12:00:00"},  # O13 completed in November: not October's
-        {"completed_at": ""},  # O14 pending: in no period
-        {"completed_at": "2026-10-09T05:30:00Z"},  # O15 = Oct 8 23:30 MDT -> on the due date -> 1
-        {"state": "WA", "completed_at": "2026-10-08 23:30:00"},  # O16 local Oct 8 (Oct 9 in UTC) -> 1
-    ])
+    run = run_checker(
+        orders=[
+            {},  # O1 completed Oct 8 = due Oct 8 -> 1
+            {"completed_at": "2026-10-09 12:00:00"},  # O2 a day late -> 0
+            {"completed_at": "2026-10-09 12:00:00", "miss_reason": "customer"},  # O3 customer_caused_miss
+            {"miss_reason": "customer"},  # O4 on time, still customer_caused_miss
+            {"completed_at": "2026-10-09 12:00:00", "miss_reason": "company"},  # O5 company miss -> 0
+            {"cancelled": True},  # O6 cancelled
+            {"order_type": "disconnect"},  # O7 order_type_not_measured
+            {"order_type": "record"},  # O8 order_type_not_measured
+            {"order_type": "change"},  # O9 -> 1
+            {"order_type": "transfer", "completed_at": "2026-10-09 00:00:00"},  # O10 -> 0
+            {"test": True},  # O11 test_order
+            {"carrier_id": "TESTCLEC"},  # O12 test_order
+            {"completed_at": "2026-11-02 12:00:00"},  # O13 completed in November: not October's
+            {"completed_at": ""},  # O14 pending: in no period
+            {"completed_at": "2026-10-09T05:30:00Z"},  # O15 = Oct 8 23:30 MDT -> on the due date -> 1
+            {"state": "WA", "completed_at": "2026-10-08 23:30:00"},  # O16 local Oct 8 (Oct 9 in UTC) -> 1
+        ]
+    )
     assert _ids(run.records("OP-3")) == {f"O{i}" for i in range(1, 13)} | {"O15", "O16"}
     expected_values = {"O1": 1, "O2": 0, "O5": 0, "O9": 1, "O10": 0, "O15": 1, "O16": 1}
     for r, v in expected_values.items():
         row = run.record("OP-3", r)
         assert row["included"] and row["value"] == v, r
-    reasons = {"O3": "customer_caused_miss", "O4": "customer_caused_miss", "O6": "cancelled",
-               "O7": "order_type_not_measured", "O8": "order_type_not_measured", "O11": "test_order", "O12": "test_order"}
+    reasons = {
+        "O3": "customer_caused_miss",
+        "O4": "customer_caused_miss",
+        "O6": "cancelled",
+        "O7": "order_type_not_measured",
+        "O8": "order_type_not_measured",
+        "O11": "test_order",
+        "O12": "test_order",
+    }
     for r, reason in reasons.items():
         row = run.record("OP-3", r)
         assert not row["included"] and row["exclusion_reason"] == reason and math.isnan(row["value"]), r
@@ -189,15 +232,29 @@ def test_op3_compares_each_product_with_its_retail_analog(run_checker):
     """OP-3 parity uses the plan's retail analogs: resale_pots and ubl_2w -> pots, ubl_ds1 and access_ds1 -> ds1, lis_trunk -> fgd_trunk."""
     late = {"completed_at": "2026-10-09 12:00:00"}
     retail = {"carrier_id": "ILEC"}
-    run = run_checker(orders=[
-        {"product": "resale_pots"}, {"product": "ubl_2w"}, {"product": "ubl_ds1"},
-        {"product": "access_ds1"}, {"product": "lis_trunk"},
-        {**retail, "product": "pots"}, {**retail, **late, "product": "pots"},  # pots 1/2 = 50%
-        {**retail, "product": "ds1"}, {**retail, "product": "ds1"}, {**retail, **late, "product": "ds1"},  # ds1 2/3
-        *[{**retail, "product": "fgd_trunk"}] * 3, {**retail, **late, "product": "fgd_trunk"},  # fgd_trunk 3/4 = 75%
-    ])
-    expected = {"resale_pots": (2, 50.0), "ubl_2w": (2, 50.0), "ubl_ds1": (3, 200 / 3),
-                "access_ds1": (3, 200 / 3), "lis_trunk": (4, 75.0)}
+    run = run_checker(
+        orders=[
+            {"product": "resale_pots"},
+            {"product": "ubl_2w"},
+            {"product": "ubl_ds1"},
+            {"product": "access_ds1"},
+            {"product": "lis_trunk"},
+            {**retail, "product": "pots"},
+            {**retail, **late, "product": "pots"},  # pots 1/2 = 50%
+            {**retail, "product": "ds1"},
+            {**retail, "product": "ds1"},
+            {**retail, **late, "product": "ds1"},  # ds1 2/3
+            *[{**retail, "product": "fgd_trunk"}] * 3,
+            {**retail, **late, "product": "fgd_trunk"},  # fgd_trunk 3/4 = 75%
+        ]
+    )
+    expected = {
+        "resale_pots": (2, 50.0),
+        "ubl_2w": (2, 50.0),
+        "ubl_ds1": (3, 200 / 3),
+        "access_ds1": (3, 200 / 3),
+        "lis_trunk": (4, 75.0),
+    }
     for product, (n, value) in expected.items():
         cell = run.cell("OP-3", product=product)
         assert cell["standard"] == "parity" and cell["submeasure"] == "all"
@@ -230,12 +287,16 @@ def test_op3_modified_z_on_proportions(run_checker):
 
 def test_op3_statuses_without_a_usable_comparison(run_checker):
     """OP-3 is undetermined with zero retail variance, no_retail_analog without retail records, no_activity without CLEC records."""
-    run = run_checker(orders=[
-        {}, {"carrier_id": "ILEC", "product": "pots"}, {"carrier_id": "ILEC", "product": "pots"},  # retail p = 1
-        {"product": "ubl_ds1"},  # no retail ds1 at all
-        {"product": "lis_trunk", "cancelled": True},  # all lis_trunk excluded
-        {"carrier_id": "ILEC", "product": "fgd_trunk"},
-    ])
+    run = run_checker(
+        orders=[
+            {},
+            {"carrier_id": "ILEC", "product": "pots"},
+            {"carrier_id": "ILEC", "product": "pots"},  # retail p = 1
+            {"product": "ubl_ds1"},  # no retail ds1 at all
+            {"product": "lis_trunk", "cancelled": True},  # all lis_trunk excluded
+            {"carrier_id": "ILEC", "product": "fgd_trunk"},
+        ]
+    )
     zero = run.cell("OP-3", product="resale_pots")
     assert zero["status"] == "undetermined" and "zero retail variance" in zero["status_reason"]
     assert math.isnan(zero["statistic"])
@@ -250,28 +311,32 @@ def test_op3_statuses_without_a_usable_comparison(run_checker):
 
 def test_op4_interval_from_effective_received_date(run_checker):
     """OP-4 counts business days from the effective received date (next business day after 15:00 or on a non-business day) to completion."""
-    run = run_checker(orders=[
-        _interval_order(13),  # O1 Oct 5..9 (Mon 12 holiday) -> 5
-        {**_interval_order(8), "received_at": "2026-10-05 15:00:00"},  # O2 at the cut-off: counts from Mon -> 3
-        {**_interval_order(8), "received_at": "2026-10-05 15:00:01"},  # O3 after the cut-off: from Tue 6 -> 2
-        {**_interval_order(15), "received_at": "2026-10-09 16:00:00"},  # O4 Fri after cut-off: from Tue 13 -> 2
-        {**_interval_order(15), "received_at": "2026-10-10 10:00:00"},  # O5 Saturday morning: from Tue 13 -> 2
-        {**_interval_order(14), "received_at": "2026-10-11 20:00:00"},  # O6 Sunday night: from Tue 13 -> 1
-        {**_interval_order(13), "received_at": "2026-10-09 09:00:00"},  # O7 Fri 9 only (holiday Mon) -> 1
-        # O8 received Mon 16:00 (from Tue 6), completed the same evening: -1 floored to 0
-        {"received_at": "2026-10-05 16:00:00", "foc_at": "", "completed_at": "2026-10-05 18:00:00"},
-        {**_interval_order(8), "state": "WA"},  # O9 same rule in another state -> 3
-    ])
+    run = run_checker(
+        orders=[
+            _interval_order(13),  # O1 Oct 5..9 (Mon 12 holiday) -> 5
+            {**_interval_order(8), "received_at": "2026-10-05 15:00:00"},  # O2 at the cut-off: counts from Mon -> 3
+            {**_interval_order(8), "received_at": "2026-10-05 15:00:01"},  # O3 after the cut-off: from Tue 6 -> 2
+            {**_interval_order(15), "received_at": "2026-10-09 16:00:00"},  # O4 Fri after cut-off: from Tue 13 -> 2
+            {**_interval_order(15), "received_at": "2026-10-10 10:00:00"},  # O5 Saturday morning: from Tue 13 -> 2
+            {**_interval_order(14), "received_at": "2026-10-11 20:00:00"},  # O6 Sunday night: from Tue 13 -> 1
+            {**_interval_order(13), "received_at": "2026-10-09 09:00:00"},  # O7 Fri 9 only (holiday Mon) -> 1
+            # O8 received Mon 16:00 (from Tue 6), completed the same evening: -1 floored to 0
+            {"received_at": "2026-10-05 16:00:00", "foc_at": "", "completed_at": "2026-10-05 18:00:00"},
+            {**_interval_order(8), "state": "WA"},  # O9 same rule in another state -> 3
+        ]
+    )
     expected = {"O1": 5, "O2": 3, "O3": 2, "O4": 2, "O5": 2, "O6": 1, "O7": 1, "O8": 0, "O9": 3}
     assert {r: run.record("OP-4", r)["value"] for r in expected} == expected
 
 
 def test_op4_cut_off_is_strictly_after_15_00_00_with_fractional_seconds(run_checker):
     """An order received at 15:00:00.5 is strictly after the 15:00 cut-off and counts from the next business day."""
-    run = run_checker(orders=[
-        {**_interval_order(8), "received_at": "2026-10-05 15:00:00.5"},  # from Tue 6: Tue, Wed -> 2
-        {**_interval_order(8), "received_at": "2026-10-05 14:59:59.999"},  # from Mon 5 -> 3
-    ])
+    run = run_checker(
+        orders=[
+            {**_interval_order(8), "received_at": "2026-10-05 15:00:00.5"},  # from Tue 6: Tue, Wed -> 2
+            {**_interval_order(8), "received_at": "2026-10-05 14:59:59.999"},  # from Mon 5 -> 3
+        ]
+    )
     assert run.record("OP-4", "O1")["value"] == 2
     assert run.record("OP-4", "O2")["value"] == 3
 
@@ -310,10 +375,16 @@ def test_op4_excludes_requests_later_than_the_standard_interval(run_checker):
 
 def test_op4_shares_op3_exclusions(run_checker):
     """OP-4 excludes test, cancelled, non-installation and customer-missed orders like OP-3."""
-    run = run_checker(orders=[
-        _interval_order(8, test=True), _interval_order(8, cancelled=True), _interval_order(8, order_type="disconnect"),
-        _interval_order(9, miss_reason="customer"), _interval_order(8, carrier_id="TESTCLEC"), _interval_order(9, order_type="transfer"),
-    ])
+    run = run_checker(
+        orders=[
+            _interval_order(8, test=True),
+            _interval_order(8, cancelled=True),
+            _interval_order(8, order_type="disconnect"),
+            _interval_order(9, miss_reason="customer"),
+            _interval_order(8, carrier_id="TESTCLEC"),
+            _interval_order(9, order_type="transfer"),
+        ]
+    )
     reasons = [run.record("OP-4", f"O{i}")["exclusion_reason"] for i in range(1, 6)]
     assert reasons == ["test_order", "cancelled", "order_type_not_measured", "customer_caused_miss", "test_order"]
     assert run.record("OP-4", "O6")["value"] == 4
@@ -321,12 +392,15 @@ def test_op4_shares_op3_exclusions(run_checker):
 
 def test_op4_ubl_2w_benchmark_mean_at_most_six_days(run_checker):
     """OP-4 for ubl_2w is a benchmark: mean at most 6.0 business days, equal is met, no retail columns."""
-    run = run_checker(orders=[
-        _interval_order(14, product="ubl_2w"), _interval_order(14, product="ubl_2w"),  # 6, 6 -> 6.0 met
-        _interval_order(14, product="ubl_2w", carrier_id="CLEC02"),  # 6
-        _interval_order(15, product="ubl_2w", carrier_id="CLEC02"),  # 7 -> 6.5 miss
-        _interval_order(8, carrier_id="ILEC", product="pots"),  # retail pots is not used by a benchmark
-    ])
+    run = run_checker(
+        orders=[
+            _interval_order(14, product="ubl_2w"),
+            _interval_order(14, product="ubl_2w"),  # 6, 6 -> 6.0 met
+            _interval_order(14, product="ubl_2w", carrier_id="CLEC02"),  # 6
+            _interval_order(15, product="ubl_2w", carrier_id="CLEC02"),  # 7 -> 6.5 miss
+            _interval_order(8, carrier_id="ILEC", product="pots"),  # retail pots is not used by a benchmark
+        ]
+    )
     cell = run.cell("OP-4", product="ubl_2w")
     assert cell["submeasure"] == "all" and cell["standard"] == "benchmark" and cell["benchmark"] == 6.0
     assert cell["clec_value"] == 6.0 and cell["status"] == "met"
@@ -360,13 +434,16 @@ def test_op4_resale_split_by_dispatch_with_the_same_split_of_retail_pots(run_che
 def test_op4_unsplit_products_compare_with_all_retail_analog_records(run_checker):
     """OP-4 products other than resale_pots are one 'all' cell compared with every analog record, dispatched or not."""
     ds1 = {"carrier_id": "ILEC", "product": "ds1"}
-    run = run_checker(orders=[
-        _interval_order(9, product="ubl_ds1", dispatch=True),  # 4
-        _interval_order(7, dispatch=True, **ds1), _interval_order(9, **ds1),  # 2 and 4: mean 3, var 2
-        _interval_order(8, product="lis_trunk"),  # 3, no fgd_trunk retail -> no_retail_analog
-        _interval_order(8, carrier_id="ILEC", product="pots"),  # retail pots with a single record
-        _interval_order(9, dispatch=False),  # resale 4 vs one retail record
-    ])
+    run = run_checker(
+        orders=[
+            _interval_order(9, product="ubl_ds1", dispatch=True),  # 4
+            _interval_order(7, dispatch=True, **ds1),
+            _interval_order(9, **ds1),  # 2 and 4: mean 3, var 2
+            _interval_order(8, product="lis_trunk"),  # 3, no fgd_trunk retail -> no_retail_analog
+            _interval_order(8, carrier_id="ILEC", product="pots"),  # retail pots with a single record
+            _interval_order(9, dispatch=False),  # resale 4 vs one retail record
+        ]
+    )
     cell = run.cell("OP-4", product="ubl_ds1")
     # z = (4 - 3) / sqrt(2 * (1 + 1/2)) = 1 / sqrt(3) = 0.5774 -> met
     assert cell["submeasure"] == "all" and cell["retail_n"] == 2 and cell["retail_value"] == 3.0
@@ -379,11 +456,14 @@ def test_op4_unsplit_products_compare_with_all_retail_analog_records(run_checker
 def test_op4_all_clec_aggregate_pools_every_clec(run_checker):
     """OP-4 has, next to each CLEC's cell, an all-CLEC aggregate row (carrier_id null) over the pooled records."""
     retail = [_interval_order(d, carrier_id="ILEC", product="pots") for d in (7, 8, 9, 8)]  # 2 3 4 3: mean 3, var 2/3
-    run = run_checker(orders=[
-        _interval_order(13), _interval_order(13),  # CLEC01: 5, 5 -> z = 2 / sqrt(2/3 * 3/4) = 2.8284 -> miss
-        _interval_order(7, carrier_id="CLEC02"),  # CLEC02: 2 -> z = -1 / sqrt(2/3 * 5/4) = -1.0954 -> met
-        *retail,
-    ])
+    run = run_checker(
+        orders=[
+            _interval_order(13),
+            _interval_order(13),  # CLEC01: 5, 5 -> z = 2 / sqrt(2/3 * 3/4) = 2.8284 -> miss
+            _interval_order(7, carrier_id="CLEC02"),  # CLEC02: 2 -> z = -1 / sqrt(2/3 * 5/4) = -1.0954 -> met
+            *retail,
+        ]
+    )
     one, two = run.cell("OP-4", "CLEC01"), run.cell("OP-4", "CLEC02")
     assert one["statistic"] == pytest.approx(2 * math.sqrt(2)) and one["status"] == "miss"
     assert two["statistic"] == pytest.approx(-1 / math.sqrt(5 / 6)) and two["status"] == "met"
@@ -397,10 +477,13 @@ def test_op4_all_clec_aggregate_pools_every_clec(run_checker):
 
 def test_op4_split_cell_without_matching_retail_split_has_no_retail_analog(run_checker):
     """A resale_pots dispatch=true cell is compared only with dispatched retail pots: none gives no_retail_analog."""
-    run = run_checker(orders=[
-        _interval_order(9, dispatch=True),
-        _interval_order(8, carrier_id="ILEC", product="pots"), _interval_order(9, carrier_id="ILEC", product="pots"),
-    ])
+    run = run_checker(
+        orders=[
+            _interval_order(9, dispatch=True),
+            _interval_order(8, carrier_id="ILEC", product="pots"),
+            _interval_order(9, carrier_id="ILEC", product="pots"),
+        ]
+    )
     cell = run.cell("OP-4", submeasure="dispatch=true")
     assert cell["status"] == "no_retail_analog" and cell["retail_n"] == 0
 
@@ -413,8 +496,9 @@ def test_plan_standards_decide_diagnostic_and_unmatched_cells(run_checker, make_
         measures["OP-3"]["standards"] = [{"type": "diagnostic"}]
         measures["OP-4"]["standards"] = [{"when": {"products": ["ubl_2w"]}, "type": "benchmark", "target": 6.0}]
 
-    run = run_checker(orders=[_interval_order(8), _interval_order(8, carrier_id="ILEC", product="pots")],
-                      use_plan=make_plan(change))
+    run = run_checker(
+        orders=[_interval_order(8), _interval_order(8, carrier_id="ILEC", product="pots")], use_plan=make_plan(change)
+    )
     assert run.cell("OP-3")["status"] == "diagnostic"
     unmatched = run.cell("OP-4")
     assert unmatched["status"] == "undetermined" and "no standard" in unmatched["status_reason"]
@@ -431,10 +515,19 @@ def test_op5_trouble_free_for_30_days_reported_in_arrears(run_checker):
         {"circuit_id": "K12", "order_type": "change"},  # O12 order_type_not_measured
         {"circuit_id": "K13", "cancelled": True},  # O13 cancelled
         {"circuit_id": "K14", "test": True},  # O14 test_order
-        {"circuit_id": "K15", "miss_reason": "customer", "completed_at": "2026-10-09 12:00:00"},  # O15 kept, no trouble -> 1
+        {
+            "circuit_id": "K15",
+            "miss_reason": "customer",
+            "completed_at": "2026-10-09 12:00:00",
+        },  # O15 kept, no trouble -> 1
         {"circuit_id": "K16", "completed_at": "2026-11-02 12:00:00"},  # O16 completed in November: not reported here
-        {"circuit_id": "K17", "received_at": "2026-09-25 09:00:00", "foc_at": "2026-09-25 10:00:00",
-         "due_date": "2026-09-30", "completed_at": "2026-09-30 12:00:00"},  # O17 September: not reported here
+        {
+            "circuit_id": "K17",
+            "received_at": "2026-09-25 09:00:00",
+            "foc_at": "2026-09-25 10:00:00",
+            "due_date": "2026-09-30",
+            "completed_at": "2026-09-30 12:00:00",
+        },  # O17 September: not reported here
     ]
     troubles = [
         _trouble("K1", done, "2026-10-08 13:00:00"),  # at the completion instant: not after -> 1
@@ -445,7 +538,9 @@ def test_op5_trouble_free_for_30_days_reported_in_arrears(run_checker):
         _trouble("K5", "2026-10-10 09:00:00", "2026-10-10 10:00:00", disposition="cpe"),  # not network -> 1
         _trouble("K6", "2026-10-10 09:00:00", "2026-10-10 10:00:00", test=True),  # test -> 1
         _trouble("K7", "2026-10-10 09:00:00", "2026-10-10 10:00:00", carrier_id="TESTCLEC"),  # test carrier -> 1
-        _trouble("K8", "2026-10-10 09:00:00", "2026-10-10 10:00:00", carrier_id="ILEC", product="pots"),  # any carrier -> 0
+        _trouble(
+            "K8", "2026-10-10 09:00:00", "2026-10-10 10:00:00", carrier_id="ILEC", product="pots"
+        ),  # any carrier -> 0
         _trouble("K9", "2026-10-20 09:00:00", ""),  # still open -> 0
         _trouble("K10", "2026-10-07 09:00:00", "2026-10-07 10:00:00"),  # before completion -> 1
     ]
@@ -466,12 +561,25 @@ def test_op5_trouble_free_for_30_days_reported_in_arrears(run_checker):
 
 def test_op5_arrears_cross_the_year_boundary(run_checker):
     """OP-5 for January 2027 reports installations completed in December 2026."""
-    run = run_checker(orders=[
-        {"circuit_id": "K1", "received_at": "2026-12-14 09:00:00", "foc_at": "2026-12-14 10:00:00",
-         "due_date": "2026-12-17", "completed_at": "2026-12-17 12:00:00"},
-        {"circuit_id": "K2", "received_at": "2027-01-04 09:00:00", "foc_at": "2027-01-04 10:00:00",
-         "due_date": "2027-01-07", "completed_at": "2027-01-07 12:00:00"},
-    ], period="2027-01")
+    run = run_checker(
+        orders=[
+            {
+                "circuit_id": "K1",
+                "received_at": "2026-12-14 09:00:00",
+                "foc_at": "2026-12-14 10:00:00",
+                "due_date": "2026-12-17",
+                "completed_at": "2026-12-17 12:00:00",
+            },
+            {
+                "circuit_id": "K2",
+                "received_at": "2027-01-04 09:00:00",
+                "foc_at": "2027-01-04 10:00:00",
+                "due_date": "2027-01-07",
+                "completed_at": "2027-01-07 12:00:00",
+            },
+        ],
+        period="2027-01",
+    )
     assert _ids(run.records("OP-5")) == {"O1"}
     cell = run.cell("OP-5")
     assert (cell["period"], cell["data_period"], cell["clec_value"]) == ("2027-01", "2026-12", 100.0)
@@ -481,11 +589,18 @@ def test_op5_parity_against_retail_installations(run_checker):
     """OP-5 compares the CLEC's trouble-free share with retail pots installations completed in the same month."""
     retail = {"carrier_id": "ILEC", "product": "pots"}
     run = run_checker(
-        orders=[{"circuit_id": "A"}, {"circuit_id": "B"},
-                {**retail, "circuit_id": "R1"}, {**retail, "circuit_id": "R2"}, {**retail, "circuit_id": "R3"},
-                {**retail, "circuit_id": "R4"}],
-        troubles=[_trouble("A", "2026-10-20 09:00:00", "2026-10-20 10:00:00"),
-                  _trouble("R1", "2026-10-20 09:00:00", "2026-10-20 10:00:00", carrier_id="ILEC", product="pots")],
+        orders=[
+            {"circuit_id": "A"},
+            {"circuit_id": "B"},
+            {**retail, "circuit_id": "R1"},
+            {**retail, "circuit_id": "R2"},
+            {**retail, "circuit_id": "R3"},
+            {**retail, "circuit_id": "R4"},
+        ],
+        troubles=[
+            _trouble("A", "2026-10-20 09:00:00", "2026-10-20 10:00:00"),
+            _trouble("R1", "2026-10-20 09:00:00", "2026-10-20 10:00:00", carrier_id="ILEC", product="pots"),
+        ],
         period="2026-11",
     )
     cell = run.cell("OP-5")
@@ -500,26 +615,48 @@ def test_op5_parity_against_retail_installations(run_checker):
 
 def test_mr5_cleared_within_four_hours_net_of_no_access(run_checker):
     """MR-5 counts cleared network troubles by clearance month; within when elapsed hours minus no-access hours <= 4."""
-    run = run_checker(troubles=[
-        {"received_at": "2026-10-13 09:00:00", "cleared_at": "2026-10-13 13:00:00"},  # T1 4 h exactly -> 1
-        {"received_at": "2026-10-13 09:00:00", "cleared_at": "2026-10-13 13:00:01"},  # T2 4 h 1 s -> 0
-        {"received_at": "2026-10-13 09:00:00", "cleared_at": "2026-10-13 15:00:00", "no_access_hours": 2},  # T3 6 - 2 = 4 -> 1
-        {"received_at": "2026-10-13 09:00:00", "cleared_at": "2026-10-13 15:00:00", "no_access_hours": 1.5},  # T4 4.5 -> 0
-        {"received_at": "2026-10-13 09:00:00", "cleared_at": "2026-10-13 10:00:00", "no_access_hours": 3},  # T5 -2 -> 0 h -> 1
-        {"disposition": "cpe"},  # T6 not_network_disposition
-        {"disposition": "no_trouble_found"},  # T7 not_network_disposition
-        {"test": True},  # T8 test_trouble
-        {"carrier_id": "TESTCLEC"},  # T9 test_trouble
-        {"cleared_at": ""},  # T10 open: in no period
-        {"received_at": "2026-10-31 20:00:00", "cleared_at": "2026-11-01 01:00:00"},  # T11 cleared in November
-        {"received_at": "2026-09-30 22:00:00", "cleared_at": "2026-10-01 01:00:00"},  # T12 cleared October: 3 h -> 1
-        # T13 a weekend repair: hours are elapsed hours, not business hours: Sat 16:00 -> Sun 10:00 = 18 h -> 0
-        {"received_at": "2026-10-17 16:00:00", "cleared_at": "2026-10-18 10:00:00"},
-    ])
+    run = run_checker(
+        troubles=[
+            {"received_at": "2026-10-13 09:00:00", "cleared_at": "2026-10-13 13:00:00"},  # T1 4 h exactly -> 1
+            {"received_at": "2026-10-13 09:00:00", "cleared_at": "2026-10-13 13:00:01"},  # T2 4 h 1 s -> 0
+            {
+                "received_at": "2026-10-13 09:00:00",
+                "cleared_at": "2026-10-13 15:00:00",
+                "no_access_hours": 2,
+            },  # T3 6 - 2 = 4 -> 1
+            {
+                "received_at": "2026-10-13 09:00:00",
+                "cleared_at": "2026-10-13 15:00:00",
+                "no_access_hours": 1.5,
+            },  # T4 4.5 -> 0
+            {
+                "received_at": "2026-10-13 09:00:00",
+                "cleared_at": "2026-10-13 10:00:00",
+                "no_access_hours": 3,
+            },  # T5 -2 -> 0 h -> 1
+            {"disposition": "cpe"},  # T6 not_network_disposition
+            {"disposition": "no_trouble_found"},  # T7 not_network_disposition
+            {"test": True},  # T8 test_trouble
+            {"carrier_id": "TESTCLEC"},  # T9 test_trouble
+            {"cleared_at": ""},  # T10 open: in no period
+            {"received_at": "2026-10-31 20:00:00", "cleared_at": "2026-11-01 01:00:00"},  # T11 cleared in November
+            {
+                "received_at": "2026-09-30 22:00:00",
+                "cleared_at": "2026-10-01 01:00:00",
+            },  # T12 cleared October: 3 h -> 1
+            # T13 a weekend repair: hours are elapsed hours, not business hours: Sat 16:00 -> Sun 10:00 = 18 h -> 0
+            {"received_at": "2026-10-17 16:00:00", "cleared_at": "2026-10-18 10:00:00"},
+        ]
+    )
     assert _ids(run.records("MR-5")) == {f"T{i}" for i in (1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 13)}
     expected = {"T1": 1, "T2": 0, "T3": 1, "T4": 0, "T5": 1, "T12": 1, "T13": 0}
     assert {t: run.record("MR-5", t)["value"] for t in expected} == expected
-    reasons = {"T6": "not_network_disposition", "T7": "not_network_disposition", "T8": "test_trouble", "T9": "test_trouble"}
+    reasons = {
+        "T6": "not_network_disposition",
+        "T7": "not_network_disposition",
+        "T8": "test_trouble",
+        "T9": "test_trouble",
+    }
     assert {t: run.record("MR-5", t)["exclusion_reason"] for t in reasons} == reasons
     cell = run.cell("MR-5")
     assert cell["clec_n"] == 7 and cell["clec_numerator"] == 4
@@ -529,23 +666,37 @@ def test_mr5_cleared_within_four_hours_net_of_no_access(run_checker):
 
 def test_mr5_mr6_use_real_elapsed_hours_across_daylight_saving_changes(run_checker):
     """Repair durations are real elapsed time: fall back adds an hour to the wall-clock gap, spring forward removes one."""
-    november = run_checker(troubles=[
-        # T1 Denver Nov 1 00:30 MDT (06:30 UTC) -> 04:00 MST (11:00 UTC) = 4.5 h (the wall clock says 3.5) -> 0
-        {"received_at": "2026-11-01 00:30:00", "cleared_at": "2026-11-01 04:00:00"},
-        # T2 Phoenix has no DST: 00:30 -> 04:00 = 3.5 h -> 1
-        {"state": "AZ", "received_at": "2026-11-01 00:30:00", "cleared_at": "2026-11-01 04:00:00"},
-        # T3 ambiguous 01:30 is the earlier instant (MDT, 07:30 UTC) -> 02:00 MST (09:00 UTC) = 1.5 h
-        {"received_at": "2026-11-01 01:30:00", "cleared_at": "2026-11-01 02:00:00"},
-        # T4 an explicit offset picks the second 01:30 in Los Angeles (PST, 09:30 UTC) -> 02:00 PST = 0.5 h
-        {"state": "WA", "received_at": "2026-11-01T01:30:00-08:00", "cleared_at": "2026-11-01 02:00:00"},
-    ], period="2026-11")
-    assert {t: november.record("MR-6", t)["value"] for t in ("T1", "T2", "T3", "T4")} == {"T1": 4.5, "T2": 3.5, "T3": 1.5, "T4": 0.5}
+    november = run_checker(
+        troubles=[
+            # T1 Denver Nov 1 00:30 MDT (06:30 UTC) -> 04:00 MST (11:00 UTC) = 4.5 h (the wall clock says 3.5) -> 0
+            {"received_at": "2026-11-01 00:30:00", "cleared_at": "2026-11-01 04:00:00"},
+            # T2 Phoenix has no DST: 00:30 -> 04:00 = 3.5 h -> 1
+            {"state": "AZ", "received_at": "2026-11-01 00:30:00", "cleared_at": "2026-11-01 04:00:00"},
+            # T3 ambiguous 01:30 is the earlier instant (MDT, 07:30 UTC) -> 02:00 MST (09:00 UTC) = 1.5 h
+            {"received_at": "2026-11-01 01:30:00", "cleared_at": "2026-11-01 02:00:00"},
+            # T4 an explicit offset picks the second 01:30 in Los Angeles (PST, 09:30 UTC) -> 02:00 PST = 0.5 h
+            {"state": "WA", "received_at": "2026-11-01T01:30:00-08:00", "cleared_at": "2026-11-01 02:00:00"},
+        ],
+        period="2026-11",
+    )
+    assert {t: november.record("MR-6", t)["value"] for t in ("T1", "T2", "T3", "T4")} == {
+        "T1": 4.5,
+        "T2": 3.5,
+        "T3": 1.5,
+        "T4": 0.5,
+    }
     assert november.record("MR-5", "T1")["value"] == 0 and november.record("MR-5", "T2")["value"] == 1
-    march = run_checker(troubles=[
-        # T1 Denver Mar 8 00:30 MST (07:30 UTC) -> 05:00 MDT (11:00 UTC) = 3.5 h (the wall clock says 4.5) -> 1
-        {"received_at": "2026-03-08 00:30:00", "cleared_at": "2026-03-08 05:00:00"},
-        {"received_at": "2026-03-08 02:30:00", "cleared_at": "2026-03-08 05:00:00"},  # T2 02:30 does not exist: rejected
-    ], period="2026-03")
+    march = run_checker(
+        troubles=[
+            # T1 Denver Mar 8 00:30 MST (07:30 UTC) -> 05:00 MDT (11:00 UTC) = 3.5 h (the wall clock says 4.5) -> 1
+            {"received_at": "2026-03-08 00:30:00", "cleared_at": "2026-03-08 05:00:00"},
+            {
+                "received_at": "2026-03-08 02:30:00",
+                "cleared_at": "2026-03-08 05:00:00",
+            },  # T2 02:30 does not exist: rejected
+        ],
+        period="2026-03",
+    )
     assert march.record("MR-6", "T1")["value"] == 3.5 and march.record("MR-5", "T1")["value"] == 1
     rejects = march.rejects()
     bad = rejects[rejects["record_id"] == "T2"].iloc[0]
@@ -556,13 +707,16 @@ def test_mr5_mr6_use_real_elapsed_hours_across_daylight_saving_changes(run_check
 def test_mr6_mean_duration_split_by_dispatch_with_mean_parity(run_checker):
     """MR-6 is a lower-better mean of hours; resale_pots and retail pots split by dispatch, ubl_2w against all pots."""
     retail = {"carrier_id": "ILEC", "product": "pots"}
-    run = run_checker(troubles=[
-        _duration_trouble(6, dispatch=True), _duration_trouble(8, dispatch=True),  # CLEC dispatch: mean 7
-        _duration_trouble(5),  # CLEC no dispatch: 5
-        _duration_trouble(3, product="ubl_2w"),  # ubl_2w: 3
-        *[_duration_trouble(h, dispatch=True, **retail) for h in (2, 4, 6)],  # mean 4, var 4
-        *[_duration_trouble(h, **retail) for h in (1, 3)],  # mean 2, var 2
-    ])
+    run = run_checker(
+        troubles=[
+            _duration_trouble(6, dispatch=True),
+            _duration_trouble(8, dispatch=True),  # CLEC dispatch: mean 7
+            _duration_trouble(5),  # CLEC no dispatch: 5
+            _duration_trouble(3, product="ubl_2w"),  # ubl_2w: 3
+            *[_duration_trouble(h, dispatch=True, **retail) for h in (2, 4, 6)],  # mean 4, var 4
+            *[_duration_trouble(h, **retail) for h in (1, 3)],  # mean 2, var 2
+        ]
+    )
     yes = run.cell("MR-6", submeasure="dispatch=true")
     # z = (7 - 4) / sqrt(4 * (1/2 + 1/3)) = 1.6432 <= 1.645 -> met (just)
     assert (yes["clec_value"], yes["retail_n"], yes["retail_value"], yes["retail_stdev"]) == (7.0, 3, 4.0, 2.0)
@@ -583,32 +737,47 @@ def test_mr6_mean_duration_split_by_dispatch_with_mean_parity(run_checker):
 
 def test_mr7_repeat_when_another_network_trouble_in_the_previous_720_hours(run_checker):
     """MR-7 value 1 when another network, non-test trouble on the circuit was received in [anchor - 720 h, anchor)."""
+
     def t(circuit, received, **kw):
         day = received[:10]
         return _trouble(circuit, received, f"{day} 23:00:00", **kw)
 
-    run = run_checker(troubles=[
-        t("R1", "2026-10-01 09:00:00"),  # T1 nothing before -> 0
-        t("R1", "2026-10-31 09:00:00"),  # T2 T1 exactly 720 h earlier -> 1
-        t("R2", "2026-10-01 09:00:00"),  # T3 -> 0
-        t("R2", "2026-10-31 09:00:01"),  # T4 T3 720 h 1 s earlier -> 0
-        t("R3", "2026-10-10 09:00:00", disposition="cpe"),  # T5 not network (excluded, and not a prior)
-        t("R3", "2026-10-12 09:00:00"),  # T6 -> 0
-        t("R4", "2026-10-10 09:00:00", test=True),  # T7 test (excluded, and not a prior)
-        t("R4", "2026-10-12 09:00:00"),  # T8 -> 0
-        t("R5", "2026-09-20 09:00:00"),  # T9 September: not in October, still a prior
-        t("R5", "2026-10-05 09:00:00"),  # T10 -> 1
-        _trouble("R6", "2026-10-10 09:00:00", ""),  # T11 still open: not in a period, still a prior
-        t("R6", "2026-10-12 09:00:00"),  # T12 -> 1
-        t("R7", "2026-10-15 09:00:00"),  # T13 received at the same instant as T14: not strictly before -> 0
-        t("R7", "2026-10-15 09:00:00"),  # T14 -> 0
-        t("R8", "2026-10-10 09:00:00", carrier_id="ILEC", product="pots"),  # T15 retail trouble on the circuit
-        t("R8", "2026-10-12 09:00:00"),  # T16 -> 1 (the match is on the circuit, whoever reported it)
-        t("R9", "2026-10-12 09:00:00"),  # T17 a later trouble does not make this one a repeat -> 0
-        t("R9", "2026-11-02 09:00:00"),  # T18 November
-    ])
-    expected = {"T1": 0, "T2": 1, "T3": 0, "T4": 0, "T6": 0, "T8": 0, "T10": 1, "T12": 1, "T13": 0, "T14": 0,
-                "T16": 1, "T17": 0}
+    run = run_checker(
+        troubles=[
+            t("R1", "2026-10-01 09:00:00"),  # T1 nothing before -> 0
+            t("R1", "2026-10-31 09:00:00"),  # T2 T1 exactly 720 h earlier -> 1
+            t("R2", "2026-10-01 09:00:00"),  # T3 -> 0
+            t("R2", "2026-10-31 09:00:01"),  # T4 T3 720 h 1 s earlier -> 0
+            t("R3", "2026-10-10 09:00:00", disposition="cpe"),  # T5 not network (excluded, and not a prior)
+            t("R3", "2026-10-12 09:00:00"),  # T6 -> 0
+            t("R4", "2026-10-10 09:00:00", test=True),  # T7 test (excluded, and not a prior)
+            t("R4", "2026-10-12 09:00:00"),  # T8 -> 0
+            t("R5", "2026-09-20 09:00:00"),  # T9 September: not in October, still a prior
+            t("R5", "2026-10-05 09:00:00"),  # T10 -> 1
+            _trouble("R6", "2026-10-10 09:00:00", ""),  # T11 still open: not in a period, still a prior
+            t("R6", "2026-10-12 09:00:00"),  # T12 -> 1
+            t("R7", "2026-10-15 09:00:00"),  # T13 received at the same instant as T14: not strictly before -> 0
+            t("R7", "2026-10-15 09:00:00"),  # T14 -> 0
+            t("R8", "2026-10-10 09:00:00", carrier_id="ILEC", product="pots"),  # T15 retail trouble on the circuit
+            t("R8", "2026-10-12 09:00:00"),  # T16 -> 1 (the match is on the circuit, whoever reported it)
+            t("R9", "2026-10-12 09:00:00"),  # T17 a later trouble does not make this one a repeat -> 0
+            t("R9", "2026-11-02 09:00:00"),  # T18 November
+        ]
+    )
+    expected = {
+        "T1": 0,
+        "T2": 1,
+        "T3": 0,
+        "T4": 0,
+        "T6": 0,
+        "T8": 0,
+        "T10": 1,
+        "T12": 1,
+        "T13": 0,
+        "T14": 0,
+        "T16": 1,
+        "T17": 0,
+    }
     assert {k: run.record("MR-7", k)["value"] for k in expected} == expected
     assert run.record("MR-7", "T5")["exclusion_reason"] == "not_network_disposition"
     assert run.record("MR-7", "T7")["exclusion_reason"] == "test_trouble"
@@ -619,22 +788,28 @@ def test_mr7_repeat_when_another_network_trouble_in_the_previous_720_hours(run_c
 
 def test_mr7_window_is_real_time_across_the_fall_back(run_checker):
     """MR-7's 720-hour window is measured in real hours, so across the November fall-back it spans 720 h, not 30 wall-clock days."""
-    run = run_checker(troubles=[
-        # anchor Nov 15 09:00 MST = 16:00 UTC; anchor - 720 h = Oct 16 16:00 UTC = 10:00 MDT
-        _trouble("R1", "2026-10-16 10:00:00", "2026-10-16 11:00:00"),  # T1 exactly 720 h before
-        _trouble("R1", "2026-11-15 09:00:00", "2026-11-15 10:00:00"),  # T2 -> 1
-        _trouble("R2", "2026-10-16 09:30:00", "2026-10-16 11:00:00"),  # T3 720.5 h before (719.5 by wall clock)
-        _trouble("R2", "2026-11-15 09:00:00", "2026-11-15 10:00:00"),  # T4 -> 0
-    ], period="2026-11")
+    run = run_checker(
+        troubles=[
+            # anchor Nov 15 09:00 MST = 16:00 UTC; anchor - 720 h = Oct 16 16:00 UTC = 10:00 MDT
+            _trouble("R1", "2026-10-16 10:00:00", "2026-10-16 11:00:00"),  # T1 exactly 720 h before
+            _trouble("R1", "2026-11-15 09:00:00", "2026-11-15 10:00:00"),  # T2 -> 1
+            _trouble("R2", "2026-10-16 09:30:00", "2026-10-16 11:00:00"),  # T3 720.5 h before (719.5 by wall clock)
+            _trouble("R2", "2026-11-15 09:00:00", "2026-11-15 10:00:00"),  # T4 -> 0
+        ],
+        period="2026-11",
+    )
     assert run.record("MR-7", "T2")["value"] == 1
     assert run.record("MR-7", "T4")["value"] == 0
 
 
 def test_mr7_parity_is_lower_better(run_checker):
     """MR-7 parity: a CLEC repeat rate above retail gives a positive z (CLEC worse)."""
+
     def pair(circuit, **kw):  # two troubles on one circuit: the second is a repeat
-        return [_trouble(circuit, "2026-10-05 09:00:00", "2026-10-05 10:00:00", **kw),
-                _trouble(circuit, "2026-10-06 09:00:00", "2026-10-06 10:00:00", **kw)]
+        return [
+            _trouble(circuit, "2026-10-05 09:00:00", "2026-10-05 10:00:00", **kw),
+            _trouble(circuit, "2026-10-06 09:00:00", "2026-10-06 10:00:00", **kw),
+        ]
 
     retail = {"carrier_id": "ILEC", "product": "pots"}
     single = [_trouble(f"S{i}", "2026-10-05 09:00:00", "2026-10-05 10:00:00", **retail) for i in range(6)]
@@ -655,7 +830,10 @@ def test_mr8_trouble_rate_per_100_lines(run_checker):
     run = run_checker(
         troubles=[
             {"cleared_at": ""},  # T1 open: counted
-            {"received_at": "2026-10-30 09:00:00", "cleared_at": "2026-11-02 09:00:00"},  # T2 cleared in November: counted
+            {
+                "received_at": "2026-10-30 09:00:00",
+                "cleared_at": "2026-11-02 09:00:00",
+            },  # T2 cleared in November: counted
             {},  # T3 counted
             {"disposition": "cpe"},  # T4 not_network_disposition
             {"test": True},  # T5 test_trouble
@@ -762,10 +940,22 @@ def test_month_membership_uses_the_local_date_of_the_state(run_checker):
 def test_every_record_of_the_period_is_in_the_audit_exactly_once(run_checker):
     """records/ lists every record of each measure's period once, included or with an exclusion reason."""
     run = run_checker(
-        orders=[{}, {"test": True}, {"channel": ""}, {"cancelled": True}, {"order_type": "record"},
-                {"carrier_id": "ILEC", "product": "pots"}, {"completed_at": "2026-11-03 10:00:00"}],
-        troubles=[{}, {"disposition": "information"}, {"carrier_id": "TESTCLEC"},
-                  {"carrier_id": "ILEC", "product": "pots"}, {"cleared_at": ""}],
+        orders=[
+            {},
+            {"test": True},
+            {"channel": ""},
+            {"cancelled": True},
+            {"order_type": "record"},
+            {"carrier_id": "ILEC", "product": "pots"},
+            {"completed_at": "2026-11-03 10:00:00"},
+        ],
+        troubles=[
+            {},
+            {"disposition": "information"},
+            {"carrier_id": "TESTCLEC"},
+            {"carrier_id": "ILEC", "product": "pots"},
+            {"cleared_at": ""},
+        ],
         lines=[{}],
     )
     expected = {  # by the measure's period_by field, in October local time
@@ -790,10 +980,20 @@ def test_op5_a_trouble_a_fraction_of_a_second_after_completion_counts(run_checke
     """OP-5's 'received after completion' is exact below one second: 0.4 s after counts, the same instant does not."""
     run = run_checker(
         orders=[
-            {"circuit_id": "CA", "completed_at": "2026-09-10 12:00:00.000", "received_at": "2026-09-07 09:00:00",
-             "foc_at": "2026-09-07 10:00:00", "due_date": "2026-09-10"},
-            {"circuit_id": "CB", "completed_at": "2026-09-10 12:00:00.500", "received_at": "2026-09-07 09:00:00",
-             "foc_at": "2026-09-07 10:00:00", "due_date": "2026-09-10"},
+            {
+                "circuit_id": "CA",
+                "completed_at": "2026-09-10 12:00:00.000",
+                "received_at": "2026-09-07 09:00:00",
+                "foc_at": "2026-09-07 10:00:00",
+                "due_date": "2026-09-10",
+            },
+            {
+                "circuit_id": "CB",
+                "completed_at": "2026-09-10 12:00:00.500",
+                "received_at": "2026-09-07 09:00:00",
+                "foc_at": "2026-09-07 10:00:00",
+                "due_date": "2026-09-10",
+            },
         ],
         troubles=[
             {"circuit_id": "CA", "received_at": "2026-09-10 12:00:00.400", "cleared_at": "2026-09-10 13:00:00"},

@@ -18,12 +18,20 @@ D = dt.date
 def october_orders() -> list[dict]:
     """Retail and CLEC01 orders: received 5 Oct, completed 8 Oct; two CLEC orders completed 20 Oct
     (after an as-of of 15 Oct: still open then), one CLEC order received 18 Oct."""
-    rows = [{"carrier_id": "ILEC", "product": "pots", "completed_at": f"2026-10-{12 if i < 3 else 8:02d} 12:00:00"}
-            for i in range(40)]
+    rows = [
+        {"carrier_id": "ILEC", "product": "pots", "completed_at": f"2026-10-{12 if i < 3 else 8:02d} 12:00:00"}
+        for i in range(40)
+    ]
     rows += [{} for _ in range(6)]
     rows += [{"completed_at": "2026-10-20 12:00:00", "due_date": "2026-10-08"} for _ in range(2)]
-    rows += [{"received_at": "2026-10-18 09:00:00", "foc_at": "2026-10-18 10:00:00", "due_date": "2026-10-21",
-              "completed_at": "2026-10-21 12:00:00"}]
+    rows += [
+        {
+            "received_at": "2026-10-18 09:00:00",
+            "foc_at": "2026-10-18 10:00:00",
+            "due_date": "2026-10-21",
+            "completed_at": "2026-10-21 12:00:00",
+        }
+    ]
     return rows
 
 
@@ -36,8 +44,9 @@ def test_as_of_uses_only_the_data_known_at_the_end_of_that_day(tmp_path, plan):
     """As of 15 Oct the two orders completed on 20 Oct are open and the order received on 18 Oct
     is unknown: OP-3 counts 6 CLEC orders, the results are provisional, the manifest counts the 1 left out."""
     data = write_inputs(tmp_path / "data", october_orders())
-    mtd = pipeline.run(plan, data, "2026-10", tmp_path / "s", max_reject_rate=1.0, as_of=D(2026, 10, 15),
-                       today=D(2026, 10, 16))
+    mtd = pipeline.run(
+        plan, data, "2026-10", tmp_path / "s", max_reject_rate=1.0, as_of=D(2026, 10, 15), today=D(2026, 10, 16)
+    )
     assert op3(mtd)["clec_n"] == 6
     assert mtd.results["provisional"].all() and set(mtd.results["provisional_as_of"]) == {"2026-10-15"}
     assert mtd.manifest["records_after_as_of"]["orders"] == 1
@@ -61,8 +70,10 @@ def test_a_run_of_a_month_not_yet_over_is_provisional_as_of_today(tmp_path, plan
 
 @pytest.mark.parametrize(
     ("as_of", "today", "message"),
-    [(D(2026, 9, 30), D(2026, 10, 20), "before period 2026-10 begins"),
-     (D(2026, 10, 21), D(2026, 10, 20), "after today")],
+    [
+        (D(2026, 9, 30), D(2026, 10, 20), "before period 2026-10 begins"),
+        (D(2026, 10, 21), D(2026, 10, 20), "after today"),
+    ],
 )
 def test_as_of_outside_the_period_or_in_the_future_is_a_usage_error(tmp_path, plan, as_of, today, message):
     """An as-of date before the month or after today is refused before anything is read."""
@@ -73,10 +84,12 @@ def test_as_of_outside_the_period_or_in_the_future_is_a_usage_error(tmp_path, pl
 
 @pytest.mark.parametrize(
     ("today", "expected"),
-    [(D(2026, 11, 3), [("2026-10", None), ("2026-11", D(2026, 11, 3))]),
-     (D(2026, 11, 5), [("2026-10", None), ("2026-11", D(2026, 11, 5))]),
-     (D(2026, 11, 6), [("2026-11", D(2026, 11, 6))]),
-     (D(2027, 1, 1), [("2026-12", None), ("2027-01", D(2027, 1, 1))])],
+    [
+        (D(2026, 11, 3), [("2026-10", None), ("2026-11", D(2026, 11, 3))]),
+        (D(2026, 11, 5), [("2026-10", None), ("2026-11", D(2026, 11, 5))]),
+        (D(2026, 11, 6), [("2026-11", D(2026, 11, 6))]),
+        (D(2027, 1, 1), [("2026-12", None), ("2027-01", D(2027, 1, 1))]),
+    ],
 )
 def test_auto_periods(today, expected):
     """auto: the month to date, preceded in the first 5 days by the previous month's final run."""

@@ -30,7 +30,9 @@ def built(generated_store, tmp_path_factory):
 
 
 def _package(out: Path, target: Path, *extra: str, carrier: str = C, period: str = P) -> int:
-    return main(["package", "--store", str(out), "--period", period, "--carrier", carrier, "--out", str(target), *extra])
+    return main(
+        ["package", "--store", str(out), "--period", period, "--carrier", carrier, "--out", str(target), *extra]
+    )
 
 
 def _store_records(out: Path) -> pd.DataFrame:
@@ -49,8 +51,10 @@ def _texts(pkg: Path) -> dict[str, str]:
         table = pq.read_table(path)
         parts = [*table.column_names, *(f"{k!r}{v!r}" for k, v in (table.schema.metadata or {}).items())]
         for field in table.schema:
-            if pa.types.is_string(field.type) or pa.types.is_large_string(field.type) or pa.types.is_dictionary(
-                field.type
+            if (
+                pa.types.is_string(field.type)
+                or pa.types.is_large_string(field.type)
+                or pa.types.is_dictionary(field.type)
             ):
                 parts += [str(v) for v in table[field.name].cast(pa.string()).unique().to_pylist() if v is not None]
         texts[name] = "\n".join(parts)
@@ -62,8 +66,16 @@ def test_package_holds_the_clec_results_records_remedies_and_statement(built):
     measure, its ledger lines and an exact copy of its statement."""
     out, pkg = built
     names = {str(p.relative_to(pkg)) for p in pkg.rglob("*") if p.is_file()}
-    assert {"results.parquet", "results.csv", "remedies.parquet", "remedies.csv", "statement.csv",
-            "records.csv", "manifest.json", "README.txt"} <= names
+    assert {
+        "results.parquet",
+        "results.csv",
+        "remedies.parquet",
+        "remedies.csv",
+        "statement.csv",
+        "records.csv",
+        "manifest.json",
+        "README.txt",
+    } <= names
     assert any(n.startswith("records/measure=") for n in names)
     stored = store.read_table(out, "results", P).to_pandas()
     own = stored[(stored["scope"] == "clec") & (stored["carrier_id"] == C)]
@@ -228,16 +240,20 @@ def test_selections_leave_out_other_carriers_and_other_cells():
     """select_results keeps C's rows and the aggregate rows of C's cells only; select_remedies keeps
     C's lines (no Tier 2); select_rejects keeps C's rows when the table names carriers, else None."""
     cell = {"submeasure": "all", "state": "CO", "product": "p"}
-    results = pa.Table.from_pylist([
-        {"measure_id": "OP-3", **cell, "scope": "clec", "carrier_id": C},
-        {"measure_id": "OP-3", **cell, "scope": "clec", "carrier_id": "CLEC01"},
-        {"measure_id": "OP-3", **cell, "scope": "clec_aggregate", "carrier_id": None},
-        {"measure_id": "OP-4", **cell, "scope": "clec", "carrier_id": "CLEC01"},
-        {"measure_id": "OP-4", **cell, "scope": "clec_aggregate", "carrier_id": None},
-    ])
+    results = pa.Table.from_pylist(
+        [
+            {"measure_id": "OP-3", **cell, "scope": "clec", "carrier_id": C},
+            {"measure_id": "OP-3", **cell, "scope": "clec", "carrier_id": "CLEC01"},
+            {"measure_id": "OP-3", **cell, "scope": "clec_aggregate", "carrier_id": None},
+            {"measure_id": "OP-4", **cell, "scope": "clec", "carrier_id": "CLEC01"},
+            {"measure_id": "OP-4", **cell, "scope": "clec_aggregate", "carrier_id": None},
+        ]
+    )
     kept = package.select_results(results, C).to_pylist()
     assert [(r["measure_id"], r["scope"], r["carrier_id"]) for r in kept] == [
-        ("OP-3", "clec", C), ("OP-3", "clec_aggregate", None)]
+        ("OP-3", "clec", C),
+        ("OP-3", "clec_aggregate", None),
+    ]
     ledger = pa.table({"payee": [C, "CLEC01", "state_fund:CO"], "tier": ["tier1", "tier1", "tier2"]})
     assert package.select_remedies(ledger, C)["payee"].to_pylist() == [C]
     rejects = pa.table({"record_id": ["a", "b", "c"], "carrier_id": [C, "CLEC01", None]})

@@ -77,8 +77,13 @@ def test_every_schema_problem_is_reported_at_once_sorted_with_its_pointer():
     del doc["measures"][6]["title"]
     problems = problems_of(doc)
     assert pointers(problems) == [
-        "", "/calendar/order_cutoff", "/measures/2/type", "/measures/5/direction", "/measures/6",
-        "/states/1/code", "/version",
+        "",
+        "/calendar/order_cutoff",
+        "/measures/2/type",
+        "/measures/5/direction",
+        "/measures/6",
+        "/states/1/code",
+        "/version",
     ]
     assert problems == sorted(problems)
     assert "'extra' was unexpected" in problems[0].message
@@ -236,15 +241,17 @@ def test_plan_spec_is_frozen_with_tuples():
     assert isinstance(plan.measures[1].exclusions[2].when[0].value, tuple)
 
 
-variations = st.fixed_dictionaries({
-    "version": st.text(alphabet="0123456789.abc-", min_size=1, max_size=8),
-    "critical_value": st.floats(min_value=0.01, max_value=10, allow_nan=False),
-    "target": st.floats(min_value=0, max_value=100, allow_nan=False),
-    "interval": st.integers(min_value=0, max_value=30),
-    "extra_dates": st.lists(st.dates().map(lambda d: d.isoformat()), max_size=3, unique=True),
-    "window": st.floats(min_value=0.5, max_value=2000, allow_nan=False),
-    "drop_dimensions": st.booleans(),
-})
+variations = st.fixed_dictionaries(
+    {
+        "version": st.text(alphabet="0123456789.abc-", min_size=1, max_size=8),
+        "critical_value": st.floats(min_value=0.01, max_value=10, allow_nan=False),
+        "target": st.floats(min_value=0, max_value=100, allow_nan=False),
+        "interval": st.integers(min_value=0, max_value=30),
+        "extra_dates": st.lists(st.dates().map(lambda d: d.isoformat()), max_size=3, unique=True),
+        "window": st.floats(min_value=0.5, max_value=2000, allow_nan=False),
+        "drop_dimensions": st.booleans(),
+    }
+)
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -374,7 +381,9 @@ def test_statistics_need_exactly_one_threshold_and_methods_fit_measure_types(mak
 
     def change(doc):
         doc["statistics"] = {
-            "parity_method": "modified_z", "critical_value": 1.645, "alpha": 0.05,
+            "parity_method": "modified_z",
+            "critical_value": 1.645,
+            "alpha": 0.05,
             "routing": {"mean": [{"max_clec_n": 30, "method": "fisher_exact"}]},
         }
 
@@ -388,8 +397,23 @@ def test_the_bundled_sample_size_table_picks_the_critical_value_by_clec_n():
     """example-qc's illustrative table: 1-10 -> 1.04, 11-150 -> 1.645, ..., above 3000 -> 4.3."""
     stats = load_plan("example-qc").statistics
     got = {n: stats.critical_value_for("clec", n) for n in (1, 10, 11, 150, 151, 300, 301, 600, 601, 3000, 3001)}
-    assert got == {1: 1.04, 10: 1.04, 11: 1.645, 150: 1.645, 151: 2.0, 300: 2.0, 301: 2.7, 600: 2.7,
-                   601: 3.7, 3000: 3.7, 3001: 4.3}
+    assert got == {
+        1: 1.04,
+        10: 1.04,
+        11: 1.645,
+        150: 1.645,
+        151: 2.0,
+        300: 2.0,
+        301: 2.7,
+        600: 2.7,
+        601: 3.7,
+        3000: 3.7,
+        3001: 4.3,
+    }
     assert stats.critical_value_for("clec_aggregate", 12) == 1.645  # the same table serves the aggregate
-    assert [stats.method_for(t, 30) for t in ("mean", "proportion", "rate")] == ["permutation", "fisher_exact", "binomial_exact"]
+    assert [stats.method_for(t, 30) for t in ("mean", "proportion", "rate")] == [
+        "permutation",
+        "fisher_exact",
+        "binomial_exact",
+    ]
     assert [stats.method_for(t, 31) for t in ("mean", "proportion", "rate")] == ["modified_z"] * 3

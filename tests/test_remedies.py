@@ -20,19 +20,42 @@ D = Decimal
 def row(**kw) -> dict:
     """One result row as the pipeline writes it (only the columns remedies read)."""
     base = {
-        "measure_id": "MR-6", "submeasure": "all", "state": "CO", "product": "resale_pots", "scope": "clec",
-        "carrier_id": "CLEC01", "status": "miss", "method": "modified_z", "standard": "parity",
-        "direction": "lower_better", "clec_n": 100, "clec_numerator": 480.0, "clec_value": 4.8,
-        "retail_n": 10_000.0, "retail_numerator": 40_000.0, "retail_value": 4.0, "retail_stdev": 3.0,
-        "benchmark": np.nan, "critical_value": 1.645, "alpha": np.nan, "allowed_misses": np.nan,
+        "measure_id": "MR-6",
+        "submeasure": "all",
+        "state": "CO",
+        "product": "resale_pots",
+        "scope": "clec",
+        "carrier_id": "CLEC01",
+        "status": "miss",
+        "method": "modified_z",
+        "standard": "parity",
+        "direction": "lower_better",
+        "clec_n": 100,
+        "clec_numerator": 480.0,
+        "clec_value": 4.8,
+        "retail_n": 10_000.0,
+        "retail_numerator": 40_000.0,
+        "retail_value": 4.0,
+        "retail_stdev": 3.0,
+        "benchmark": np.nan,
+        "critical_value": 1.645,
+        "alpha": np.nan,
+        "allowed_misses": np.nan,
     }
     return base | kw
 
 
 MR6 = row()  # retail 4.00 h, sd 3.00, n 10,000; CLEC 4.80 h, n 100
 OP3 = row(  # retail 95% of 20,000; CLEC 88 of 100
-    measure_id="OP-3", direction="higher_better", clec_n=100, clec_numerator=88.0, clec_value=88.0,
-    retail_n=20_000.0, retail_numerator=19_000.0, retail_value=95.0, retail_stdev=math.sqrt(0.95 * 0.05) * 100,
+    measure_id="OP-3",
+    direction="higher_better",
+    clec_n=100,
+    clec_numerator=88.0,
+    clec_value=88.0,
+    retail_n=20_000.0,
+    retail_numerator=19_000.0,
+    retail_value=95.0,
+    retail_stdev=math.sqrt(0.95 * 0.05) * 100,
 )
 AGG = {"scope": "clec_aggregate", "carrier_id": None}
 
@@ -44,8 +67,15 @@ def frame(*rows: dict) -> pd.DataFrame:
 def test_mean_miss_as_for_mr6(bundled_plan):
     """MR-6: z = 0.80 / (3 sqrt(1/100 + 1/10,000)) = 0.80 / 0.301496 = 2.6534; threshold 4.00 + 1.645 x 0.301496 =
     4.4960; occurrences 100 x (4.80 - 4.4960) / 4.4960 = 6.762 -> 7 (rounded up); month 1, high: 7 x $150 = $1,050."""
-    z = stats.modified_z("mean", np.array([False]), np.array([100.0]), np.array([4.8]), np.array([10_000.0]),
-                         np.array([4.0]), np.array([9.0 * 9_999]))
+    z = stats.modified_z(
+        "mean",
+        np.array([False]),
+        np.array([100.0]),
+        np.array([4.8]),
+        np.array([10_000.0]),
+        np.array([4.0]),
+        np.array([9.0 * 9_999]),
+    )
     assert z.statistic[0] == pytest.approx(2.6534, abs=5e-5)
     result = remedies.period_remedies(bundled_plan, "2026-10", frame(MR6), None, {})
     line = result.ledger[result.ledger["tier"] == "tier1"].iloc[0]
@@ -59,8 +89,15 @@ def test_mean_miss_as_for_mr6(bundled_plan):
 def test_proportion_miss_as_for_op3(bundled_plan):
     """OP-3: se = sqrt(0.95 x 0.05 x (1/100 + 1/20,000)) = 0.021849; z = 0.07 / 0.021849 = 3.2038;
     threshold 0.95 - 1.645 x 0.021849 = 91.406%; occurrences (0.91406 - 0.88) x 100 = 3.406 -> 4; 4 x $150 = $600."""
-    z = stats.modified_z("proportion", np.array([True]), np.array([100.0]), np.array([0.88]), np.array([20_000.0]),
-                         np.array([0.95]), np.array([0.0]))
+    z = stats.modified_z(
+        "proportion",
+        np.array([True]),
+        np.array([100.0]),
+        np.array([0.88]),
+        np.array([20_000.0]),
+        np.array([0.95]),
+        np.array([0.0]),
+    )
     assert z.statistic[0] == pytest.approx(3.2038, abs=5e-5)
     result = remedies.period_remedies(bundled_plan, "2026-10", frame(OP3), None, {})
     line = result.ledger.iloc[0]
@@ -73,8 +110,16 @@ def test_rate_occurrences_are_excess_troubles_on_the_line_base(bundled_plan):
     """MR-8 as a proportion on lines: retail 1% of 100,000 lines, CLEC 30 troubles on 1,000 lines (3%):
     se = sqrt(0.01 x 0.99 x (1/1,000 + 1/100,000)) = 0.0031623; threshold 0.01 + 1.645 x 0.0031623 = 1.5202%;
     occurrences (0.03 - 0.015202) x 1,000 = 14.798 -> 15; low, month 1: 15 x $25 = $375."""
-    mr8 = row(measure_id="MR-8", clec_n=1000, clec_numerator=30.0, clec_value=3.0, retail_n=100_000.0,
-              retail_numerator=1_000.0, retail_value=1.0, retail_stdev=np.nan)
+    mr8 = row(
+        measure_id="MR-8",
+        clec_n=1000,
+        clec_numerator=30.0,
+        clec_value=3.0,
+        retail_n=100_000.0,
+        retail_numerator=1_000.0,
+        retail_value=1.0,
+        retail_stdev=np.nan,
+    )
     line = remedies.period_remedies(bundled_plan, "2026-10", frame(mr8), None, {}).ledger.iloc[0]
     assert line["threshold"] == pytest.approx(1.5202, abs=5e-4)
     assert line["occurrences_raw"] == pytest.approx(14.798, abs=5e-3)
@@ -84,10 +129,21 @@ def test_rate_occurrences_are_excess_troubles_on_the_line_base(bundled_plan):
 def test_benchmark_with_allowance_pays_the_misses_beyond_the_allowance(bundled_plan):
     """PO-5, 95% benchmark with the allowance: 20 FOCs, 17 on time; allowed misses 20 x 5% = 1;
     3 misses - 1 = 2 occurrences; medium, month 1: 2 x $75 = $150."""
-    po5 = row(measure_id="PO-5", direction="higher_better", standard="benchmark",
-              method="stare_and_compare_with_allowance", clec_n=20, clec_numerator=17.0, clec_value=85.0,
-              retail_n=np.nan, retail_numerator=np.nan, retail_value=np.nan, benchmark=95.0, critical_value=np.nan,
-              allowed_misses=1.0)
+    po5 = row(
+        measure_id="PO-5",
+        direction="higher_better",
+        standard="benchmark",
+        method="stare_and_compare_with_allowance",
+        clec_n=20,
+        clec_numerator=17.0,
+        clec_value=85.0,
+        retail_n=np.nan,
+        retail_numerator=np.nan,
+        retail_value=np.nan,
+        benchmark=95.0,
+        critical_value=np.nan,
+        allowed_misses=1.0,
+    )
     line = remedies.period_remedies(bundled_plan, "2026-10", frame(po5), None, {}).ledger.iloc[0]
     assert (line["occurrences_raw"], line["occurrences"], line["amount"]) == (2.0, 2.0, D("150.00"))
     assert line["threshold"] == pytest.approx(95.0)
@@ -96,8 +152,9 @@ def test_benchmark_with_allowance_pays_the_misses_beyond_the_allowance(bundled_p
 def test_small_sample_option_all_records(make_plan):
     """A permutation-test miss pays one occurrence per CLEC record under small_sample = all_records."""
     plan = make_plan(lambda d: d["remedies"]["occurrences"].update(small_sample="all_records"))
-    cell = row(method="permutation_monte_carlo", clec_n=12, clec_numerator=12 * 4.2, clec_value=4.2,
-               critical_value=1.645)
+    cell = row(
+        method="permutation_monte_carlo", clec_n=12, clec_numerator=12 * 4.2, clec_value=4.2, critical_value=1.645
+    )
     line = remedies.period_remedies(plan, "2026-10", frame(cell), None, {}).ledger.iloc[0]
     assert line["occurrences"] == 12 and "all_records" in line["note"]
 
@@ -218,8 +275,12 @@ def test_plan_references_in_remedies_are_checked(make_plan):
     with pytest.raises(PlanError) as info:
         make_plan(broken)
     text = str(info.value)
-    for pointer in ("/remedies/measures/XX-1", "/remedies/measures/OP-3/tiers/0", "/remedies/tiers/tier1/amounts/high/0",
-                    "/remedies/caps/monthly/ZZ"):
+    for pointer in (
+        "/remedies/measures/XX-1",
+        "/remedies/measures/OP-3/tiers/0",
+        "/remedies/tiers/tier1/amounts/high/0",
+        "/remedies/caps/monthly/ZZ",
+    ):
         assert pointer in text
 
 
@@ -239,8 +300,13 @@ def test_remedies_section_round_trips(bundled_plan):
 def test_capped_payments_are_never_negative_nor_above_the_cap_or_the_amount_due(cents, cap):
     """For any amounts and cap: each payment is between 0 and its amount due; the total is the cap
     when the amounts exceed it, else the amounts are untouched."""
-    plan_caps = build_remedies({"tiers": {"t": {"scope": "clec", "amounts": {"high": [1]}}}, "measures": {},
-                                "caps": {"monthly": {"*": str(D(cap) / 100)}}})
+    plan_caps = build_remedies(
+        {
+            "tiers": {"t": {"scope": "clec", "amounts": {"high": [1]}}},
+            "measures": {},
+            "caps": {"monthly": {"*": str(D(cap) / 100)}},
+        }
+    )
     due = [D(c) / 100 for c in cents]
     ledger = pd.DataFrame({"state": "CO", "amount_uncapped": due, "amount": due})
     paid = list(remedies.apply_caps(plan_caps, ledger, {})["amount"])

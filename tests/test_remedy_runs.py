@@ -21,12 +21,18 @@ MONTHS = ("2026-08", "2026-09", "2026-10")
 def month_orders(period: str, clec_late: int, retail_late: int = 5) -> list[dict]:
     """OP-3 in one month: 100 retail orders (`retail_late` completed after the due date) and
     20 CLEC01 orders (`clec_late` late). 10 of 20 late against 95% is an OP-3 miss; 1 of 20 is met."""
+
     def order(carrier: str, product: str, late: bool) -> dict:
         return {
-            "order_id": None, "carrier_id": carrier, "product": product, "received_at": f"{period}-05 09:00:00",
-            "foc_at": f"{period}-05 10:00:00", "due_date": f"{period}-08",
+            "order_id": None,
+            "carrier_id": carrier,
+            "product": product,
+            "received_at": f"{period}-05 09:00:00",
+            "foc_at": f"{period}-05 10:00:00",
+            "due_date": f"{period}-08",
             "completed_at": f"{period}-{12 if late else 8:02d} 12:00:00",
         }
+
     rows = [order("ILEC", "pots", i < retail_late) for i in range(100)]
     rows += [order("CLEC01", "resale_pots", i < clec_late) for i in range(20)]
     return rows

@@ -56,15 +56,24 @@ def test_report_html_is_self_contained(reported):
     assert text.count("<svg") >= 9  # the misses chart and one trend chart per measure
 
 
-@pytest.mark.skipif(BROWSER is None and not os.environ.get("CARRIER_SLA_REQUIRE_BROWSER"),
-                    reason="no Chromium here (.ci/run installs it and requires this test)")
+@pytest.mark.skipif(
+    BROWSER is None and not os.environ.get("CARRIER_SLA_REQUIRE_BROWSER"),
+    reason="no Chromium here (.ci/run installs it and requires this test)",
+)
 def test_report_renders_in_a_headless_browser_without_console_errors(reported, tmp_path):
     """Chromium renders the report (DOM and screenshot), logs nothing to its console, and the total
     it shows equals the ledger's total in the store."""
     assert BROWSER is not None, "CARRIER_SLA_REQUIRE_BROWSER is set but Chromium is not installed"
     out, rep = reported
-    flags = [BROWSER, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0",
-             f"--user-data-dir={tmp_path / 'profile'}"]
+    flags = [
+        BROWSER,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--enable-logging=stderr",
+        "--v=0",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ]
     url = (rep / "report.html").as_uri()
     dom = subprocess.run([*flags, "--dump-dom", url], capture_output=True, text=True, timeout=120)
     assert dom.returncode == 0, dom.stderr[-2000:]
@@ -73,8 +82,9 @@ def test_report_renders_in_a_headless_browser_without_console_errors(reported, t
     assert re.search(r'id="total-paid">([0-9,.]+)<', dom.stdout).group(1) == f"{total:,.2f}"
     assert dom.stdout.count("<svg") >= 9 and "Results by measure" in dom.stdout
     shot = tmp_path / "report.png"
-    done = subprocess.run([*flags, "--window-size=1300,2000", f"--screenshot={shot}", url], capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        [*flags, "--window-size=1300,2000", f"--screenshot={shot}", url], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0 and shot.stat().st_size > 20_000  # a page with tables and charts, not blank
 
 
@@ -93,5 +103,6 @@ def test_report_refuses_an_unknown_period_or_state(reported, tmp_path, capsys):
     out, _ = reported
     assert main(["report", "--store", str(out), "--period", "2027-01", "--out", str(tmp_path / "a")]) == 2
     assert "no published results for period 2027-01" in capsys.readouterr().err
-    assert main(["report", "--store", str(out), "--period", "2026-10", "--state", "TX", "--out",
-                 str(tmp_path / "b")]) == 2
+    assert (
+        main(["report", "--store", str(out), "--period", "2026-10", "--state", "TX", "--out", str(tmp_path / "b")]) == 2
+    )

@@ -5,8 +5,19 @@ def test_resale_interval_counts_business_days_from_the_effective_received_date(r
     """OP-4 counts business days d with effective received date <= d < completion date."""
     run = run_checker(
         orders=[
-            {"carrier_id": "ILEC", "product": "pots", "received_at": "2026-10-05 09:00:00", "completed_at": "2026-10-08 12:00:00"},
-            {"carrier_id": "ILEC", "product": "pots", "received_at": "2026-10-05 16:00:00", "foc_at": "2026-10-05 16:30:00", "completed_at": "2026-10-08 12:00:00"},
+            {
+                "carrier_id": "ILEC",
+                "product": "pots",
+                "received_at": "2026-10-05 09:00:00",
+                "completed_at": "2026-10-08 12:00:00",
+            },
+            {
+                "carrier_id": "ILEC",
+                "product": "pots",
+                "received_at": "2026-10-05 16:00:00",
+                "foc_at": "2026-10-05 16:30:00",
+                "completed_at": "2026-10-08 12:00:00",
+            },
             {"received_at": "2026-10-05 09:00:00", "completed_at": "2026-10-09 12:00:00"},
         ]
     )

@@ -24,7 +24,9 @@ def test_verizon_repair_times_route_to_the_permutation_test_and_miss(bundled_pla
     run = pipeline.run(bundled_plan, FIXTURES / "verizon-repair", "2026-10", tmp_path / "a")
     cell = _mr6(run.results)
     assert cell["clec_n"] == 23 and cell["retail_n"] == 1664
-    assert cell["clec_value"] == pytest.approx(16.50913, abs=1e-4) and cell["retail_value"] == pytest.approx(8.41161, abs=1e-4)
+    assert cell["clec_value"] == pytest.approx(16.50913, abs=1e-4) and cell["retail_value"] == pytest.approx(
+        8.41161, abs=1e-4
+    )
     assert cell["method"] == "permutation_monte_carlo" and cell["resamples"] == 100_000
     assert 0.01 < cell["p_value"] < 0.03
     assert cell["critical_value"] == 1.645 and cell["alpha"] == pytest.approx(0.04998, abs=1e-5)
@@ -78,7 +80,12 @@ def test_california_uses_alpha_020_for_a_cell_that_missed_the_month_before(tmp_p
 def test_a_clec_cell_of_one_gets_the_exact_permutation_p(run_checker, bundled_plan):
     """One CLEC order against retail intervals 1, 2, 3, 4: p = share of the pool (1,2,3,4,3) at least 3 = 3/5."""
     retail = [
-        {"carrier_id": "ILEC", "product": "pots", "completed_at": f"2026-10-{day:02d} 12:00:00", "due_date": "2026-10-09"}
+        {
+            "carrier_id": "ILEC",
+            "product": "pots",
+            "completed_at": f"2026-10-{day:02d} 12:00:00",
+            "due_date": "2026-10-09",
+        }
         for day in (6, 7, 8, 9)
     ]
     run = run_checker(orders=[*retail, {"completed_at": "2026-10-08 12:00:00"}], use_plan=bundled_plan)

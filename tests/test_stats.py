@@ -14,11 +14,25 @@ from scipy import stats as sps
 from carrier_sla.stats import modified_z, sample_variance
 
 
-def z_one(kind: str, higher_better: bool, clec_n: float, clec_mean: float, retail_n: float, retail_mean: float,
-          retail_m2: float = 0.0):
+def z_one(
+    kind: str,
+    higher_better: bool,
+    clec_n: float,
+    clec_mean: float,
+    retail_n: float,
+    retail_mean: float,
+    retail_m2: float = 0.0,
+):
     """modified_z for a single cell: (statistic, p-value, retail variance, undefined reason)."""
-    r = modified_z(kind, np.array([higher_better]), np.array([clec_n]), np.array([clec_mean]),
-                   np.array([retail_n]), np.array([retail_mean]), np.array([retail_m2]))
+    r = modified_z(
+        kind,
+        np.array([higher_better]),
+        np.array([clec_n]),
+        np.array([clec_mean]),
+        np.array([retail_n]),
+        np.array([retail_mean]),
+        np.array([retail_m2]),
+    )
     return r.statistic[0], r.p_value[0], r.retail_variance[0], r.undefined_reason[0]
 
 
@@ -152,8 +166,14 @@ finite = st.floats(min_value=-1e3, max_value=1e3, allow_nan=False)
 
 
 @settings(max_examples=60, deadline=None)
-@given(clec=finite, retail=finite, m2=st.floats(min_value=1e-3, max_value=1e6), n_c=st.integers(1, 10_000),
-       n_r=st.integers(2, 10_000), worse=st.floats(min_value=0, max_value=100))
+@given(
+    clec=finite,
+    retail=finite,
+    m2=st.floats(min_value=1e-3, max_value=1e6),
+    n_c=st.integers(1, 10_000),
+    n_r=st.integers(2, 10_000),
+    worse=st.floats(min_value=0, max_value=100),
+)
 def test_worse_clec_service_never_lowers_the_statistic(clec, retail, m2, n_c, n_r, worse):
     """Raising the CLEC mean (lower is better) never lowers z, and reading it as higher-is-better negates it."""
     low = z_one("mean", False, n_c, clec, n_r, retail, m2)[0]
@@ -169,7 +189,8 @@ def test_a_rate_above_one_per_unit_is_undefined_with_its_own_reason():
 
     from carrier_sla.stats import modified_z
 
-    result = modified_z("rate", np.array([False]), np.array([10]), np.array([0.5]), np.array([4]), np.array([1.25]),
-                        np.array([0.0]))
+    result = modified_z(
+        "rate", np.array([False]), np.array([10]), np.array([0.5]), np.array([4]), np.array([1.25]), np.array([0.0])
+    )
     assert np.isnan(result.statistic[0])
     assert "exceeds its base" in result.undefined_reason[0]

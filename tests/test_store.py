@@ -33,8 +33,10 @@ def snapshot(out: Path) -> dict[str, str]:
 
 
 def orders(n_late: int) -> list[dict]:
-    rows = [{"carrier_id": "ILEC", "product": "pots", "completed_at": f"2026-10-{12 if i < 5 else 8:02d} 12:00:00"}
-            for i in range(60)]
+    rows = [
+        {"carrier_id": "ILEC", "product": "pots", "completed_at": f"2026-10-{12 if i < 5 else 8:02d} 12:00:00"}
+        for i in range(60)
+    ]
     rows += [{"completed_at": f"2026-10-{12 if i < n_late else 8:02d} 12:00:00"} for i in range(10)]
     return rows
 
@@ -62,8 +64,14 @@ def test_untouched_periods_are_linked_not_copied(tmp_path, plan):
     """Publishing November links October's files into the new view: same inode, no copy."""
     out = tmp_path / "store"
     october = pipeline.run(plan, write_inputs(tmp_path / "a", orders(0)), PERIOD, out, max_reject_rate=1.0)
-    november = [{"received_at": "2026-11-02 09:00:00", "foc_at": "2026-11-02 10:00:00", "due_date": "2026-11-05",
-                 "completed_at": "2026-11-05 10:00:00"}]
+    november = [
+        {
+            "received_at": "2026-11-02 09:00:00",
+            "foc_at": "2026-11-02 10:00:00",
+            "due_date": "2026-11-05",
+            "completed_at": "2026-11-05 10:00:00",
+        }
+    ]
     pipeline.run(plan, write_inputs(tmp_path / "b", november), "2026-11", out, max_reject_rate=1.0)
     old = out / "runs" / october.run_id / "view" / "results" / f"period={PERIOD}" / "part-0.parquet"
     new = out / "results" / f"period={PERIOD}" / "part-0.parquet"
@@ -103,8 +111,9 @@ def test_a_run_killed_mid_write_leaves_the_published_store_exactly_as_before(tmp
     assert main(args) == 0
     before = snapshot(out)
     runs_before = {p.name for p in (out / "runs").iterdir()}
-    victim = subprocess.Popen([sys.executable, "-m", "carrier_sla", *args], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    victim = subprocess.Popen(
+        [sys.executable, "-m", "carrier_sla", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 120
     view = None
     while time.monotonic() < deadline and victim.poll() is None:
@@ -131,8 +140,10 @@ def test_history_lists_runs_with_plan_inputs_status_and_verdicts(tmp_path, plan,
     b = pipeline.run(plan, write_inputs(tmp_path / "b", orders(6)), PERIOD, out, max_reject_rate=1.0)
     broken = write_inputs(tmp_path / "c", orders(0))
     (broken / "orders.csv").write_text("order_id\n1\n")
-    assert main(["run", "--plan", "example-qc", "--data", str(broken), "--period", PERIOD, "--out", str(out),
-                 "--quiet"]) == 3
+    assert (
+        main(["run", "--plan", "example-qc", "--data", str(broken), "--period", PERIOD, "--out", str(out), "--quiet"])
+        == 3
+    )
     rows = history.runs(out)
     assert [r["status"] for r in rows] == ["completed", "completed", "failed"]
     assert rows[0]["run_id"] == a.run_id and rows[1]["run_id"] == b.run_id
@@ -155,8 +166,24 @@ def test_run_logs_json_lines_in_the_store_and_stage_lines_on_stderr(tmp_path, ca
     readable line per stage on stderr; stderr is not a terminal here, so no progress bar is drawn."""
     data = write_inputs(tmp_path / "data", orders(6))
     out = tmp_path / "store"
-    assert main(["run", "--plan", "example-qc", "--data", str(data), "--period", PERIOD, "--out", str(out),
-                 "--max-reject-rate", "1"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--plan",
+                "example-qc",
+                "--data",
+                str(data),
+                "--period",
+                PERIOD,
+                "--out",
+                str(out),
+                "--max-reject-rate",
+                "1",
+            ]
+        )
+        == 0
+    )
     err = capsys.readouterr().err
     assert "] read: 70 rows from 3 files, 0 rejected" in err and "] completed: exit 0" in err
     assert "\r" not in err and "records/s" not in err
