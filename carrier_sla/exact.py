@@ -19,27 +19,15 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import special, stats  # stats: hypergeom (Fisher's exact test)
 
+from carrier_sla.monte_carlo import SUM_RTOL, tail_count
+
 # A pooled value is on the lattice when value / lattice is within this relative distance of an integer.
 LATTICE_RTOL = 1e-9
-# Monte Carlo: resampled float sums within this relative distance of the observed sum count as ties
-# (ties are "at least as bad"); integer lattice sums compare exactly.
-SUM_RTOL = 1e-9
-# Monte Carlo draws subsets in chunks of about this many positions (bounding memory for large n_clec)
-# and looks their values up in slices of about _GATHER_POSITIONS, whose arrays stay in cache.
-_CHUNK_POSITIONS = 1 << 18
-_GATHER_POSITIONS = 1 << 15
-# Monte Carlo looks values up in arrays with one entry per pooled item of at most this many bytes
-# where it can (see _position_values), and by binary search above _EXPAND_LIMIT items.
-_GATHER_BYTES = 1 << 22
-_EXPAND_LIMIT = 1 << 24
-# Subsets of at most this many draws find clashes by comparing every pair of draws, larger ones by sorting.
-_PAIRWISE_MAX_K = 32
 
 
 @dataclass(frozen=True)
@@ -244,47 +232,6 @@ def _subset_sum_distribution(d: np.ndarray, c: np.ndarray, k: int) -> np.ndarray
     return bufs[src][pad + k * width_total : pad + (k + 1) * width_total]
 
 
-def _floyd_positions(rng: np.random.Generator, n_pool: int, k: int, rows: int) -> np.ndarray:
-    """`rows` uniformly random k-subsets of range(n_pool), one per column of a (k, rows) array.
-
-    Floyd's algorithm: draw i takes t_i uniform on [0, n_pool - k + i] and keeps it unless an earlier
-    draw of the same subset already holds it, in which case it takes n_pool - k + i.
-    All k * rows draws come from one rng.integers call on [0, n_pool) (row i holds draw i); the few
-    draws i above n_pool - k + i (probability (k - 1 - i) / n_pool each) are drawn again on
-    [0, n_pool - k + i], which leaves every t_i exactly uniform on its range and all independent.
-    A subset whose draws are all distinct keeps every draw, so the draw-by-draw pass runs only on
-    the few subsets with a clash (about rows * k^2 / 2N of them).
-    """
-    dtype = np.int32 if n_pool < 2**31 else np.int64  # int32 positions sort and compare faster
-    pos = rng.integers(0, n_pool, size=(k, rows), dtype=dtype)
-    top: np.ndarray = np.arange(n_pool - k, n_pool, dtype=dtype)  # the largest position draw i may take
-    over = np.flatnonzero(pos > top[:, None])
-    if over.size:
-        pos.reshape(-1)[over] = rng.integers(0, top[over // rows] + 1)
-    clash = _clashing(pos)
-    if clash.size:
-        sub = pos[:, clash]
-        for i in range(1, k):
-            taken = (sub[:i] == sub[i]).any(axis=0)
-            sub[i, taken] = top[i]
-        pos[:, clash] = sub
-    return pos
-
-
-def _clashing(pos: np.ndarray) -> np.ndarray:
-    """The columns of `pos` holding some value twice: found by comparing every pair of rows when there
-    are at most _PAIRWISE_MAX_K rows (k (k - 1) / 2 vectorised comparisons), else by sorting each column."""
-    k = pos.shape[0]
-    if k <= _PAIRWISE_MAX_K:
-        dup = np.zeros(pos.shape[1], dtype=bool)
-        for i in range(1, k):
-            dup |= (pos[:i] == pos[i]).any(axis=0)
-    else:
-        s = np.sort(pos, axis=0)
-        dup = (s[1:] == s[:-1]).any(axis=0)
-    return np.flatnonzero(dup)
-
-
 def _small_subset_tail(items: np.ndarray, pooled: np.ndarray, n: int, observed: float, upper: bool) -> float:
     """Exact share of the n-subsets (n = 1 or 2) of the pool whose sum is at least as bad as observed.
 
@@ -308,77 +255,6 @@ def _small_subset_tail(items: np.ndarray, pooled: np.ndarray, n: int, observed: 
     self_pairs = (2 * items >= observed - tol) if upper else (2 * items <= observed + tol)
     ordered = int(np.dot(pooled, partners)) - int(np.dot(pooled, self_pairs))
     return (ordered / 2) / (n_pool * (n_pool - 1) / 2)
-
-
-def _position_values(items: np.ndarray, counts: np.ndarray, size: int) -> Callable[[np.ndarray], np.ndarray]:
-    """A function from an array of at most `size` pool positions to the values there, the pool being
-    `counts` copies of each of the ascending `items` in turn. Its result is overwritten by the next call.
-
-    Random gathers are fast while the gathered array fits in cache, so the pool is expanded to one value
-    per item (int32 for integers below 2**31) when that takes at most _GATHER_BYTES or an index would be
-    no narrower, else to indices into `items` in the narrowest integer type (2 MB for a million records
-    and up to 65,536 distinct values) and gathered twice; above _EXPAND_LIMIT items, binary search.
-    The positions are converted to intp (what take works on) and gathered into arrays made once.
-    """
-    n_pool = int(counts.sum())
-    if n_pool > _EXPAND_LIMIT:
-        cum = np.cumsum(counts)
-        return lambda pos: items.take(np.searchsorted(cum, pos, side="right"))
-    narrow = items.dtype.kind == "i" and int(items[-1]) < 2**31
-    value_type = np.dtype(np.int32) if narrow else items.dtype
-    index_type = np.dtype(np.uint8 if items.size <= 2**8 else np.uint16 if items.size <= 2**16 else np.int32)
-    if n_pool * value_type.itemsize <= _GATHER_BYTES or index_type.itemsize >= value_type.itemsize:
-        tables = [np.repeat(items.astype(value_type), counts)]
-    else:
-        tables = [np.repeat(np.arange(items.size, dtype=index_type), counts), items]
-    at, out = np.empty(size, dtype=np.intp), np.empty(size, dtype=tables[-1].dtype)
-
-    def gather(pos: np.ndarray) -> np.ndarray:
-        x = at[: pos.size].reshape(pos.shape)
-        np.copyto(x, pos)
-        if len(tables) == 2:
-            np.copyto(x, tables[0].take(x, mode="clip"))  # positions are in range: no bounds checks
-        return tables[-1].take(x, out=out[: pos.size].reshape(pos.shape), mode="clip")
-
-    return gather
-
-
-def _monte_carlo_tail(
-    items: np.ndarray,
-    counts: np.ndarray,
-    k: int,
-    observed: float,
-    upper: bool,
-    total: float,
-    complement: bool,
-    resamples: int,
-    seed: int,
-) -> int:
-    """Number of the resampled subset sums at least as bad as `observed` (see permutation_test).
-
-    Subsets are drawn by _floyd_positions in chunks of about _CHUNK_POSITIONS positions; the chunking
-    is part of the random stream, so a given seed reproduces the same p-value only with the same
-    constant. Their values are gathered in slices of about _GATHER_POSITIONS positions and each
-    subset's k values added in draw order, in float64 (int64 on a lattice).
-    """
-    rng = np.random.default_rng(seed)
-    n_pool = int(counts.sum())
-    integer = items.dtype.kind == "i"
-    tol = 0.0 if integer else SUM_RTOL * max(1.0, abs(observed))
-    chunk = max(1, _CHUNK_POSITIONS // max(k, 1))
-    step = max(1, _GATHER_POSITIONS // max(k, 1))  # subsets gathered at a time
-    values_at = _position_values(items, counts, min(chunk, step) * k)
-    chunk_sums: np.ndarray = np.empty(chunk, dtype=np.int64 if integer else np.float64)
-    hits = 0
-    for start in range(0, resamples, chunk):
-        pos = _floyd_positions(rng, n_pool, k, min(chunk, resamples - start))
-        sums = chunk_sums[: pos.shape[1]]
-        for c in range(0, sums.size, step):
-            values_at(pos[:, c : c + step]).sum(axis=0, dtype=sums.dtype, out=sums[c : c + step])
-        if complement:
-            sums = total - sums
-        hits += int(np.count_nonzero(sums >= observed - tol) if upper else np.count_nonzero(sums <= observed + tol))
-    return hits
 
 
 def permutation_test(
@@ -472,7 +348,7 @@ def permutation_test(
     # Not np.dot on floats: a float dot this long runs on OpenBLAS threads, which keep spinning for a
     # while afterwards and take CPU from the single-threaded Monte Carlo loop (twice as slow on two cores).
     total = int(np.dot(items, pooled)) if items.dtype.kind == "i" else float((items * pooled).sum())
-    b = _monte_carlo_tail(items, pooled, k, observed, worse_is_higher, total, complement, resamples, seed)
+    b = tail_count(items, pooled, k, observed, worse_is_higher, total, complement, resamples, seed)
     p = (b + 1) / (resamples + 1)
     return _result("permutation_monte_carlo", p, statistic, resamples=resamples, seed=seed, note=note)
 

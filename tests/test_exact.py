@@ -387,11 +387,11 @@ def test_floyd_positions_draw_uniform_subsets(monkeypatch, n_pool, k, pairwise_m
     """Every column of _floyd_positions holds k distinct positions of range(N), and all C(N, k) subsets come up
     equally often (chi-square), when clashes are found by pairwise comparison and by sorting alike.
     Tiny pools make clashes and redrawn draws (t_i above N - k + i) common."""
-    from carrier_sla import exact
+    from carrier_sla import monte_carlo
 
-    monkeypatch.setattr(exact, "_PAIRWISE_MAX_K", pairwise_max_k)
+    monkeypatch.setattr(monte_carlo, "_PAIRWISE_MAX_K", pairwise_max_k)
     rng = np.random.default_rng(2024)
-    pos = np.concatenate([exact._floyd_positions(rng, n_pool, k, 20_000) for _ in range(3)], axis=1)
+    pos = np.concatenate([monte_carlo._floyd_positions(rng, n_pool, k, 20_000) for _ in range(3)], axis=1)
     assert pos.shape == (k, 60_000) and pos.min() >= 0 and pos.max() < n_pool
     s = np.sort(pos, axis=0)
     assert (s[1:] != s[:-1]).all()
@@ -405,9 +405,9 @@ def test_floyd_positions_draw_uniform_subsets(monkeypatch, n_pool, k, pairwise_m
 def test_monte_carlo_with_30_values_agrees_with_exact(monkeypatch, pairwise_max_k):
     """30 CLEC values against 3,000 retail records, clashes found by pairwise comparison or by sorting: Monte Carlo
     on floats is within Monte Carlo error of the exact p-value on the lattice."""
-    from carrier_sla import exact as exact_module
+    from carrier_sla import monte_carlo
 
-    monkeypatch.setattr(exact_module, "_PAIRWISE_MAX_K", pairwise_max_k)
+    monkeypatch.setattr(monte_carlo, "_PAIRWISE_MAX_K", pairwise_max_k)
     rng = np.random.default_rng(12)
     cv, cc = np.unique(rng.poisson(3.5, 30), return_counts=True)
     rv, rc = np.unique(rng.poisson(3.0, 3000), return_counts=True)
