@@ -62,32 +62,34 @@ def load_inputs(
         rec, flags = contract.check_table(rtype, table, plan, index)
         return rec, flags, merge.bad_row_texts(rtype, table, flags)
 
-    # files are read and checked two at a time: Arrow and numpy release the GIL for most of it
+    # Files are read and checked two at a time (Arrow and numpy release the GIL for most of it), in
+    # type order; a type is merged and derived as soon as its own files are in, while the workers go
+    # on with the next type's files. read_and_check times the wait for a type's files.
     jobs = [(rtype, index, source) for rtype, files in found.items() for index, source in enumerate(files)]
-    with timings.stage("read_and_check"), ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        done = list(pool.map(read_and_check, jobs))
-    by_type: dict[str, list[tuple[contract.Records, Any, merge.BadRowTexts]]] = {}
-    for (rtype, _, _), result in zip(jobs, done, strict=True):
-        by_type.setdefault(rtype, []).append(result)
-    del done  # each type's per-file records are let go once merged (by_type.pop below)
-    for rtype, files in found.items():
-        checked = by_type.pop(rtype)
-        paths = [str(f.path) for f in files]
-        with timings.stage("finalize"):
-            accepted, rej, file_counts = merge.finalize(rtype, checked, paths)
-            del checked
-        with timings.stage("derive"):
-            records[rtype] = evaluate.derive(plan, accepted)
-            if as_of is not None:
-                known = evaluate.known_at(records[rtype], calmod.calendar_day(as_of))
-                not_yet_known[rtype] = records[rtype].n - known.n
-                records[rtype] = known
-        rejects.append(rej)
-        counts += file_counts
-        all_files += files
-        read = sum(c.read for c in file_counts)
-        if read and rej.num_rows / read > max_reject_rate:
-            too_many.append((rtype, rej.num_rows, read))
+    pool = ThreadPoolExecutor(max_workers=WORKERS)
+    try:
+        results = pool.map(read_and_check, jobs)
+        for rtype, files in found.items():
+            with timings.stage("read_and_check"):
+                checked = [next(results) for _ in files]
+            paths = [str(f.path) for f in files]
+            with timings.stage("finalize"):
+                accepted, rej, file_counts = merge.finalize(rtype, checked, paths)
+                del checked  # the per-file records, let go once merged
+            with timings.stage("derive"):
+                records[rtype] = evaluate.derive(plan, accepted)
+                if as_of is not None:
+                    known = evaluate.known_at(records[rtype], calmod.calendar_day(as_of))
+                    not_yet_known[rtype] = records[rtype].n - known.n
+                    records[rtype] = known
+            rejects.append(rej)
+            counts += file_counts
+            all_files += files
+            read = sum(c.read for c in file_counts)
+            if read and rej.num_rows / read > max_reject_rate:
+                too_many.append((rtype, rej.num_rows, read))
+    finally:
+        pool.shutdown(cancel_futures=True)  # after an error, files not yet started are not read
     with timings.stage("derive"):
         evaluate.link(plan, records)
     loaded = Loaded(records, pa.concat_tables(rejects) if rejects else pa.table({}), counts, all_files, not_yet_known)
