@@ -538,6 +538,18 @@ def test_unreadable_parquet_file_is_an_input_error_naming_the_file(tmp_path, qc_
     assert snapshot(tmp_path / "out") == {}
 
 
+def test_unreadable_file_of_a_later_type_is_an_input_error_after_the_first_type_merged(tmp_path, qc_plan):
+    """Types are merged as their files come in; a broken troubles file still stops the run with InputDataError
+    naming it, after the orders were merged, and nothing is published."""
+    data = write_inputs(tmp_path / "data", [{}], [{}], [{}])
+    (data / "troubles.csv").unlink()
+    (data / "troubles.parquet").write_bytes(b"trouble_id\nT1\n")
+    with pytest.raises(InputDataError, match="cannot be read") as info:
+        run_dir(qc_plan, data, tmp_path / "out")
+    assert info.value.file == str(data / "troubles.parquet")
+    assert snapshot(tmp_path / "out") == {}
+
+
 def test_missing_input_file_names_the_file_and_publishes_nothing(tmp_path, qc_plan):
     """Without troubles.csv the run stops with InputDataError naming the expected file, and nothing is published."""
     data = write_inputs(tmp_path / "data", [{}], [{}], [{}])
