@@ -527,26 +527,17 @@ def test_empty_input_folder_is_an_input_error(tmp_path, qc_plan):
     assert info.value.file == str(data / "orders")
 
 
-def test_unreadable_parquet_file_is_an_input_error_naming_the_file(tmp_path, qc_plan):
-    """A .parquet file that is not Parquet stops the run with InputDataError naming it, not a crash."""
+@pytest.mark.parametrize("record_type", ["orders", "troubles"])
+def test_unreadable_parquet_file_is_an_input_error_naming_the_file(tmp_path, qc_plan, record_type):
+    """A .parquet file that is not Parquet stops the run with InputDataError naming it, not a crash, and
+    nothing is published; for troubles this happens after the orders were merged (types are merged as
+    their files come in)."""
     data = write_inputs(tmp_path / "data", [{}], [{}], [{}])
-    (data / "orders.csv").unlink()
-    (data / "orders.parquet").write_bytes(b"order_id,carrier_id\nO1,CLEC01\n")
+    (data / f"{record_type}.csv").unlink()
+    (data / f"{record_type}.parquet").write_bytes(b"some_id,carrier_id\nX1,CLEC01\n")
     with pytest.raises(InputDataError, match="cannot be read") as info:
         run_dir(qc_plan, data, tmp_path / "out")
-    assert info.value.file == str(data / "orders.parquet")
-    assert snapshot(tmp_path / "out") == {}
-
-
-def test_unreadable_file_of_a_later_type_is_an_input_error_after_the_first_type_merged(tmp_path, qc_plan):
-    """Types are merged as their files come in; a broken troubles file still stops the run with InputDataError
-    naming it, after the orders were merged, and nothing is published."""
-    data = write_inputs(tmp_path / "data", [{}], [{}], [{}])
-    (data / "troubles.csv").unlink()
-    (data / "troubles.parquet").write_bytes(b"trouble_id\nT1\n")
-    with pytest.raises(InputDataError, match="cannot be read") as info:
-        run_dir(qc_plan, data, tmp_path / "out")
-    assert info.value.file == str(data / "troubles.parquet")
+    assert info.value.file == str(data / f"{record_type}.parquet")
     assert snapshot(tmp_path / "out") == {}
 
 
