@@ -26,7 +26,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from carrier_sla import pipeline, remedy_chain, store
+from carrier_sla import period_results, pipeline, remedy_chain, store
 from carrier_sla.errors import PlanError, StoreError, UsageError
 from carrier_sla.plan import Plan, load_plan
 from carrier_sla.whatif_spec import what_if_plan
@@ -111,8 +111,8 @@ def compute_what_if(plan: Plan, out: Path, period: str, data_dir: Path, baseline
         codes = table.column("exclusion_reason").to_pandas()
         counts.append(pd.DataFrame({"measure_id": measure_id, "code": codes}))
 
-    missed = pipeline.previous_misses(out, period) if plan.statistics.alpha_after_miss is not None else set()
-    results, _ = pipeline.compute(plan, period, loaded, sink=count_exclusions, missed=missed)
+    missed = period_results.previous_misses(out, period) if plan.statistics.alpha_after_miss is not None else set()
+    results, _ = period_results.compute(plan, period, loaded, sink=count_exclusions, missed=missed)
     results = results.assign(
         provisional=bool(manifest.get("provisional", False)), provisional_as_of=manifest.get("provisional_as_of")
     )

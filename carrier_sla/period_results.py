@@ -1,0 +1,158 @@
+"""One period's results from loaded records: each measure of the plan evaluated, aggregated into
+cells, audited record by record and judged, in plan order; and the cells that missed the month
+before (for plans with a stricter alpha after a miss).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+
+from carrier_sla import aggregate, audit, evaluate, store, verdicts
+from carrier_sla import calendar as calmod
+from carrier_sla.inputs import Loaded
+from carrier_sla.plan import Measure, Plan
+from carrier_sla.runlog import RunLog
+from carrier_sla.timings import Timings
+
+
+def compute(
+    plan: Plan,
+    period: str,
+    loaded: Loaded,
+    timings: Timings | None = None,
+    sink: Callable[[str, pa.Table], None] | None = None,
+    missed: frozenset[tuple] | set[tuple] = frozenset(),
+    log: RunLog | None = None,
+) -> tuple[pd.DataFrame, dict[str, pa.Table]]:
+    """Results frame and the records/ table of each measure for one period.
+
+    `missed` holds the cells that missed the month before (see previous_misses), for plans
+    with a stricter alpha after a miss.
+
+    With a `sink`, each measure's records/ table goes to sink(measure_id, table) as soon as
+    it is built (so it can be written while the next is computed) instead of being returned.
+    """
+    timings = Timings() if timings is None else timings
+    dim_fields = aggregate.dimension_fields(plan)
+    files_by_type: dict[str, list[str]] = {}
+    for f in loaded.files:
+        files_by_type.setdefault(f.record_type, []).append(str(f.path))
+    shared: dict = {}  # the period's rows, once per (type, period_by, month)
+    last_use = {evaluate.period_key(m, period): i for i, m in enumerate(plan.measures, start=1)}
+    frames, record_tables = [], {}
+    evaluated = 0
+    for i, measure in enumerate(plan.measures, start=1):
+        tick = time.perf_counter()
+        judged, table = _measure_results(
+            plan, measure, period, loaded, shared, dim_fields, files_by_type, timings, missed
+        )
+        for key in [k for k, last in last_use.items() if last == i]:
+            shared.pop(key, None)  # no later measure needs these rows
+        if log is not None:
+            cells = 0 if judged is None else len(judged)
+            seconds = time.perf_counter() - tick
+            evaluated += table.num_rows
+            log.event(
+                "measure",
+                f"{measure.id}: {table.num_rows:,} records, {cells:,} cells in {seconds:.2f} s",
+                measure=measure.id,
+                records=table.num_rows,
+                cells=cells,
+                seconds=round(seconds, 3),
+            )
+            log.progress(i, len(plan.measures), evaluated)
+        if sink is None:
+            record_tables[measure.id] = table
+        else:
+            sink(measure.id, table)
+        if judged is not None:
+            frames.append(judged)
+    results = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=audit.result_columns(dim_fields))
+    order = {m.id: i for i, m in enumerate(plan.measures)}
+    results = results.assign(
+        _m=results["measure_id"].map(order),
+        _scope=(results["scope"] == "clec_aggregate").astype(int),
+        _carrier=results["carrier_id"].fillna(""),
+    ).sort_values(["_m", "state", "product", "submeasure", "_scope", "_carrier"], kind="stable")
+    results = results.drop(columns=["_m", "_scope", "_carrier"]).reset_index(drop=True)
+    return results, record_tables
+
+
+def _key(measure_id: str, cell: Any) -> tuple:
+    """A cell's identity across months: measure, scope, carrier, state, product, dimension values."""
+    dims = tuple("" if _blank(cell.get(d)) else str(cell.get(d)) for d in ("dispatch", "channel"))
+    carrier = cell.get("carrier_id")
+    return (measure_id, cell["scope"], "" if _blank(carrier) else carrier, cell["state"], cell["product"], *dims)
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def previous_misses(out: Path, period: str) -> set[tuple]:
+    """Cells that missed in the month before `period`, from the store (empty if not published)."""
+    previous = calmod.period_text(calmod.period_index(period) - 1)
+    if not (Path(out) / "results" / f"period={previous}").exists():
+        return set()
+    frame = store.read_table(out, "results", previous).to_pandas()
+    frame = frame[frame["status"] == "miss"]
+    return {_key(row["measure_id"], row) for row in frame.to_dict("records")}
+
+
+def _measure_results(
+    plan: Plan,
+    measure: Measure,
+    period: str,
+    loaded: Loaded,
+    shared: dict,
+    dim_fields: list[str],
+    files_by_type: dict[str, list[str]],
+    timings: Timings,
+    missed: frozenset[tuple] | set[tuple] = frozenset(),
+) -> tuple[pd.DataFrame | None, pa.Table]:
+    """One measure: evaluate its records, aggregate, judge the cells; its records/ table."""
+    with timings.stage("evaluate"):
+        ev = evaluate.evaluate_measure(plan, measure, period, loaded.records, shared)
+    with timings.stage("aggregate"):
+        part = aggregate.merge([aggregate.partials(ev)])
+        base = None
+        if measure.rate_base is not None:
+            lines = evaluate.lines_in_period(loaded.records, measure, period)
+            part = aggregate.widen_carriers(part, list(lines.cats["carrier_id"]))
+            base = aggregate.lines_base(lines, measure, part)
+        cells = aggregate.cells(plan, measure, part, base)
+    with timings.stage("audit"):
+        tables = [audit.record_rows(plan, ev, dim_fields, files_by_type[measure.records])]
+        if measure.rate_base is not None:
+            tables.append(audit.base_rows(lines, dim_fields, files_by_type["lines"], measure.rate_base.field))
+        table = pa.concat_tables([audit.unify_record_schema(t, dim_fields) for t in tables])
+    if cells.empty:
+        return None, table
+    with timings.stage("statistics"):
+        samples = aggregate.CellSamples(plan, ev) if measure.type == "mean" else None
+        judged = verdicts.judge(plan, measure, cells, samples, lambda cell: _key(measure.id, cell) in missed)
+    split = audit.split_products(plan, measure)
+    dims = [d.field for d in measure.dimensions]
+    judged["submeasure"] = [
+        audit.submeasure_label(measure, split, p, dict(zip(dims, vals, strict=True)))
+        for p, vals in zip(
+            judged["product"], judged[dims].itertuples(index=False) if dims else [()] * len(judged), strict=True
+        )
+    ]
+    judged = judged.assign(
+        period=period,
+        data_period=evaluate.data_period(period, measure),
+        plan_id=plan.id,
+        plan_version=plan.version,
+        measure_id=measure.id,
+        direction=measure.direction,
+        unit=measure.unit,
+        clec_records_evaluated=judged["n_evaluated"].astype("int64"),
+    )
+    return judged, table
