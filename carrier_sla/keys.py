@@ -61,34 +61,22 @@ def _mix(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
 
 def duplicate_mask(arr: pa.Array) -> np.ndarray:
     """True for every copy of a string after its first, in array order; nulls never repeat."""
-    null = np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
-    words = _exact_words(arr)
+    codes, repeated = _coded(arr)
     repeat = np.zeros(len(arr), dtype=bool)
-    if words is not None:
-        hi, lo = words
-        mixed = _mix(hi, lo)
-        order = np.argsort(mixed)
-        ordered = mixed[order]
-        same = ordered[1:] == ordered[:-1]
-        in_run = np.zeros(len(ordered), dtype=bool)  # shares its mix with a neighbour in mix order
-        in_run[1:] |= same
-        in_run[:-1] |= same
-        candidates = np.sort(order[in_run])
-        candidates = candidates[~null[candidates]]
-        if not len(candidates):
-            return repeat
-        order = candidates[np.lexsort((candidates, lo[candidates], hi[candidates]))]
-        same = (hi[order[1:]] == hi[order[:-1]]) & (lo[order[1:]] == lo[order[:-1]])
-        repeat[order[1:][same]] = True
-        return repeat
-    codes = np.asarray(arr.cast(pa.string()).dictionary_encode().indices.fill_null(-1).to_numpy(zero_copy_only=False))
-    order = np.argsort(codes, kind="stable")
-    repeat[order[1:]] = codes[order[1:]] == codes[order[:-1]]
-    return repeat & ~null
+    if len(repeated):
+        order = repeated[np.lexsort((repeated, codes[repeated]))]  # by code, then array order
+        repeat[order[1:]] = codes[order[1:]] == codes[order[:-1]]
+    return repeat & (codes >= 0)
 
 
 def string_codes(arr: pa.Array) -> np.ndarray:
-    """int64 codes equal exactly where the strings are equal; -1 for null.
+    """int64 codes equal exactly where the strings are equal; -1 for null (see _coded)."""
+    return _coded(arr)[0]
+
+
+def _coded(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, repeated): int64 codes equal exactly where the strings are equal, -1 for null, and
+    the positions of every string that occurs more than once (nulls may be among them), unordered.
 
     Short strings: a sort of the 64-bit mix of their exact words, each run of equal mixes one
     code, confirmed on the words themselves; longer strings (or, never yet seen, two different
@@ -107,9 +95,11 @@ def string_codes(arr: pa.Array) -> np.ndarray:
         same = ~run_start[1:]
         a, b = order[1:][same], order[:-1][same]
         if (hi[a] == hi[b]).all() and (lo[a] == lo[b]).all():
-            out = np.empty(len(arr), dtype=np.int64)
-            out[order] = np.cumsum(run_start) - 1
-            out[null] = -1
-            return out
+            codes = np.empty(len(arr), dtype=np.int64)
+            codes[order] = np.cumsum(run_start) - 1
+            codes[null] = -1
+            return codes, np.union1d(a, b)
     encoded = arr.cast(pa.string()).dictionary_encode().indices.fill_null(-1)
-    return np.asarray(encoded.to_numpy(zero_copy_only=False), dtype=np.int64)
+    codes = np.asarray(encoded.to_numpy(zero_copy_only=False), dtype=np.int64)
+    counts = np.bincount(codes + 1)  # slot 0 counts the nulls
+    return codes, np.flatnonzero(counts[codes + 1] > 1)
