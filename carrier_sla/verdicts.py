@@ -142,18 +142,12 @@ def judge(
     # mostly numpy with the GIL released, run on a thread per core. Each cell's Monte Carlo stream
     # comes from its own seed, so results do not depend on the order in which cells finish.
     exact_cells = np.flatnonzero(tested & ~z_cells)
-    jobs = [
-        functools.partial(
-            _exact_or_reason,
-            plan,
-            measure,
-            method[i],
-            out.iloc[i],
-            (clec_num[i], clec_n[i], retail_num[i], retail_n[i]),
-            _values(samples, method[i], out.iloc[i]),
-        )
-        for i in exact_cells
-    ]
+    jobs = []
+    for i in exact_cells:
+        cell = out.iloc[i]
+        figures = (clec_num[i], clec_n[i], retail_num[i], retail_n[i])
+        values = _values(samples, method[i], cell)
+        jobs.append(functools.partial(_exact_or_reason, plan, measure, method[i], cell, figures, values))
     with ThreadPoolExecutor(max_workers=_workers(len(jobs))) as pool:
         outcomes = list(pool.map(lambda job: job(), jobs))
     for i, result in zip(exact_cells, outcomes, strict=True):
