@@ -238,29 +238,81 @@ def cells(plan: Plan, measure: Measure, part: Partial, base: np.ndarray | None) 
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
+@dataclass
+class SampleIndex:
+    """The included values of one measure's records, by group (carrier, state, product,
+    dimension values; flat positions over `shape`), as a histogram: each distinct (group, value)
+    once with its number of records, sorted by group then value. Histograms of batches or
+    partitions merge, and the order is canonical: the values behind a cell, and so a
+    resampling test's draws, do not depend on the order records were read in."""
+
+    flat: np.ndarray
+    values: np.ndarray
+    counts: np.ndarray
+    labels: tuple[tuple[object, ...], ...]
+    shape: tuple[int, ...]
+
+
+def sample_index(ev: Evaluated) -> SampleIndex:
+    rec = ev.records
+    inc = np.flatnonzero(ev.included)
+    arrays = [rec.codes[k][inc].astype(np.int64) for k in ("carrier_id", "state", "product")]
+    labels: list[tuple[object, ...]] = [tuple(rec.cats[k]) for k in ("carrier_id", "state", "product")]
+    for d in ev.measure.dimensions:
+        codes, cats = dim_codes(rec, d.field)
+        arrays.append(codes[inc])
+        labels.append(tuple(cats))
+    shape = tuple(max(len(x), 1) for x in labels)
+    flat = np.ravel_multi_index(arrays, shape) if len(inc) else np.zeros(0, dtype=np.int64)
+    return _histogram(flat, ev.value[inc], np.ones(len(inc), dtype=np.int64), tuple(labels), shape)
+
+
+def _histogram(flat: np.ndarray, values: np.ndarray, counts: np.ndarray, labels: tuple, shape: tuple) -> SampleIndex:
+    order = np.lexsort((values, flat))
+    flat, values, counts = flat[order], values[order], counts[order]
+    first = np.ones(len(flat), dtype=bool)
+    first[1:] = (flat[1:] != flat[:-1]) | (values[1:] != values[:-1])
+    starts = np.flatnonzero(first)
+    summed = np.add.reduceat(counts, starts) if len(starts) else counts[:0]
+    return SampleIndex(flat[starts], values[starts], summed, labels, shape)
+
+
+def merge_samples(parts: list[SampleIndex]) -> SampleIndex:
+    """One histogram of several, on the union of their labels."""
+    if len(parts) == 1:
+        return parts[0]
+    labels = tuple(
+        tuple(sorted({v for p in parts for v in p.labels[i]}, key=lambda v: (v is None, str(v))))
+        for i in range(len(parts[0].labels))
+    )
+    shape = tuple(max(len(x), 1) for x in labels)
+    flats = []
+    for p in parts:
+        coords = np.unravel_index(p.flat, p.shape)
+        moved = [
+            np.array([new.index(v) for v in old] or [0], dtype=np.int64)[c]
+            for old, new, c in zip(p.labels, labels, coords, strict=True)
+        ]
+        flats.append(np.ravel_multi_index(moved, shape) if len(p.flat) else np.zeros(0, dtype=np.int64))
+    return _histogram(
+        np.concatenate(flats),
+        np.concatenate([p.values for p in parts]),
+        np.concatenate([p.counts for p in parts]),
+        labels,
+        shape,
+    )
+
+
 class CellSamples:
     """The values of the records behind a cell, for tests that need more than counts and
-    sums (permutation, modified t on logs). Built on first use from one evaluated measure."""
+    sums (permutation, modified t on logs), from a measure's value histogram; in a canonical
+    order (by value)."""
 
-    def __init__(self, plan: Plan, ev: Evaluated):
+    def __init__(self, plan: Plan, measure: Measure, index: SampleIndex):
         self.plan = plan
-        self.ev = ev
-        self._index: tuple | None = None
+        self.measure = measure
+        self.index = index
         self._cache: dict[tuple, np.ndarray] = {}
-
-    def _build(self) -> tuple:
-        ev, rec = self.ev, self.ev.records
-        inc = np.flatnonzero(ev.included)
-        arrays = [rec.codes[k][inc].astype(np.int64) for k in ("carrier_id", "state", "product")]
-        labels: list[tuple[object, ...]] = [tuple(rec.cats[k]) for k in ("carrier_id", "state", "product")]
-        for d in ev.measure.dimensions:
-            codes, cats = dim_codes(rec, d.field)
-            arrays.append(codes[inc])
-            labels.append(tuple(cats))
-        shape = tuple(max(len(x), 1) for x in labels)
-        flat = np.ravel_multi_index(arrays, shape) if len(inc) else np.zeros(0, dtype=np.int64)
-        order = np.argsort(flat, kind="stable")
-        return flat[order], ev.value[inc][order], labels, shape
 
     def _values(self, carriers: list[object], state: object, product: object, dims: list[object]) -> np.ndarray:
         key = (tuple(carriers), state, product, tuple("*" if _rolled(d) else d for d in dims))
@@ -269,9 +321,8 @@ class CellSamples:
         return self._cache[key]
 
     def _gather(self, carriers: list[object], state: object, product: object, dims: list[object]) -> np.ndarray:
-        if self._index is None:
-            self._index = self._build()
-        flat, values, labels, shape = self._index
+        index = self.index
+        labels, shape = index.labels, index.shape
         choices = [[labels[0].index(c) for c in carriers if c in labels[0]]]
         for axis, wanted in ((1, state), (2, product)):
             choices.append([labels[axis].index(wanted)] if wanted in labels[axis] else [])
@@ -282,19 +333,22 @@ class CellSamples:
                 if _rolled(value)
                 else [j for j, v in enumerate(axis_labels) if v == value]
             )
-        keys = [np.ravel_multi_index(combo, shape) for combo in itertools.product(*choices)]
-        parts = [values[np.searchsorted(flat, k, "left") : np.searchsorted(flat, k, "right")] for k in keys]
-        return np.concatenate(parts) if parts else np.zeros(0)
+        keys = sorted(int(np.ravel_multi_index(combo, shape)) for combo in itertools.product(*choices))
+        spans = [(np.searchsorted(index.flat, k, "left"), np.searchsorted(index.flat, k, "right")) for k in keys]
+        values = np.concatenate([index.values[a:b] for a, b in spans]) if spans else np.zeros(0)
+        counts = np.concatenate([index.counts[a:b] for a, b in spans]) if spans else np.zeros(0, np.int64)
+        if len(spans) > 1:  # several groups (a rolled-up dimension, all CLECs): one canonical order
+            order = np.argsort(values, kind="stable")
+            values, counts = values[order], counts[order]
+        return np.repeat(values, counts)
 
     def __call__(self, cell: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-        plan, measure = self.plan, self.ev.measure
+        plan, measure = self.plan, self.measure
         carrier = cell.get("carrier_id")
         carriers: list[object]
         if _rolled(carrier):
             carriers = [
-                c
-                for c in self.ev.records.cats["carrier_id"]
-                if c != plan.retail_carrier_id and c not in plan.test_carrier_ids
+                c for c in self.index.labels[0] if c != plan.retail_carrier_id and c not in plan.test_carrier_ids
             ]
         else:
             carriers = [carrier]

@@ -148,14 +148,35 @@ def _code_categories(name: str, prop: dict, plan: Plan) -> list[str] | None:
     return None  # open vocabulary (carrier ids, periods): checked by pattern only
 
 
-def check_table(record_type: str, table: pa.Table, plan: Plan, file_index: int) -> tuple[Records, Flags]:
-    """Type every contract column of one input table and flag its bad rows."""
+def record_ids(record_type: str, table: pa.Table) -> pa.Array:
+    """Each row's record id as text, as duplicates are judged on it: the id column, or the
+    id columns joined with "|" (null if any is null)."""
+    id_spec = record_schema(record_type)["x-record-id"]
+    n = table.num_rows
+    names = [id_spec] if isinstance(id_spec, str) else id_spec
+    parts = [
+        table.column(c).combine_chunks().cast(pa.string()) if c in table.column_names else pa.nulls(n, pa.string())
+        for c in names
+    ]
+    if n == 0:
+        return pa.array([], pa.string())
+    if len(parts) == 1:
+        return parts[0] if isinstance(parts[0], pa.Array) else parts[0].chunk(0)
+    return pc.binary_join_element_wise(*parts, "|")
+
+
+def check_table(
+    record_type: str, table: pa.Table, plan: Plan, file_index: int, rows: np.ndarray | None = None
+) -> tuple[Records, Flags]:
+    """Type every contract column of one input table and flag its bad rows. `rows`: each
+    row's 1-based row number in its input file (default: the table is the whole file)."""
     schema = record_schema(record_type)
     props: dict = schema["properties"]
     required = set(schema["required"])
     n = table.num_rows
     flags = Flags(n)
-    rec = Records(record_type, n, file_index=np.full(n, file_index, dtype=np.int32), row=np.arange(1, n + 1))
+    row = np.arange(1, n + 1) if rows is None else np.asarray(rows, dtype=np.int64)
+    rec = Records(record_type, n, file_index=np.full(n, file_index, dtype=np.int32), row=row)
     stamps: dict[str, tuple[int, np.ndarray, np.ndarray]] = {}
     for ci, (name, prop) in enumerate(props.items()):
         kind = column_type(prop)
@@ -210,7 +231,7 @@ def check_table(record_type: str, table: pa.Table, plan: Plan, file_index: int) 
                 flags.flag(mapped == -2, reason, ci)
                 rec.codes[name], rec.cats[name] = np.where(mapped == -2, -1, mapped).astype(np.int32), categories
         elif name == schema.get("x-record-id"):
-            rec.ids = arr.cast(pa.string())
+            continue  # record_ids below
         else:
             rec.text[name] = arr.cast(pa.string())
 
@@ -226,12 +247,7 @@ def check_table(record_type: str, table: pa.Table, plan: Plan, file_index: int) 
         known = (rec.codes["product"] >= 0) & (rec.codes["carrier_id"] >= 0)
         mismatch = is_retail_product[rec.codes["product"]] != is_retail_carrier[rec.codes["carrier_id"]]
         flags.flag(known & mismatch, Reason.PRODUCT_NOT_OFFERED, list(props).index("product"))
-    if isinstance(schema.get("x-record-id"), list):
-        parts = [
-            table.column(c).cast(pa.string()) if c in table.column_names else pa.nulls(n, pa.string())
-            for c in schema["x-record-id"]
-        ]
-        rec.ids = pc.binary_join_element_wise(*parts, "|").combine_chunks() if n else pa.array([], pa.string())
+    rec.ids = record_ids(record_type, table)
     return rec, flags
 
 

@@ -71,7 +71,7 @@ def _partition(root: Path, path: Path) -> tuple[tuple[str, str], ...]:
     return tuple(tuple(p.split("=", 1)) for p in parts if "=" in p)  # type: ignore[misc]
 
 
-def _known_columns(record_type: str) -> list[str]:
+def known_columns(record_type: str) -> list[str]:
     return list(record_schema(record_type)["properties"])
 
 
@@ -82,7 +82,7 @@ def read_file(source: InputFile) -> pa.Table:
             table = pacsv.read_csv(
                 source.path,
                 convert_options=pacsv.ConvertOptions(
-                    column_types={c: pa.string() for c in _known_columns(source.record_type)},
+                    column_types={c: pa.string() for c in known_columns(source.record_type)},
                     strings_can_be_null=True,
                     null_values=[""],
                     quoted_strings_can_be_null=True,
@@ -100,8 +100,14 @@ def read_file(source: InputFile) -> pa.Table:
 
 def check_columns(source: InputFile, table: pa.Table) -> None:
     """Raise InputDataError naming the file and column when a required column is missing."""
+    check_column_names(source, table.column_names)
+
+
+def check_column_names(source: InputFile, names: list[str]) -> None:
+    """check_columns on a file's column names (Hive partition keys count as columns)."""
     schema = record_schema(source.record_type)
-    missing = [c for c in schema["required"] if c not in table.column_names]
+    present = set(names) | {k for k, _ in source.partition}
+    missing = [c for c in schema["required"] if c not in present]
     if missing:
         raise InputDataError(
             f"{source.path}: missing required column{'s' if len(missing) > 1 else ''} "

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from carrier_sla import calendar as calmod
@@ -45,22 +46,58 @@ def load_inputs(
 
     With `as_of`, the records are taken as known at the end of that day (evaluate.known_at).
     """
-    timings = Timings() if timings is None else timings
     found = ingest.discover(Path(data_dir), needed_record_types(plan))
+    loaded = load(plan, found, read_whole, timings, as_of)
+    check_reject_rate(loaded, max_reject_rate)
+    return loaded
+
+
+Read = Callable[[str, int, ingest.InputFile], tuple[pa.Table, "np.ndarray | None", "np.ndarray | None"]]
+
+
+def read_whole(rtype: str, index: int, source: ingest.InputFile) -> tuple[pa.Table, None, None]:
+    """An input file whole (its rows are rows 1..n; duplicates are judged on the loaded files)."""
+    table = ingest.read_file(source)
+    ingest.check_columns(source, table)
+    return table, None, None
+
+
+def check_reject_rate(loaded: Loaded, max_reject_rate: float) -> None:
+    """RejectRateExceeded (carrying `loaded`) for the first record type with too many rejected rows."""
+    for rtype in dict.fromkeys(c.record_type for c in loaded.counts):
+        read = sum(c.read for c in loaded.counts if c.record_type == rtype)
+        rejected = sum(c.rejected for c in loaded.counts if c.record_type == rtype)
+        if read and rejected / read > max_reject_rate:
+            error = RejectRateExceeded(rtype, rejected, read, max_reject_rate)
+            error.loaded = loaded  # type: ignore[attr-defined]
+            raise error
+
+
+def load(
+    plan: Plan,
+    found: dict[str, list[ingest.InputFile]],
+    read: Read,
+    timings: Timings | None = None,
+    as_of: dt.date | None = None,
+) -> Loaded:
+    """Check the rows `read(record_type, file_index, file)` gives for every file of `found`:
+    accepted records with derived fields (linked across types), rejects, counts per file.
+
+    `read` returns (table, row numbers or None for 1..n, which rows repeat an id read earlier
+    or None to judge that on these files)."""
+    timings = Timings() if timings is None else timings
     records: dict[str, contract.Records] = {}
     rejects: list[pa.Table] = []
     counts: list[merge.FileCount] = []
     all_files: list[ingest.InputFile] = []
-    too_many: list[tuple[str, int, int]] = []
     not_yet_known: dict[str, int] = {}
 
-    def read_and_check(job: tuple[str, int, ingest.InputFile]) -> tuple[contract.Records, Any, merge.BadRowTexts]:
+    def read_and_check(job: tuple[str, int, ingest.InputFile]) -> tuple[tuple, np.ndarray | None]:
         """One file's typed records and flags; of the raw table only the bad rows' texts are kept."""
         rtype, index, source = job
-        table = ingest.read_file(source)
-        ingest.check_columns(source, table)
-        rec, flags = contract.check_table(rtype, table, plan, index)
-        return rec, flags, merge.bad_row_texts(rtype, table, flags)
+        table, rows, repeats = read(rtype, index, source)
+        rec, flags = contract.check_table(rtype, table, plan, index, rows)
+        return (rec, flags, merge.bad_row_texts(rtype, table, flags)), repeats
 
     # Files are read and checked two at a time (Arrow and numpy release the GIL for most of it), in
     # type order; a type is merged and derived as soon as its own files are in, while the workers go
@@ -71,10 +108,15 @@ def load_inputs(
         results = pool.map(read_and_check, jobs)
         for rtype, files in found.items():
             with timings.stage("read_and_check"):
-                checked = [next(results) for _ in files]
+                done = [next(results) for _ in files]
+            checked = [d[0] for d in done]
+            given = [d[1] for d in done]
+            masks = [g for g in given if g is not None]
+            repeats = np.concatenate(masks) if masks and len(masks) == len(given) else None
+            del done, given
             paths = [str(f.path) for f in files]
             with timings.stage("finalize"):
-                accepted, rej, file_counts = merge.finalize(rtype, checked, paths)
+                accepted, rej, file_counts = merge.finalize(rtype, checked, paths, repeats)
                 del checked  # the per-file records, let go once merged
             with timings.stage("derive"):
                 records[rtype] = evaluate.derive(plan, accepted)
@@ -85,17 +127,8 @@ def load_inputs(
             rejects.append(rej)
             counts += file_counts
             all_files += files
-            read = sum(c.read for c in file_counts)
-            if read and rej.num_rows / read > max_reject_rate:
-                too_many.append((rtype, rej.num_rows, read))
     finally:
         pool.shutdown(cancel_futures=True)  # after an error, files not yet started are not read
     with timings.stage("derive"):
         evaluate.link(plan, records)
-    loaded = Loaded(records, pa.concat_tables(rejects) if rejects else pa.table({}), counts, all_files, not_yet_known)
-    if too_many:
-        rtype, rejected, read = too_many[0]
-        error = RejectRateExceeded(rtype, rejected, read, max_reject_rate)
-        error.loaded = loaded  # type: ignore[attr-defined]
-        raise error
-    return loaded
+    return Loaded(records, pa.concat_tables(rejects) if rejects else pa.table({}), counts, all_files, not_yet_known)

@@ -54,8 +54,8 @@ def _exact_words(arr: pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
     return hi, words[:, 0].copy()
 
 
-def _mix(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
-    h = hi * _K1 ^ lo * _K2
+def _mix(hi: np.ndarray, lo: np.ndarray | np.uint64) -> np.ndarray:
+    h = hi * _K1 ^ np.multiply(lo, _K2, dtype=np.uint64)
     return h ^ (h >> np.uint64(29))
 
 
@@ -103,3 +103,43 @@ def _coded(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     codes = np.asarray(encoded.to_numpy(zero_copy_only=False), dtype=np.int64)
     counts = np.bincount(codes + 1)  # slot 0 counts the nulls
     return codes, np.flatnonzero(counts[codes + 1] > 1)
+
+
+def hash64(arr: pa.Array) -> np.ndarray:
+    """A deterministic 64-bit hash of each string's exact bytes and length (uint64; nulls hash
+    to 0), for spreading records over partitions. Any length. Strings of one width (the usual
+    shape of ids) are hashed from one reshape of the bytes, 8 bytes at a time; mixed widths
+    gather one byte position at a time."""
+    arr = arr.cast(pa.string())
+    n = len(arr)
+    out = np.zeros(n, dtype=np.uint64)
+    if n == 0:
+        return out
+    buffers = arr.buffers()
+    offsets = np.frombuffer(buffers[1], np.int32, count=n + 1, offset=arr.offset * 4).astype(np.int64)
+    data = np.frombuffer(buffers[2], np.uint8) if buffers[2] is not None else np.zeros(1, np.uint8)
+    lengths = np.diff(offsets)
+    longest = int(lengths.max())
+    words = (longest + 7) // 8
+    width = offsets[-1] - offsets[0]
+    if longest and width == longest * n:
+        padded = np.zeros((n, words * 8), dtype=np.uint8)
+        padded[:, :longest] = data[offsets[0] : offsets[0] + width].reshape(n, longest)
+        view = padded.view("<u8")
+        columns = [view[:, w] for w in range(words)]
+    else:
+        last = max(len(data) - 1, 0)
+        starts = offsets[:-1]
+        columns = []
+        for w in range(words):
+            word = np.zeros(n, dtype=np.uint64)
+            for b in range(8):
+                j = w * 8 + b
+                byte = np.where(j < lengths, data[np.minimum(starts + j, last)], 0).astype(np.uint64)
+                word |= byte << np.uint64(8 * b)
+            columns.append(word)
+    out = _mix(lengths.astype(np.uint64), np.uint64(0x243F6A8885A308D3))
+    for w, word in enumerate(columns):  # a string's hash depends on its own words only
+        out = np.where(lengths > 8 * w, _mix(out, word), out)
+    out[np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)] = 0
+    return out

@@ -108,9 +108,15 @@ def _concat(parts: list[Records], keeps: list[np.ndarray]) -> Records:
 
 
 def finalize(
-    record_type: str, checked: list[tuple[Records, Flags, BadRowTexts]], paths: list[str]
+    record_type: str,
+    checked: list[tuple[Records, Flags, BadRowTexts]],
+    paths: list[str],
+    repeats: np.ndarray | None = None,
 ) -> tuple[Records, pa.Table, list[FileCount]]:
-    """Merge the checked tables of a type: accepted records, rejects table, per-file counts."""
+    """Merge the checked tables of a type: accepted records, rejects table, per-file counts.
+
+    `repeats`: which rows (of the tables in order) repeat an id read earlier, when that was
+    judged over more rows than these (a partitioned run); by default judged on these rows."""
     schema = record_schema(record_type)
     names = list(schema["properties"])
     parts = [c[0] for c in checked]
@@ -120,7 +126,7 @@ def finalize(
     reason = np.concatenate([c[1].reason for c in checked])
     column = np.concatenate([c[1].column for c in checked])
     id_column = schema["x-record-id"] if isinstance(schema["x-record-id"], str) else None
-    dup = duplicate_mask(ids) & (reason < 0)
+    dup = (duplicate_mask(ids) if repeats is None else repeats) & (reason < 0)
     reason[dup] = REASONS.index(Reason.DUPLICATE_ID)
     column[dup] = names.index(id_column) if id_column else -1
     bad = reason >= 0

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +50,12 @@ def compute(
     evaluated = 0
     for i, measure in enumerate(plan.measures, start=1):
         tick = time.perf_counter()
-        judged, table = _measure_results(
-            plan, measure, period, loaded, shared, dim_fields, files_by_type, timings, missed
+        part, table = evaluate_part(plan, measure, period, loaded.records, shared, dim_fields, files_by_type, timings)
+        judged, base_table = judge_measure(
+            plan, measure, period, [part], loaded.records, dim_fields, files_by_type, timings, missed
         )
+        if base_table is not None:
+            table = pa.concat_tables([table, base_table])
         for key in [k for k, last in last_use.items() if last == i]:
             shared.pop(key, None)  # no later measure needs these rows
         if log is not None:
@@ -105,37 +109,72 @@ def previous_misses(out: Path, period: str) -> set[tuple]:
     return {_key(row["measure_id"], row) for row in frame.to_dict("records")}
 
 
-def _measure_results(
+@dataclass
+class MeasurePart:
+    """What one measure keeps of a batch of records (a partition): partial aggregates, the
+    value histogram (mean measures), the number of records evaluated."""
+
+    partial: aggregate.Partial
+    samples: aggregate.SampleIndex | None
+    records: int
+
+
+def evaluate_part(
     plan: Plan,
     measure: Measure,
     period: str,
-    loaded: Loaded,
+    records: dict,
     shared: dict,
     dim_fields: list[str],
     files_by_type: dict[str, list[str]],
     timings: Timings,
-    missed: frozenset[tuple] | set[tuple] = frozenset(),
-) -> tuple[pd.DataFrame | None, pa.Table]:
-    """One measure: evaluate its records, aggregate, judge the cells; its records/ table."""
+) -> tuple[MeasurePart, pa.Table]:
+    """One measure over a batch of records: its partial aggregates, histogram, audit rows."""
     with timings.stage("evaluate"):
-        ev = evaluate.evaluate_measure(plan, measure, period, loaded.records, shared)
+        ev = evaluate.evaluate_measure(plan, measure, period, records, shared)
     with timings.stage("aggregate"):
-        part = aggregate.merge([aggregate.partials(ev)])
-        base = None
-        if measure.rate_base is not None:
-            lines = evaluate.lines_in_period(loaded.records, measure, period)
-            part = aggregate.widen_carriers(part, list(lines.cats["carrier_id"]))
-            base = aggregate.lines_base(lines, measure, part)
-        cells = aggregate.cells(plan, measure, part, base)
+        part = aggregate.partials(ev)
+        samples = aggregate.sample_index(ev) if measure.type == "mean" else None
     with timings.stage("audit"):
-        tables = [audit.record_rows(plan, ev, dim_fields, files_by_type[measure.records])]
+        table = audit.unify_record_schema(
+            audit.record_rows(plan, ev, dim_fields, files_by_type[measure.records]), dim_fields
+        )
+    return MeasurePart(part, samples, ev.records.n), table
+
+
+def judge_measure(
+    plan: Plan,
+    measure: Measure,
+    period: str,
+    parts: list[MeasurePart],
+    lines: dict,
+    dim_fields: list[str],
+    files_by_type: dict[str, list[str]],
+    timings: Timings,
+    missed: frozenset[tuple] | set[tuple] = frozenset(),
+) -> tuple[pd.DataFrame | None, pa.Table | None]:
+    """One measure's cells from the parts of all batches, judged; the audit rows of its rate
+    base (lines in service), if it has one."""
+    with timings.stage("aggregate"):
+        part = aggregate.merge([p.partial for p in parts])
+        base, base_table = None, None
         if measure.rate_base is not None:
-            tables.append(audit.base_rows(lines, dim_fields, files_by_type["lines"], measure.rate_base.field))
-        table = pa.concat_tables([audit.unify_record_schema(t, dim_fields) for t in tables])
+            in_period = evaluate.lines_in_period(lines, measure, period)
+            part = aggregate.widen_carriers(part, list(in_period.cats["carrier_id"]))
+            base = aggregate.lines_base(in_period, measure, part)
+        cells = aggregate.cells(plan, measure, part, base)
+    if measure.rate_base is not None:
+        with timings.stage("audit"):
+            base_table = audit.unify_record_schema(
+                audit.base_rows(in_period, dim_fields, files_by_type["lines"], measure.rate_base.field), dim_fields
+            )
     if cells.empty:
-        return None, table
+        return None, base_table
     with timings.stage("statistics"):
-        samples = aggregate.CellSamples(plan, ev) if measure.type == "mean" else None
+        samples = None
+        if measure.type == "mean":
+            index = aggregate.merge_samples([p.samples for p in parts if p.samples is not None])
+            samples = aggregate.CellSamples(plan, measure, index)
         judged = verdicts.judge(plan, measure, cells, samples, lambda cell: _key(measure.id, cell) in missed)
     split = audit.split_products(plan, measure)
     dims = [d.field for d in measure.dimensions]
@@ -155,4 +194,4 @@ def _measure_results(
         unit=measure.unit,
         clec_records_evaluated=judged["n_evaluated"].astype("int64"),
     )
-    return judged, table
+    return judged, base_table
