@@ -14,7 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import NoReturn
 
-from carrier_sla import __version__
+from carrier_sla import __version__, spill
 from carrier_sla.errors import InputDataError, PlanError, StoreBusy, StoreError, UsageError
 
 EXIT_OK, EXIT_MISS, EXIT_USAGE, EXIT_DATA, EXIT_BUSY, EXIT_INTERNAL = 0, 1, 2, 3, 4, 5
@@ -31,6 +31,16 @@ def _date(text: str) -> dt.date:
         return dt.date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text.replace(",", "").replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is negative")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,6 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.01,
         help="fail (exit 3) when more than this share of a record type is rejected (default 0.01)",
+    )
+    run.add_argument(
+        "--partition-rows",
+        type=_non_negative,
+        default=spill.DEFAULT_PARTITION_ROWS,
+        metavar="N",
+        help="input of more orders and troubles than N is spread over partitions on disk first, and "
+        f"checked one partition at a time, in bounded memory (default {spill.DEFAULT_PARTITION_ROWS:,}; 0: never)",
     )
     run.add_argument("--fail-on", choices=["miss"], help="exit 1 when any verdict is a miss")
     run.add_argument("--quiet", action="store_true", help="print only errors")
@@ -281,7 +299,15 @@ def _dispatch(args: argparse.Namespace) -> int:
     for period, as_of in jobs:
         log = RunLog(console=None if args.quiet else sys.stderr, interactive=sys.stderr.isatty())
         result = run(
-            plan, args.data, period, args.out, max_reject_rate=args.max_reject_rate, as_of=as_of, today=today, log=log
+            plan,
+            args.data,
+            period,
+            args.out,
+            max_reject_rate=args.max_reject_rate,
+            as_of=as_of,
+            today=today,
+            log=log,
+            partition_rows=args.partition_rows,
         )
         if not args.quiet:
             _print_summary(result, args.out)

@@ -108,6 +108,8 @@ def link(plan: Plan, records: dict[str, Records]) -> None:
     fields = sorted({cast(str, m.value.match_on) for m in plan.measures if m.value.kind == "related_record"})
     for name in fields:
         holders = [r for r in records.values() if name in r.text]
+        if not holders:
+            continue
         both = pa.chunked_array([r.text[name].cast(pa.string()) for r in holders]).combine_chunks()
         codes = string_codes(both)
         start = 0

@@ -77,6 +77,11 @@ def compute(
             sink(measure.id, table)
         if judged is not None:
             frames.append(judged)
+    return ordered_results(plan, frames, dim_fields), record_tables
+
+
+def ordered_results(plan: Plan, frames: list[pd.DataFrame], dim_fields: list[str]) -> pd.DataFrame:
+    """The judged cells of every measure as one frame in the results table's order."""
     results = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=audit.result_columns(dim_fields))
     order = {m.id: i for i, m in enumerate(plan.measures)}
     results = results.assign(
@@ -84,8 +89,7 @@ def compute(
         _scope=(results["scope"] == "clec_aggregate").astype(int),
         _carrier=results["carrier_id"].fillna(""),
     ).sort_values(["_m", "state", "product", "submeasure", "_scope", "_carrier"], kind="stable")
-    results = results.drop(columns=["_m", "_scope", "_carrier"]).reset_index(drop=True)
-    return results, record_tables
+    return results.drop(columns=["_m", "_scope", "_carrier"]).reset_index(drop=True)
 
 
 def _key(measure_id: str, cell: Any) -> tuple:

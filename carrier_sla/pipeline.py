@@ -23,12 +23,15 @@ from carrier_sla import (
     __version__,
     aggregate,
     audit,
+    ingest,
+    partitioned,
     remedies,
     remedy_chain,
+    spill,
     store,
 )
 from carrier_sla.errors import InputDataError, RejectRateExceeded, UsageError
-from carrier_sla.inputs import Loaded, load_inputs
+from carrier_sla.inputs import Loaded, load_inputs, needed_record_types
 from carrier_sla.period_results import compute, previous_misses
 from carrier_sla.periods import Cutoff, check_in_force, check_period
 from carrier_sla.plan import Plan, dump_plan
@@ -59,6 +62,7 @@ def run(
     as_of: dt.date | None = None,
     today: dt.date | None = None,
     log: RunLog | None = None,
+    partition_rows: int = spill.DEFAULT_PARTITION_ROWS,
 ) -> RunResult:
     """Run the checker for one period and publish its outputs to the store `out`.
 
@@ -77,7 +81,9 @@ def run(
     try:
         with store.StoreLock(out, run_id):
             log.open(out / "runs" / run_id / "log.jsonl", run_id)
-            return _run_locked(plan, data_dir, period, out, max_reject_rate, run_id, started, cutoff, log)
+            return _run_locked(
+                plan, data_dir, period, out, max_reject_rate, run_id, started, cutoff, log, partition_rows
+            )
     finally:
         log.close()
 
@@ -92,6 +98,7 @@ def _run_locked(
     started: datetime,
     cutoff: Cutoff,
     log: RunLog,
+    partition_rows: int,
 ) -> RunResult:
     timings = Timings()
 
@@ -145,43 +152,53 @@ def _run_locked(
     except UsageError as exc:
         _finish(manifest, out, run_id, "failed", 2, str(exc))
         raise
-    try:
-        loaded = load_inputs(plan, data_dir, max_reject_rate, timings, cutoff.as_of)
-    except RejectRateExceeded as exc:
-        loaded = exc.loaded  # type: ignore[attr-defined]
-        manifest["inputs"] = _inputs(loaded)
-        path = out / "runs" / run_id / "rejects.parquet"
-        rows = store.write_parquet(path, loaded.rejects, metadata)
-        manifest["outputs"] = [{"table": "rejects", "path": str(path), "rows": rows}]
-        _finish(manifest, out, run_id, "failed", 3, str(exc))
-        raise
-    except InputDataError as exc:
-        _finish(manifest, out, run_id, "failed", 3, str(exc))
-        raise
-    manifest["inputs"] = _inputs(loaded)
-    read = sum(c.read for c in loaded.counts)
-    rejected = sum(c.rejected for c in loaded.counts)
-    load_seconds = sum(timings.get(k, 0.0) for k in ("read_and_check", "finalize", "derive"))
-    log.event(
-        "read",
-        f"{read:,} rows from {len(loaded.files)} files, {rejected:,} rejected ({load_seconds:.1f} s)",
-        rows=read,
-        rejected=rejected,
-        files=len(loaded.files),
-        seconds=round(load_seconds, 3),
-    )
-    if cutoff.as_of is not None:
-        manifest["records_after_as_of"] = loaded.not_yet_known
     staging = store.Staging(out, run_id)
     writer = store.Writer()
     try:
 
-        def write_records(measure_id: str, table: pa.Table) -> None:
-            path = staging.path("records", period, f"measure={measure_id}", "part-0.parquet")
+        def write_records(measure_id: str, table: pa.Table, part: int = 0) -> None:
+            path = staging.path("records", period, f"measure={measure_id}", f"part-{part}.parquet")
             writer.submit(f"records/{measure_id}", path, table, metadata)
 
         missed = previous_misses(out, period) if plan.statistics.alpha_after_miss is not None else set()
-        results, _ = compute(plan, period, loaded, timings, sink=write_records, missed=missed, log=log)
+        try:
+            found = ingest.discover(Path(data_dir), needed_record_types(plan))
+            parts = spill.partition_count(plan, found, partition_rows)
+            if parts == 1:
+                loaded = load_inputs(plan, data_dir, max_reject_rate, timings, cutoff.as_of)
+                _log_read(log, loaded, timings)
+                results, _ = compute(plan, period, loaded, timings, sink=write_records, missed=missed, log=log)
+            else:
+                results, loaded = partitioned.compute(
+                    plan,
+                    period,
+                    found,
+                    parts,
+                    out / ".staging" / run_id,
+                    write_records,
+                    max_reject_rate=max_reject_rate,
+                    timings=timings,
+                    as_of=cutoff.as_of,
+                    missed=missed,
+                    log=log,
+                    settle=lambda: writer.settle(len(plan.measures)),
+                )
+                _log_read(log, loaded, timings)
+        except RejectRateExceeded as exc:
+            loaded = exc.loaded  # type: ignore[attr-defined]
+            manifest["inputs"] = _inputs(loaded)
+            path = out / "runs" / run_id / "rejects.parquet"
+            rows = store.write_parquet(path, loaded.rejects, metadata)
+            manifest["outputs"] = [{"table": "rejects", "path": str(path), "rows": rows}]
+            _finish(manifest, out, run_id, "failed", 3, str(exc))
+            raise
+        except InputDataError as exc:
+            _finish(manifest, out, run_id, "failed", 3, str(exc))
+            raise
+        manifest["inputs"] = _inputs(loaded)
+        if cutoff.as_of is not None:
+            manifest["records_after_as_of"] = loaded.not_yet_known
+        manifest["partitions"] = parts
         results = results.assign(
             provisional=cutoff.provisional,
             provisional_as_of=cutoff.provisional_as_of.isoformat() if cutoff.provisional_as_of else None,
@@ -230,6 +247,8 @@ def _run_locked(
         manifest["timings_seconds"] = {k: round(v, 3) for k, v in timings.items()}
         store.write_manifest(out, run_id, manifest | {"status": "publishing"})
         staging.publish()
+    except InputDataError:
+        raise  # recorded above
     except Exception as exc:  # the manifest records every failure; the caller maps it to an exit code
         _finish(manifest, out, run_id, "failed", 5, f"{type(exc).__name__}: {exc}")
         raise
@@ -238,6 +257,20 @@ def _run_locked(
         staging.discard()
     manifest_path = _finish(manifest, out, run_id, "completed", 0, None)
     return RunResult(run_id, period, results, manifest, manifest_path, timings)
+
+
+def _log_read(log: RunLog, loaded: Loaded, timings: Timings) -> None:
+    read = sum(c.read for c in loaded.counts)
+    rejected = sum(c.rejected for c in loaded.counts)
+    load_seconds = sum(timings.get(k, 0.0) for k in ("spill", "read_and_check", "finalize", "derive"))
+    log.event(
+        "read",
+        f"{read:,} rows from {len(loaded.files)} files, {rejected:,} rejected ({load_seconds:.1f} s)",
+        rows=read,
+        rejected=rejected,
+        files=len(loaded.files),
+        seconds=round(load_seconds, 3),
+    )
 
 
 def _stage_remedies(

@@ -235,6 +235,11 @@ class Writer:
     def submit(self, name: str, path: Path, table: pa.Table, metadata: dict[str, str]) -> None:
         self._jobs.append((name, path, self._pool.submit(write_parquet, path, table, metadata)))
 
+    def settle(self, pending: int) -> None:
+        """Wait until at most `pending` files are still to be written (bounds the tables held)."""
+        for _, _, job in self._jobs[: max(len(self._jobs) - pending, 0)]:
+            job.result()
+
     def wait(self) -> list[tuple[str, int, Path]]:
         """(name, rows, path) of every file, once all are written; re-raises a failed write."""
         return [(name, job.result(), path) for name, path, job in self._jobs]

@@ -1,0 +1,227 @@
+"""Partitioned runs: input larger than one partition is spread over partition files on disk
+first, so that a run holds one partition's records in memory at a time.
+
+Pass 1 reads every input file in batches (Parquet row groups, CSV blocks) and appends each row
+to the partition of its match key: the field that the plan's related-record measures match on
+(circuit_id in the example plans), by a hash of its exact text. Every pair of records a
+cross-record measure can relate (an order and a later trouble, a trouble and a repeat) has
+the same key, so it lies in one partition. Rows without a key, and every row of a plan without
+related-record measures, go by their row number. Each row carries its row number in its file.
+
+Duplicate ids are judged on the whole input, in read order, as in a run without partitions:
+pass 1 also writes each row's id and read position into id buckets by a hash of the id; a
+bucket read in read order gives every position that repeats an id read earlier
+(keys.duplicate_mask).
+
+Lines in service (rate bases, one row per carrier, state, product and month) are not spread:
+they are read whole.
+
+Partition files are Arrow IPC files (uncompressed, memory-mapped when read back) in a
+folder of the store's .staging area, removed at the end of the run, and by the next run's
+recovery when a run is killed.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from carrier_sla import ingest
+from carrier_sla.contract import record_ids
+from carrier_sla.errors import InputDataError
+from carrier_sla.keys import duplicate_mask, hash64
+from carrier_sla.plan import Plan
+
+ROW = "__carrier_sla_row"  # 1-based row number in the input file
+POSITION = "__carrier_sla_position"  # read order within a record type: file index * 2**40 + row
+WHOLE = ("lines",)  # record types read whole in every run
+DEFAULT_PARTITION_ROWS = 1_500_000
+CSV_BYTES_PER_ROW = 120  # a CSV file's rows, estimated from its size before reading it
+CSV_BLOCK = 32 << 20
+_FILE_SHIFT = 40
+WORKERS = 2
+
+
+def match_fields(plan: Plan) -> list[str]:
+    """The fields the plan's related-record measures match on."""
+    return sorted({m.value.match_on for m in plan.measures if m.value.kind == "related_record" and m.value.match_on})
+
+
+def estimated_rows(files: dict[str, list[ingest.InputFile]]) -> int:
+    """Rows of the files that would be spread (Parquet: exact, from metadata; CSV: by size)."""
+    total = 0
+    for rtype, sources in files.items():
+        if rtype in WHOLE:
+            continue
+        for source in sources:
+            if source.path.suffix == ".csv":
+                total += source.path.stat().st_size // CSV_BYTES_PER_ROW
+            else:
+                try:
+                    total += pq.ParquetFile(source.path).metadata.num_rows
+                except (pa.ArrowInvalid, OSError) as exc:
+                    raise InputDataError(f"{source.path}: cannot be read: {exc}", file=str(source.path)) from exc
+    return total
+
+
+def partition_count(plan: Plan, files: dict[str, list[ingest.InputFile]], partition_rows: int) -> int:
+    """How many partitions a run of these files takes: 1 (no spill) when they fit in one, or when
+    the plan's related-record measures match on more than one field (they could not all keep
+    their pairs in one partition)."""
+    if partition_rows <= 0 or len(match_fields(plan)) > 1:
+        return 1
+    return max(1, math.ceil(estimated_rows(files) / partition_rows))
+
+
+def batches(source: ingest.InputFile) -> Iterator[pa.Table]:
+    """The file's rows in batches, with the columns of ingest.read_file (CSV: the contract's
+    columns as text; Hive partition values appended). A file without a required column raises
+    InputDataError before any row is read."""
+    try:
+        if source.path.suffix == ".csv":
+            header = ingest.read_columns_only(source)
+            known = set(ingest.known_columns(source.record_type))
+            ingest.check_column_names(source, header)
+            reader = pacsv.open_csv(
+                source.path,
+                read_options=pacsv.ReadOptions(block_size=CSV_BLOCK),
+                convert_options=pacsv.ConvertOptions(
+                    column_types={c: pa.string() for c in known},
+                    include_columns=[c for c in header if c in known],
+                    strings_can_be_null=True,
+                    null_values=[""],
+                    quoted_strings_can_be_null=True,
+                ),
+            )
+            empty = pa.table({c: pa.array([], pa.string()) for c in header if c in known})
+            yield _with_partition(source, empty)
+            for batch in reader:
+                yield _with_partition(source, pa.Table.from_batches([batch]))
+        else:
+            parquet = pq.ParquetFile(source.path)
+            ingest.check_column_names(source, parquet.schema_arrow.names)
+            yield _with_partition(source, parquet.schema_arrow.empty_table())
+            for i in range(parquet.num_row_groups):
+                yield _with_partition(source, parquet.read_row_group(i))
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputDataError(f"{source.path}: cannot be read: {exc}", file=str(source.path)) from exc
+
+
+def _with_partition(source: ingest.InputFile, table: pa.Table) -> pa.Table:
+    for key, value in source.partition:
+        if key not in table.column_names:
+            table = table.append_column(key, pa.array([value] * table.num_rows, pa.string()))
+    return table
+
+
+@dataclass
+class Spilled:
+    """The partition files of a run: for each spread record type, each input file and each
+    partition, one IPC file of that file's rows of the partition; and the read positions of
+    the rows that repeat an id read earlier."""
+
+    folder: Path
+    parts: int
+    files: dict[str, list[ingest.InputFile]]
+    repeats: dict[str, np.ndarray] = field(default_factory=dict)  # sorted positions
+
+    def path(self, record_type: str, file_index: int, part: int) -> Path:
+        return self.folder / f"{record_type}-{file_index}-{part}.arrow"
+
+    def id_path(self, record_type: str, file_index: int, bucket: int) -> Path:
+        return self.folder / f"{record_type}-{file_index}-ids-{bucket}.arrow"
+
+    def read(self, record_type: str, file_index: int, part: int) -> tuple[pa.Table, np.ndarray, np.ndarray]:
+        """(rows as read, their row numbers, which repeat an id read earlier) of one file's partition."""
+        with pa.memory_map(str(self.path(record_type, file_index, part))) as source:
+            table = pa.ipc.open_file(source).read_all()
+        rows = np.asarray(table.column(ROW).to_numpy(), dtype=np.int64)
+        position = np.asarray(table.column(POSITION).to_numpy(), dtype=np.int64)
+        repeats = self.repeats.get(record_type, np.zeros(0, np.int64))
+        at = np.minimum(np.searchsorted(repeats, position), max(len(repeats) - 1, 0))
+        repeat = (repeats[at] == position) if len(repeats) else np.zeros(len(position), dtype=bool)
+        return table.drop_columns([ROW, POSITION]), rows, repeat
+
+    def remove(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def spill(plan: Plan, files: dict[str, list[ingest.InputFile]], parts: int, folder: Path) -> Spilled:
+    """Pass 1: spread the rows of every record type but WHOLE over `parts` partition files."""
+    folder.mkdir(parents=True, exist_ok=True)
+    spread = {t: f for t, f in files.items() if t not in WHOLE}
+    out = Spilled(folder, parts, spread)
+    fields = match_fields(plan)
+    key = fields[0] if fields else None
+    jobs = [(t, i, s) for t, sources in spread.items() for i, s in enumerate(sources)]
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        for _ in pool.map(lambda job: _spill_file(out, key, *job), jobs):
+            pass
+    for rtype, sources in spread.items():
+        found = []
+        for bucket in range(parts):
+            tables = [_read_ipc(out.id_path(rtype, i, bucket)) for i in range(len(sources))]
+            ids = pa.concat_tables(tables)  # read order: files in order, rows in order
+            position = np.asarray(ids.column(1).to_numpy(), dtype=np.int64)
+            found.append(position[duplicate_mask(ids.column(0).combine_chunks())])
+            for i in range(len(sources)):
+                out.id_path(rtype, i, bucket).unlink()
+        out.repeats[rtype] = np.sort(np.concatenate(found)) if found else np.zeros(0, np.int64)
+    return out
+
+
+def _read_ipc(path: Path) -> pa.Table:
+    with pa.memory_map(str(path)) as source:
+        return pa.ipc.open_file(source).read_all()
+
+
+def _spill_file(out: Spilled, key: str | None, rtype: str, index: int, source: ingest.InputFile) -> None:
+    writers: list[pa.ipc.RecordBatchFileWriter] = []
+    id_writers: list[pa.ipc.RecordBatchFileWriter] = []
+    id_schema = pa.schema([("id", pa.string()), ("position", pa.int64())])
+    parts = out.parts
+    done = 0
+    try:
+        for table in batches(source):
+            n = table.num_rows
+            row = np.arange(done + 1, done + n + 1, dtype=np.int64)
+            position = (np.int64(index) << _FILE_SHIFT) + row
+            table = table.append_column(ROW, pa.array(row)).append_column(POSITION, pa.array(position))
+            if not writers:  # the first (empty) batch: one writer per partition and id bucket
+                writers = [pa.ipc.new_file(str(out.path(rtype, index, k)), table.schema) for k in range(parts)]
+                id_writers = [pa.ipc.new_file(str(out.id_path(rtype, index, k)), id_schema) for k in range(parts)]
+            if n == 0:
+                continue
+            done += n
+            part = (row % parts).astype(np.int64)
+            if key is not None and key in table.column_names:
+                keyed = table.column(key).combine_chunks()
+                hashed = hash64(keyed)
+                has_key = ~np.asarray(keyed.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+                part = np.where(has_key, (hashed % np.uint64(parts)).astype(np.int64), part)
+            _scatter(table, part, writers)
+            ids = record_ids(rtype, table)
+            bucket = (hash64(ids) % np.uint64(parts)).astype(np.int64)
+            _scatter(pa.table([ids, pa.array(position)], schema=id_schema), bucket, id_writers)
+    finally:
+        for w in writers + id_writers:
+            w.close()
+
+
+def _scatter(table: pa.Table, part: np.ndarray, writers: list[pa.ipc.RecordBatchFileWriter]) -> None:
+    """Append each row of `table` to the writer of its partition, keeping row order."""
+    order = np.argsort(part, kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(part, minlength=len(writers)))])
+    ordered = table.take(pa.array(order))
+    for k, writer in enumerate(writers):
+        if bounds[k + 1] > bounds[k]:
+            writer.write_table(ordered.slice(bounds[k], bounds[k + 1] - bounds[k]))
