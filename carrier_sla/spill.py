@@ -163,10 +163,21 @@ def spill(plan: Plan, files: dict[str, list[ingest.InputFile]], parts: int, fold
     fields = match_fields(plan)
     key = fields[0] if fields else None
     jobs = [(t, i, s) for t, sources in spread.items() for i, s in enumerate(sources)]
-    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        for _ in pool.map(lambda job: _spill_file(out, key, *job), jobs):
-            pass
-    for rtype, sources in spread.items():
+    try:
+        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+            for _ in pool.map(lambda job: _spill_file(out, key, *job), jobs):
+                pass
+        _find_repeats(out)
+    except BaseException:
+        out.remove()
+        raise
+    return out
+
+
+def _find_repeats(out: Spilled) -> None:
+    """The read positions of the rows whose id was read before, bucket by bucket."""
+    parts = out.parts
+    for rtype, sources in out.files.items():
         found = []
         for bucket in range(parts):
             tables = [_read_ipc(out.id_path(rtype, i, bucket)) for i in range(len(sources))]
@@ -176,7 +187,6 @@ def spill(plan: Plan, files: dict[str, list[ingest.InputFile]], parts: int, fold
             for i in range(len(sources)):
                 out.id_path(rtype, i, bucket).unlink()
         out.repeats[rtype] = np.sort(np.concatenate(found)) if found else np.zeros(0, np.int64)
-    return out
 
 
 def _read_ipc(path: Path) -> pa.Table:

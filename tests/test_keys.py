@@ -5,6 +5,7 @@ import pyarrow as pa
 from hypothesis import given
 from hypothesis import strategies as st
 
+from carrier_sla import keys
 from carrier_sla.keys import duplicate_mask, string_codes
 
 
@@ -70,3 +71,19 @@ def test_fixed_width_ids_with_nulls_take_the_same_answer():
     _same_partition(string_codes(pa.array(values, pa.string())).tolist(), values)
     sliced = pa.array(["xx", *values], pa.string())[1:]  # an array with an offset
     assert duplicate_mask(sliced).tolist() == reference(values)
+
+
+def test_hash64_depends_on_a_strings_own_bytes_only():
+    """The partition of a record must not depend on the other strings of its batch: the same
+    string hashes alike in a fixed-width array, a mixed-width one, a slice, or alone."""
+    mixed = pa.array(["CKT000000001", "a", None, "", "CKT000000001", "x" * 40, "a\x00", "é"])
+    hashed = keys.hash64(mixed)
+    for i in range(len(mixed)):
+        for j in range(i + 1, len(mixed) + 1):
+            np.testing.assert_array_equal(keys.hash64(mixed.slice(i, j - i)), hashed[i:j])
+    fixed = keys.hash64(pa.array(["CKT000000001", "CKT000000002"]))
+    assert fixed[0] == hashed[0] == hashed[4] and fixed[1] != fixed[0]
+    assert hashed[2] == 0  # null
+    assert len({int(h) for h in hashed[[0, 1, 3, 5, 6, 7]]}) == 6  # "a" and "a\0" differ by length
+    spread = keys.hash64(pa.array([f"C{i:08d}" for i in range(70_000)])) % np.uint64(7)
+    assert np.bincount(spread.astype(np.int64)).min() > 9_000  # about 10,000 each

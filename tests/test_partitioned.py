@@ -1,0 +1,190 @@
+"""Partitioned runs (carrier_sla.spill, carrier_sla.partitioned) against the whole-input run as
+the oracle: the same verdicts, figures, rejects, audit rows, counts and remedies, whatever the
+number of partitions, the input format and the batch size."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from carrier_sla import aggregate, spill, store
+from carrier_sla.errors import InputDataError, RejectRateExceeded
+from carrier_sla.generate import generate
+from carrier_sla.pipeline import run
+from carrier_sla.plan import load_plan
+from tests.conftest import write_inputs
+
+PERIOD = "2026-10"
+
+
+def _tables(out, period=PERIOD) -> dict[str, pd.DataFrame]:
+    tables = {t: store.read_table(out, t, period).to_pandas() for t in ("results", "rejects", "records")}
+    if (out / "remedies" / f"period={period}").exists():
+        tables["remedies"] = store.read_table(out, "remedies", period).to_pandas()
+    return tables
+
+
+def _assert_same_outputs(whole, parted) -> None:
+    a, b = _tables(whole), _tables(parted)
+    ra, rb = a.pop("results"), b.pop("results")
+    floats = [c for c in ra.columns if ra[c].dtype.kind == "f"]
+    others = [c for c in ra.columns if c not in floats]
+    pd.testing.assert_frame_equal(ra[others], rb[others])
+    # partial sums merged by Chan's update: equal up to the last bits of a float
+    pd.testing.assert_frame_equal(ra[floats], rb[floats], check_exact=False, rtol=1e-12, atol=1e-300)
+    pd.testing.assert_frame_equal(a.pop("rejects"), b.pop("rejects"))  # in read order, like a whole run
+    ka, kb = (
+        t.astype({c: object for c in t.columns if isinstance(t[c].dtype, pd.CategoricalDtype)})
+        .sort_values(["measure", "record_type", "source_file", "source_row"], kind="stable")
+        .reset_index(drop=True)
+        for t in (a.pop("records"), b.pop("records"))
+    )
+    assert len(ka) > 0
+    pd.testing.assert_frame_equal(ka, kb)
+    for name in a:
+        pd.testing.assert_frame_equal(a[name], b[name])
+
+
+def _manifest(result) -> dict:
+    return json.loads(result.manifest_path.read_text())
+
+
+@pytest.mark.parametrize(
+    ("plan_id", "fmt", "files"),
+    [("example-qc", "parquet", 3), ("example-qc", "csv", 2), ("example-ca", "parquet", 1)],
+)
+def test_a_partitioned_run_gives_the_outputs_of_a_whole_run(tmp_path, plan_id, fmt, files):
+    """Generated data with its malformed rows and duplicate ids, two months (OP-5 and MR-7
+    look back into the first): spread over 7 partitions, the outputs are the whole run's."""
+    data = tmp_path / "data"
+    generate(data, PERIOD, periods=2, scale=3000, seed=5, fmt=fmt, files_per_type=files)
+    plan = load_plan(plan_id)
+    whole = run(plan, data, PERIOD, tmp_path / "whole", partition_rows=0, max_reject_rate=0.05)
+    parted = run(plan, data, PERIOD, tmp_path / "parted", partition_rows=1000, max_reject_rate=0.05)
+    assert _manifest(whole)["partitions"] == 1
+    assert _manifest(parted)["partitions"] == 7
+    _assert_same_outputs(tmp_path / "whole", tmp_path / "parted")
+    assert _manifest(whole)["inputs"] == _manifest(parted)["inputs"]
+    assert _manifest(whole)["verdicts"] == _manifest(parted)["verdicts"]
+    assert _manifest(whole).get("remedies") == _manifest(parted).get("remedies")
+    rejects = _tables(tmp_path / "parted")["rejects"]
+    assert (rejects["reason"] == "duplicate_id").sum() > 0  # the generator's duplicates were found
+    assert not (tmp_path / "parted" / ".staging").exists() or not any((tmp_path / "parted" / ".staging").iterdir())
+
+
+def test_small_csv_blocks_and_an_as_of_date_change_nothing(tmp_path, monkeypatch):
+    """CSV read in blocks of a few kB (many batches per file: row numbers carry on across
+    batches), month to date."""
+    data = tmp_path / "data"
+    generate(data, PERIOD, periods=2, scale=2000, seed=9, fmt="csv", files_per_type=2)
+    plan = load_plan("example-qc")
+    kwargs = {"max_reject_rate": 0.05, "as_of": dt.date(2026, 10, 20), "today": dt.date(2026, 10, 21)}
+    whole = run(plan, data, PERIOD, tmp_path / "whole", partition_rows=0, **kwargs)
+    monkeypatch.setattr(spill, "CSV_BLOCK", 4096)
+    parted = run(plan, data, PERIOD, tmp_path / "parted", partition_rows=700, **kwargs)
+    assert _manifest(parted)["partitions"] > 3
+    assert _manifest(whole)["records_after_as_of"] == _manifest(parted)["records_after_as_of"]
+    assert _manifest(parted)["provisional"] is True
+    _assert_same_outputs(tmp_path / "whole", tmp_path / "parted")
+
+
+def test_a_duplicate_id_in_another_partition_is_still_a_duplicate(tmp_path):
+    """Two copies of an order id on different circuits (so, most likely, in different
+    partitions): read order decides, as in a whole run; repeat troubles (MR-7) stay related."""
+    orders = [{"circuit_id": f"C{i}", "completed_at": "2026-10-08 12:00:00"} for i in range(40)]
+    orders.append({"order_id": "O3", "circuit_id": "OTHER", "carrier_id": "CLEC02"})  # a second O3
+    troubles = [{"circuit_id": f"C{i % 7}", "received_at": f"2026-10-{10 + i % 15:02d} 09:00:00"} for i in range(60)]
+    troubles[0]["received_at"] = "2026-10-01 09:00:00"
+    troubles[0]["cleared_at"] = "2026-10-01 10:00:00"
+    data = write_inputs(tmp_path / "data", orders, troubles, [{}, {"carrier_id": "CLEC02"}])
+    plan = load_plan("example-qc")
+    run(plan, data, PERIOD, tmp_path / "whole", partition_rows=0, max_reject_rate=1.0)
+    parted = run(plan, data, PERIOD, tmp_path / "parted", partition_rows=10, max_reject_rate=1.0)
+    assert _manifest(parted)["partitions"] > 5  # CSV rows estimated from the file sizes
+    _assert_same_outputs(tmp_path / "whole", tmp_path / "parted")
+    rejects = _tables(tmp_path / "parted")["rejects"]
+    dup = rejects[rejects["reason"] == "duplicate_id"]
+    assert dup[["record_id", "row", "carrier_id"]].values.tolist() == [["O3", 41, "CLEC02"]]
+
+
+def test_a_broken_file_fails_a_partitioned_run_naming_it(tmp_path):
+    data = write_inputs(tmp_path / "data", [{} for _ in range(30)], [{} for _ in range(30)], [{}])
+    text = (data / "troubles.csv").read_text().splitlines()
+    (data / "troubles.csv").write_text("\n".join([text[0].replace("cleared_at", "closed_at"), *text[1:]]) + "\n")
+    with pytest.raises(InputDataError, match=r"troubles.csv: missing required column"):
+        run(load_plan("example-qc"), data, PERIOD, tmp_path / "out", partition_rows=10)
+    assert not (tmp_path / "out" / "current").exists()  # nothing published
+    staging = tmp_path / "out" / ".staging"
+    assert not staging.exists() or not any(staging.iterdir())  # partition files removed
+
+
+def test_too_many_rejects_in_a_partitioned_run_is_an_input_error_with_the_rejects_kept(tmp_path):
+    orders = [{"received_at": "yesterday"} if i % 10 == 0 else {} for i in range(50)]
+    data = write_inputs(tmp_path / "data", orders, [{} for _ in range(20)], [{}])
+    with pytest.raises(RejectRateExceeded) as info:
+        run(load_plan("example-qc"), data, PERIOD, tmp_path / "out", partition_rows=10, run_id="r1")
+    assert "orders" in str(info.value)
+    kept = pq.read_table(tmp_path / "out" / "runs" / "r1" / "rejects.parquet").to_pandas()
+    assert kept["row"].tolist() == [1, 11, 21, 31, 41]  # in read order
+    assert json.loads((tmp_path / "out" / "runs" / "r1" / "manifest.json").read_text())["exit_code"] == 3
+
+
+def test_merged_value_histograms_equal_the_histogram_of_all_records():
+    """Values behind a cell come from histograms that merge across partitions, in a canonical
+    order: the same arrays whatever the order and split of the records."""
+    rng = np.random.default_rng(3)
+    labels = (("CLEC01", "ILEC"), ("CO",), ("p",))
+    shape = (2, 1, 1)
+    flat = rng.integers(0, 2, 500)
+    values = rng.integers(0, 40, 500).astype(float) / 4
+    whole = aggregate._histogram(flat, values, np.ones(500, np.int64), labels, shape)
+    halves = []
+    for part in (slice(0, 170), slice(170, 500)):
+        halves.append(aggregate._histogram(flat[part], values[part], np.ones(len(flat[part]), np.int64), labels, shape))
+    swapped = aggregate._histogram(  # another partition's labels in another order
+        1 - flat[170:], values[170:], np.ones(330, np.int64), (("ILEC", "CLEC01"), ("CO",), ("p",)), shape
+    )
+    for merged in (aggregate.merge_samples(halves), aggregate.merge_samples([halves[0], swapped])):
+        assert merged.labels == labels
+        np.testing.assert_array_equal(merged.flat, whole.flat)
+        np.testing.assert_array_equal(merged.values, whole.values)
+        np.testing.assert_array_equal(merged.counts, whole.counts)
+    assert whole.counts.sum() == 500 and len(whole.values) < 500  # repeated values are counted, not kept
+
+
+def test_partition_count_follows_the_rows_and_the_plan(tmp_path):
+    data = tmp_path / "data"
+    generate(data, PERIOD, periods=1, scale=1000, seed=1, fmt="parquet", files_per_type=2)
+    plan = load_plan("example-qc")
+    from carrier_sla import ingest
+
+    found = ingest.discover(data, ("orders", "troubles", "lines"))
+    rows = sum(pq.ParquetFile(f.path).metadata.num_rows for t in ("orders", "troubles") for f in found[t])
+    assert spill.estimated_rows(found) == rows
+    assert spill.partition_count(plan, found, 0) == 1
+    assert spill.partition_count(plan, found, rows) == 1
+    assert spill.partition_count(plan, found, rows - 1) == 2
+    assert spill.match_fields(plan) == ["circuit_id"]
+
+
+def test_batches_of_a_parquet_file_are_its_row_groups_with_partition_columns(tmp_path):
+    from carrier_sla import ingest
+
+    folder = tmp_path / "orders" / "region=west"
+    folder.mkdir(parents=True)
+    table = pa.table({"order_id": [f"O{i}" for i in range(10)], "x": list(range(10))})
+    pq.write_table(table, folder / "part.parquet", row_group_size=4)
+    source = ingest.InputFile("orders", folder / "part.parquet", (("region", "west"),))
+    with pytest.raises(InputDataError, match="missing required columns"):
+        list(spill.batches(source))
+    full = pa.table({c: pa.array(["v"] * 10) for c in ingest.known_columns("orders")})
+    pq.write_table(full, folder / "part.parquet", row_group_size=4)
+    sizes = [b.num_rows for b in spill.batches(source)]
+    assert sizes == [0, 4, 4, 2]
+    assert next(iter(spill.batches(source))).column_names[-1] == "region"
