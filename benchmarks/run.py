@@ -8,7 +8,8 @@ bench-data/), runs `carrier-sla run` in a fresh process, and reports:
   stage, whose cost follows the number of small-sample cells (Monte Carlo permutation tests),
   not the number of records,
 - peak RSS of the run's process,
-- where the pipeline's time went (read_and_check: reading and row checks, two files at a time;
+- where the pipeline's time went (spill: spreading the input over partition files, when it is
+  larger than one partition; read_and_check: reading and row checks, two files at a time;
   finalize: duplicates and rejects; derive; evaluate; aggregate; statistics; audit; write),
 - the floor: pyarrow alone reading the same input files and writing Parquet tables of the
   same size as the run's outputs (the tables the run produced, re-written from memory), and
@@ -40,7 +41,18 @@ import pyarrow.parquet as pq
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "bench-data"
 PERIOD = "2026-10"
-STAGES = ["read_and_check", "finalize", "derive", "evaluate", "aggregate", "statistics", "audit", "remedies", "write"]
+STAGES = [
+    "spill",
+    "read_and_check",
+    "finalize",
+    "derive",
+    "evaluate",
+    "aggregate",
+    "statistics",
+    "audit",
+    "remedies",
+    "write",
+]
 
 
 def ensure_data(records: int) -> Path:

@@ -303,6 +303,26 @@ def merge_samples(parts: list[SampleIndex]) -> SampleIndex:
     )
 
 
+class SampleMerger:
+    """Histograms of many partitions merged as they come, in pairs of equal weight (as a binary
+    counter): at most log2(partitions) histograms are held, and each value is re-sorted about
+    log2(partitions) times."""
+
+    def __init__(self) -> None:
+        self._stack: list[tuple[int, SampleIndex]] = []
+
+    def add(self, index: SampleIndex) -> None:
+        weight = 1
+        while self._stack and self._stack[-1][0] == weight:
+            _, top = self._stack.pop()
+            index = merge_samples([top, index])
+            weight *= 2
+        self._stack.append((weight, index))
+
+    def result(self) -> SampleIndex:
+        return merge_samples([index for _, index in self._stack])
+
+
 class CellSamples:
     """The values of the records behind a cell, for tests that need more than counts and
     sums (permutation, modified t on logs), from a measure's value histogram; in a canonical

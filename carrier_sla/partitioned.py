@@ -65,6 +65,7 @@ def compute(
         dim_fields = aggregate.dimension_fields(plan)
         files_by_type = {t: [str(f.path) for f in files] for t, files in found.items()}
         kept: dict[str, list[MeasurePart]] = {m.id: [] for m in plan.measures}
+        histograms = {m.id: aggregate.SampleMerger() for m in plan.measures if m.type == "mean"}
         loaded_parts: list[Loaded] = [] if lines is None else [lines]
         evaluated = 0
         for k in range(parts):
@@ -75,6 +76,10 @@ def compute(
                 part, table = evaluate_part(
                     plan, measure, period, loaded.records, shared, dim_fields, files_by_type, timings
                 )
+                if part.samples is not None:  # merged as partitions come: the histograms stay small
+                    with timings.stage("aggregate"):
+                        histograms[measure.id].add(part.samples)
+                    part.samples = None
                 kept[measure.id].append(part)
                 evaluated += table.num_rows
                 sink(measure.id, table, k)
@@ -107,6 +112,7 @@ def compute(
             files_by_type,
             timings,
             missed,
+            histograms[measure.id].result() if measure.id in histograms else None,
         )
         if base_table is not None:
             sink(measure.id, base_table, parts)

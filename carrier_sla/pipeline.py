@@ -164,6 +164,12 @@ def _run_locked(
         try:
             found = ingest.discover(Path(data_dir), needed_record_types(plan))
             parts = spill.partition_count(plan, found, partition_rows)
+            if parts == 1 and partition_rows and len(spill.match_fields(plan)) > 1:
+                log.event(
+                    "partitions",
+                    f"related-record measures match on {', '.join(spill.match_fields(plan))}: no partition can "
+                    "keep every related pair together, so the input is held in memory whole",
+                )
             if parts == 1:
                 loaded = load_inputs(plan, data_dir, max_reject_rate, timings, cutoff.as_of)
                 _log_read(log, loaded, timings)
