@@ -274,64 +274,22 @@ def _histogram(flat: np.ndarray, values: np.ndarray, counts: np.ndarray, labels:
     first[1:] = (flat[1:] != flat[:-1]) | (values[1:] != values[:-1])
     starts = np.flatnonzero(first)
     summed = np.add.reduceat(counts, starts) if len(starts) else counts[:0]
-    return SampleIndex(flat[starts], values[starts], summed, labels, shape)
-
-
-def merge_samples(parts: list[SampleIndex]) -> SampleIndex:
-    """One histogram of several, on the union of their labels."""
-    if len(parts) == 1:
-        return parts[0]
-    labels = tuple(
-        tuple(sorted({v for p in parts for v in p.labels[i]}, key=lambda v: (v is None, str(v))))
-        for i in range(len(parts[0].labels))
-    )
-    shape = tuple(max(len(x), 1) for x in labels)
-    flats = []
-    for p in parts:
-        coords = np.unravel_index(p.flat, p.shape)
-        moved = [
-            np.array([new.index(v) for v in old] or [0], dtype=np.int64)[c]
-            for old, new, c in zip(p.labels, labels, coords, strict=True)
-        ]
-        flats.append(np.ravel_multi_index(moved, shape) if len(p.flat) else np.zeros(0, dtype=np.int64))
-    return _histogram(
-        np.concatenate(flats),
-        np.concatenate([p.values for p in parts]),
-        np.concatenate([p.counts for p in parts]),
-        labels,
-        shape,
-    )
-
-
-class SampleMerger:
-    """Histograms of many partitions merged as they come, in pairs of equal weight (as a binary
-    counter): at most log2(partitions) histograms are held, and each value is re-sorted about
-    log2(partitions) times."""
-
-    def __init__(self) -> None:
-        self._stack: list[tuple[int, SampleIndex]] = []
-
-    def add(self, index: SampleIndex) -> None:
-        weight = 1
-        while self._stack and self._stack[-1][0] == weight:
-            _, top = self._stack.pop()
-            index = merge_samples([top, index])
-            weight *= 2
-        self._stack.append((weight, index))
-
-    def result(self) -> SampleIndex:
-        return merge_samples([index for _, index in self._stack])
+    positions = flat[starts]
+    if int(np.prod(shape)) < 2**31:  # 16 bytes a distinct value instead of 24
+        positions = positions.astype(np.int32)
+    return SampleIndex(positions, values[starts], summed.astype(np.int32), labels, shape)
 
 
 class CellSamples:
     """The values of the records behind a cell, for tests that need more than counts and
-    sums (permutation, modified t on logs), from a measure's value histogram; in a canonical
-    order (by value)."""
+    sums (permutation, modified t on logs), gathered from a measure's value histograms (one per
+    batch or partition: they are never merged whole); in a canonical order (by value), so the
+    values, and a resampling test's draws, do not depend on how the records were split."""
 
-    def __init__(self, plan: Plan, measure: Measure, index: SampleIndex):
+    def __init__(self, plan: Plan, measure: Measure, indexes: list[SampleIndex]):
         self.plan = plan
         self.measure = measure
-        self.index = index
+        self.indexes = indexes
         self._cache: dict[tuple, np.ndarray] = {}
 
     def _values(self, carriers: list[object], state: object, product: object, dims: list[object]) -> np.ndarray:
@@ -341,26 +299,31 @@ class CellSamples:
         return self._cache[key]
 
     def _gather(self, carriers: list[object], state: object, product: object, dims: list[object]) -> np.ndarray:
-        index = self.index
-        labels, shape = index.labels, index.shape
-        choices = [[labels[0].index(c) for c in carriers if c in labels[0]]]
-        for axis, wanted in ((1, state), (2, product)):
-            choices.append([labels[axis].index(wanted)] if wanted in labels[axis] else [])
-        for i, value in enumerate(dims):
-            axis_labels = labels[3 + i]
-            choices.append(
-                list(range(len(axis_labels)))
-                if _rolled(value)
-                else [j for j, v in enumerate(axis_labels) if v == value]
-            )
-        keys = sorted(int(np.ravel_multi_index(combo, shape)) for combo in itertools.product(*choices))
-        spans = [(np.searchsorted(index.flat, k, "left"), np.searchsorted(index.flat, k, "right")) for k in keys]
-        values = np.concatenate([index.values[a:b] for a, b in spans]) if spans else np.zeros(0)
-        counts = np.concatenate([index.counts[a:b] for a, b in spans]) if spans else np.zeros(0, np.int64)
-        if len(spans) > 1:  # several groups (a rolled-up dimension, all CLECs): one canonical order
-            order = np.argsort(values, kind="stable")
-            values, counts = values[order], counts[order]
-        return np.repeat(values, counts)
+        values, counts = [], []
+        for index in self.indexes:
+            labels, shape = index.labels, index.shape
+            choices = [[labels[0].index(c) for c in carriers if c in labels[0]]]
+            for axis, wanted in ((1, state), (2, product)):
+                choices.append([labels[axis].index(wanted)] if wanted in labels[axis] else [])
+            for i, value in enumerate(dims):
+                axis_labels = labels[3 + i]
+                choices.append(
+                    list(range(len(axis_labels)))
+                    if _rolled(value)
+                    else [j for j, v in enumerate(axis_labels) if v == value]
+                )
+            for combo in itertools.product(*choices):
+                k = int(np.ravel_multi_index(combo, shape))
+                a, b = np.searchsorted(index.flat, k, "left"), np.searchsorted(index.flat, k, "right")
+                values.append(index.values[a:b])
+                counts.append(index.counts[a:b])
+        if not values:
+            return np.zeros(0)
+        value, count = np.concatenate(values), np.concatenate(counts)
+        if len(values) > 1:  # several groups or batches: one canonical order
+            order = np.argsort(value, kind="stable")
+            value, count = value[order], count[order]
+        return np.repeat(value, count)
 
     def __call__(self, cell: pd.Series) -> tuple[np.ndarray, np.ndarray]:
         plan, measure = self.plan, self.measure
@@ -368,7 +331,9 @@ class CellSamples:
         carriers: list[object]
         if _rolled(carrier):
             carriers = [
-                c for c in self.index.labels[0] if c != plan.retail_carrier_id and c not in plan.test_carrier_ids
+                c
+                for c in dict.fromkeys(c for index in self.indexes for c in index.labels[0])
+                if c != plan.retail_carrier_id and c not in plan.test_carrier_ids
             ]
         else:
             carriers = [carrier]

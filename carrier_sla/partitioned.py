@@ -1,6 +1,7 @@
 """One period's results from input spread over partitions (carrier_sla.spill): the records of
 one partition at a time are checked, evaluated and audited; each measure keeps only its partial
-aggregates and value histogram per partition, which are merged and judged at the end.
+aggregates (merged as partitions come) and value histogram per partition, and the cells are
+judged at the end.
 
 The outputs are those of a run without partitions: the same results (partial sums merged by
 Chan's update, so means and deviations can differ in the last bits), the same rejects, counts
@@ -9,9 +10,13 @@ and audit rows, the records/ table of a measure written as one file per partitio
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import datetime as dt
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +30,8 @@ from carrier_sla.period_results import MeasurePart, evaluate_part, judge_measure
 from carrier_sla.plan import Plan
 from carrier_sla.runlog import RunLog
 from carrier_sla.timings import Timings
+
+TRIM_EVERY = 4  # partitions
 
 
 def compute(
@@ -59,27 +66,38 @@ def compute(
         partitions=parts,
         seconds=round(time.perf_counter() - tick, 3),
     )
-    try:
+    with ExitStack() as stack:
+        stack.callback(spilled.remove)  # last: after the loader thread has stopped
         whole = {t: f for t, f in found.items() if t in spill.WHOLE}
         lines = load(plan, whole, read_whole, timings, as_of) if whole else None
         dim_fields = aggregate.dimension_fields(plan)
         files_by_type = {t: [str(f.path) for f in files] for t, files in found.items()}
         kept: dict[str, list[MeasurePart]] = {m.id: [] for m in plan.measures}
-        histograms = {m.id: aggregate.SampleMerger() for m in plan.measures if m.type == "mean"}
+        histograms: dict[str, list[aggregate.SampleIndex]] = {m.id: [] for m in plan.measures}
         loaded_parts: list[Loaded] = [] if lines is None else [lines]
         evaluated = 0
+        # the next partition is read and checked on its own thread while this one is evaluated
+        loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="partition-loader")
+        stack.callback(loader.shutdown, cancel_futures=True)
+        pending = loader.submit(load, plan, spilled.files, _reader(spilled, 0), timings, as_of)
         for k in range(parts):
             tick = time.perf_counter()
-            loaded = load(plan, spilled.files, _reader(spilled, k), timings, as_of)
+            loaded = pending.result()
+            if k + 1 < parts:
+                pending = loader.submit(load, plan, spilled.files, _reader(spilled, k + 1), timings, as_of)
             shared: dict = {}
             for measure in plan.measures:
                 part, table = evaluate_part(
                     plan, measure, period, loaded.records, shared, dim_fields, files_by_type, timings
                 )
-                if part.samples is not None:  # merged as partitions come: the histograms stay small
-                    with timings.stage("aggregate"):
-                        histograms[measure.id].add(part.samples)
+                if part.samples is not None:
+                    histograms[measure.id].append(part.samples)
                     part.samples = None
+                if kept[measure.id]:  # one running partial per measure
+                    with timings.stage("aggregate"):
+                        before = kept[measure.id].pop()
+                        part.partial = aggregate.merge([before.partial, part.partial])
+                        part.records += before.records
                 kept[measure.id].append(part)
                 evaluated += table.num_rows
                 sink(measure.id, table, k)
@@ -96,8 +114,8 @@ def compute(
             log.progress(k + 1, parts, evaluated)
             if settle is not None:
                 settle()
-    finally:
-        spilled.remove()
+            if k % TRIM_EVERY == TRIM_EVERY - 1:
+                _release_free_memory()
     summary = _summary(found, loaded_parts, lines)
     check_reject_rate(summary, max_reject_rate)
     frames = []
@@ -112,13 +130,33 @@ def compute(
             files_by_type,
             timings,
             missed,
-            histograms[measure.id].result() if measure.id in histograms else None,
+            histograms.pop(measure.id),
         )
         if base_table is not None:
             sink(measure.id, base_table, parts)
         if judged is not None:
             frames.append(judged)
     return ordered_results(plan, frames, dim_fields), summary
+
+
+def _release_free_memory() -> None:
+    """Give the C heap's free pages back to the system (glibc malloc_trim). Without it, the
+    holes that each partition's arrays leave in the heap keep the peak growing with the number
+    of partitions; done every TRIM_EVERY partitions, as memory given back costs page faults
+    when it is used again. Nothing to do where the C library has no malloc_trim."""
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+def _load_libc() -> ctypes.CDLL | None:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+    return libc if hasattr(libc, "malloc_trim") else None
+
+
+_LIBC = _load_libc()
 
 
 def _reader(spilled: spill.Spilled, part: int):

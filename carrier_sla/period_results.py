@@ -156,11 +156,11 @@ def judge_measure(
     files_by_type: dict[str, list[str]],
     timings: Timings,
     missed: frozenset[tuple] | set[tuple] = frozenset(),
-    histogram: aggregate.SampleIndex | None = None,
+    histograms: list[aggregate.SampleIndex] | None = None,
 ) -> tuple[pd.DataFrame | None, pa.Table | None]:
     """One measure's cells from the parts of all batches, judged; the audit rows of its rate
-    base (lines in service), if it has one. `histogram`: the parts' value histograms already
-    merged (else merged here)."""
+    base (lines in service), if it has one. `histograms`: the parts' value histograms, when
+    kept apart from the parts."""
     with timings.stage("aggregate"):
         part = aggregate.merge([p.partial for p in parts])
         base, base_table = None, None
@@ -179,9 +179,8 @@ def judge_measure(
     with timings.stage("statistics"):
         samples = None
         if measure.type == "mean":
-            if histogram is None:
-                histogram = aggregate.merge_samples([p.samples for p in parts if p.samples is not None])
-            samples = aggregate.CellSamples(plan, measure, histogram)
+            indexes = histograms if histograms is not None else [p.samples for p in parts if p.samples is not None]
+            samples = aggregate.CellSamples(plan, measure, indexes)
         judged = verdicts.judge(plan, measure, cells, samples, lambda cell: _key(measure.id, cell) in missed)
     split = audit.split_products(plan, measure)
     dims = [d.field for d in measure.dimensions]

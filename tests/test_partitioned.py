@@ -135,27 +135,37 @@ def test_too_many_rejects_in_a_partitioned_run_is_an_input_error_with_the_reject
     assert json.loads((tmp_path / "out" / "runs" / "r1" / "manifest.json").read_text())["exit_code"] == 3
 
 
-def test_merged_value_histograms_equal_the_histogram_of_all_records():
-    """Values behind a cell come from histograms that merge across partitions, in a canonical
-    order: the same arrays whatever the order and split of the records."""
+def test_the_values_behind_a_cell_do_not_depend_on_how_the_records_were_split():
+    """Cell values gathered from per-partition histograms (each with its own label order) are
+    the whole histogram's, in one canonical order (by value)."""
+    plan = load_plan("example-qc")
+    measure = next(m for m in plan.measures if m.id == "MR-6")
     rng = np.random.default_rng(3)
-    labels = (("CLEC01", "ILEC"), ("CO",), ("p",))
-    shape = (2, 1, 1)
-    flat = rng.integers(0, 2, 500)
-    values = rng.integers(0, 40, 500).astype(float) / 4
-    whole = aggregate._histogram(flat, values, np.ones(500, np.int64), labels, shape)
-    halves = []
-    for part in (slice(0, 170), slice(170, 500)):
-        halves.append(aggregate._histogram(flat[part], values[part], np.ones(len(flat[part]), np.int64), labels, shape))
-    swapped = aggregate._histogram(  # another partition's labels in another order
-        1 - flat[170:], values[170:], np.ones(330, np.int64), (("ILEC", "CLEC01"), ("CO",), ("p",)), shape
-    )
-    for merged in (aggregate.merge_samples(halves), aggregate.merge_samples([halves[0], swapped])):
-        assert merged.labels == labels
-        np.testing.assert_array_equal(merged.flat, whole.flat)
-        np.testing.assert_array_equal(merged.values, whole.values)
-        np.testing.assert_array_equal(merged.counts, whole.counts)
-    assert whole.counts.sum() == 500 and len(whole.values) < 500  # repeated values are counted, not kept
+    n = 600
+    labels = (("CLEC01", "ILEC"), ("CO",), ("resale_pots", "pots"), (False, True, None))
+    shape = (2, 1, 2, 3)
+    carrier, dispatch = rng.integers(0, 2, n), rng.integers(0, 2, n)  # the ILEC's lines are retail pots
+    flat = np.ravel_multi_index((carrier, np.zeros(n, int), carrier, dispatch), shape)
+    values = rng.integers(0, 40, n).astype(float) / 4
+    ones = np.ones(n, np.int64)
+    whole = aggregate._histogram(flat, values, ones, labels, shape)
+    assert whole.counts.sum() == n and len(whole.values) < n  # repeated values are counted, not kept
+    swapped_labels = (("ILEC", "CLEC01"), ("CO",), ("pots", "resale_pots"), (True, False, None))
+    swapped = np.ravel_multi_index((1 - carrier, np.zeros(n, int), 1 - carrier, 1 - dispatch), shape)
+    split = [
+        aggregate._histogram(flat[:170], values[:170], ones[:170], labels, shape),
+        aggregate._histogram(swapped[170:], values[170:], ones[170:], swapped_labels, shape),
+    ]
+    cells = [
+        pd.Series({"carrier_id": "CLEC01", "state": "CO", "product": "resale_pots", "dispatch": d})
+        for d in (True, False, None)
+    ]
+    for cell in cells:
+        clec, retail = aggregate.CellSamples(plan, measure, [whole])(cell)
+        clec_split, retail_split = aggregate.CellSamples(plan, measure, split)(cell)
+        np.testing.assert_array_equal(clec, clec_split)
+        np.testing.assert_array_equal(retail, retail_split)
+        assert len(clec) > 0 and len(retail) > 0 and (np.diff(clec) >= 0).all()
 
 
 def test_partition_count_follows_the_rows_and_the_plan(tmp_path):
