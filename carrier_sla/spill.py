@@ -47,6 +47,7 @@ WHOLE = ("lines",)  # record types read whole in every run
 DEFAULT_PARTITION_ROWS = 500_000
 CSV_BYTES_PER_ROW = 120  # a CSV file's rows, estimated from its size before reading it
 CSV_BLOCK = 32 << 20
+PARQUET_BATCH = 100_000  # rows read at a time (a row group is read in slices of this many)
 _FILE_SHIFT = 40
 WORKERS = 2
 
@@ -110,8 +111,8 @@ def batches(source: ingest.InputFile) -> Iterator[pa.Table]:
             parquet = pq.ParquetFile(source.path)
             ingest.check_column_names(source, parquet.schema_arrow.names)
             yield _with_partition(source, parquet.schema_arrow.empty_table())
-            for i in range(parquet.num_row_groups):
-                yield _with_partition(source, parquet.read_row_group(i))
+            for batch in parquet.iter_batches(batch_size=PARQUET_BATCH, use_threads=False):
+                yield _with_partition(source, pa.Table.from_batches([batch]))
     except (pa.ArrowInvalid, OSError) as exc:
         raise InputDataError(f"{source.path}: cannot be read: {exc}", file=str(source.path)) from exc
 
