@@ -176,18 +176,22 @@ def spill(plan: Plan, files: dict[str, list[ingest.InputFile]], parts: int, fold
 
 
 def _find_repeats(out: Spilled) -> None:
-    """The read positions of the rows whose id was read before, bucket by bucket."""
-    parts = out.parts
-    for rtype, sources in out.files.items():
-        found = []
-        for bucket in range(parts):
-            tables = [_read_ipc(out.id_path(rtype, i, bucket)) for i in range(len(sources))]
-            ids = pa.concat_tables(tables)  # read order: files in order, rows in order
-            position = np.asarray(ids.column(1).to_numpy(), dtype=np.int64)
-            found.append(position[duplicate_mask(ids.column(0).combine_chunks())])
-            for i in range(len(sources)):
-                out.id_path(rtype, i, bucket).unlink()
-        out.repeats[rtype] = np.sort(np.concatenate(found)) if found else np.zeros(0, np.int64)
+    """The read positions of the rows whose id was read before, bucket by bucket (two at a time)."""
+
+    def bucket_repeats(job: tuple[str, int]) -> np.ndarray:
+        rtype, bucket = job
+        paths = [out.id_path(rtype, i, bucket) for i in range(len(out.files[rtype]))]
+        ids = pa.concat_tables([_read_ipc(p) for p in paths])  # read order: files in order, rows in order
+        position = np.asarray(ids.column(1).to_numpy(), dtype=np.int64)
+        repeats = position[duplicate_mask(ids.column(0).combine_chunks())]
+        for path in paths:
+            path.unlink()
+        return repeats
+
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        for rtype in out.files:
+            found = list(pool.map(bucket_repeats, [(rtype, b) for b in range(out.parts)]))
+            out.repeats[rtype] = np.sort(np.concatenate(found)) if found else np.zeros(0, np.int64)
 
 
 def _read_ipc(path: Path) -> pa.Table:
