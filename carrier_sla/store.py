@@ -2,7 +2,7 @@
 
 Layout (Hive-partitioned, zstd):
     STORE/results/period=YYYY-MM/part-0.parquet
-    STORE/records/period=YYYY-MM/measure=ID/part-0.parquet
+    STORE/records/period=YYYY-MM/measure=ID/part-N.parquet (one per partition)
     STORE/rejects/period=YYYY-MM/part-0.parquet
     STORE/remedies/, escalation/, statements/ (plans with remedies)
     STORE/runs/RUN_ID/manifest.json          (and rejects.parquet of a run that failed)

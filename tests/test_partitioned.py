@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -199,3 +200,33 @@ def test_a_parquet_file_is_read_in_batches_with_its_partition_columns(tmp_path, 
     sizes = [b.num_rows for b in spill.batches(source)]
     assert sizes[0] == 0 and sum(sizes) == 10 and max(sizes) <= 3  # the schema first, then the rows
     assert next(iter(spill.batches(source))).column_names[-1] == "region"
+
+
+def test_explain_and_package_read_a_partitioned_store_as_a_whole_one(tmp_path, capsys):
+    """A measure's records/ in one file per partition: explain tells the same story of a missed
+    cell (only the run id and paths differ), and a CLEC's package is built."""
+    from carrier_sla.cli import main
+
+    data = tmp_path / "data"
+    generate(data, PERIOD, periods=2, scale=3000, seed=5, fmt="parquet", files_per_type=2)
+    plan = load_plan("example-qc")
+    whole = run(plan, data, PERIOD, tmp_path / "whole", partition_rows=0, max_reject_rate=0.05)
+    parted = run(plan, data, PERIOD, tmp_path / "parted", partition_rows=1000, max_reject_rate=0.05)
+    assert len(list((tmp_path / "parted" / "records" / f"period={PERIOD}" / "measure=MR-6").iterdir())) == 7
+    results = _tables(tmp_path / "whole")["results"]
+    miss = results[(results["status"] == "miss") & (results["measure_id"] == "MR-6")].iloc[0]
+    key = ["--measure", "MR-6", "--carrier", miss["carrier_id"], "--state", miss["state"]]
+    key += ["--product", miss["product"], "--submeasure", miss["submeasure"]]
+    texts = []
+    for name, result in (("whole", whole), ("parted", parted)):
+        capsys.readouterr()
+        assert main(["explain", "--store", str(tmp_path / name), "--period", PERIOD, *key]) == 0
+        text = capsys.readouterr().out
+        text = text.replace(result.run_id, "RUN").replace(str(tmp_path / name), "STORE")
+        texts.append(re.sub(r"started [0-9-]+ [0-9:]+", "started T", text))
+    assert "Records that contributed most" in texts[0]
+    assert texts[0] == texts[1]
+    target = tmp_path / "pkg"
+    args = ["package", "--store", str(tmp_path / "parted"), "--period", PERIOD, "--carrier", miss["carrier_id"]]
+    assert main([*args, "--out", str(target)]) == 0
+    assert any(target.rglob("*.parquet"))
