@@ -143,18 +143,24 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000000", help="comma-separated record counts (default 1000000)")
     parser.add_argument("--keep", action="store_true", help="keep the output stores in bench-data/")
     args = parser.parse_args()
-    rows = []
-    for size in [int(s) for s in args.sizes.split(",")]:
+    sizes = [int(s) for s in args.sizes.split(",")]
+    runs = []
+    # every run before any floor: the floor reads the outputs into this process, and a run
+    # started from a large process would report that process's memory as its own peak (the
+    # child's resident set right after fork, before exec, counts in its ru_maxrss)
+    for size in sizes:
         data = ensure_data(size)
         store = DATA / f"store-n{size}"
         shutil.rmtree(store, ignore_errors=True)
         run = measure_run(data, store)
-        floor = measure_floor(run)
-        if not args.keep:
-            shutil.rmtree(store, ignore_errors=True)
-        rows.append((size, run, floor))
+        runs.append((size, run, store))
         stages = "  ".join(f"{k} {run['timings'].get(k, 0):.2f}" for k in STAGES)
         print(f"{size:>11,} records: pipeline {run['pipeline']:.2f} s ({stages})", flush=True)
+    rows = []
+    for size, run, store in runs:
+        rows.append((size, run, measure_floor(run)))
+        if not args.keep:
+            shutil.rmtree(store, ignore_errors=True)
 
     print()
     print(

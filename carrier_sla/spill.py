@@ -44,7 +44,7 @@ from carrier_sla.plan import Plan
 ROW = "__carrier_sla_row"  # 1-based row number in the input file
 POSITION = "__carrier_sla_position"  # read order within a record type: file index * 2**40 + row
 WHOLE = ("lines",)  # record types read whole in every run
-DEFAULT_PARTITION_ROWS = 500_000
+DEFAULT_PARTITION_ROWS = 250_000
 CSV_BYTES_PER_ROW = 120  # a CSV file's rows, estimated from its size before reading it
 CSV_BLOCK = 32 << 20
 PARQUET_BATCH = 100_000  # rows read at a time (a row group is read in slices of this many)
