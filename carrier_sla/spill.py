@@ -234,7 +234,8 @@ def _spill_file(out: Spilled, key: str | None, rtype: str, index: int, source: i
 
 def _scatter(table: pa.Table, part: np.ndarray, writers: list[pa.ipc.RecordBatchFileWriter]) -> None:
     """Append each row of `table` to the writer of its partition, keeping row order."""
-    order = np.argsort(part, kind="stable")
+    small = part.astype(np.uint8 if len(writers) <= 256 else np.uint16)  # a radix sort
+    order = np.argsort(small, kind="stable")
     bounds = np.concatenate([[0], np.cumsum(np.bincount(part, minlength=len(writers)))])
     ordered = table.take(pa.array(order))
     for k, writer in enumerate(writers):
