@@ -120,6 +120,8 @@ def compute(
     check_reject_rate(summary, max_reject_rate)
     frames = []
     for measure in plan.measures:
+        tick = time.perf_counter()
+        records = sum(p.records for p in kept[measure.id])
         judged, base_table = judge_measure(
             plan,
             measure,
@@ -136,6 +138,15 @@ def compute(
             sink(measure.id, base_table, parts)
         if judged is not None:
             frames.append(judged)
+        cells = 0 if judged is None else len(judged)
+        log.event(
+            "measure",
+            f"{measure.id}: {records:,} records, {cells:,} cells judged in {time.perf_counter() - tick:.2f} s",
+            measure=measure.id,
+            records=records,
+            cells=cells,
+            seconds=round(time.perf_counter() - tick, 3),
+        )
     return ordered_results(plan, frames, dim_fields), summary
 
 

@@ -230,3 +230,28 @@ def test_explain_and_package_read_a_partitioned_store_as_a_whole_one(tmp_path, c
     args = ["package", "--store", str(tmp_path / "parted"), "--period", PERIOD, "--carrier", miss["carrier_id"]]
     assert main([*args, "--out", str(target)]) == 0
     assert any(target.rglob("*.parquet"))
+
+
+@pytest.mark.parametrize("value", ["-1", "many"])
+def test_a_bad_partition_size_is_a_usage_error(tmp_path, capsys, value):
+    from carrier_sla.cli import main
+
+    data = write_inputs(tmp_path / "data", [{}], [{}], [{}])
+    args = ["run", "--plan", "example-qc", "--data", str(data), "--period", PERIOD, "--out", str(tmp_path / "out")]
+    assert main([*args, "--partition-rows", value]) == 2
+    assert "--partition-rows" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_log_tells_the_partitions_and_the_measures_judged(tmp_path):
+    data = tmp_path / "data"
+    generate(data, PERIOD, periods=1, scale=1500, seed=2, fmt="csv")
+    result = run(load_plan("example-qc"), data, PERIOD, tmp_path / "out", partition_rows=500, max_reject_rate=0.05)
+    events = [json.loads(line) for line in (tmp_path / "out" / "runs" / result.run_id / "log.jsonl").open()]
+    stages = [e["stage"] for e in events]
+    parts = _manifest(result)["partitions"]
+    assert stages.count("spill") == 1 and stages.count("partition") == parts > 1
+    assert [e["measure"] for e in events if e["stage"] == "measure"] == [m.id for m in load_plan("example-qc").measures]
+    assert sum(e["rows"] for e in events if e["stage"] == "partition") == sum(
+        i["rows_read"] for i in _manifest(result)["inputs"] if i["record_type"] != "lines"
+    )
