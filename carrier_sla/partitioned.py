@@ -72,7 +72,7 @@ def compute(
         lines = load(plan, whole, read_whole, timings, as_of) if whole else None
         dim_fields = aggregate.dimension_fields(plan)
         files_by_type = {t: [str(f.path) for f in files] for t, files in found.items()}
-        kept: dict[str, list[MeasurePart]] = {m.id: [] for m in plan.measures}
+        kept: dict[str, MeasurePart] = {}  # one running part per measure
         histograms: dict[str, list[aggregate.SampleIndex]] = {m.id: [] for m in plan.measures}
         loaded_parts: list[Loaded] = [] if lines is None else [lines]
         evaluated = 0
@@ -93,12 +93,12 @@ def compute(
                 if part.samples is not None:
                     histograms[measure.id].append(part.samples)
                     part.samples = None
-                if kept[measure.id]:  # one running partial per measure
+                if measure.id in kept:
                     with timings.stage("aggregate"):
-                        before = kept[measure.id].pop()
+                        before = kept[measure.id]
                         part.partial = aggregate.merge([before.partial, part.partial])
                         part.records += before.records
-                kept[measure.id].append(part)
+                kept[measure.id] = part
                 evaluated += table.num_rows
                 sink(measure.id, table, k)
             rows = sum(c.read for c in loaded.counts)
@@ -121,12 +121,12 @@ def compute(
     frames = []
     for measure in plan.measures:
         tick = time.perf_counter()
-        records = sum(p.records for p in kept[measure.id])
+        records = kept[measure.id].records
         judged, base_table = judge_measure(
             plan,
             measure,
             period,
-            kept.pop(measure.id),
+            [kept.pop(measure.id)],
             summary.records,
             dim_fields,
             files_by_type,

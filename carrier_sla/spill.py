@@ -45,6 +45,7 @@ ROW = "__carrier_sla_row"  # 1-based row number in the input file
 POSITION = "__carrier_sla_position"  # read order within a record type: file index * 2**40 + row
 WHOLE = ("lines",)  # record types read whole in every run
 DEFAULT_PARTITION_ROWS = 250_000
+MAX_PARTITIONS = 1024  # beyond, partitions grow instead (a file per input file and partition)
 CSV_BYTES_PER_ROW = 120  # a CSV file's rows, estimated from its size before reading it
 CSV_BLOCK = 32 << 20
 PARQUET_BATCH = 100_000  # rows read at a time (a row group is read in slices of this many)
@@ -75,12 +76,12 @@ def estimated_rows(files: dict[str, list[ingest.InputFile]]) -> int:
 
 
 def partition_count(plan: Plan, files: dict[str, list[ingest.InputFile]], partition_rows: int) -> int:
-    """How many partitions a run of these files takes: 1 (no spill) when they fit in one, or when
-    the plan's related-record measures match on more than one field (they could not all keep
-    their pairs in one partition)."""
+    """How many partitions a run of these files takes (at most MAX_PARTITIONS): 1 (no spill) when
+    they fit in one, or when the plan's related-record measures match on more than one field
+    (they could not all keep their pairs in one partition)."""
     if partition_rows <= 0 or len(match_fields(plan)) > 1:
         return 1
-    return max(1, math.ceil(estimated_rows(files) / partition_rows))
+    return min(max(1, math.ceil(estimated_rows(files) / partition_rows)), MAX_PARTITIONS)
 
 
 def batches(source: ingest.InputFile) -> Iterator[pa.Table]:
@@ -234,7 +235,7 @@ def _spill_file(out: Spilled, key: str | None, rtype: str, index: int, source: i
 
 def _scatter(table: pa.Table, part: np.ndarray, writers: list[pa.ipc.RecordBatchFileWriter]) -> None:
     """Append each row of `table` to the writer of its partition, keeping row order."""
-    small = part.astype(np.uint8 if len(writers) <= 256 else np.uint16)  # a radix sort
+    small = part.astype(np.uint8 if len(writers) <= 256 else np.uint16)  # a radix sort (MAX_PARTITIONS)
     order = np.argsort(small, kind="stable")
     bounds = np.concatenate([[0], np.cumsum(np.bincount(part, minlength=len(writers)))])
     ordered = table.take(pa.array(order))

@@ -169,7 +169,7 @@ def test_the_values_behind_a_cell_do_not_depend_on_how_the_records_were_split():
         assert len(clec) > 0 and len(retail) > 0 and (np.diff(clec) >= 0).all()
 
 
-def test_partition_count_follows_the_rows_and_the_plan(tmp_path):
+def test_partition_count_follows_the_rows_and_the_plan(tmp_path, monkeypatch):
     data = tmp_path / "data"
     generate(data, PERIOD, periods=1, scale=1000, seed=1, fmt="parquet", files_per_type=2)
     plan = load_plan("example-qc")
@@ -181,6 +181,8 @@ def test_partition_count_follows_the_rows_and_the_plan(tmp_path):
     assert spill.partition_count(plan, found, 0) == 1
     assert spill.partition_count(plan, found, rows) == 1
     assert spill.partition_count(plan, found, rows - 1) == 2
+    monkeypatch.setattr(spill, "MAX_PARTITIONS", 7)
+    assert spill.partition_count(plan, found, 1) == 7  # not one file per row and input file
     assert spill.match_fields(plan) == ["circuit_id"]
 
 
