@@ -16,7 +16,8 @@ bucket read in read order gives every position that repeats an id read earlier
 Lines in service (rate bases, one row per carrier, state, product and month) are not spread:
 they are read whole.
 
-Partition files are Arrow IPC files (uncompressed, memory-mapped when read back) in a
+Partition files are Arrow IPC streams (uncompressed, memory-mapped when read back; a stream,
+as code columns come as dictionaries that change from batch to batch) in a
 folder of the store's .staging area, removed at the end of the run, and by the next run's
 recovery when a run is killed.
 """
@@ -38,6 +39,7 @@ import pyarrow.parquet as pq
 from carrier_sla import ingest
 from carrier_sla.contract import record_ids
 from carrier_sla.errors import InputDataError
+from carrier_sla.fields import column_type, record_schema
 from carrier_sla.keys import duplicate_mask, hash64
 from carrier_sla.plan import Plan
 
@@ -109,13 +111,24 @@ def batches(source: ingest.InputFile) -> Iterator[pa.Table]:
             for batch in reader:
                 yield _with_partition(source, pa.Table.from_batches([batch]))
         else:
-            parquet = pq.ParquetFile(source.path)
-            ingest.check_column_names(source, parquet.schema_arrow.names)
+            schema = pq.read_schema(source.path)
+            ingest.check_column_names(source, schema.names)
+            # code columns (states, products, carriers...) straight from the Parquet dictionary
+            # pages: no strings decoded, and reordering rows moves int32 indices
+            codes = [
+                f.name for f in schema if pa.types.is_string(f.type) and f.name in code_columns(source.record_type)
+            ]
+            parquet = pq.ParquetFile(source.path, read_dictionary=codes)
             yield _with_partition(source, parquet.schema_arrow.empty_table())
             for batch in parquet.iter_batches(batch_size=PARQUET_BATCH, use_threads=False):
                 yield _with_partition(source, pa.Table.from_batches([batch]))
     except (pa.ArrowInvalid, OSError) as exc:
         raise InputDataError(f"{source.path}: cannot be read: {exc}", file=str(source.path)) from exc
+
+
+def code_columns(record_type: str) -> set[str]:
+    """The contract's code columns of a record type (checked against a vocabulary or a pattern)."""
+    return {name for name, prop in record_schema(record_type)["properties"].items() if column_type(prop) == "code"}
 
 
 def _with_partition(source: ingest.InputFile, table: pa.Table) -> pa.Table:
@@ -144,8 +157,7 @@ class Spilled:
 
     def read(self, record_type: str, file_index: int, part: int) -> tuple[pa.Table, np.ndarray, np.ndarray]:
         """(rows as read, their row numbers, which repeat an id read earlier) of one file's partition."""
-        with pa.memory_map(str(self.path(record_type, file_index, part))) as source:
-            table = pa.ipc.open_file(source).read_all()
+        table = _read_ipc(self.path(record_type, file_index, part))
         rows = np.asarray(table.column(ROW).to_numpy(), dtype=np.int64)
         position = np.asarray(table.column(POSITION).to_numpy(), dtype=np.int64)
         repeats = self.repeats.get(record_type, np.zeros(0, np.int64))
@@ -197,12 +209,12 @@ def _find_repeats(out: Spilled) -> None:
 
 def _read_ipc(path: Path) -> pa.Table:
     with pa.memory_map(str(path)) as source:
-        return pa.ipc.open_file(source).read_all()
+        return pa.ipc.open_stream(source).read_all()
 
 
 def _spill_file(out: Spilled, key: str | None, rtype: str, index: int, source: ingest.InputFile) -> None:
-    writers: list[pa.ipc.RecordBatchFileWriter] = []
-    id_writers: list[pa.ipc.RecordBatchFileWriter] = []
+    writers: list[pa.ipc.RecordBatchStreamWriter] = []
+    id_writers: list[pa.ipc.RecordBatchStreamWriter] = []
     id_schema = pa.schema([("id", pa.string()), ("position", pa.int64())])
     parts = out.parts
     done = 0
@@ -213,8 +225,8 @@ def _spill_file(out: Spilled, key: str | None, rtype: str, index: int, source: i
             position = (np.int64(index) << _FILE_SHIFT) + row
             table = table.append_column(ROW, pa.array(row)).append_column(POSITION, pa.array(position))
             if not writers:  # the first (empty) batch: one writer per partition and id bucket
-                writers = [pa.ipc.new_file(str(out.path(rtype, index, k)), table.schema) for k in range(parts)]
-                id_writers = [pa.ipc.new_file(str(out.id_path(rtype, index, k)), id_schema) for k in range(parts)]
+                writers = [pa.ipc.new_stream(str(out.path(rtype, index, k)), table.schema) for k in range(parts)]
+                id_writers = [pa.ipc.new_stream(str(out.id_path(rtype, index, k)), id_schema) for k in range(parts)]
             if n == 0:
                 continue
             done += n
@@ -233,7 +245,7 @@ def _spill_file(out: Spilled, key: str | None, rtype: str, index: int, source: i
             w.close()
 
 
-def _scatter(table: pa.Table, part: np.ndarray, writers: list[pa.ipc.RecordBatchFileWriter]) -> None:
+def _scatter(table: pa.Table, part: np.ndarray, writers: list[pa.ipc.RecordBatchStreamWriter]) -> None:
     """Append each row of `table` to the writer of its partition, keeping row order."""
     small = part.astype(np.uint8 if len(writers) <= 256 else np.uint16)  # a radix sort (MAX_PARTITIONS)
     order = np.argsort(small, kind="stable")
