@@ -49,14 +49,20 @@ def write_parquet(path: Path, table: pa.Table, metadata: dict[str, str]) -> int:
     existing = table.schema.metadata or {}
     merged = {**existing, **{k.encode(): str(v).encode() for k, v in metadata.items()}}
     # dictionary pages only where the column is dictionary-typed: trying them on unique ids
-    # and row numbers costs time and gains nothing
+    # and row numbers costs time and gains nothing. Min/max statistics on the others only: on
+    # a dictionary column they cost a quarter of the write, and every file holds all its
+    # values anyway. Integers (row numbers) delta-encoded: smaller, and less for zstd to do.
     dictionary = [f.name for f in table.schema if pa.types.is_dictionary(f.type)]
+    plain = [f.name for f in table.schema if not pa.types.is_dictionary(f.type)]
+    integers = {f.name: "DELTA_BINARY_PACKED" for f in table.schema if pa.types.is_integer(f.type)}
     pq.write_table(
         table.replace_schema_metadata(merged),
         path,
         compression="zstd",
         row_group_size=1 << 20,
         use_dictionary=dictionary,
+        write_statistics=plain,
+        column_encoding=integers or None,
     )
     return table.num_rows
 
