@@ -132,6 +132,34 @@ def test_a_run_killed_mid_write_leaves_the_published_store_exactly_as_before(tmp
     assert set(snapshot(out)) == set(before)  # the same files, now from the third run
 
 
+def test_a_partitioned_run_killed_among_its_partition_files_leaves_the_store_as_before(tmp_path, big_inputs):
+    """SIGKILL while a partitioned run's partition files exist (spreading the input, or checking
+    a partition): the published files are as before, and the next run succeeds and removes the
+    killed run's partition files."""
+    out = tmp_path / "store"
+    args = ["run", "--plan", "example-qc", "--data", str(big_inputs), "--period", PERIOD, "--out", str(out), "--quiet"]
+    args += ["--partition-rows", "5000"]
+    assert main(args) == 0
+    before = snapshot(out)
+    victim = subprocess.Popen(
+        [sys.executable, "-m", "carrier_sla", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 120
+    spilled = False
+    while time.monotonic() < deadline and victim.poll() is None and not spilled:
+        spilled = (out / ".staging").is_dir() and any((out / ".staging").rglob("*.arrow"))
+        time.sleep(0.005)
+    assert spilled, "the run finished before it could be killed among its partition files"
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=30)
+    assert any((out / ".staging").rglob("*.arrow"))  # left behind by the kill
+    assert snapshot(out) == before
+    assert main(args) == 0
+    staging = out / ".staging"
+    assert not staging.exists() or not any(staging.iterdir())
+    assert set(snapshot(out)) == set(before)
+
+
 def test_history_lists_runs_with_plan_inputs_status_and_verdicts(tmp_path, plan, capsys):
     """history lists every run (a failed one too) with plan, inputs digest, status and verdicts;
     --period filters; --json gives one object per run; the current run is marked."""
