@@ -31,7 +31,7 @@ from carrier_sla import (
     store,
 )
 from carrier_sla.errors import InputDataError, RejectRateExceeded, UsageError
-from carrier_sla.inputs import Loaded, load_inputs, needed_record_types
+from carrier_sla.inputs import Loaded, check_reject_rate, load, needed_record_types, read_whole
 from carrier_sla.period_results import compute, previous_misses
 from carrier_sla.periods import Cutoff, check_in_force, check_period
 from carrier_sla.plan import Plan, dump_plan
@@ -171,7 +171,8 @@ def _run_locked(
                     "keep every related pair together, so the input is held in memory whole",
                 )
             if parts == 1:
-                loaded = load_inputs(plan, data_dir, max_reject_rate, timings, cutoff.as_of)
+                loaded = load(plan, found, read_whole, timings, cutoff.as_of)  # the files found above
+                check_reject_rate(loaded, max_reject_rate)
                 _log_read(log, loaded, timings)
                 results, _ = compute(plan, period, loaded, timings, sink=write_records, missed=missed, log=log)
             else:

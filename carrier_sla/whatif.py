@@ -26,7 +26,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from carrier_sla import period_results, pipeline, remedy_chain, store
+from carrier_sla import inputs, period_results, pipeline, remedy_chain, store
 from carrier_sla.errors import PlanError, StoreError, UsageError
 from carrier_sla.plan import Plan, load_plan
 from carrier_sla.whatif_spec import what_if_plan
@@ -103,7 +103,7 @@ def compute_what_if(plan: Plan, out: Path, period: str, data_dir: Path, baseline
     as_of = dt.date.fromisoformat(manifest["as_of"]) if manifest.get("as_of") else None
     limit = float(manifest.get("max_reject_rate", pipeline.DEFAULT_MAX_REJECT_RATE))
     chain = remedy_chain.check_chain(out, period) if plan.remedies is not None else None
-    loaded = pipeline.load_inputs(plan, Path(data_dir), limit, as_of=as_of)
+    loaded = inputs.load_inputs(plan, Path(data_dir), limit, as_of=as_of)
     same = sorted(f.sha256() for f in loaded.files) == sorted(i["sha256"] for i in manifest.get("inputs", []))
     counts: list[pd.DataFrame] = []
 
