@@ -85,6 +85,11 @@ def record_rows(plan: Plan, ev: Evaluated, dim_fields: list[str], files: list[st
         product = labels_of[0][idx[0]]
         values = {d: labels_of[i + 1][idx[i + 1]] for i, d in enumerate(dims)}
         labels.append(submeasure_label(measure, split, cast(str, product), values))  # product codes are str
+    # one dictionary entry per label (combinations of unsplit products share "all"): a
+    # dictionary with repeated entries is written to Parquet as plain text, row by row
+    distinct = list(dict.fromkeys(labels))
+    inverse = np.array([distinct.index(label) for label in labels], dtype=np.int64)[inverse]
+    labels = distinct
     reason_codes = np.asarray(ev.reason, dtype=np.int64)
     columns = {
         "record_id": rec.ids,

@@ -30,15 +30,148 @@ YEARS = range(1995, 2061)  # span of the business-day calendars; dates outside a
 
 def localize(local_ns: np.ndarray, zone: str) -> np.ndarray:
     """UTC instants of wall-clock times in `zone`; NULL where the wall time does not exist."""
-    idx = pd.DatetimeIndex(local_ns.view("M8[ns]"))
-    utc = idx.tz_localize(zone, ambiguous=np.ones(len(idx), dtype=bool), nonexistent="NaT")
-    return np.asarray(utc.asi8, dtype=np.int64)
+    return Zones((zone,)).to_utc(local_ns, np.zeros(len(local_ns), dtype=np.int32))
 
 
 def to_local(utc_ns: np.ndarray, zone: str) -> np.ndarray:
     """Wall-clock times in `zone` of UTC instants."""
-    idx = pd.DatetimeIndex(utc_ns.view("M8[ns]")).tz_localize("UTC").tz_convert(zone).tz_localize(None)
-    return np.asarray(idx.asi8, dtype=np.int64)
+    return Zones((zone,)).to_local(utc_ns, np.zeros(len(utc_ns), dtype=np.int32))
+
+
+# the span of the offset tables: a little wider than the calendars' years; times outside it
+# (rejected by contract as out of range) take the offset at the nearer end
+_SPAN = (np.datetime64(f"{YEARS.start - 1}-01-01", "s"), np.datetime64(f"{YEARS.stop + 1}-01-01", "s"))
+_STEP_S = 6 * 3600  # no zone changes its offset twice within 6 hours
+_GAP = np.iinfo(np.int64).max  # the offset of a local time that does not exist
+
+
+@cache
+def _transitions(zone: str) -> tuple[np.ndarray, np.ndarray]:
+    """The zone's UTC offset changes over the span: (instants, offsets) as int64 seconds, the
+    first entry the span's start with the offset there; each offset holds from its instant on.
+    Found on a 6-hour grid (pandas' zone data), each change then pinned to its second by
+    bisection."""
+    start, stop = (int(t.astype(np.int64)) for t in _SPAN)
+    grid = np.arange(start, stop + _STEP_S, _STEP_S, dtype=np.int64)
+    offsets = _offsets(grid, zone)
+    changed = np.flatnonzero(offsets[1:] != offsets[:-1])
+    lo, hi = grid[changed], grid[changed + 1]  # offsets[lo] is the old one, offsets[hi] the new
+    while len(lo) and (hi - lo > 1).any():
+        mid = (lo + hi) // 2
+        old = _offsets(mid, zone) == offsets[changed]
+        lo, hi = np.where(old, mid, lo), np.where(old, hi, mid)
+    return np.concatenate([[start], hi]), np.concatenate([offsets[:1], offsets[changed + 1]])
+
+
+def _offsets(utc_s: np.ndarray, zone: str) -> np.ndarray:
+    idx = pd.DatetimeIndex(utc_s.astype("M8[s]")).tz_localize("UTC")
+    return idx.tz_convert(zone).tz_localize(None).as_unit("s").asi8 - utc_s
+
+
+_HOUR = 3600
+
+
+@dataclass(frozen=True)
+class _Segments:
+    """One zone's offsets in one direction: `starts` (seconds, sorted, the first the span's
+    start) and the offset of each segment from there on; and the same by hour of the span, as
+    an index into the zone's distinct offsets (-1 for an hour a segment starts within)."""
+
+    starts: np.ndarray
+    offsets: np.ndarray
+    hourly: np.ndarray  # int8 index into `distinct`, or -1
+    distinct: np.ndarray
+
+    @classmethod
+    def build(cls, starts: np.ndarray, offsets: np.ndarray) -> _Segments:
+        first = int(_SPAN[0].astype(np.int64))
+        hours = first + _HOUR * np.arange((int(_SPAN[1].astype(np.int64)) - first) // _HOUR, dtype=np.int64)
+        at = np.searchsorted(starts, hours, "right") - 1
+        inside = at != np.searchsorted(starts, hours + _HOUR - 1, "right") - 1
+        distinct, index = np.unique(offsets, return_inverse=True)
+        if len(distinct) > 127:
+            raise ValueError("a time zone with more than 127 distinct offsets")
+        hourly = np.where(inside, -1, index[at]).astype(np.int8)
+        return cls(starts, offsets, hourly, distinct)
+
+
+@cache
+def _zone_segments(zone: str) -> tuple[_Segments, _Segments]:
+    """(UTC -> offset, wall clock -> offset) of one zone. On the wall clock: from the start;
+    at each change from offset a to b, a gap [t+a, t+b) if b > a, then b from t+max(a, b)
+    (a repeated hour stays with a)."""
+    instants, offsets = _transitions(zone)
+    starts, values = [instants[:1]], [offsets[:1]]
+    t, a, b = instants[1:], offsets[:-1], offsets[1:]
+    gap = b > a
+    starts += [t[gap] + a[gap], t + np.maximum(a, b)]
+    values += [np.full(int(gap.sum()), _GAP, dtype=np.int64), b]
+    local, local_values = np.concatenate(starts), np.concatenate(values)
+    order = np.argsort(local, kind="stable")
+    return _Segments.build(instants, offsets), _Segments.build(local[order], local_values[order])
+
+
+class Zones:
+    """UTC <-> wall clock for rows each in one of a few zones, all rows at once (no grouping
+    of rows by zone): the offset of a row's hour is looked up in a table by zone and hour of
+    1994-2061; rows in an hour where the offset changes are searched in the zone's changes.
+
+    Local -> UTC: where clocks go forward, the skipped wall times have no instant (NULL);
+    where they go back, a repeated wall time takes the offset before the change, its earlier
+    instant. Times are compared at whole seconds; every change of offset falls on one."""
+
+    def __new__(cls, zones: tuple[str, ...]) -> Zones:
+        return _zones(tuple(zones))
+
+    @classmethod
+    def _build(cls, zones: tuple[str, ...]) -> Zones:
+        self = super().__new__(cls)
+        self._names = zones
+        segments = [_zone_segments(zone) for zone in zones]
+        self._utc = self._stack([s[0] for s in segments])
+        self._local = self._stack([s[1] for s in segments])
+        return self
+
+    @staticmethod
+    def _stack(tables: list[_Segments]) -> tuple:
+        width = max(len(t.distinct) for t in tables) + 1  # index -1: the last column, unused
+        distinct = np.zeros((len(tables), width), dtype=np.int64)
+        for z, t in enumerate(tables):
+            distinct[z, : len(t.distinct)] = t.distinct
+        return np.stack([t.hourly for t in tables]), distinct, tables
+
+    def _offset(self, table: tuple, ns: np.ndarray, zone_index: np.ndarray) -> np.ndarray:
+        hourly, distinct, tables = table
+        first = int(_SPAN[0].astype(np.int64)) * NS_PER_S
+        hours = hourly.shape[1]
+        # (NULL wraps around to some hour: its offset is not used)
+        hour = np.clip((ns - first) // (_HOUR * NS_PER_S), 0, hours - 1)
+        zone = np.maximum(zone_index, 0)
+        code = hourly.ravel()[zone * hours + hour]
+        offset = distinct.ravel()[zone * distinct.shape[1] + code]
+        changing = np.flatnonzero(code < 0)
+        for z in np.unique(zone[changing]) if len(changing) else ():
+            rows = changing[zone[changing] == z]
+            t = tables[z]
+            offset[rows] = t.offsets[np.searchsorted(t.starts, ns[rows] // NS_PER_S, "right") - 1]
+        return offset
+
+    def to_utc(self, local_ns: np.ndarray, zone_index: np.ndarray) -> np.ndarray:
+        """UTC instants of wall-clock times; NULL where the time is NULL, does not exist, or
+        its zone index is negative (no zone)."""
+        offset = self._offset(self._local, local_ns, zone_index)
+        bad = (local_ns == NULL) | (offset == _GAP) | (zone_index < 0)
+        return np.where(bad, NULL, local_ns - np.where(bad, 0, offset) * NS_PER_S)
+
+    def to_local(self, utc_ns: np.ndarray, zone_index: np.ndarray) -> np.ndarray:
+        """Wall-clock times of UTC instants; NULL where the instant is NULL or there is no zone."""
+        offset = self._offset(self._utc, utc_ns, zone_index)
+        return np.where((utc_ns == NULL) | (zone_index < 0), NULL, utc_ns + offset * NS_PER_S)
+
+
+@cache
+def _zones(zones: tuple[str, ...]) -> Zones:
+    return Zones._build(zones)
 
 
 def local_days(local_ns: np.ndarray) -> np.ndarray:

@@ -252,40 +252,24 @@ def check_table(
 
 
 def _localize(rec: Records, stamps: dict, flags: Flags, plan: Plan) -> None:
-    """Fill NAME_utc and NAME_local for every timestamp column, state by state.
-
-    Rows are put in state order once, so that each state's rows are one contiguous slice of
-    every column (no gathers per state and column); a wall-clock time (no offset) is localized
-    in its state's zone, a time with an offset converted to the zone's wall clock."""
-    zones = {s.code: s.time_zone for s in plan.states}
-    codes = rec.codes["state"]
-    order = np.argsort(codes, kind="stable")
-    bounds = np.searchsorted(codes[order], np.arange(len(rec.cats["state"]) + 1))
-    spans = [(zones[state], bounds[i], bounds[i + 1]) for i, state in enumerate(rec.cats["state"])]
-    spans = [(zone, a, b) for zone, a, b in spans if b > a]
+    """Fill NAME_utc and NAME_local for every timestamp column: a wall-clock time (no offset)
+    is localized in its state's zone, a time with an offset converted to the zone's wall
+    clock; rows of all states at once (calendar.Zones)."""
+    zone_of = {s.code: s.time_zone for s in plan.states}
+    names = tuple(dict.fromkeys(zone_of[state] for state in rec.cats["state"]))
+    zones = calmod.Zones(names)
+    zone_index = np.array([names.index(zone_of[state]) for state in rec.cats["state"]] + [-1], dtype=np.int32)
+    zone_index = zone_index[rec.codes["state"]]  # code -1 (no state) -> -1 (no zone)
     for name, (ci, ns, offset) in stamps.items():
-        ns_s, offset_s = ns[order], offset[order]
-        utc_s = np.full(rec.n, NULL, dtype=np.int64)
-        local_s = np.full(rec.n, NULL, dtype=np.int64)
-        for zone, a, b in spans:
-            seg, off = ns_s[a:b], offset_s[a:b]
-            absolute = off != NULL
-            if not absolute.any():  # wall-clock times (NULL passes through as NaT)
-                u = calmod.localize(seg, zone)
-                utc_s[a:b], local_s[a:b] = u, np.where(u == NULL, NULL, seg)
-                continue
-            w = np.flatnonzero((seg != NULL) & ~absolute)
-            if len(w):
-                u = calmod.localize(seg[w], zone)
-                utc_s[a + w], local_s[a + w] = u, np.where(u == NULL, NULL, seg[w])
-            k = np.flatnonzero(absolute & (seg != NULL))
-            if len(k):
-                utc_s[a + k] = seg[k] - off[k] * NS_PER_S
-                local_s[a + k] = calmod.to_local(utc_s[a + k], zone)
-        utc = np.empty(rec.n, dtype=np.int64)
-        local = np.empty(rec.n, dtype=np.int64)
-        utc[order], local[order] = utc_s, local_s
-        in_a_state = codes >= 0
-        nonexistent = in_a_state & (ns != NULL) & (offset == NULL) & (utc == NULL)
+        absolute = (offset != NULL) & (ns != NULL)
+        if absolute.any():
+            utc = np.where(absolute, ns - np.where(absolute, offset, 0) * NS_PER_S, NULL)
+            utc = np.where(absolute, utc, zones.to_utc(ns, zone_index))
+            local = np.where(absolute, zones.to_local(utc, zone_index), np.where(utc == NULL, NULL, ns))
+            utc[zone_index < 0] = NULL
+        else:
+            utc = zones.to_utc(ns, zone_index)
+            local = np.where(utc == NULL, NULL, ns)
+        nonexistent = (zone_index >= 0) & (ns != NULL) & ~absolute & (utc == NULL)
         flags.flag(nonexistent, Reason.NONEXISTENT_LOCAL_TIME, ci)
         rec.cols[f"{name}_utc"], rec.cols[f"{name}_local"] = utc, local

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from carrier_sla import calendar as cal
@@ -221,3 +222,64 @@ def test_state_groups_partition_rows_by_state():
     codes = np.array([2, 0, -1, 2, 0], dtype=np.int32)
     groups = cal.state_groups(codes, ["AZ", "CO", "WA"])
     assert [(s, idx.tolist()) for s, idx in groups] == [("AZ", [1, 4]), ("WA", [0, 3])]
+
+
+ORACLE_ZONES = (
+    "America/New_York",
+    "America/Chicago",
+    "America/Denver",
+    "America/Phoenix",
+    "America/Los_Angeles",
+    "America/Anchorage",
+    "Pacific/Honolulu",
+    "America/Puerto_Rico",
+    "America/St_Johns",  # UTC-3:30
+    "Australia/Lord_Howe",  # a half-hour daylight-saving change
+    "Pacific/Apia",  # skipped 2011-12-30 whole
+    "Europe/Dublin",  # daylight saving in winter in the zone data
+    "Asia/Kathmandu",
+)
+
+
+def _pandas_localize(local_ns, zone):
+    """The reference: pandas' two readings of each wall time, the earlier instant kept."""
+    idx = pd.DatetimeIndex(local_ns.view("M8[ns]"))
+    readings = [
+        idx.tz_localize(zone, ambiguous=np.full(len(idx), flag), nonexistent="NaT").asi8 for flag in (True, False)
+    ]
+    return np.minimum(*readings)
+
+
+def test_zone_tables_agree_with_pandas_across_the_calendar_years():
+    """Zones: every wall time (random over 1995-2060, and each second around every offset
+    change) converts as pandas converts it, for zones with whole, half-hour, negative and
+    day-long changes; rows of several zones at once; NULL and no-zone rows stay NULL."""
+    rng = np.random.default_rng(5)
+    zones = cal.Zones(ORACLE_ZONES)
+    lo, hi = (int(np.datetime64(d, "ns").astype(np.int64)) for d in ("1995-01-01", "2061-01-01"))
+    local_parts, utc_parts, zone_parts = [], [], []
+    for z, zone in enumerate(ORACLE_ZONES):
+        instants, _ = cal._transitions(zone)
+        near = (instants[1:, None] + np.arange(-30 * 3600, 30 * 3600, 900)[None, :]).ravel() * NS_PER_S
+        near = near + rng.integers(0, NS_PER_S, len(near)) * (rng.random(len(near)) < 0.5)
+        spread = rng.integers(lo, hi, 20_000)
+        local = np.concatenate([near, near + 1, near - 1, spread])
+        local_parts.append(local)
+        zone_parts.append(np.full(len(local), z, dtype=np.int32))
+        utc_parts.append(_pandas_localize(local, zone))
+    local, expected = np.concatenate(local_parts), np.concatenate(utc_parts)
+    zone_index = np.concatenate(zone_parts)
+    shuffle = rng.permutation(len(local))
+    local, expected, zone_index = local[shuffle], expected[shuffle], zone_index[shuffle]
+    assert (expected == NULL).sum() > 1000  # skipped wall times are among them
+    assert np.array_equal(zones.to_utc(local, zone_index), expected)
+    # and back: the wall clock of each instant that exists is the time it came from
+    exists = expected != NULL
+    assert np.array_equal(zones.to_local(expected[exists], zone_index[exists]), local[exists])
+    for z, zone in enumerate(ORACLE_ZONES):  # to_local on instants of both readings of a repeated hour
+        utc = rng.integers(lo, hi, 5_000)
+        reference = pd.DatetimeIndex(utc.view("M8[ns]")).tz_localize("UTC").tz_convert(zone).tz_localize(None).asi8
+        assert np.array_equal(zones.to_local(utc, np.full(len(utc), z, dtype=np.int32)), reference), zone
+    nulls = np.array([NULL, local[0]], dtype=np.int64)
+    assert zones.to_utc(nulls, np.array([0, -1], dtype=np.int32)).tolist() == [NULL, NULL]
+    assert zones.to_local(nulls, np.array([0, -1], dtype=np.int32)).tolist() == [NULL, NULL]

@@ -239,3 +239,24 @@ def test_progress_bar_only_on_an_interactive_console():
         log.event("measure", "PO-5 done")
         assert ("records/s" in console.getvalue()) is interactive
         assert "measure: PO-5 done" in console.getvalue()
+
+
+def test_records_files_keep_their_code_columns_dictionary_encoded(generated_store):
+    """Every dictionary column of the published records/ files (carriers, states, products,
+    submeasure labels...) is dictionary-encoded in the Parquet file: an Arrow dictionary with a
+    repeated entry (two products both labelled "all") would be written as plain text, row by row."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out = generated_store[0]
+    files = sorted((out / "records").rglob("*.parquet"))
+    assert files
+    for path in files:
+        parquet = pq.ParquetFile(path)
+        schema = parquet.schema_arrow
+        for group in range(parquet.metadata.num_row_groups):
+            for i in range(parquet.metadata.num_columns):
+                chunk = parquet.metadata.row_group(group).column(i)
+                if chunk.num_values and pa.types.is_dictionary(schema.field(chunk.path_in_schema).type):
+                    assert "RLE_DICTIONARY" in chunk.encodings, (path, chunk.path_in_schema, chunk.encodings)
+
