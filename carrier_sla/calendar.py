@@ -30,12 +30,12 @@ YEARS = range(1995, 2061)  # span of the business-day calendars; dates outside a
 
 def localize(local_ns: np.ndarray, zone: str) -> np.ndarray:
     """UTC instants of wall-clock times in `zone`; NULL where the wall time does not exist."""
-    return Zones((zone,)).to_utc(local_ns, np.zeros(len(local_ns), dtype=np.int32))
+    return zones((zone,)).to_utc(local_ns, np.zeros(len(local_ns), dtype=np.int32))
 
 
 def to_local(utc_ns: np.ndarray, zone: str) -> np.ndarray:
     """Wall-clock times in `zone` of UTC instants."""
-    return Zones((zone,)).to_local(utc_ns, np.zeros(len(utc_ns), dtype=np.int32))
+    return zones((zone,)).to_local(utc_ns, np.zeros(len(utc_ns), dtype=np.int32))
 
 
 # the span of the offset tables: a little wider than the calendars' years; times outside it
@@ -120,17 +120,10 @@ class Zones:
     where they go back, a repeated wall time takes the offset before the change, its earlier
     instant. Times are compared at whole seconds; every change of offset falls on one."""
 
-    def __new__(cls, zones: tuple[str, ...]) -> Zones:
-        return _zones(tuple(zones))
-
-    @classmethod
-    def _build(cls, zones: tuple[str, ...]) -> Zones:
-        self = super().__new__(cls)
-        self._names = zones
+    def __init__(self, zones: tuple[str, ...]):
         segments = [_zone_segments(zone) for zone in zones]
         self._utc = self._stack([s[0] for s in segments])
         self._local = self._stack([s[1] for s in segments])
-        return self
 
     @staticmethod
     def _stack(tables: list[_Segments]) -> tuple:
@@ -170,8 +163,9 @@ class Zones:
 
 
 @cache
-def _zones(zones: tuple[str, ...]) -> Zones:
-    return Zones._build(zones)
+def zones(names: tuple[str, ...]) -> Zones:
+    """The Zones of these zone names, built once per process."""
+    return Zones(names)
 
 
 def local_days(local_ns: np.ndarray) -> np.ndarray:

@@ -9,6 +9,7 @@ first failing check, in schema column order; duplicates last).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -59,6 +60,57 @@ MIN_DAY = int(np.datetime64(f"{calmod.YEARS.start}-01-01", "D").astype(np.int64)
 MAX_DAY = int(np.datetime64(f"{calmod.YEARS.stop - 1}-12-31", "D").astype(np.int64))
 
 
+class Taken(MutableMapping):
+    """The columns of a mapping (numpy arrays or Arrow arrays) at some of their rows, each
+    gathered when first read: a measure reads a few of a record type's columns, and the rows
+    of a period need not copy the others. A take of a Taken composes the row indices, so
+    nothing is gathered twice."""
+
+    def __init__(self, source: Mapping, index: np.ndarray):
+        self._pending: dict = {}  # name -> (column, rows of it) not yet gathered
+        self._done: dict = {}
+        self._names: dict = {}  # every name, in order
+        if isinstance(source, Taken):
+            for name in source._names:
+                if name in source._done:
+                    self._pending[name] = (source._done[name], index)
+                else:
+                    column, rows = source._pending[name]
+                    self._pending[name] = (column, rows[index])
+                self._names[name] = None
+        else:
+            for name, column in source.items():
+                self._pending[name] = (column, index)
+                self._names[name] = None
+
+    def __getitem__(self, name: str):
+        if name in self._done:
+            return self._done[name]
+        column, rows = self._pending.pop(name)  # KeyError for a name not there
+        value = column.take(pa.array(rows)) if isinstance(column, pa.Array | pa.ChunkedArray) else column[rows]
+        self._done[name] = value
+        return value
+
+    def __setitem__(self, name: str, value) -> None:
+        self._pending.pop(name, None)
+        self._done[name] = value
+        self._names[name] = None
+
+    def __delitem__(self, name: str) -> None:
+        del self._names[name]
+        self._pending.pop(name, None)
+        self._done.pop(name, None)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._names))
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
 @dataclass
 class Records:
     """Accepted (or candidate) records of one type as typed columns.
@@ -70,26 +122,26 @@ class Records:
 
     record_type: str
     n: int
-    cols: dict[str, np.ndarray] = field(default_factory=dict)
-    codes: dict[str, np.ndarray] = field(default_factory=dict)
+    cols: MutableMapping[str, np.ndarray] = field(default_factory=dict)
+    codes: MutableMapping[str, np.ndarray] = field(default_factory=dict)
     cats: dict[str, list[str]] = field(default_factory=dict)
-    text: dict[str, pa.Array] = field(default_factory=dict)
-    keys: dict[str, np.ndarray] = field(default_factory=dict)  # int64 codes shared across record types
+    text: MutableMapping[str, pa.Array] = field(default_factory=dict)
+    keys: MutableMapping[str, np.ndarray] = field(default_factory=dict)  # int64 codes shared across record types
     ids: pa.Array | None = None
     file_index: np.ndarray | None = None
     row: np.ndarray | None = None
 
     def take(self, index: np.ndarray) -> Records:
-        arrow_index = pa.array(index)
+        """The records at rows `index`; each column is gathered when first read (Taken)."""
         return Records(
             record_type=self.record_type,
             n=len(index),
-            cols={k: v[index] for k, v in self.cols.items()},
-            codes={k: v[index] for k, v in self.codes.items()},
+            cols=Taken(self.cols, index),
+            codes=Taken(self.codes, index),
             cats=self.cats,
-            text={k: v.take(arrow_index) for k, v in self.text.items()},
-            keys={k: v[index] for k, v in self.keys.items()},
-            ids=self.ids.take(arrow_index) if self.ids is not None else None,
+            text=Taken(self.text, index),
+            keys=Taken(self.keys, index),
+            ids=self.ids.take(pa.array(index)) if self.ids is not None else None,
             file_index=self.file_index[index] if self.file_index is not None else None,
             row=self.row[index] if self.row is not None else None,
         )
@@ -257,7 +309,7 @@ def _localize(rec: Records, stamps: dict, flags: Flags, plan: Plan) -> None:
     clock; rows of all states at once (calendar.Zones)."""
     zone_of = {s.code: s.time_zone for s in plan.states}
     names = tuple(dict.fromkeys(zone_of[state] for state in rec.cats["state"]))
-    zones = calmod.Zones(names)
+    zones = calmod.zones(names)
     zone_index = np.array([names.index(zone_of[state]) for state in rec.cats["state"]] + [-1], dtype=np.int32)
     zone_index = zone_index[rec.codes["state"]]  # code -1 (no state) -> -1 (no zone)
     for name, (ci, ns, offset) in stamps.items():

@@ -119,12 +119,19 @@ def hash64(arr: pa.Array) -> np.ndarray:
     offsets = np.frombuffer(buffers[1], np.int32, count=n + 1, offset=arr.offset * 4).astype(np.int64)
     data = np.frombuffer(buffers[2], np.uint8) if buffers[2] is not None else np.zeros(1, np.uint8)
     lengths = np.diff(offsets)
+    null = np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
     longest = int(lengths.max())
     words = (longest + 7) // 8
     width = offsets[-1] - offsets[0]
-    if longest and width == longest * n:
+    valid_count = n - int(null.sum())
+    if longest and width == longest * valid_count and np.all(lengths[~null] == longest):
+        # one width, nulls taking no bytes: one reshape, no gathers
         padded = np.zeros((n, words * 8), dtype=np.uint8)
-        padded[:, :longest] = data[offsets[0] : offsets[0] + width].reshape(n, longest)
+        rows = data[offsets[0] : offsets[0] + width].reshape(valid_count, longest)
+        if valid_count == n:
+            padded[:, :longest] = rows
+        else:
+            padded[~null, :longest] = rows
         view = padded.view("<u8")
         columns = [view[:, w] for w in range(words)]
     else:
@@ -141,5 +148,5 @@ def hash64(arr: pa.Array) -> np.ndarray:
     out = _mix(lengths.astype(np.uint64), np.uint64(0x243F6A8885A308D3))
     for w, word in enumerate(columns):  # a string's hash depends on its own words only
         out = np.where(lengths > 8 * w, _mix(out, word), out)
-    out[np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)] = 0
+    out[null] = 0
     return out

@@ -156,8 +156,12 @@ class Spilled:
         return self.folder / f"{record_type}-{file_index}-ids-{bucket}.arrow"
 
     def read(self, record_type: str, file_index: int, part: int) -> tuple[pa.Table, np.ndarray, np.ndarray]:
-        """(rows as read, their row numbers, which repeat an id read earlier) of one file's partition."""
-        table = _read_ipc(self.path(record_type, file_index, part))
+        """(rows as read, their row numbers, which repeat an id read earlier) of one file's
+        partition. The partition file is removed once read (its memory map stays valid): the
+        folder shrinks as the run goes, instead of being deleted in one go at its end."""
+        path = self.path(record_type, file_index, part)
+        table = _read_ipc(path)
+        path.unlink()
         rows = np.asarray(table.column(ROW).to_numpy(), dtype=np.int64)
         position = np.asarray(table.column(POSITION).to_numpy(), dtype=np.int64)
         repeats = self.repeats.get(record_type, np.zeros(0, np.int64))

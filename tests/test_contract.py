@@ -662,3 +662,43 @@ def test_every_accepted_record_of_the_period_appears_in_records_of_each_measure(
         "2026-10|CLEC01|CO|resale_pots",
         "2026-10|ILEC|CO|pots",
     ]
+
+
+def test_taken_columns_are_gathered_when_read_and_equal_an_eager_take():
+    """Records.take gathers a column only when it is read; the values are those of indexing
+    every column at once, through a take of a take too, for numpy and Arrow columns; columns
+    set or removed afterwards behave as in a dict."""
+    import numpy as np
+
+    from carrier_sla.contract import Records, Taken
+
+    n = 50
+    rng = np.random.default_rng(3)
+    rec = Records(
+        "orders",
+        n,
+        cols={"a": np.arange(n), "b": rng.random(n)},
+        codes={"state": rng.integers(-1, 3, n).astype(np.int32)},
+        text={"circuit_id": pa.array([f"C{i}" if i % 7 else None for i in range(n)])},
+        ids=pa.array([f"O{i}" for i in range(n)]),
+    )
+    first = np.flatnonzero(rec.cols["b"] > 0.3)
+    second = np.array([4, 0, 2, 2])
+    once = rec.take(first)
+    twice = once.take(second)
+    assert isinstance(once.cols, Taken) and not once.cols._done  # nothing gathered yet
+    assert once.cols["a"].tolist() == first.tolist()
+    assert list(once.cols._done) == ["a"]  # only what was read
+    rows = first[second]
+    assert twice.cols["a"].tolist() == rows.tolist()  # "a" gathered before the second take
+    assert twice.cols["b"].tolist() == rec.cols["b"][rows].tolist()  # "b" straight from the source
+    assert twice.codes["state"].tolist() == rec.codes["state"][rows].tolist()
+    assert twice.text["circuit_id"].to_pylist() == [rec.text["circuit_id"][int(i)].as_py() for i in rows]
+    assert twice.ids.to_pylist() == [f"O{i}" for i in rows]
+    assert list(twice.cols) == ["a", "b"] and "b" in twice.cols and "z" not in twice.cols
+    twice.cols["z"] = np.zeros(4)
+    del twice.cols["a"]
+    assert list(twice.cols) == ["b", "z"] and len(twice.cols) == 2
+    with pytest.raises(KeyError):
+        twice.cols["a"]
+    assert dict(once.cols).keys() == {"a", "b"}  # the first take is untouched by the second's changes

@@ -83,6 +83,9 @@ def test_hash64_depends_on_a_strings_own_bytes_only():
             np.testing.assert_array_equal(keys.hash64(mixed.slice(i, j - i)), hashed[i:j])
     fixed = keys.hash64(pa.array(["CKT000000001", "CKT000000002"]))
     assert fixed[0] == hashed[0] == hashed[4] and fixed[1] != fixed[0]
+    with_nulls = keys.hash64(pa.array([None, "CKT000000001", None, "CKT000000002"]))  # one width, nulls
+    assert with_nulls.tolist() == [0, fixed[0], 0, fixed[1]]
+    assert keys.hash64(pa.array(["xCKT000000002", None, "CKT000000001"])[1:]).tolist() == [0, fixed[0]]
     assert hashed[2] == 0  # null
     assert len({int(h) for h in hashed[[0, 1, 3, 5, 6, 7]]}) == 6  # "a" and "a\0" differ by length
     spread = keys.hash64(pa.array([f"C{i:08d}" for i in range(70_000)])) % np.uint64(7)
