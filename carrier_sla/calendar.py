@@ -258,11 +258,10 @@ def month_start_day(period: str) -> int:
     return int(np.datetime64(period + "-01", "D").astype(np.int64))
 
 
-def month_of_days(days: np.ndarray) -> np.ndarray:
-    """Month index (months since 1970-01) of each day; NULL stays NULL."""
-    out = days.view("M8[D]").astype("M8[M]").view(np.int64).copy()
-    out[days == NULL] = NULL
-    return out
+def month_span_ns(month: int) -> tuple[int, int]:
+    """[first, end) of a month (months since 1970-01) as wall-clock int64 nanoseconds."""
+    first, end = (int(np.datetime64(m, "M").astype("M8[D]").astype(np.int64)) for m in (month, month + 1))
+    return first * NS_PER_DAY, end * NS_PER_DAY
 
 
 def period_index(period: str) -> int:

@@ -364,8 +364,8 @@ def data_period(period: str, measure: Measure) -> str:
 def in_period(rec: Records, measure: Measure, period: str) -> np.ndarray:
     """Rows whose period_by timestamp falls, in local time, in the measure's data month."""
     local = rec.cols[f"{measure.period_by}_local"]
-    month = calmod.month_of_days(calmod.local_days(local))
-    return month == calmod.period_index(data_period(period, measure))
+    first, end = calmod.month_span_ns(calmod.period_index(data_period(period, measure)))
+    return (local >= first) & (local < end)  # NULL, the smallest int64, is in no month
 
 
 def period_key(measure: Measure, period: str) -> tuple[str, str, str]:

@@ -154,6 +154,7 @@ def _run_locked(
         raise
     staging = store.Staging(out, run_id)
     writer = store.Writer()
+    digests: ingest.Digests | None = None
     try:
 
         def write_records(measure_id: str, table: pa.Table, part: int = 0) -> None:
@@ -163,6 +164,7 @@ def _run_locked(
         missed = previous_misses(out, period) if plan.statistics.alpha_after_miss is not None else set()
         try:
             found = ingest.discover(Path(data_dir), needed_record_types(plan))
+            digests = ingest.Digests([f for files in found.values() for f in files])
             parts = spill.partition_count(plan, found, partition_rows)
             if parts == 1 and partition_rows and len(spill.match_fields(plan)) > 1:
                 log.event(
@@ -193,7 +195,7 @@ def _run_locked(
                 _log_read(log, loaded, timings)
         except RejectRateExceeded as exc:
             loaded = exc.loaded  # type: ignore[attr-defined]
-            manifest["inputs"] = _inputs(loaded)
+            manifest["inputs"] = _inputs(loaded, digests)
             path = out / "runs" / run_id / "rejects.parquet"
             rows = store.write_parquet(path, loaded.rejects, metadata)
             manifest["outputs"] = [{"table": "rejects", "path": str(path), "rows": rows}]
@@ -202,7 +204,7 @@ def _run_locked(
         except InputDataError as exc:
             _finish(manifest, out, run_id, "failed", 3, str(exc))
             raise
-        manifest["inputs"] = _inputs(loaded)
+        manifest["inputs"] = _inputs(loaded, digests)
         if cutoff.as_of is not None:
             manifest["records_after_as_of"] = loaded.not_yet_known
         manifest["partitions"] = parts
@@ -262,6 +264,8 @@ def _run_locked(
     finally:
         writer.close()
         staging.discard()
+        if digests is not None:
+            digests.close()
     manifest_path = _finish(manifest, out, run_id, "completed", 0, None)
     return RunResult(run_id, period, results, manifest, manifest_path, timings)
 
@@ -330,13 +334,13 @@ def _published_path(out: Path, staged: Path, staging: store.Staging) -> Path:
     return out / staged.relative_to(staging.root)
 
 
-def _inputs(loaded: Loaded) -> list[dict[str, Any]]:
+def _inputs(loaded: Loaded, digests: ingest.Digests | None) -> list[dict[str, Any]]:
     by_path = {str(f.path): f for f in loaded.files}
     return [
         {
             "record_type": c.record_type,
             "path": c.path,
-            "sha256": by_path[c.path].sha256(),
+            "sha256": (digests.sha256(by_path[c.path]) if digests else by_path[c.path].sha256()),
             "rows_read": c.read,
             "rows_accepted": c.accepted,
             "rows_rejected": c.rejected,

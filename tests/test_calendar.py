@@ -209,12 +209,13 @@ def test_local_days_seconds_of_day_and_nulls():
 
 
 def test_month_helpers():
-    """Month indexes and day numbers round-trip between text, dates and days; NULL days stay NULL."""
+    """Month indexes and day numbers round-trip between text, dates and days; a month's span in wall-clock ns."""
     assert cal.period_text(cal.period_index("2026-10") - 1) == "2026-09"
     assert cal.period_text(cal.period_index("2027-01") - 1) == "2026-12"
     assert cal.month_start_day("2026-10") == days("2026-10-01")[0] == cal.calendar_day(dt.date(2026, 10, 1))
-    months = cal.month_of_days(np.array([*days("2026-10-31", "2026-11-01"), NULL], dtype=np.int64))
-    assert months.tolist() == [cal.period_index("2026-10"), cal.period_index("2026-11"), NULL]
+    first, end = cal.month_span_ns(cal.period_index("2026-10"))
+    assert (first, end) == (ns("2026-10-01")[0], ns("2026-11-01")[0])
+    assert cal.month_span_ns(cal.period_index("2026-12"))[1] == ns("2027-01-01")[0]
 
 
 def test_state_groups_partition_rows_by_state():
