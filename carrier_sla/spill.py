@@ -6,7 +6,8 @@ to the partition of its match key: the field that the plan's related-record meas
 (circuit_id in the example plans), by a hash of its exact text. Every pair of records a
 cross-record measure can relate (an order and a later trouble, a trouble and a repeat) has
 the same key, so it lies in one partition. Rows without a key, and every row of a plan without
-related-record measures, go by their row number. Each row carries its row number in its file.
+related-record measures, go by their row number. Each row carries its read position (its
+file's index and its row number there).
 
 Duplicate ids are judged on the whole input, in read order, as in a run without partitions:
 pass 1 also writes each row's id and read position into id buckets by a hash of the id; a
@@ -43,8 +44,7 @@ from carrier_sla.fields import column_type, record_schema
 from carrier_sla.keys import duplicate_mask, hash64
 from carrier_sla.plan import Plan
 
-ROW = "__carrier_sla_row"  # 1-based row number in the input file
-POSITION = "__carrier_sla_position"  # read order within a record type: file index * 2**40 + row
+POSITION = "__carrier_sla_position"  # read order within a record type: file index * 2**40 + 1-based row
 WHOLE = ("lines",)  # record types read whole in every run
 DEFAULT_PARTITION_ROWS = 250_000
 MAX_PARTITIONS = 1024  # beyond, partitions grow instead (a file per input file and partition)
@@ -162,12 +162,12 @@ class Spilled:
         path = self.path(record_type, file_index, part)
         table = _read_ipc(path)
         path.unlink()
-        rows = np.asarray(table.column(ROW).to_numpy(), dtype=np.int64)
         position = np.asarray(table.column(POSITION).to_numpy(), dtype=np.int64)
+        rows = position & ((1 << _FILE_SHIFT) - 1)
         repeats = self.repeats.get(record_type, np.zeros(0, np.int64))
         at = np.minimum(np.searchsorted(repeats, position), max(len(repeats) - 1, 0))
         repeat = (repeats[at] == position) if len(repeats) else np.zeros(len(position), dtype=bool)
-        return table.drop_columns([ROW, POSITION]), rows, repeat
+        return table.drop_columns([POSITION]), rows, repeat
 
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -227,7 +227,7 @@ def _spill_file(out: Spilled, key: str | None, rtype: str, index: int, source: i
             n = table.num_rows
             row = np.arange(done + 1, done + n + 1, dtype=np.int64)
             position = (np.int64(index) << _FILE_SHIFT) + row
-            table = table.append_column(ROW, pa.array(row)).append_column(POSITION, pa.array(position))
+            table = table.append_column(POSITION, pa.array(position))
             if not writers:  # the first (empty) batch: one writer per partition and id bucket
                 writers = [pa.ipc.new_stream(str(out.path(rtype, index, k)), table.schema) for k in range(parts)]
                 id_writers = [pa.ipc.new_stream(str(out.id_path(rtype, index, k)), id_schema) for k in range(parts)]
