@@ -160,6 +160,8 @@ class Flags:
         self.column = np.full(n, -1, dtype=np.int16)
 
     def flag(self, mask: np.ndarray, reason: Reason, column: int) -> None:
+        if not mask.any():  # the usual check: no row fails it
+            return
         hit = mask & (self.reason < 0)
         self.reason[hit] = REASONS.index(reason)
         self.column[hit] = column

@@ -19,6 +19,7 @@ from carrier_sla.calendar import NS_PER_S, NULL
 from carrier_sla.contract import Records
 from carrier_sla.fields import fields_of
 from carrier_sla.keys import string_codes
+from carrier_sla.parse import null_mask
 from carrier_sla.plan import Condition, Measure, Plan, ValueSpec
 
 NOT_COMPUTABLE = "value_not_computable"  # engine reason: included by the plan, but no value can be computed
@@ -129,7 +130,7 @@ def _field(rec: Records, name: str) -> tuple[str, np.ndarray, np.ndarray]:
         return "code", codes, codes < 0
     if name in rec.text:
         arr = rec.text[name]
-        return "text", arr, np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+        return "text", arr, null_mask(arr)
     if kind == "timestamp":
         values = rec.cols[f"{name}_utc"]
         return kind, values, values == NULL

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from carrier_sla.parse import null_mask
+
 MAX_BYTES = 15
 _K1 = np.uint64(0x9E3779B97F4A7C15)
 _K2 = np.uint64(0xC2B2AE3D27D4EB4F)
@@ -26,7 +28,7 @@ def _exact_words(arr: pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
     offsets = np.frombuffer(buffers[1], np.int32, count=n + 1, offset=arr.offset * 4).astype(np.int64)
     data = np.frombuffer(buffers[2], np.uint8) if buffers[2] is not None else np.zeros(1, np.uint8)
     lengths = np.diff(offsets)
-    valid = ~np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    valid = ~null_mask(arr)
     lengths = np.where(valid, lengths, 0)
     longest = int(lengths.max())
     if longest > MAX_BYTES:
@@ -83,7 +85,7 @@ def _coded(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     strings with the same mix) go through Arrow's dictionary encoding. Code values differ
     between the two ways: only their equality means anything.
     """
-    null = np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    null = null_mask(arr)
     words = _exact_words(arr)
     if words is not None and len(arr):
         hi, lo = words
@@ -119,7 +121,7 @@ def hash64(arr: pa.Array) -> np.ndarray:
     offsets = np.frombuffer(buffers[1], np.int32, count=n + 1, offset=arr.offset * 4).astype(np.int64)
     data = np.frombuffer(buffers[2], np.uint8) if buffers[2] is not None else np.zeros(1, np.uint8)
     lengths = np.diff(offsets)
-    null = np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    null = null_mask(arr)
     longest = int(lengths.max())
     words = (longest + 7) // 8
     width = offsets[-1] - offsets[0]

@@ -22,6 +22,8 @@ TS_RE = (
 
 
 def null_mask(arr: pa.Array) -> np.ndarray:
+    if arr.null_count == 0:  # the usual column: no bitmap to unpack
+        return np.zeros(len(arr), dtype=bool)
     return np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
 
 

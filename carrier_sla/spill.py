@@ -42,6 +42,7 @@ from carrier_sla.contract import record_ids
 from carrier_sla.errors import InputDataError
 from carrier_sla.fields import column_type, record_schema
 from carrier_sla.keys import duplicate_mask, hash64
+from carrier_sla.parse import null_mask
 from carrier_sla.plan import Plan
 
 POSITION = "__carrier_sla_position"  # read order within a record type: file index * 2**40 + 1-based row
@@ -238,7 +239,7 @@ def _spill_file(out: Spilled, key: str | None, rtype: str, index: int, source: i
             if key is not None and key in table.column_names:
                 keyed = table.column(key).combine_chunks()
                 hashed = hash64(keyed)
-                has_key = ~np.asarray(keyed.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+                has_key = ~null_mask(keyed)
                 part = np.where(has_key, (hashed % np.uint64(parts)).astype(np.int64), part)
             _scatter(table, part, writers)
             ids = record_ids(rtype, table)
