@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import sys
 
 import numpy as np
 import pandas as pd
@@ -106,7 +107,9 @@ def test_a_duplicate_id_in_another_partition_is_still_a_duplicate(tmp_path):
     data = write_inputs(tmp_path / "data", orders, troubles, [{}, {"carrier_id": "CLEC02"}])
     plan = load_plan("example-qc")
     run(plan, data, PERIOD, tmp_path / "whole", partition_rows=0, max_reject_rate=1.0)
+    interval = sys.getswitchinterval()
     parted = run(plan, data, PERIOD, tmp_path / "parted", partition_rows=10, max_reject_rate=1.0)
+    assert sys.getswitchinterval() == interval  # set for the partitioned pass only
     assert _manifest(parted)["partitions"] > 5  # CSV rows estimated from the file sizes
     _assert_same_outputs(tmp_path / "whole", tmp_path / "parted")
     rejects = _tables(tmp_path / "parted")["rejects"]
@@ -118,8 +121,10 @@ def test_a_broken_file_fails_a_partitioned_run_naming_it(tmp_path):
     data = write_inputs(tmp_path / "data", [{} for _ in range(30)], [{} for _ in range(30)], [{}])
     text = (data / "troubles.csv").read_text().splitlines()
     (data / "troubles.csv").write_text("\n".join([text[0].replace("cleared_at", "closed_at"), *text[1:]]) + "\n")
+    interval = sys.getswitchinterval()
     with pytest.raises(InputDataError, match=r"troubles.csv: missing required column"):
         run(load_plan("example-qc"), data, PERIOD, tmp_path / "out", partition_rows=10)
+    assert sys.getswitchinterval() == interval  # the run's thread switch interval undone
     assert not (tmp_path / "out" / "current").exists()  # nothing published
     staging = tmp_path / "out" / ".staging"
     assert not staging.exists() or not any(staging.iterdir())  # partition files removed
