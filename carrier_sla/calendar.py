@@ -13,7 +13,7 @@ same bit pattern as numpy's NaT) marks a missing value in both.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 
 import holidays as holidays_pkg
@@ -186,29 +186,74 @@ def _holiday_dates(spec: HolidaySpec) -> tuple[np.datetime64, ...]:
     return tuple(np.datetime64(d, "D") for d in sorted(dates))
 
 
+_TABLE_DAYS = int(np.datetime64(f"{YEARS.stop + 1}-01-01", "D").astype(np.int64))  # days 0 (1970-01-01) ..
+
+
 @dataclass(frozen=True)
 class BusinessCalendar:
-    """Business days and hours of one state."""
+    """Business days and hours of one state.
+
+    Days are looked up in tables over 1970-01-01 .. the end of the calendars' years (is a
+    business day; business days before; the business days in order), the same answers as
+    numpy's busday functions on the calendar, which serve days outside them."""
 
     cal: np.busdaycalendar
     start_s: int
     end_s: int
     cutoff_s: int
+    business: np.ndarray = field(repr=False, compare=False)  # bool per day of the tables
+    before: np.ndarray = field(repr=False, compare=False)  # business days before each day (one more entry)
+    in_order: np.ndarray = field(repr=False, compare=False)  # the business days, ascending
+
+    @classmethod
+    def build(cls, cal: np.busdaycalendar, start_s: int, end_s: int, cutoff_s: int) -> BusinessCalendar:
+        business = np.is_busday(np.arange(_TABLE_DAYS).astype("M8[D]"), busdaycal=cal)
+        before = np.concatenate([[0], np.cumsum(business)]).astype(np.int64)
+        return cls(cal, start_s, end_s, cutoff_s, business, before, np.flatnonzero(business).astype(np.int64))
 
     @property
     def hours_per_day(self) -> float:
         return (self.end_s - self.start_s) / 3600
 
+    @staticmethod
+    def _outside(*days: np.ndarray) -> np.ndarray:
+        out = np.zeros(len(days[0]), dtype=bool)
+        for d in days:
+            out |= (d < 0) | (d >= _TABLE_DAYS)
+        return out
+
     def is_business_day(self, days: np.ndarray) -> np.ndarray:
-        return np.is_busday(days.view("M8[D]"), busdaycal=self.cal)
+        outside = self._outside(days)
+        result = self.business[np.where(outside, 0, days)]
+        if outside.any():
+            result[outside] = np.is_busday(days[outside].view("M8[D]"), busdaycal=self.cal)
+        return result
 
     def roll_forward(self, days: np.ndarray, offset: int | np.ndarray = 0) -> np.ndarray:
-        """The business day `offset` business days after `days` (rolled forward first)."""
-        return np.busday_offset(days.view("M8[D]"), offset, roll="forward", busdaycal=self.cal).view(np.int64)
+        """The business day `offset` business days after `days` (rolled forward first), as
+        numpy's busday_offset(roll="forward")."""
+        offset = np.broadcast_to(np.asarray(offset, dtype=np.int64), days.shape)
+        outside = self._outside(days)
+        at = self.before[np.where(outside, 0, days)] + offset  # the first business day >= d, then offset
+        outside |= (at < 0) | (at >= len(self.in_order))
+        result = self.in_order[np.where(outside, 0, at)]
+        if outside.any():
+            result[outside] = np.busday_offset(
+                days[outside].view("M8[D]"), offset[outside], roll="forward", busdaycal=self.cal
+            ).view(np.int64)
+        return result
 
     def count(self, start: np.ndarray, end: np.ndarray) -> np.ndarray:
-        """Business days d with start <= d < end (negative when end < start)."""
-        return np.busday_count(start.view("M8[D]"), end.view("M8[D]"), busdaycal=self.cal)
+        """Business days d with start <= d < end; when end < start, minus those with
+        end < d <= start (numpy's busday_count)."""
+        outside = self._outside(start, end)
+        back = (end < start).astype(np.int64)  # both ends one day later
+        result = self.before[np.where(outside, 0, end + back)] - self.before[np.where(outside, 0, start + back)]
+        if outside.any():
+            result[outside] = np.busday_count(
+                start[outside].view("M8[D]"), end[outside].view("M8[D]"), busdaycal=self.cal
+            )
+        return result
 
     def business_seconds(self, local_ns: np.ndarray) -> np.ndarray:
         """Business seconds elapsed since the epoch at each wall-clock time.
@@ -218,7 +263,7 @@ class BusinessCalendar:
         """
         days = np.floor_divide(local_ns, NS_PER_DAY)
         sod = np.mod(local_ns, NS_PER_DAY) / NS_PER_S
-        whole_days = np.busday_count(np.zeros(len(days), "M8[D]"), days.view("M8[D]"), busdaycal=self.cal)
+        whole_days = self.count(np.zeros(len(days), dtype=np.int64), days)
         today = np.clip(sod - self.start_s, 0, self.end_s - self.start_s)
         today = np.where(self.is_business_day(days), today, 0.0)
         return whole_days * float(self.end_s - self.start_s) + today
@@ -231,11 +276,11 @@ def business_calendar(plan: Plan, state: str) -> BusinessCalendar:
 
 @cache
 def _business_calendar(cal: CalendarSpec, holidays: HolidaySpec) -> BusinessCalendar:
-    return BusinessCalendar(
-        cal=np.busdaycalendar(weekmask=[int(c) for c in cal.weekmask], holidays=list(_holiday_dates(holidays))),
-        start_s=cal.business_start_s,
-        end_s=cal.business_end_s,
-        cutoff_s=cal.order_cutoff_s,
+    return BusinessCalendar.build(
+        np.busdaycalendar(weekmask=[int(c) for c in cal.weekmask], holidays=list(_holiday_dates(holidays))),
+        cal.business_start_s,
+        cal.business_end_s,
+        cal.order_cutoff_s,
     )
 
 

@@ -284,3 +284,35 @@ def test_zone_tables_agree_with_pandas_across_the_calendar_years():
     nulls = np.array([NULL, local[0]], dtype=np.int64)
     assert zones.to_utc(nulls, np.array([0, -1], dtype=np.int32)).tolist() == [NULL, NULL]
     assert zones.to_local(nulls, np.array([0, -1], dtype=np.int32)).tolist() == [NULL, NULL]
+
+
+def test_business_day_tables_agree_with_numpy_busday_functions(make_plan):
+    """is_business_day, roll_forward, count and business_seconds from the day tables equal
+    numpy's busday functions on the state's calendar: every day of the tables, random offsets
+    (negative too) and spans, and days outside the tables (served by numpy)."""
+    calendar = cal.business_calendar(make_plan(lambda doc: None), "CO")
+    rng = np.random.default_rng(11)
+    inside = np.arange(cal._TABLE_DAYS, dtype=np.int64)
+    outside = np.array([-40_000, -1, cal._TABLE_DAYS, cal._TABLE_DAYS + 500], dtype=np.int64)
+    days = np.concatenate([inside, outside, rng.integers(-1_000, cal._TABLE_DAYS + 1_000, 50_000)])
+    as_dates = days.view("M8[D]")
+    assert np.array_equal(calendar.is_business_day(days), np.is_busday(as_dates, busdaycal=calendar.cal))
+    offsets = rng.integers(-30, 31, len(days))
+    expected = np.busday_offset(as_dates, offsets, roll="forward", busdaycal=calendar.cal).view(np.int64)
+    assert np.array_equal(calendar.roll_forward(days, offsets), expected)
+    assert np.array_equal(
+        calendar.roll_forward(days, 2), np.busday_offset(as_dates, 2, roll="forward", busdaycal=calendar.cal).view(np.int64)
+    )
+    ends = days + rng.integers(-60, 61, len(days))
+    assert np.array_equal(
+        calendar.count(days, ends), np.busday_count(as_dates, ends.view("M8[D]"), busdaycal=calendar.cal)
+    )
+    local = days[: cal._TABLE_DAYS] * cal.NS_PER_DAY + rng.integers(0, cal.NS_PER_DAY, cal._TABLE_DAYS)
+    whole = np.busday_count(np.zeros(len(local), "M8[D]"), (local // cal.NS_PER_DAY).view("M8[D]"), busdaycal=calendar.cal)
+    sod = (local % cal.NS_PER_DAY) / NS_PER_S
+    today = np.where(
+        np.is_busday((local // cal.NS_PER_DAY).view("M8[D]"), busdaycal=calendar.cal),
+        np.clip(sod - calendar.start_s, 0, calendar.end_s - calendar.start_s),
+        0.0,
+    )
+    assert np.array_equal(calendar.business_seconds(local), whole * float(calendar.end_s - calendar.start_s) + today)
