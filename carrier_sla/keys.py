@@ -18,32 +18,50 @@ _K1 = np.uint64(0x9E3779B97F4A7C15)
 _K2 = np.uint64(0xC2B2AE3D27D4EB4F)
 
 
+def _buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(offsets as int64, data bytes, byte lengths, null mask) of a non-empty string array."""
+    n = len(arr)
+    buffers = arr.buffers()
+    offsets = np.frombuffer(buffers[1], np.int32, count=n + 1, offset=arr.offset * 4).astype(np.int64)
+    data = np.frombuffer(buffers[2], np.uint8) if buffers[2] is not None else np.zeros(1, np.uint8)
+    return offsets, data, np.diff(offsets), null_mask(arr)
+
+
+def _one_width(
+    offsets: np.ndarray, data: np.ndarray, lengths: np.ndarray, null: np.ndarray, columns: int
+) -> np.ndarray | None:
+    """Each string's bytes, zero-padded to `columns`, from one reshape of the data (no gathers)
+    when every non-null string has the same length (the usual shape of ids) and nulls take no
+    bytes; None otherwise."""
+    valid_count = len(null) - int(null.sum())
+    longest = int(lengths.max())
+    width = offsets[-1] - offsets[0]
+    if not longest or width != longest * valid_count or not np.all(lengths[~null] == longest):
+        return None
+    padded = np.zeros((len(null), columns), dtype=np.uint8)
+    rows = data[offsets[0] : offsets[0] + width].reshape(valid_count, longest)
+    if valid_count == len(null):
+        padded[:, :longest] = rows
+    else:
+        padded[~null, :longest] = rows
+    return padded
+
+
 def _exact_words(arr: pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
     """(hi, lo) words holding each string's bytes and length; None when a string is too long."""
     arr = arr.cast(pa.string())
     n = len(arr)
     if n == 0:
         return np.zeros(0, np.uint64), np.zeros(0, np.uint64)
-    buffers = arr.buffers()
-    offsets = np.frombuffer(buffers[1], np.int32, count=n + 1, offset=arr.offset * 4).astype(np.int64)
-    data = np.frombuffer(buffers[2], np.uint8) if buffers[2] is not None else np.zeros(1, np.uint8)
-    lengths = np.diff(offsets)
-    valid = ~null_mask(arr)
+    offsets, data, lengths, null = _buffers(arr)
+    valid = ~null
     lengths = np.where(valid, lengths, 0)
     longest = int(lengths.max())
     if longest > MAX_BYTES:
         return None
-    padded = np.zeros((n, 16), dtype=np.uint8)
-    width = offsets[-1] - offsets[0]
-    valid_count = int(valid.sum())
-    if longest > 0 and width == longest * valid_count and np.all(lengths[valid] == longest):
-        # strings of one width (the usual shape of ids), nulls taking no bytes: one reshape, no gathers
-        rows = data[offsets[0] : offsets[0] + width].reshape(valid_count, longest)
-        if valid_count == n:
-            padded[:, :longest] = rows
-        else:
-            padded[valid, :longest] = rows
-    else:
+    padded = _one_width(offsets, data, lengths, null, 16)
+    if padded is None:
+        padded = np.zeros((n, 16), dtype=np.uint8)
         # one byte position at a time: a (n, longest) index matrix would take 8 * longest bytes per string
         last = max(len(data) - 1, 0)
         starts = offsets[:-1]
@@ -117,23 +135,11 @@ def hash64(arr: pa.Array) -> np.ndarray:
     out = np.zeros(n, dtype=np.uint64)
     if n == 0:
         return out
-    buffers = arr.buffers()
-    offsets = np.frombuffer(buffers[1], np.int32, count=n + 1, offset=arr.offset * 4).astype(np.int64)
-    data = np.frombuffer(buffers[2], np.uint8) if buffers[2] is not None else np.zeros(1, np.uint8)
-    lengths = np.diff(offsets)
-    null = null_mask(arr)
+    offsets, data, lengths, null = _buffers(arr)
     longest = int(lengths.max())
     words = (longest + 7) // 8
-    width = offsets[-1] - offsets[0]
-    valid_count = n - int(null.sum())
-    if longest and width == longest * valid_count and np.all(lengths[~null] == longest):
-        # one width, nulls taking no bytes: one reshape, no gathers
-        padded = np.zeros((n, words * 8), dtype=np.uint8)
-        rows = data[offsets[0] : offsets[0] + width].reshape(valid_count, longest)
-        if valid_count == n:
-            padded[:, :longest] = rows
-        else:
-            padded[~null, :longest] = rows
+    padded = _one_width(offsets, data, lengths, null, words * 8)
+    if padded is not None:
         view = padded.view("<u8")
         columns = [view[:, w] for w in range(words)]
     else:
