@@ -156,7 +156,7 @@ def rule(plan: Plan, measure: Measure, cell: dict[str, Any]) -> dict[str, Any]:
     elif std is not None and std.type == "benchmark":
         stats.append("benchmark: stare and compare, equal counts as met")
         if measure.type in st.allowance_types:
-            stats.append("small-sample allowance: allowed misses = n x (1 - target) rounded half up, at least 1")
+            stats.append("small-sample allowance: allowed misses = max(1, floor(n x (1 - target))), in exact decimal")
     names = ("title", "type", "unit", "direction", "records", "period_by", "arrears_months")
     return {name: getattr(measure, name) for name in names} | {
         "value_kind": measure.value.kind,

@@ -104,6 +104,7 @@ class Measure:
     arrears_months: int = 0
     dimensions: tuple[Dimension, ...] = ()
     rate_base: RateBase | None = None
+    unit_of_measurement: float | None = None  # the step values are recorded in (modified_t_log's offset)
 
     @property
     def scale(self) -> float:
@@ -166,9 +167,16 @@ class Statistics:
     routing: tuple[tuple[str, tuple[Route, ...]], ...] = ()  # measure type -> routes
     resamples: int = 100_000
     lattice: tuple[tuple[str, float], ...] = ()  # measure unit -> lattice step
-    log_offset: float = 0.4
+    log_offset: float = 0.4  # modified_t_log adds log_offset x the measure's unit of measurement
     seed: int = 0
     allowance_types: tuple[str, ...] = ()
+    undefined_statistic: str = "exact_test"  # exact_test | undetermined: where the modified z or t is undefined
+    rate_variance: str = "poisson"  # poisson | binomial: the retail variance of a rate's modified z
+
+    @staticmethod
+    def exact_method(measure_type: str) -> str:
+        """The exact test of a measure type's value kind (permutation, Fisher, conditional binomial)."""
+        return {"mean": "permutation", "proportion": "fisher_exact", "rate": "binomial_exact"}[measure_type]
 
     def method_for(self, measure_type: str, clec_n: int) -> str:
         """The method the plan routes a cell of this type and CLEC sample size to."""
@@ -380,6 +388,7 @@ def _measure(m: dict[str, Any]) -> Measure:
             Dimension(d["field"], tuple(d["products"]) if "products" in d else None) for d in m.get("dimensions", [])
         ),
         rate_base=RateBase(base["records"], base["field"], float(base["per"])) if base else None,
+        unit_of_measurement=float(m["unit_of_measurement"]) if "unit_of_measurement" in m else None,
     )
 
 
@@ -397,6 +406,7 @@ def _statistics(st: dict[str, Any]) -> Statistics:
             sorted(
                 (kind, tuple(Route(r["method"], r.get("max_clec_n")) for r in routes))
                 for kind, routes in st.get("routing", {}).items()
+                if kind != "undefined_statistic"
             )
         ),
         resamples=st.get("permutation", {}).get("resamples", 100_000),
@@ -404,6 +414,8 @@ def _statistics(st: dict[str, Any]) -> Statistics:
         log_offset=float(st.get("log_offset", 0.4)),
         seed=st.get("seed", 0),
         allowance_types=tuple(st.get("benchmark_allowance", {}).get("measure_types", [])),
+        undefined_statistic=st.get("routing", {}).get("undefined_statistic", "exact_test"),
+        rate_variance=st.get("rate_variance", "poisson"),
     )
 
 

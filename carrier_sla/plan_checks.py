@@ -116,9 +116,16 @@ def reference_problems(doc: dict[str, Any]) -> list[PlanProblem]:
     if "remedies" in doc:
         out.extend(remedies_problems(doc["remedies"], [m["id"] for m in doc["measures"]], codes))
     ids = [m["id"] for m in doc["measures"]]
+    log_t = _routes_to_modified_t_log(doc["statistics"])
     for i, m in enumerate(doc["measures"]):
         if ids.count(m["id"]) > 1:
             add(f"/measures/{i}/id", f"duplicate measure id {m['id']!r}")
+        if log_t and m.get("type") == "mean" and "unit_of_measurement" not in m:
+            add(
+                f"/measures/{i}",
+                "a mean measure tested by modified_t_log needs unit_of_measurement (the step its values are "
+                "recorded in: the log offset is log_offset x that unit)",
+            )
         try:
             out.extend(_measure_problems(m, f"/measures/{i}", products, codes))
         except (KeyError, TypeError, AttributeError, IndexError, ValueError):
@@ -133,6 +140,12 @@ METHOD_TYPES = {
     "fisher_exact": ("proportion",),
     "binomial_exact": ("rate",),
 }
+
+
+def _routes_to_modified_t_log(st: dict[str, Any]) -> bool:
+    """Whether a mean cell of this plan can be tested by the modified t on logs."""
+    routes = st.get("routing", {}).get("mean", [])
+    return st.get("parity_method") == "modified_t_log" or any(r.get("method") == "modified_t_log" for r in routes)
 
 
 def _statistics_problems(st: dict[str, Any]) -> list[PlanProblem]:
@@ -150,6 +163,8 @@ def _statistics_problems(st: dict[str, Any]) -> list[PlanProblem]:
     if st["parity_method"] == "modified_t_log" and "alpha" not in st:
         out.append(PlanProblem("/statistics/parity_method", "modified_t_log is judged by alpha"))
     for kind, routes in st.get("routing", {}).items():
+        if kind == "undefined_statistic":
+            continue  # a setting, not a list of routes
         last = 0
         for j, route in enumerate(routes):
             if kind not in METHOD_TYPES[route["method"]]:

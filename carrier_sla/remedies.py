@@ -4,7 +4,8 @@ From a period's result rows and the escalation state after the month before:
 
 - Occurrences of a missed cell, from the critical threshold its verdict used (the result that
   would just have passed), in the cell's own units:
-      proportions, rates:  threshold p* = p_retail +- z* sqrt(v (1/n_clec + 1/n_retail)),  v = p(1 - p)
+      proportions, rates:  threshold p* = p_retail +- z* sqrt(v (1/n_clec + 1/n_retail)),  v = p(1 - p),
+                           for rates v = the retail rate per line (Poisson) unless the plan says binomial
                            occurrences = (p_clec - p*) x n_clec     (oriented: worse side positive)
       means:               threshold m* = m_retail +- z* s_retail sqrt(1/n_clec + 1/n_retail)
                            occurrences = min(1, gap / m*) x n_clec, gap = |m_clec - m*| on the worse side
@@ -14,7 +15,8 @@ From a period's result rows and the escalation state after the month before:
   Rates count as proportions on the line base (n_clec = lines, p = troubles per line). Parity cells
   judged by an exact test or the modified t follow the plan's `small_sample` option: `threshold`
   (the formula above at z*) or `all_records` (every CLEC record of the cell). A miss whose result
-  is inside the threshold (possible when an exact test decides) has 0 occurrences and says so.
+  is inside the threshold (possible when an exact test decides) has 0 raw occurrences and says so;
+  a miss always pays at least one occurrence.
   Raw occurrences are kept; paid occurrences follow the plan's rounding (after rounding the raw
   value to 9 decimals, so 3.0000000000004 is 3, not 4).
 - Escalation: per (tier, measure, submeasure, state, product, CLEC) the count of consecutive
@@ -142,7 +144,9 @@ def occurrences(plan: Plan, rem: Remedies, rows: pd.DataFrame) -> pd.DataFrame:
     cv = rows["critical_value"].to_numpy(dtype=float)
     alpha = rows["alpha"].to_numpy(dtype=float)
     z = np.where(np.isfinite(cv), cv, ndtri(1 - np.where(np.isfinite(alpha), alpha, 0.5)))
-    sd = np.where(mean, rows["retail_stdev"].to_numpy(dtype=float), np.sqrt(np.clip(rm * (1 - rm), 0, None)))
+    poisson = (types == "rate") & (plan.statistics.rate_variance == "poisson")
+    variance = np.where(poisson, rm, rm * (1 - rm))  # rates: the retail rate per line (Poisson), else p(1 - p)
+    sd = np.where(mean, rows["retail_stdev"].to_numpy(dtype=float), np.sqrt(np.clip(variance, 0, None)))
     sd = np.nan_to_num(sd, nan=0.0)  # retail n of 1: no variance, the threshold is the retail result
     with np.errstate(divide="ignore", invalid="ignore"):
         se = sd * np.sqrt(1 / nc + 1 / nr)
@@ -165,7 +169,10 @@ def occurrences(plan: Plan, rem: Remedies, rows: pd.DataFrame) -> pd.DataFrame:
         raw = np.where(exact, nc, raw)
         note[exact] = "all_records: one occurrence per CLEC record of a cell judged by an exact test"
     inside = (raw == 0) & ~(exact & (rem.small_sample == "all_records"))
-    note[inside] = "the result is inside the threshold (the verdict came from an exact test): no occurrences"
+    note[inside] = (
+        "the result is inside the threshold (the verdict came from an exact test): 0 occurrences by the formula, "
+        "paid as one, the least a miss pays"
+    )
     out["threshold"] = threshold * np.where(mean, 1.0, scale)  # in the units of clec_value
     out["critical_value_used"] = np.where(bench, np.nan, z)
     out["occurrences_raw"] = raw
@@ -279,7 +286,8 @@ def _tier_lines(
     basis = rows["measure_id"].map({mid: r.basis for mid, r in rules.items()})
     per_measurement = (basis == "measurement").to_numpy()
     raw = np.where(per_measurement, 1.0, occ["occurrences_raw"].to_numpy(dtype=float))
-    paid = np.where(per_measurement, 1.0, round_occurrences(raw, rem.rounding))
+    # a miss always pays: at least one occurrence, whatever the formula and the rounding give
+    paid = np.where(per_measurement, 1.0, np.maximum(round_occurrences(raw, rem.rounding), 1.0))
     units = [tier.unit_amount(c, int(m)) for c, m in zip(category, rows["consecutive_months"], strict=True)]
     uncapped = [(u * Decimal(repr(float(q)))).quantize(CENT, ROUND_HALF_UP) for u, q in zip(units, paid, strict=True)]
     payee = (

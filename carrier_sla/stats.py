@@ -4,7 +4,9 @@ was served worse than the retail analog; plans that print the other sign convert
 Modified z (LCUG; Brownie, Boos and Hughes-Oliver 1990), only the retail variance:
     z = (M_clec - M_retail) / sqrt(s2_retail * (1/n_clec + 1/n_retail))   for lower-is-better,
     z = (M_retail - M_clec) / sqrt(s2_retail * (1/n_clec + 1/n_retail))   for higher-is-better,
-with s2_retail the sample variance (n - 1) for means and p(1 - p) for proportions and rates.
+with s2_retail the sample variance (n - 1) for means, p(1 - p) for proportions, and for rates
+the retail rate r per unit of base (Poisson; troubles per line, n = lines) or, where the plan
+says `rate_variance: binomial`, r(1 - r).
 """
 
 from __future__ import annotations
@@ -30,6 +32,18 @@ def sample_variance(n: np.ndarray, m2: np.ndarray) -> np.ndarray:
     return np.divide(m2, n - 1, out=np.full(len(n), np.nan), where=n > 1)
 
 
+def retail_variance(
+    kind: str, retail_n: np.ndarray, retail_mean: np.ndarray, retail_m2: np.ndarray, rate_variance: str = "poisson"
+) -> np.ndarray:
+    """The retail variance the modified z uses: the sample variance for means, p(1 - p) for
+    proportions, the rate itself (Poisson) or r(1 - r) (binomial) for rates."""
+    if kind == "mean":
+        return sample_variance(retail_n, retail_m2)
+    if kind == "rate" and rate_variance == "poisson":
+        return np.asarray(retail_mean, dtype=float).copy()
+    return retail_mean * (1.0 - retail_mean)
+
+
 def modified_z(
     kind: str,
     higher_better: np.ndarray,
@@ -38,20 +52,23 @@ def modified_z(
     retail_n: np.ndarray,
     retail_mean: np.ndarray,
     retail_m2: np.ndarray,
+    rate_variance: str = "poisson",
 ) -> ZResult:
     """Vectorized modified z for cells of one measure type (mean, proportion or rate).
 
-    Means are in the measure's own unit; proportions and rates as fractions (0..1).
+    Means are in the measure's own unit; proportions as fractions (0..1); rates per unit of base.
     """
     clec_n = clec_n.astype(float)
     retail_n = retail_n.astype(float)
-    var = sample_variance(retail_n, retail_m2) if kind == "mean" else retail_mean * (1.0 - retail_mean)
+    var = retail_variance(kind, retail_n, retail_mean, retail_m2, rate_variance)
     reason = np.full(len(clec_n), None, dtype=object)
     if kind == "mean":
         reason[retail_n < 2] = "retail sample of 1: the sample variance is undefined"
-    if kind != "mean":
+    if kind == "rate" and rate_variance == "binomial":
         over = (reason == None) & (retail_mean > 1)  # noqa: E711
-        reason[over] = "retail count exceeds its base (rate above 1 per unit): p(1-p) is not a variance"
+        reason[over] = "retail count exceeds its base (rate above 1 per unit): r(1-r) is not a variance"
+    if kind == "rate":
+        reason[(reason == None) & ~(var > 0)] = "zero retail rate: the modified z is undefined"  # noqa: E711
     reason[(reason == None) & ~(var > 0)] = "zero retail variance: the modified z is undefined"  # noqa: E711
     ok = reason == None  # noqa: E711
     se = np.sqrt(np.where(ok, var, 1.0) * (1.0 / np.maximum(clec_n, 1) + 1.0 / np.maximum(retail_n, 1)))

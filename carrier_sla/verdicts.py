@@ -12,7 +12,7 @@ import functools
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_FLOOR, Decimal
 from fractions import Fraction
 
 import numpy as np
@@ -71,8 +71,16 @@ def judge(
     target = np.array([s.target if s and s.target is not None else np.nan for s in standards], dtype=float)
 
     higher = np.full(len(out), measure.direction == "higher_better")
+    st = plan.statistics
     z = stats.modified_z(
-        measure.type, higher, clec_n, clec_mean, retail_n, retail_mean, out["retail_m2"].to_numpy(dtype=float)
+        measure.type,
+        higher,
+        clec_n,
+        clec_mean,
+        retail_n,
+        retail_mean,
+        out["retail_m2"].to_numpy(dtype=float),
+        st.rate_variance,
     )
 
     status = np.full(len(out), None, dtype=object)
@@ -116,7 +124,6 @@ def judge(
     status[no_retail] = "no_retail_analog"
     reason[no_retail] = "no retail records of the analog product for this cell"
     tested = parity & ~no_retail
-    st = plan.statistics
     scopes = out["scope"].to_numpy(dtype=object)
     for i in np.flatnonzero(tested):
         method[i] = st.method_for(measure.type, int(clec_n[i]))
@@ -130,8 +137,17 @@ def judge(
 
     z_cells = tested & (method == "modified_z")
     undefined = z_cells & (z.undefined_reason != None)  # noqa: E711
-    status[undefined] = "undetermined"
-    reason[undefined] = z.undefined_reason[undefined]
+    if st.undefined_statistic == "exact_test":
+        # Perfect (or single) retail service must not hide a CLEC miss: the exact test of the
+        # value kind decides, judged like a small-sample cell (tail of the critical value, or alpha).
+        method[undefined] = st.exact_method(measure.type)
+        undefined_why = np.full(len(out), None, dtype=object)
+        undefined_why[undefined] = z.undefined_reason[undefined]
+        z_cells = z_cells & ~undefined
+    else:
+        status[undefined] = "undetermined"
+        reason[undefined] = z.undefined_reason[undefined]
+        undefined_why = np.full(len(out), None, dtype=object)
     scored = z_cells & ~undefined
     statistic[scored] = z.statistic[scored]
     p_value[scored] = z.p_value[scored]
@@ -147,6 +163,14 @@ def judge(
         cell = out.iloc[i]
         figures = (clec_num[i], clec_n[i], retail_num[i], retail_n[i])
         values = _values(samples, method[i], cell)
+        why = (
+            _log_t_undefined(values[1])
+            if method[i] == "modified_t_log" and st.undefined_statistic == "exact_test" and values is not None
+            else None
+        )
+        if why is not None:
+            method[i], undefined_why[i] = st.exact_method(measure.type), why
+            values = _values(samples, method[i], cell)
         jobs.append(functools.partial(_exact_or_reason, plan, measure, method[i], cell, figures, values))
     with ThreadPoolExecutor(max_workers=_workers(len(jobs))) as pool:
         outcomes = list(pool.map(lambda job: job(), jobs))
@@ -162,15 +186,16 @@ def judge(
         if result.method == "modified_t":
             statistic[i] = result.statistic
         status[i] = "miss" if result.p_value < tail[i] else "met"
-        if result.note:
-            reason[i] = result.note
+        notes = [f"{undefined_why[i]}; decided by the exact test instead"] if undefined_why[i] else []
+        reason[i] = "; ".join(notes + ([result.note] if result.note else [])) or None
 
     is_parity = kind == "parity"
-    retail_sd = (
-        np.sqrt(stats.sample_variance(retail_n, out["retail_m2"].to_numpy(dtype=float)))
-        if measure.type == "mean"
-        else np.sqrt(retail_mean * (1 - retail_mean)) * scale
+    # the retail standard deviation behind the modified z: in the measure's unit for means and
+    # proportions (percent), per unit of base (a line) for rates
+    retail_var = stats.retail_variance(
+        measure.type, retail_n, retail_mean, out["retail_m2"].to_numpy(dtype=float), st.rate_variance
     )
+    retail_sd = np.sqrt(np.clip(retail_var, 0, None)) * (scale if measure.type == "proportion" else 1.0)
     return out.assign(
         standard=np.where(kind == "none", None, kind),  # type: ignore[call-overload]  # stubs reject None as a value
         clec_n=clec_n.astype(np.int64),
@@ -206,11 +231,31 @@ Samples = Callable[[pd.Series], tuple[np.ndarray, np.ndarray]]
 
 
 def allowed_misses(n: int, target_percent: float, direction: str) -> int:
-    """Misses a benchmark allows: n x (1 - target) rounded half up in decimal, at least one
-    where that rounds to none (low volume would otherwise demand 100%)."""
+    """Misses a benchmark allows: max(1, floor(n x (1 - target))) in exact decimal arithmetic.
+
+    The floor never loosens the benchmark (at 95%, 28 of 30 is 93.3% and misses); the minimum of
+    one is the small-sample adjustment: one miss never fails a cell too small to allow one.
+    For a lower-is-better benchmark the target is itself the share of failures allowed.
+    """
     share = Decimal(str(target_percent)) / 100
     failures = Decimal(n) * ((1 - share) if direction == "higher_better" else share)
-    return max(int(failures.quantize(Decimal(1), rounding=ROUND_HALF_UP)), 1)
+    return max(int(failures.to_integral_value(rounding=ROUND_FLOOR)), 1)
+
+
+def log_offset(plan: Plan, measure: Measure) -> float:
+    """California's offset: ln(x + log_offset x the measure's unit of measurement)."""
+    if measure.unit_of_measurement is None:
+        raise ValueError(f"{measure.id} has no unit_of_measurement: the log offset is undefined")
+    return plan.statistics.log_offset * measure.unit_of_measurement
+
+
+def _log_t_undefined(retail_values: np.ndarray) -> str | None:
+    """Why the modified t on logs is undefined for these retail values, or None."""
+    if len(retail_values) < 2:
+        return "retail sample of 1: the sample variance is undefined"
+    if np.all(retail_values == retail_values[0]):
+        return "zero retail variance: the modified t is undefined"
+    return None
 
 
 _COUNT_METHODS = ("fisher_exact", "binomial_exact")  # tests that need only counts, not the cell's values
@@ -263,8 +308,8 @@ def exact_test(
         raise ValueError(f"{method} needs the cell's values")
     clec_values, retail_values = values
     if method == "modified_t_log":
-        unit = plan.statistics.log_offset
-        c, r = np.log(clec_values + unit), np.log(retail_values + unit)
+        offset = log_offset(plan, measure)
+        c, r = np.log(clec_values + offset), np.log(retail_values + offset)
         if len(r) < 2:
             raise ValueError("retail sample of 1: the sample variance is undefined")
         return exact.modified_t(float(c.mean()), len(c), float(r.mean()), float(r.var(ddof=1)), len(r), worse_is_higher)

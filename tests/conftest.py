@@ -154,6 +154,11 @@ class Run:
     def rejects(self) -> pd.DataFrame:
         return pd.read_parquet(self.out / "rejects" / f"period={self.result.period}" / "part-0.parquet")
 
+    def remedies(self) -> pd.DataFrame:
+        from carrier_sla import store
+
+        return store.read_table(self.out, "remedies", self.result.period).to_pandas()
+
     def cell(self, measure_id: str, carrier_id: str | None = "CLEC01", **keys: Any) -> pd.Series:
         frame = self.results[self.results["measure_id"] == measure_id]
         frame = frame[frame["carrier_id"].isna()] if carrier_id is None else frame[frame["carrier_id"] == carrier_id]

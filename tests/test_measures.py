@@ -286,7 +286,8 @@ def test_op3_modified_z_on_proportions(run_checker):
 
 
 def test_op3_statuses_without_a_usable_comparison(run_checker):
-    """OP-3 is undetermined with zero retail variance, no_retail_analog without retail records, no_activity without CLEC records."""
+    """OP-3 with zero retail variance is decided by Fisher's exact test (the modified z is undefined),
+    no_retail_analog without retail records, no_activity without CLEC records."""
     run = run_checker(
         orders=[
             {},
@@ -298,8 +299,9 @@ def test_op3_statuses_without_a_usable_comparison(run_checker):
         ]
     )
     zero = run.cell("OP-3", product="resale_pots")
-    assert zero["status"] == "undetermined" and "zero retail variance" in zero["status_reason"]
-    assert math.isnan(zero["statistic"])
+    # 1 of 1 on time against 2 of 2: P(X <= 1) = 1 for X ~ hypergeom(N=3, K=3, n=1)
+    assert (zero["method"], zero["p_value"], zero["status"]) == ("fisher_exact", 1.0, "met")
+    assert "zero retail variance" in zero["status_reason"] and "exact test" in zero["status_reason"]
     none = run.cell("OP-3", product="ubl_ds1")
     assert none["status"] == "no_retail_analog" and none["status_reason"]
     idle = run.cell("OP-3", product="lis_trunk")
@@ -427,7 +429,9 @@ def test_op4_resale_split_by_dispatch_with_the_same_split_of_retail_pots(run_che
     assert yes["status"] == "met"
     no = run.cell("OP-4", submeasure="dispatch=false")
     assert (no["retail_n"], no["retail_value"]) == (3, 5.0)
-    assert no["status"] == "undetermined" and "zero retail variance" in no["status_reason"]
+    # zero retail variance: the permutation test decides; pool 4, 5, 5, 5, a CLEC of one at 4: P(>= 4) = 1
+    assert no["method"].startswith("permutation") and no["p_value"] == 1.0 and no["status"] == "met"
+    assert "zero retail variance" in no["status_reason"]
     assert set(run.records("OP-4")["submeasure"]) == {"dispatch=true", "dispatch=false"}
 
 
@@ -450,7 +454,9 @@ def test_op4_unsplit_products_compare_with_all_retail_analog_records(run_checker
     assert cell["statistic"] == pytest.approx(1 / math.sqrt(3)) and cell["status"] == "met"
     assert run.cell("OP-4", product="lis_trunk")["status"] == "no_retail_analog"
     single = run.cell("OP-4", submeasure="dispatch=false")
-    assert single["status"] == "undetermined" and "retail sample of 1" in single["status_reason"]
+    # one retail record: the permutation test decides; pool 3, 4, a CLEC of one at 4: P(>= 4) = 1/2
+    assert single["method"].startswith("permutation") and single["status"] == "met"
+    assert single["p_value"] == pytest.approx(0.5, abs=0.01) and "retail sample of 1" in single["status_reason"]
 
 
 def test_op4_all_clec_aggregate_pools_every_clec(run_checker):
@@ -856,14 +862,14 @@ def test_mr8_trouble_rate_per_100_lines(run_checker):
     assert sorted(lines["value"]) == [50, 200, 1000]
     cell = run.cell("MR-8")
     # CLEC 3 / 200 = 1.5 per 100; retail 10 / 1000 = 1.0:
-    # z = (0.015 - 0.01) / sqrt(0.01 * 0.99 * (1/200 + 1/1000)) = 0.6487 -> met
+    # Poisson variance, the retail rate per line: z = (0.015 - 0.01) / sqrt(0.01 * (1/200 + 1/1000)) = 0.6455 -> met
     assert (cell["clec_n"], cell["clec_numerator"], cell["clec_value"]) == (200, 3, 1.5)
     assert (cell["retail_n"], cell["retail_numerator"], cell["retail_value"]) == (1000, 10, 1.0)
-    assert cell["statistic"] == pytest.approx(_mod_z(0.01, 0.015, 0.0099, 200, 1000, False))
-    assert cell["statistic"] == pytest.approx(0.648749, abs=1e-6) and cell["status"] == "met"
+    assert cell["statistic"] == pytest.approx(_mod_z(0.01, 0.015, 0.01, 200, 1000, False))
+    assert cell["statistic"] == pytest.approx(0.645497, abs=1e-6) and cell["status"] == "met"
     idle = run.cell("MR-8", "CLEC02")
     assert (idle["clec_n"], idle["clec_numerator"], idle["clec_value"]) == (50, 0, 0.0)
-    assert idle["statistic"] == pytest.approx(_mod_z(0.01, 0.0, 0.0099, 50, 1000, False)) and idle["status"] == "met"
+    assert idle["statistic"] == pytest.approx(_mod_z(0.01, 0.0, 0.01, 50, 1000, False)) and idle["status"] == "met"
     agg = run.cell("MR-8", None)  # all CLECs: 3 / 250 = 1.2 per 100
     assert (agg["clec_n"], agg["clec_numerator"], agg["clec_value"]) == (250, 3, 1.2)
 

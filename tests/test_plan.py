@@ -417,3 +417,38 @@ def test_the_bundled_sample_size_table_picks_the_critical_value_by_clec_n():
         "binomial_exact",
     ]
     assert [stats.method_for(t, 31) for t in ("mean", "proportion", "rate")] == ["modified_z"] * 3
+
+
+def test_the_verdict_options_of_the_statistics_are_checked_with_their_pointers():
+    """undefined_statistic, rate_variance and unit_of_measurement: a wrong value or a missing unit for a
+    modified_t_log measure is reported at its JSON pointer, every problem at once."""
+    doc = json.loads((PLANS_DIR / "example-ca.json").read_text())
+    doc["statistics"]["routing"]["undefined_statistic"] = "guess"
+    doc["statistics"]["rate_variance"] = "normal"
+    op4 = next(i for i, m in enumerate(doc["measures"]) if m["id"] == "OP-4")
+    mr6 = next(i for i, m in enumerate(doc["measures"]) if m["id"] == "MR-6")
+    del doc["measures"][op4]["unit_of_measurement"]
+    doc["measures"][mr6]["unit_of_measurement"] = 0
+    problems = problems_of(doc)
+    assert pointers(problems) == sorted(
+        [
+            f"/measures/{op4}",
+            f"/measures/{mr6}/unit_of_measurement",
+            "/statistics/rate_variance",
+            "/statistics/routing/undefined_statistic",
+        ]
+    )
+    messages = dict(zip(pointers(problems), (p.message for p in problems), strict=True))
+    assert "unit_of_measurement" in messages[f"/measures/{op4}"]
+
+
+def test_the_bundled_plans_carry_the_defensible_verdict_settings():
+    """Both bundled plans decide undefined statistics by the exact test and use the Poisson rate variance;
+    example-qc judges the all-CLEC aggregate at a flat 1.645; example-ca sets each interval measure's unit."""
+    for plan_id in ("example-qc", "example-ca"):
+        st_ = load_plan(plan_id).statistics
+        assert (st_.undefined_statistic, st_.rate_variance) == ("exact_test", "poisson")
+    qc = load_plan("example-qc").statistics
+    assert dict(qc.critical_values)["clec_aggregate"] == ((None, 1.645),)
+    ca = load_plan("example-ca")
+    assert {m.id: m.unit_of_measurement for m in ca.measures if m.type == "mean"} == {"OP-4": 1.0, "MR-6": 0.01}

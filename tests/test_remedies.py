@@ -107,9 +107,10 @@ def test_proportion_miss_as_for_op3(bundled_plan):
 
 
 def test_rate_occurrences_are_excess_troubles_on_the_line_base(bundled_plan):
-    """MR-8 as a proportion on lines: retail 1% of 100,000 lines, CLEC 30 troubles on 1,000 lines (3%):
-    se = sqrt(0.01 x 0.99 x (1/1,000 + 1/100,000)) = 0.0031623; threshold 0.01 + 1.645 x 0.0031623 = 1.5202%;
-    occurrences (0.03 - 0.015202) x 1,000 = 14.798 -> 15; low, month 1: 15 x $25 = $375."""
+    """MR-8 on the line base with the Poisson variance: retail 0.01 troubles per line on 100,000 lines, CLEC 30
+    troubles on 1,000 lines (0.03): se = sqrt(0.01 x (1/1,000 + 1/100,000)) = 0.0031780; threshold
+    0.01 + 1.645 x 0.0031780 = 0.0152279 (1.52279 per 100 lines); occurrences (0.03 - 0.0152279) x 1,000
+    = 14.772 -> 15; low, month 1: 15 x $25 = $375."""
     mr8 = row(
         measure_id="MR-8",
         clec_n=1000,
@@ -121,8 +122,8 @@ def test_rate_occurrences_are_excess_troubles_on_the_line_base(bundled_plan):
         retail_stdev=np.nan,
     )
     line = remedies.period_remedies(bundled_plan, "2026-10", frame(mr8), None, {}).ledger.iloc[0]
-    assert line["threshold"] == pytest.approx(1.5202, abs=5e-4)
-    assert line["occurrences_raw"] == pytest.approx(14.798, abs=5e-3)
+    assert line["threshold"] == pytest.approx(1.52279, abs=5e-5)
+    assert line["occurrences_raw"] == pytest.approx(14.772, abs=5e-4)
     assert (line["occurrences"], line["amount"]) == (15, D("375.00"))
 
 
@@ -159,11 +160,34 @@ def test_small_sample_option_all_records(make_plan):
     assert line["occurrences"] == 12 and "all_records" in line["note"]
 
 
-def test_exact_test_miss_inside_the_z_threshold_has_no_occurrences(bundled_plan):
-    """A CLEC mean below the z threshold can still miss by a permutation test: 0 occurrences, said in the note."""
+def test_exact_test_miss_inside_the_z_threshold_still_pays_one_occurrence(bundled_plan):
+    """A CLEC mean below the z threshold can still miss by a permutation test: 0 raw occurrences, paid as one."""
     cell = row(method="permutation_exact", clec_n=5, clec_numerator=5 * 4.5, clec_value=4.5)
     line = remedies.period_remedies(bundled_plan, "2026-10", frame(cell), None, {}).ledger.iloc[0]
-    assert line["occurrences"] == 0 and line["amount"] == D("0.00") and "inside the threshold" in line["note"]
+    assert (line["occurrences_raw"], line["occurrences"]) == (0.0, 1.0)
+    assert line["amount"] == line["unit_amount"] > D("0.00") and "inside the threshold" in line["note"]
+
+
+@pytest.mark.parametrize("rounding", ["down", "nearest", "none"])
+def test_a_miss_of_a_fraction_of_an_occurrence_pays_one_under_every_rounding(make_plan, rounding):
+    """A modified z miss 0.2 occurrences past its threshold pays one occurrence, even where the plan rounds down."""
+    plan = make_plan(lambda d: d["remedies"]["occurrences"].update(rounding=rounding))
+    # OP-4 style mean: retail 4.0 (sd 2), CLEC 40 records; threshold 4 + 1.645 x 2 x sqrt(1/40 + 1/1000) = 4.5305
+    # a CLEC mean of 4.5532 is 0.0227 past it: 0.0227 / 4.5305 x 40 = 0.2 occurrences
+    threshold = 4.0 + 1.645 * 2.0 * np.sqrt(1 / 40 + 1 / 1000)
+    clec = threshold * (1 + 0.2 / 40)
+    cell = row(
+        clec_n=40,
+        clec_numerator=40 * clec,
+        clec_value=clec,
+        retail_n=1000.0,
+        retail_numerator=4000.0,
+        retail_value=4.0,
+        retail_stdev=2.0,
+    )
+    line = remedies.period_remedies(plan, "2026-10", frame(cell), None, {}).ledger.iloc[0]
+    assert line["occurrences_raw"] == pytest.approx(0.2)
+    assert line["occurrences"] == 1.0 and line["amount"] == line["unit_amount"]
 
 
 def run_months(plan, statuses_by_month: list[list[dict]]) -> list[remedies.PeriodRemedies]:

@@ -1,13 +1,14 @@
 """Plan-chosen statistics end to end: small-sample routing, the real Verizon repair times,
 two plans over the same data, reproducible Monte Carlo, and California's stricter alpha after a miss."""
 
+import json
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from carrier_sla import pipeline
-from carrier_sla.plan import load_plan
+from carrier_sla.plan import PLANS_DIR, load_plan, plan_from_document
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
@@ -107,3 +108,24 @@ def test_exact_tests_give_the_same_results_on_one_thread_and_on_several(monkeypa
     several = pipeline.run(plan, data, "2026-10", tmp_path / "several").results
     assert {"permutation_monte_carlo", "fisher_exact"} <= set(one["method"])
     pd.testing.assert_frame_equal(one, several)
+
+
+def _ca_with_mr6_unit(unit: float):
+    doc = json.loads((PLANS_DIR / "example-ca.json").read_text())
+    next(m for m in doc["measures"] if m["id"] == "MR-6")["unit_of_measurement"] = unit
+    return plan_from_document(doc, f"example-ca (MR-6 unit {unit})")
+
+
+def test_california_log_offset_is_0_4_times_the_unit_of_measurement_on_the_verizon_data(tmp_path):
+    """example-ca records MR-6 hours to the hundredth: ln(x + 0.004) gives t = 2.2131 (p 0.01351, df 1,663);
+    the old offset of 0.4 hours (a unit of one hour) gave t = 3.1817 (p 0.00075). Both miss at alpha 0.10.
+    (Hand check: the same t from the shared CSV with numpy, see fixtures/verizon-repair/README.md.)"""
+    bundled = _mr6(
+        pipeline.run(load_plan("example-ca"), FIXTURES / "verizon-repair", "2026-10", tmp_path / "a").results
+    )
+    assert bundled["method"] == "modified_t" and bundled["df"] == 1663
+    assert bundled["statistic"] == pytest.approx(2.21312, abs=5e-5)
+    assert bundled["p_value"] == pytest.approx(0.013512, abs=5e-6)
+    hour = _mr6(pipeline.run(_ca_with_mr6_unit(1.0), FIXTURES / "verizon-repair", "2026-10", tmp_path / "b").results)
+    assert hour["statistic"] == pytest.approx(3.18173, abs=5e-5)
+    assert hour["p_value"] == pytest.approx(0.0007455, abs=5e-7)

@@ -183,14 +183,38 @@ def test_worse_clec_service_never_lowers_the_statistic(clec, retail, m2, n_c, n_
     assert flipped == pytest.approx(-low, rel=1e-12, abs=1e-12)
 
 
-def test_a_rate_above_one_per_unit_is_undefined_with_its_own_reason():
-    """More retail troubles than lines makes p(1-p) negative: the z is undefined and says why."""
+def test_a_rate_above_one_per_unit_is_undefined_only_under_the_binomial_variance():
+    """More retail troubles than lines makes r(1-r) negative: under rate_variance binomial the z is undefined
+    and says why; under the Poisson variance (the default) the rate itself is the variance and z is defined."""
     import numpy as np
 
     from carrier_sla.stats import modified_z
 
-    result = modified_z(
-        "rate", np.array([False]), np.array([10]), np.array([0.5]), np.array([4]), np.array([1.25]), np.array([0.0])
+    args = (
+        "rate",
+        np.array([False]),
+        np.array([10]),
+        np.array([0.5]),
+        np.array([4]),
+        np.array([1.25]),
+        np.array([0.0]),
     )
+    result = modified_z(*args, rate_variance="binomial")
     assert np.isnan(result.statistic[0])
     assert "exceeds its base" in result.undefined_reason[0]
+    # Poisson: z = (0.5 - 1.25) / sqrt(1.25 x (1/10 + 1/4)) = -0.75 / 0.661438 = -1.133893 (CLEC better)
+    poisson = modified_z(*args)
+    assert poisson.undefined_reason[0] is None
+    assert poisson.statistic[0] == pytest.approx(-0.75 / np.sqrt(1.25 * 0.35), rel=1e-12)
+
+
+def test_a_rate_z_uses_the_retail_rate_as_its_variance():
+    """MR-8 by hand: CLEC 30 troubles on 1,000 lines (0.03), retail 1,000 on 100,000 (0.01):
+    z = (0.03 - 0.01) / sqrt(0.01 x (1/1,000 + 1/100,000)) = 0.02 / 0.0031780 = 6.29317; binomial gives 6.32487."""
+    import numpy as np
+
+    from carrier_sla.stats import modified_z
+
+    args = ("rate", np.array([False]), np.array([1000]), np.array([0.03]), np.array([100_000]), np.array([0.01]))
+    assert modified_z(*args, np.array([0.0])).statistic[0] == pytest.approx(6.29317, abs=5e-5)
+    assert modified_z(*args, np.array([0.0]), "binomial").statistic[0] == pytest.approx(6.32487, abs=5e-5)

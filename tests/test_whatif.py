@@ -156,14 +156,16 @@ def test_pointer_into_the_critical_value_table_changes_the_verdict(capsys, built
 
 
 def test_replacing_the_statistics_object_changes_the_method(capsys, built):
-    """A JSON object value replaces /statistics: a plain modified z makes the cell undetermined (zero retail variance)."""
+    """A JSON object value replaces /statistics: a plain modified z that leaves undefined statistics undetermined
+    makes the cell undetermined (zero retail variance)."""
     summary = as_json(
         capsys,
         built,
         "--set",
         "exclusion.customer_caused_miss=off",
         "--set",
-        '/statistics={"parity_method": "modified_z", "critical_value": 1.645}',
+        '/statistics={"parity_method": "modified_z", "critical_value": 1.645, '
+        '"routing": {"undefined_statistic": "undetermined"}}',
     )
     change = op3_clec01(summary)
     assert (change["status_before"], change["status_after"]) == ("met", "undetermined")
@@ -171,18 +173,29 @@ def test_replacing_the_statistics_object_changes_the_method(capsys, built):
     assert summary["remedies"]["total"]["after"] == "0.00"
 
 
-def test_other_plan_shows_method_changes(capsys, built):
+def test_other_plan_shows_method_changes(capsys, tmp_path):
     """--plan example-ca against the example-qc store: OP-4's permutation test becomes the modified t
-    (on logs), and the benchmark allowance goes (example-ca has none)."""
+    (on logs), and the benchmark allowance goes (example-ca has none). The retail intervals vary (3 and 2
+    business days): with every retail interval equal the modified t is undefined and the permutation test stays."""
+    varied = RETAIL[:15] + [{"carrier_id": "ILEC", "product": "pots", "completed_at": "2026-10-07 12:00:00"}] * 5
+    data = write_inputs(tmp_path / "data", orders=varied + ON_TIME + LATE_CUSTOMER)
+    built = (tmp_path / "store", data)
+    pipeline.run(load_plan("example-qc"), data, PERIOD, built[0], max_reject_rate=1.0, today=dt.date(2026, 11, 30))
     summary = as_json(capsys, built, "--plan", "example-ca")
     assert summary["what_if"]["plan"]["id"] == "example-ca"
     moves = {(m["from"], m["to"]) for m in summary["method_changes"]}
     assert any(a == "permutation_exact" and b.startswith("modified_t") for a, b in moves), moves
     assert ("stare_and_compare_with_allowance", "stare_and_compare") in moves
-    op4 = [c for c in summary["status_changes"] if c["measure_id"] == "OP-4" and c["carrier_id"] == "CLEC01"]
-    assert [c["method_before"] for c in op4] == ["permutation_exact"]
     code, out, _ = what_if(capsys, built, "--plan", "example-ca")
     assert code == 0 and "permutation_exact -> modified_t" in out
+
+
+def test_other_plan_keeps_the_exact_test_where_the_modified_t_is_undefined(capsys, built):
+    """With every retail OP-4 interval equal, example-ca's modified t is undefined: the permutation test decides
+    under both plans, so OP-4 shows no method change."""
+    summary = as_json(capsys, built, "--plan", "example-ca")
+    moves = {(m["from"], m["to"]) for m in summary["method_changes"]}
+    assert not any(a.startswith("permutation") and not b.startswith("permutation") for a, b in moves), moves
 
 
 def test_the_baseline_plan_reproduces_the_baseline(capsys, built):
