@@ -5,9 +5,10 @@ read from a store's view (the current one, or a run's with --run): the run and p
 it (the plan from the run's own runs/RUN_ID/plan.json), the plan rule, the population behind the
 figures (records evaluated, included, excluded by reason, for the CLEC and the retail analog), the
 figures, the test and why its critical value or alpha applied, the ledger lines with their
-arithmetic written out (or why nothing was paid), and the records that contributed most to the gap.
-`explanation` is pure and returns a JSON-ready dict; `render` writes it as text; `load`,
-`run_plan` and `command` do the I/O.
+arithmetic written out (or why nothing was paid), the records that contributed most to the gap
+and the CLEC's excluded records, each listed record with its input as written next to the derived
+values. `explanation` is pure and returns a JSON-ready dict; `render` writes it as text; `load`,
+`run_plan` and `command` do the I/O (the input rows: carrier_sla.explain_evidence).
 
 The sections themselves (rule, population, test, remedies, records) are reconstructed by the pure
 functions of carrier_sla.explain_cell; this module puts them together, writes them and reads the store.
@@ -25,6 +26,7 @@ from typing import Any
 import pandas as pd
 import pyarrow.dataset as ds
 
+from carrier_sla import explain_evidence as evidence
 from carrier_sla import store as storemod
 from carrier_sla.errors import CarrierSlaError, StoreError, UsageError
 from carrier_sla.explain_cell import (
@@ -38,6 +40,7 @@ from carrier_sla.explain_cell import (
     pval,
     remedies_section,
     rule,
+    text_table,
     top_records,
     val,
     verdict_section,
@@ -56,11 +59,13 @@ def explanation(
     ledger: pd.DataFrame | None,
     escalation: pd.DataFrame | None,
     top: int = 10,
+    excluded: int = 50,
 ) -> dict[str, Any]:
     """Everything behind one cell's verdict as one JSON-ready dict, sections in the order they are told.
 
     `cell` is the result row (missing values as None), `records` the measure's records/ rows of the
-    cell's state, `ledger` and `escalation` the period's remedies and escalation tables (None if absent).
+    cell's state, `ledger` and `escalation` the period's remedies and escalation tables (None if absent);
+    `top` and `excluded` bound the included and excluded records listed.
     """
     measure = plan.measure(cell["measure_id"])
     pops = populations(plan, measure, cell, records)
@@ -85,6 +90,7 @@ def explanation(
             "retail": counts(pops["retail"], pops["retail_lines"], measure) if parity else None,
             "retail_carrier_id": plan.retail_carrier_id,
             "retail_product": plan.product(cell["product"]).retail_analog,
+            "clec_unknown_dimension": evidence.unknown_dimension(cell, pops["clec_other_cells"]),
         },
         "figures": {
             "unit": measure.unit,
@@ -95,20 +101,12 @@ def explanation(
         "test": verdict_section(plan, measure, cell),
         "remedies": remedies_section(plan, measure, cell, ledger, escalation),
         "top_records": top_records(measure, pops["clec"], top),
+        "excluded_records": evidence.excluded_records(measure, pops["clec"], excluded),
         "checks": checks,
     }
 
 
 # ------------------------------------------------------------------------------- text
-
-
-def _table(rows: list[list[str]], indent: str = "  ", right: tuple[int, ...] = ()) -> list[str]:
-    """Rows of text cells as aligned lines; the columns in `right` right-aligned (numbers)."""
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    cells = [
-        [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))] for r in rows
-    ]
-    return [(indent + "  ".join(r)).rstrip() for r in cells]
 
 
 def _figure(side: dict[str, Any], rule_: dict[str, Any]) -> str:
@@ -147,7 +145,7 @@ def render(e: dict[str, Any]) -> str:
         f"  value ({rl['value_kind']}): {rl['value']}",
         "  exclusions, the first that holds gives the reason (value_not_computable: the value cannot be computed):",
     ]
-    out += _table([[x["code"], x["when"]] for x in rl["exclusions"]], "    ") if rl["exclusions"] else ["    none"]
+    out += text_table([[x["code"], x["when"]] for x in rl["exclusions"]], "    ") if rl["exclusions"] else ["    none"]
     std = rl["standard"]
     if std is None:
         out.append("  standard: none of the plan's standards matches this cell")
@@ -165,7 +163,12 @@ def render(e: dict[str, Any]) -> str:
         rows += [[f"excluded: {code}", *(num(x["excluded"].get(code, 0)) for x in sides)]] if code in found else []
     if "lines_in_service" in p["clec"]:
         rows.append(["lines in service", *(num(x["lines_in_service"]) for x in sides)])
-    out += ["", "Population", *_table(rows, right=(1, 2)), *(f"  check: {x}" for x in e["checks"])]
+    out += ["", "Population", *text_table(rows, right=(1, 2)), *(f"  check: {x}" for x in e["checks"])]
+    out += [
+        f"  also {num(x['records'])} record(s) of {who}, {c['state']}, {c['product']} with an unknown dimension value:"
+        f" submeasure {x['submeasure']}"
+        for x in p["clec_unknown_dimension"]
+    ]
 
     out += ["", "Figures", f"  CLEC     {_figure(f['clec'], rl)}"]
     if f["retail"]["n"] is not None:
@@ -201,7 +204,8 @@ def render(e: dict[str, Any]) -> str:
     if k["records"]:
         rows = [["record_id", "value", "source_file", "source_row"]]
         rows += [[x["record_id"], num(x["value"]), x["source_file"], str(x["source_row"])] for x in k["records"]]
-        out += _table(rows, right=(1, 3))
+        out += text_table(rows, right=(1, 3))
+    out += evidence.render(e)
     return "\n".join(out)
 
 
@@ -236,7 +240,7 @@ def find_cell(
     who = ("all CLECs" if aggregate else carrier) + "".join(f" {k}={v}" for k, v in wanted.items() if v is not None)
     if len(sel) != 1:
         shown = listing.loc[sel.index] if len(sel) else listing
-        cells = "\n".join(_table([columns, *shown.to_numpy().tolist()]))
+        cells = "\n".join(text_table([columns, *shown.to_numpy().tolist()]))
         if sel.empty:
             raise UsageError(f"no {measure} cell of {who} in {period}; the cells of {measure} for {carrier}:\n{cells}")
         narrow = "narrow down with --state/--product/--submeasure"
@@ -318,6 +322,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--run", help="read this run's view (STORE/runs/RUN_ID/view) instead of the current one")
     p.add_argument("--json", action="store_true", help="one JSON object with the same content")
     p.add_argument("--top", type=int, default=10, help="records behind the gap to list (default 10)")
+    p.add_argument("--excluded", type=int, default=50, help="excluded CLEC records to list (default 50)")
     p.set_defaults(command_module="explain")
     return p
 
@@ -327,8 +332,8 @@ def command(args: argparse.Namespace) -> int:
     from carrier_sla.pipeline import check_period
 
     check_period(args.period)
-    if args.top < 0:
-        raise UsageError("--top must be 0 or more")
+    if args.top < 0 or args.excluded < 0:
+        raise UsageError("--top and --excluded must be 0 or more")
     store, key = Path(args.store), f"period={args.period}"
     view, label, provenance, results = load(store, args.period, args.run)
     cell = find_cell(results, args.measure, args.carrier, args.state, args.product, args.submeasure)
@@ -363,6 +368,8 @@ def command(args: argparse.Namespace) -> int:
         ledger=tables["remedies"],
         escalation=tables["escalation"],
         top=args.top,
+        excluded=args.excluded,
     )
+    result = evidence.with_input(result, plan, *evidence.read_rows(plan, manifest, evidence.listed(result)))
     print(json.dumps(result, indent=1, default=str) if args.json else render(result))
     return 0

@@ -25,6 +25,7 @@ UNARY = {"is_null": "is null", "not_null": "is not null", "is_true": "is true", 
 UNITS = {"percent": "%", "business_days": " business days", "hours": " h", "per_100_lines": " per 100 lines"}
 KEY = ("measure_id", "state", "product", "submeasure", "scope", "carrier_id")
 SOURCE_ORDER = ["source_file", "source_row", "record_id"]  # ties of the worst records: input order
+LISTED = ["record_id", "carrier_id", "value", "source_file", "source_row"]  # a listed record's records/ columns
 
 # ------------------------------------------------------------------------------- formatting
 
@@ -56,6 +57,15 @@ def pval(p: Any) -> str:
 
 def money(x: Decimal) -> str:
     return f"{x:,.2f}"
+
+
+def text_table(rows: list[list[str]], indent: str = "  ", right: tuple[int, ...] = ()) -> list[str]:
+    """Rows of text cells as aligned lines; the columns in `right` right-aligned (numbers)."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    cells = [
+        [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))] for r in rows
+    ]
+    return [(indent + "  ".join(r)).rstrip() for r in cells]
 
 
 def json_value(x: Any) -> Any:
@@ -181,7 +191,8 @@ def rule(plan: Plan, measure: Measure, cell: dict[str, Any]) -> dict[str, Any]:
 
 def populations(plan: Plan, measure: Measure, cell: dict[str, Any], records: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """The cell's CLEC records and its retail-analog records (the analog product of the retail carrier in the
-    same state, with the same dimension values where the cell is split), and for rates their lines rows."""
+    same state, with the same dimension values where the cell is split), for rates their lines rows, and the
+    CLEC's records of the cell's product in its other submeasures."""
     carrier, kind, product = (records[c].astype("string") for c in ("carrier_id", "record_type", "product"))
     if cell["scope"] == "clec":
         mine = carrier == cell["carrier_id"]
@@ -193,9 +204,11 @@ def populations(plan: Plan, measure: Measure, cell: dict[str, Any], records: pd.
             field, text = part.split("=", 1)
             retail &= records[field].astype("string").str.lower().fillna("null") == text
     item, lines = kind == measure.records, kind == "lines"
-    same_cell = (records["submeasure"].astype("string") == cell["submeasure"]) & (product == cell["product"])
+    same_product = product == cell["product"]
+    same_cell = (records["submeasure"].astype("string") == cell["submeasure"]) & same_product
     pick = {
         "clec": item & mine & same_cell,
+        "clec_other_cells": item & mine & same_product & ~same_cell,  # other submeasures of the product
         "retail": item & retail,
         "clec_lines": lines & mine & (product == cell["product"]),
         "retail_lines": lines & retail,
@@ -234,10 +247,9 @@ def top_records(measure: Measure, clec: pd.DataFrame, top: int) -> dict[str, Any
         "rule": what,
         "total": len(picked),
         "records": [
-            {"record_id": str(r), "value": json_value(v), "source_file": str(f), "source_row": int(s)}
-            for r, v, f, s in zip(
-                rows["record_id"], rows["value"], rows["source_file"], rows["source_row"], strict=True
-            )
+            {"record_id": str(r), "carrier_id": str(c), "value": json_value(v), "source_file": str(f)}
+            | {"source_row": int(s)}
+            for r, c, v, f, s in zip(*(rows[k] for k in LISTED), strict=True)
         ],
     }
 

@@ -38,6 +38,20 @@ DERIVED: dict[str, dict[str, tuple[str, str]]] = {
     },
     "lines": {},
 }
+# The input column each derived field is computed from (is_test also from the plan's test carriers),
+# so that a reader can show the input a derived field came from.
+DERIVED_FROM: dict[str, dict[str, str]] = {
+    "orders": {
+        "is_test": "test",
+        "received_date": "received_at",
+        "effective_received_date": "received_at",
+        "standard_due_date": "received_at",
+        "completed_date": "completed_at",
+        "foc_date": "foc_at",
+    },
+    "troubles": {"is_test": "test", "received_date": "received_at", "cleared_date": "cleared_at"},
+    "lines": {},
+}
 
 
 @cache

@@ -42,3 +42,16 @@ def test_mr_dst_repair_matches_the_hand_computed_readme(plan, tmp_path):
     mr8 = _cell(run.results, "MR-8", product="resale_pots")
     assert (mr8["clec_value"], mr8["retail_value"]) == (pytest.approx(2.0), pytest.approx(0.4))
     assert mr8["statistic"] == pytest.approx(2.412091, abs=1e-6) and mr8["status"] == "miss"
+
+
+def test_explain_evidence_matches_the_hand_computed_readme(plan, tmp_path):
+    """Offsets, a Z and a fraction of a second past the cut-off give the README's OP-4 business days and z;
+    the excluded orders give the README's counts."""
+    run = pipeline.run(plan, FIXTURES / "explain-evidence", "2026-10", tmp_path / "store")
+    op4 = _cell(run.results, "OP-4", product="resale_pots", submeasure="dispatch=false")
+    assert (op4["clec_n"], op4["clec_numerator"], op4["clec_records_evaluated"]) == (3, 10, 7)
+    assert (op4["retail_n"], op4["retail_value"], op4["retail_stdev"] ** 2) == (4, 2.0, pytest.approx(2 / 3))
+    assert op4["statistic"] == pytest.approx(2.138090, abs=1e-6) and op4["status"] == "miss"
+    op3 = _cell(run.results, "OP-3", product="resale_pots")
+    assert (op3["clec_n"], op3["clec_numerator"], op3["clec_records_evaluated"]) == (4, 3, 8)
+    assert (op3["retail_n"], op3["retail_numerator"]) == (4, 3)
