@@ -197,14 +197,16 @@ def read_rows(
         if entry is None:
             files.append(check | {"status": "not_in_manifest", "detail": "the run's manifest does not list it"})
             continue
-        source = ingest.InputFile(entry["record_type"], Path(path))
+        # the path as the run was given it, else as it resolved in the run's working directory
+        located = Path(path) if Path(path).exists() or "absolute_path" not in entry else Path(entry["absolute_path"])
+        source = ingest.InputFile(entry["record_type"], located)
         check |= {"record_type": source.record_type, "sha256_run": entry.get("sha256")}
         try:
             check["sha256_now"] = source.sha256()
             if check["sha256_now"] != check["sha256_run"]:
                 files.append(check | {"status": "changed", "detail": "its sha256 is not the one the run read"})
                 continue
-            partition = _partition(manifest, source.record_type, source.path)
+            partition = _partition(manifest, source.record_type, Path(path))
             source = ingest.InputFile(source.record_type, source.path, partition)
             table = _rows_of(source, wanted[path])
         except (OSError, CarrierSlaError) as exc:

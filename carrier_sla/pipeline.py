@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -340,6 +341,7 @@ def _inputs(loaded: Loaded, digests: ingest.Digests | None) -> list[dict[str, An
         {
             "record_type": c.record_type,
             "path": c.path,
+            "absolute_path": os.path.abspath(c.path),  # explain re-reads rows from any working directory
             "sha256": (digests.sha256(by_path[c.path]) if digests else by_path[c.path].sha256()),
             "rows_read": c.read,
             "rows_accepted": c.accepted,

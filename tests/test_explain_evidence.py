@@ -268,3 +268,16 @@ def test_excluded_limits_the_listing_and_says_how_many_there_are(store, capsys):
     assert e["inputs"]["files"] == []  # nothing listed, nothing re-read
     code, _, err = explain(capsys, store, *OP4, "--excluded", "-1")
     assert code == 2 and "--top and --excluded must be 0 or more" in err
+
+
+def test_a_run_given_a_relative_data_path_is_explained_from_another_directory(tmp_path, capsys, monkeypatch):
+    """The demo runs with `--data demo-data`: the manifest keeps the path as given and where it resolved,
+    so explain re-reads the rows from any working directory."""
+    shutil.copytree(FIXTURE, tmp_path / "data")
+    monkeypatch.chdir(tmp_path)
+    pipeline.run(_plan(), Path("data"), PERIOD, tmp_path / "store")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    code, text, _ = explain(capsys, tmp_path / "store", *OP4)
+    assert code == 0 and "2026-10-01T16:30:00-04:00" in text and "unreadable" not in text
