@@ -158,3 +158,12 @@ def hash64(arr: pa.Array) -> np.ndarray:
         out = np.where(lengths > 8 * w, _mix(out, word), out)
     out[null] = 0
     return out
+
+
+def hash64_rows(arrays: list[pa.Array]) -> np.ndarray:
+    """A deterministic 64-bit hash of each row's strings across several equal-length arrays
+    (uint64): hash64 of the first, mixed with hash64 of each further one, in order."""
+    out = hash64(arrays[0])
+    for arr in arrays[1:]:
+        out = _mix(out, hash64(arr))
+    return out
