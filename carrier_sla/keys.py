@@ -129,9 +129,15 @@ def hash64(arr: pa.Array) -> np.ndarray:
     """A deterministic 64-bit hash of each string's exact bytes and length (uint64; nulls hash
     to 0), for spreading records over partitions. Any length. Strings of one width (the usual
     shape of ids) are hashed from one reshape of the bytes, 8 bytes at a time; mixed widths
-    gather one byte position at a time."""
-    arr = arr.cast(pa.string())
+    gather one byte position at a time. A dictionary array (a code column read from Parquet)
+    hashes its dictionary's values once and gathers them."""
     n = len(arr)
+    if pa.types.is_dictionary(arr.type) and n:
+        values = hash64(arr.dictionary) if len(arr.dictionary) else np.zeros(1, dtype=np.uint64)
+        out = values[np.asarray(arr.indices.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)]
+        out[null_mask(arr)] = 0
+        return out
+    arr = arr.cast(pa.string())
     out = np.zeros(n, dtype=np.uint64)
     if n == 0:
         return out
