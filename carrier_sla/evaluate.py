@@ -8,7 +8,7 @@ Conditions: a null value matches only is_null/not_null; every comparison with nu
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -102,21 +102,57 @@ def known_at(rec: Records, as_of_day: int) -> Records:
     return known
 
 
+def match_key(fields: tuple[str, ...]) -> str:
+    """The name under which Records.keys holds the codes of a match_on tuple."""
+    return "+".join(fields)
+
+
 def link(plan: Plan, records: dict[str, Records]) -> None:
-    """Give each field that related_record rules match on one integer code space across
-    record types (rec.keys[field], -1 = null), so matching never compares strings."""
+    """Give each match_on of the plan's related_record rules one integer code space across
+    record types (rec.keys[match_key(fields)], -1 where any of the fields is null), so
+    matching never compares strings."""
     # a related_record value always has match_on (plan validation requires it)
-    fields = sorted({cast(str, m.value.match_on) for m in plan.measures if m.value.kind == "related_record"})
-    for name in fields:
-        holders = [r for r in records.values() if name in r.text]
+    tuples = sorted({m.value.match_on for m in plan.measures if m.value.kind == "related_record"})
+    for fields in tuples:
+        holders = [r for r in records.values() if all(f in r.text or f in r.codes for f in fields)]
         if not holders:
             continue
-        both = pa.chunked_array([r.text[name].cast(pa.string()) for r in holders]).combine_chunks()
-        codes = string_codes(both)
-        start = 0
-        for r in holders:
-            r.keys[name] = codes[start : start + r.n]
-            start += r.n
+        combined = [np.zeros(r.n, dtype=np.int64) for r in holders]
+        for name in fields:  # mixed radix: (code of the first field, code of the second, ...)
+            per = _field_codes(holders, name)
+            size = max((int(c.max()) + 1 for c in per if len(c)), default=1)
+            for k, c in enumerate(per):
+                combined[k] = np.where((combined[k] < 0) | (c < 0), -1, combined[k] * size + c)
+            if max((int(c.max()) for c in combined if len(c)), default=0) >= 1 << 31:
+                combined = _dense(combined)  # a code takes 31 bits (see _keys)
+        for r, c in zip(holders, combined, strict=True):
+            r.keys[match_key(fields)] = c
+
+
+def _field_codes(holders: list[Records], name: str) -> list[np.ndarray]:
+    """Codes of one field in one space across record types (-1 = null): free text by its
+    exact string, categorical codes by their category's text."""
+    if all(name in r.codes for r in holders):
+        union = sorted({c for r in holders for c in r.cats[name]})
+        index = {c: i for i, c in enumerate(union)}
+        return [np.array([index[c] for c in r.cats[name]] + [-1], dtype=np.int64)[r.codes[name]] for r in holders]
+    texts = [r.text[name] if name in r.text else pa.array(r.decoded(name), pa.string()) for r in holders]
+    both = pa.chunked_array([t.cast(pa.string()) for t in texts]).combine_chunks()
+    coded = string_codes(both)
+    out, start = [], 0
+    for r in holders:
+        out.append(coded[start : start + r.n])
+        start += r.n
+    return out
+
+
+def _dense(codes: list[np.ndarray]) -> list[np.ndarray]:
+    """The same codes renumbered 0, 1, ... across the arrays (-1 stays -1)."""
+    both = np.concatenate(codes)
+    valid = both >= 0
+    dense = np.full(len(both), -1, dtype=np.int64)
+    dense[valid] = np.unique(both[valid], return_inverse=True)[1]
+    return np.split(dense, np.cumsum([len(c) for c in codes])[:-1])
 
 
 # ---------------------------------------------------------------------------- conditions
@@ -269,36 +305,54 @@ def _keys(codes: np.ndarray, utc_ns: np.ndarray) -> np.ndarray:
     return (codes.astype(np.int64) << 32) | (utc_ns // NS_PER_S)
 
 
-def _sorted_by_key_then_time(keys: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sort by the coarse key, then by time within equal keys (rare: same code, same second)."""
+def _order_by_key_then_time(keys: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """The order sorting by the coarse key, then by time within equal keys (rare: same code, same second)."""
     order = np.argsort(keys)
-    keys, times = keys[order], times[order]
+    sorted_keys = keys[order]
     tied = np.zeros(len(keys), dtype=bool)
-    same = keys[1:] == keys[:-1]
+    same = sorted_keys[1:] == sorted_keys[:-1]
     tied[1:] |= same
     tied[:-1] |= same
     if tied.any():
         at = np.flatnonzero(tied)
-        fix = np.lexsort((times[at], keys[at]))
-        times[at] = times[at][fix]
-    return keys, times
+        order[at] = order[at][np.lexsort((times[order[at]], sorted_keys[at]))]
+    return order
+
+
+_DAY_BITS = 18  # a local date of any int64 ns time lies within 2**17 days of 1970-01-01
+
+
+def _coded_days(keys: np.ndarray, days: np.ndarray) -> np.ndarray:
+    """(match code, local date) in one int64 that orders by code first: the running minimum
+    (maximum) of a run of records sorted by code never reaches into another code."""
+    return ((keys >> 32) << _DAY_BITS) + (days + (1 << (_DAY_BITS - 1)))
 
 
 def _related_record(plan: Plan, rec: Records, v: ValueSpec, related: dict[str, Records]) -> np.ndarray:
-    """1/0 by whether another record with the same match value lies in the time window.
+    """1/0 by whether another record with the same match values lies in the window.
 
-    after: anchor < t <= anchor + window; before: anchor - window <= t < anchor; exact to the
-    nanosecond. Others are sorted by (code, second, ns); a search on the coarse key lands on
-    the right second and a few vectorized steps skip same-second records on the wrong side.
+    window_hours: after: anchor < t <= anchor + window; before: anchor - window <= t < anchor;
+    exact to the nanosecond. window_days: after: anchor < t and local date of t <= local
+    date of the anchor + N; before: t < anchor and local date of t >= local date of the
+    anchor - N; each date in its own record's state's zone (its `_local` column).
+    Others are sorted by (code, second, ns); a search on the coarse key lands on the right
+    second and a few vectorized steps skip same-second records on the wrong side. For
+    calendar days the nearest other in time need not have the nearest date (records of one
+    circuit in states of different zones), so the test reads the smallest date of the
+    others after the anchor (the largest before it) from a running minimum (maximum).
     """
     # required by the kind (validated plan)
-    assert v.records is not None and v.match_on is not None and v.window_hours is not None
+    assert v.records is not None and v.match_on and (v.window_hours is not None or v.window_days is not None)
     other = related[v.records]
+    name = match_key(v.match_on)
     keep = conditions_mask(other, v.where)
     other_time = other.cols[f"{v.related_time}_utc"]
-    own_codes, other_codes = rec.keys[v.match_on], other.keys[v.match_on]
+    own_codes, other_codes = rec.keys[name], other.keys[name]
     keep &= (other_codes >= 0) & (other_time != NULL)
-    keys, times = _sorted_by_key_then_time(_keys(other_codes[keep], other_time[keep]), other_time[keep])
+    kept = np.flatnonzero(keep)
+    keys, times = _keys(other_codes[kept], other_time[kept]), other_time[kept]
+    sort = _order_by_key_then_time(keys, times)
+    keys, times, order = keys[sort], times[sort], kept[sort]
     anchor = rec.cols[f"{v.anchor}_utc"]
     valid = (own_codes >= 0) & (anchor != NULL)
     anchor = np.where(valid, anchor, 0)
@@ -308,7 +362,11 @@ def _related_record(plan: Plan, rec: Records, v: ValueSpec, related: dict[str, R
     # go back to record order at the end
     by_key = np.argsort(own_keys)
     own_keys, anchor = own_keys[by_key], anchor[by_key]
-    window = round(v.window_hours * 3600 * NS_PER_S)
+    days = v.window_days
+    window = round(v.window_hours * 3600 * NS_PER_S) if v.window_hours is not None else 0
+    if days is not None:
+        own_days = _coded_days(own_keys, calmod.local_days(rec.cols[f"{v.anchor}_local"])[by_key])
+        other_days = _coded_days(keys, calmod.local_days(other.cols[f"{v.related_time}_local"])[order])
     last = len(keys) - 1
     if last < 0:
         present = np.zeros(rec.n, dtype=bool)
@@ -322,7 +380,12 @@ def _related_record(plan: Plan, rec: Records, v: ValueSpec, related: dict[str, R
             pos += step
         at = np.minimum(pos, last)
         delta = times[at] - anchor
-        present = (pos <= last) & ((keys[at] >> 32) == (own_keys >> 32)) & (delta > 0) & (delta <= window)
+        present = (pos <= last) & ((keys[at] >> 32) == (own_keys >> 32)) & (delta > 0)
+        if days is None:
+            present &= delta <= window
+        else:  # the earliest date from `at` on (within the code: later codes are larger)
+            earliest = np.minimum.accumulate(other_days[::-1])[::-1]
+            present &= earliest[at] <= own_days + days
     else:
         pos = np.searchsorted(keys, own_keys, side="right") - 1
         while True:  # step back past same-second records not strictly before the anchor
@@ -333,7 +396,12 @@ def _related_record(plan: Plan, rec: Records, v: ValueSpec, related: dict[str, R
             pos -= step
         at = np.maximum(pos, 0)
         delta = anchor - times[at]
-        present = (pos >= 0) & ((keys[at] >> 32) == (own_keys >> 32)) & (delta > 0) & (delta <= window)
+        present = (pos >= 0) & ((keys[at] >> 32) == (own_keys >> 32)) & (delta > 0)
+        if days is None:
+            present &= delta <= window
+        else:  # the latest date up to `at` (within the code: earlier codes are smaller)
+            latest = np.maximum.accumulate(other_days)
+            present &= latest[at] >= own_days - days
     value = np.empty(rec.n, dtype=np.float64)
     value[by_key] = present if v.outcome == "present" else ~present
     value[~valid] = np.nan

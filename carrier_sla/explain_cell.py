@@ -108,9 +108,10 @@ def value_text(measure: Measure) -> str:
         return text + (f"; 1 when at most {num(v.at_most)} h, else 0" if v.at_most is not None else "")
     if v.kind == "related_record":
         where = " and ".join(condition_text(c) for c in v.where)
+        window = f"{v.window_days} calendar days" if v.window_days is not None else f"{num(v.window_hours)} h"
         return (
-            f"1 when a {v.records} record ({v.related_time}) with the same {v.match_on} is {v.outcome} within "
-            f"{num(v.window_hours)} h {v.direction} {v.anchor}" + (f" (counting only {where})" if where else "")
+            f"1 when a {v.records} record ({v.related_time}) with the same {' and '.join(v.match_on)} is "
+            f"{v.outcome} within {window} {v.direction} {v.anchor}" + (f" (counting only {where})" if where else "")
         )
     if v.kind == "count" and measure.rate_base is not None:
         base = measure.rate_base

@@ -129,9 +129,15 @@ def hash64(arr: pa.Array) -> np.ndarray:
     """A deterministic 64-bit hash of each string's exact bytes and length (uint64; nulls hash
     to 0), for spreading records over partitions. Any length. Strings of one width (the usual
     shape of ids) are hashed from one reshape of the bytes, 8 bytes at a time; mixed widths
-    gather one byte position at a time."""
-    arr = arr.cast(pa.string())
+    gather one byte position at a time. A dictionary array (a code column read from Parquet)
+    hashes its dictionary's values once and gathers them."""
     n = len(arr)
+    if pa.types.is_dictionary(arr.type) and n:
+        values = hash64(arr.dictionary) if len(arr.dictionary) else np.zeros(1, dtype=np.uint64)
+        out = values[np.asarray(arr.indices.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)]
+        out[null_mask(arr)] = 0
+        return out
+    arr = arr.cast(pa.string())
     out = np.zeros(n, dtype=np.uint64)
     if n == 0:
         return out
@@ -157,4 +163,13 @@ def hash64(arr: pa.Array) -> np.ndarray:
     for w, word in enumerate(columns):  # a string's hash depends on its own words only
         out = np.where(lengths > 8 * w, _mix(out, word), out)
     out[null] = 0
+    return out
+
+
+def hash64_rows(arrays: list[pa.Array]) -> np.ndarray:
+    """A deterministic 64-bit hash of each row's strings across several equal-length arrays
+    (uint64): hash64 of the first, mixed with hash64 of each further one, in order."""
+    out = hash64(arrays[0])
+    for arr in arrays[1:]:
+        out = _mix(out, hash64(arr))
     return out

@@ -167,11 +167,11 @@ def _run_locked(
             found = ingest.discover(Path(data_dir), needed_record_types(plan))
             digests = ingest.Digests([f for files in found.values() for f in files])
             parts = spill.partition_count(plan, found, partition_rows)
-            if parts == 1 and partition_rows and len(spill.match_fields(plan)) > 1:
+            if parts == 1 and partition_rows and spill.reads_whole(plan):
                 log.event(
                     "partitions",
-                    f"related-record measures match on {', '.join(spill.match_fields(plan))}: no partition can "
-                    "keep every related pair together, so the input is held in memory whole",
+                    f"related-record measures match on {', '.join(spill.match_fields(plan))} with no field common "
+                    "to all: no partition can keep every related pair together, so the input is held in memory whole",
                 )
             if parts == 1:
                 loaded = load(plan, found, read_whole, timings, cutoff.as_of)  # the files found above

@@ -50,10 +50,11 @@ class ValueSpec:
     minus: str | None = None
     at_most: float | None = None
     records: str | None = None
-    match_on: str | None = None
+    match_on: tuple[str, ...] = ()  # related records agree on every one of these fields
     anchor: str | None = None
     related_time: str | None = None
-    window_hours: float | None = None
+    window_hours: float | None = None  # a window in real elapsed hours ...
+    window_days: int | None = None  # ... or in local calendar days (a plan gives exactly one)
     direction: str | None = None
     outcome: str | None = None
     where: tuple[Condition, ...] = ()
@@ -337,6 +338,13 @@ def _holidays(spec: dict[str, Any]) -> HolidaySpec:
     )
 
 
+def _names(value: str | list[str] | None) -> tuple[str, ...]:
+    """A field name or a list of them as a tuple (a single name is the list of one)."""
+    if value is None:
+        return ()
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
 def _value(v: dict[str, Any]) -> ValueSpec:
     limit = v.get("limit_hours")
     return ValueSpec(
@@ -351,10 +359,11 @@ def _value(v: dict[str, Any]) -> ValueSpec:
         minus=v.get("minus"),
         at_most=float(v["at_most"]) if "at_most" in v else None,
         records=v.get("records"),
-        match_on=v.get("match_on"),
+        match_on=_names(v.get("match_on")),
         anchor=v.get("anchor") or v.get("date"),
         related_time=v.get("related_time", "received_at") if v["kind"] == "related_record" else None,
         window_hours=float(v["window_hours"]) if "window_hours" in v else None,
+        window_days=int(v["window_days"]) if "window_days" in v else None,
         direction=v.get("direction"),
         outcome=v.get("outcome"),
         where=_conditions(v.get("where", [])),

@@ -245,8 +245,19 @@ def _measure_problems(m: dict[str, Any], base: str, products: dict[str, Any], st
         check_field(f"{vp}/from", v["from"], ("date",))
         check_field(f"{vp}/to", v["to"], ("date",))
     if kind == "related_record":
-        check_field(f"{vp}/match_on", v["match_on"], ("string", "code"))
-        check_field(f"{vp}/match_on", v["match_on"], ("string", "code"), of=v["records"])
+        names = (
+            [(f"{vp}/match_on", v["match_on"])]
+            if isinstance(v["match_on"], str)
+            else [(f"{vp}/match_on/{j}", name) for j, name in enumerate(v["match_on"])]
+        )
+        for ptr, name in names:  # a field of this record and of the related one (the schema checks the type)
+            if not isinstance(name, str):
+                continue
+            check_field(ptr, name, ("string", "code"))
+            check_field(ptr, name, ("string", "code"), of=v["records"])
+        windows = [k for k in ("window_hours", "window_days") if k in v]
+        if len(windows) != 1:
+            add(vp, f"give exactly one of window_hours, window_days (found: {', '.join(windows) or 'none'})")
         check_field(f"{vp}/anchor", v["anchor"], ("timestamp",))
         check_field(f"{vp}/related_time", v.get("related_time", "received_at"), ("timestamp",), of=v["records"])
         check_conditions(f"{vp}/where", v.get("where", []), of=v["records"])

@@ -2,12 +2,15 @@
 first, so that a run holds one partition's records in memory at a time.
 
 Pass 1 reads every input file in batches (Parquet row groups, CSV blocks) and appends each row
-to the partition of its match key: the field that the plan's related-record measures match on
-(circuit_id in the example plans), by a hash of its exact text. Every pair of records a
-cross-record measure can relate (an order and a later trouble, a trouble and a repeat) has
-the same key, so it lies in one partition. Rows without a key, and every row of a plan without
-related-record measures, go by their row number. Each row carries its read position (its
-file's index and its row number there).
+to the partition of its match key: the fields common to every related-record measure's
+match_on (carrier_id and circuit_id in the example plans; circuit_id for a plan where one
+measure matches on circuit_id alone), by a hash of their exact texts. Every pair of records
+a cross-record measure can relate (an order and a later trouble, a trouble and a repeat)
+agrees on all of its measure's match fields, so on the common ones: it lies in one
+partition. Rows without a key (a null in a key field relates to nothing), and every row of a
+plan without related-record measures, go by their row number. A plan whose related-record
+measures have no match field in common cannot keep every pair together: its input is read
+whole. Each row carries its read position (its file's index and its row number there).
 
 Duplicate ids are judged on the whole input, in read order, as in a run without partitions:
 pass 1 also writes each row's id and read position into id buckets by a hash of the id; a
@@ -41,7 +44,7 @@ from carrier_sla import ingest
 from carrier_sla.contract import record_ids
 from carrier_sla.errors import InputDataError
 from carrier_sla.fields import column_type, record_schema
-from carrier_sla.keys import duplicate_mask, hash64
+from carrier_sla.keys import duplicate_mask, hash64, hash64_rows
 from carrier_sla.parse import null_mask
 from carrier_sla.plan import Plan
 
@@ -56,9 +59,26 @@ _FILE_SHIFT = 40
 WORKERS = 2
 
 
+def _match_ons(plan: Plan) -> list[tuple[str, ...]]:
+    return [m.value.match_on for m in plan.measures if m.value.kind == "related_record" and m.value.match_on]
+
+
 def match_fields(plan: Plan) -> list[str]:
-    """The fields the plan's related-record measures match on."""
-    return sorted({m.value.match_on for m in plan.measures if m.value.kind == "related_record" and m.value.match_on})
+    """The fields the plan's related-record measures match on (any of them)."""
+    return sorted({name for fields in _match_ons(plan) for name in fields})
+
+
+def key_fields(plan: Plan) -> list[str]:
+    """The fields rows are spread by: those every related-record measure matches on (empty
+    when there is no related-record measure, or no field common to all of them)."""
+    ons = [set(fields) for fields in _match_ons(plan)]
+    return sorted(set.intersection(*ons)) if ons else []
+
+
+def reads_whole(plan: Plan) -> bool:
+    """Whether no spread keeps every related pair in one partition: related-record measures
+    without a match field common to all."""
+    return bool(_match_ons(plan)) and not key_fields(plan)
 
 
 def estimated_rows(files: dict[str, list[ingest.InputFile]]) -> int:
@@ -80,9 +100,9 @@ def estimated_rows(files: dict[str, list[ingest.InputFile]]) -> int:
 
 def partition_count(plan: Plan, files: dict[str, list[ingest.InputFile]], partition_rows: int) -> int:
     """How many partitions a run of these files takes (at most MAX_PARTITIONS): 1 (no spill) when
-    they fit in one, or when the plan's related-record measures match on more than one field
-    (they could not all keep their pairs in one partition)."""
-    if partition_rows <= 0 or len(match_fields(plan)) > 1:
+    they fit in one, or when the plan's related-record measures have no match field in common
+    (no spread could keep all their pairs in one partition)."""
+    if partition_rows <= 0 or reads_whole(plan):
         return 1
     return min(max(1, math.ceil(estimated_rows(files) / partition_rows)), MAX_PARTITIONS)
 
@@ -181,8 +201,7 @@ def spill(plan: Plan, files: dict[str, list[ingest.InputFile]], parts: int, fold
     folder.mkdir(parents=True, exist_ok=True)
     spread = {t: f for t, f in files.items() if t not in WHOLE}
     out = Spilled(folder, parts, spread)
-    fields = match_fields(plan)
-    key = fields[0] if fields else None
+    key = tuple(key_fields(plan))
     jobs = [(t, i, s) for t, sources in spread.items() for i, s in enumerate(sources)]
     try:
         with ThreadPoolExecutor(max_workers=WORKERS) as pool:
@@ -219,7 +238,17 @@ def _read_ipc(path: Path) -> pa.Table:
         return pa.ipc.open_stream(source).read_all()
 
 
-def _spill_file(out: Spilled, key: str | None, rtype: str, index: int, source: ingest.InputFile) -> None:
+def _key_hash(table: pa.Table, key: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray] | None:
+    """(hash of the key fields' exact texts, whether none of them is null) of each row; None
+    when the table lacks a key field (its rows go by row number)."""
+    if not key or any(name not in table.column_names for name in key):
+        return None
+    columns = [table.column(name).combine_chunks() for name in key]
+    has_key = np.logical_and.reduce([~null_mask(c) for c in columns])
+    return hash64_rows(columns), has_key
+
+
+def _spill_file(out: Spilled, key: tuple[str, ...], rtype: str, index: int, source: ingest.InputFile) -> None:
     writers: list[pa.ipc.RecordBatchStreamWriter] = []
     id_writers: list[pa.ipc.RecordBatchStreamWriter] = []
     id_schema = pa.schema([("id", pa.string()), ("position", pa.int64())])
@@ -238,10 +267,9 @@ def _spill_file(out: Spilled, key: str | None, rtype: str, index: int, source: i
                 continue
             done += n
             part = (row % parts).astype(np.int64)
-            if key is not None and key in table.column_names:
-                keyed = table.column(key).combine_chunks()
-                hashed = hash64(keyed)
-                has_key = ~null_mask(keyed)
+            keyed = _key_hash(table, key)
+            if keyed is not None:
+                hashed, has_key = keyed
                 part = np.where(has_key, (hashed % np.uint64(parts)).astype(np.int64), part)
             _scatter(table, part, writers)
             ids = record_ids(rtype, table)

@@ -295,3 +295,26 @@ def test_generated_clec03_miss_is_explained(generated, capsys):
     text = capsys.readouterr().out
     assert f"{cell['measure_id']} " in text and "verdict: " in text and ": miss" in text
     assert re.search(r"^    \S+ occurrences x [\d,]+\.\d\d = [\d,]+\.\d\d$", text, flags=re.M)
+
+
+def test_the_related_record_rule_reads_in_calendar_days_and_names_every_match_field(make_plan):
+    """OP-5's and MR-7's rule text says '30 calendar days' and the fields matched; a plan in hours still says hours."""
+    from carrier_sla.explain_cell import value_text
+    from carrier_sla.plan import load_plan
+
+    plan = load_plan("example-qc")
+    assert value_text(plan.measure("OP-5")) == (
+        "1 when a troubles record (received_at) with the same carrier_id and circuit_id is absent within "
+        "30 calendar days after completed_at (counting only disposition = network and is_test is false)"
+    )
+    assert "with the same carrier_id and circuit_id is present within 30 calendar days before received_at" in (
+        value_text(plan.measure("MR-7"))
+    )
+
+    def in_hours(doc):
+        value = doc["measures"][6]["value"]
+        del value["window_days"]
+        value.update(match_on="circuit_id", window_hours=720)
+
+    text = value_text(make_plan(in_hours).measure("MR-7"))
+    assert "with the same circuit_id is present within 720 h before received_at" in text

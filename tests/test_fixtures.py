@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from carrier_sla import pipeline
@@ -55,3 +56,25 @@ def test_explain_evidence_matches_the_hand_computed_readme(plan, tmp_path):
     op3 = _cell(run.results, "OP-3", product="resale_pots")
     assert (op3["clec_n"], op3["clec_numerator"], op3["clec_records_evaluated"]) == (4, 3, 8)
     assert (op3["retail_n"], op3["retail_numerator"]) == (4, 3)
+
+
+def test_op5_mr7_calendar_days_matches_the_hand_computed_readme(plan, tmp_path):
+    """OP-5 and MR-7 count a related trouble of the same carrier on the circuit within 30 local calendar days,
+    strictly after (before) the anchor instant; the README's records and figures hold."""
+    folder = FIXTURES / "op5-mr7-calendar-days"
+    run = pipeline.run(plan, folder, "2026-11", tmp_path / "store", max_reject_rate=0.0)
+    records = {
+        m: pd.read_parquet(tmp_path / "store" / "records" / "period=2026-11" / f"measure={m}") for m in ("OP-5", "MR-7")
+    }
+    op5 = dict(zip(records["OP-5"]["record_id"], records["OP-5"]["value"], strict=True))
+    assert op5 == {"O1": 0, "O2": 1, "O3": 0, "O4": 1, "O5": 1, "P1": 0, "P2": 1, "P3": 1, "P4": 1}
+    mr7 = dict(zip(records["MR-7"]["record_id"], records["MR-7"]["value"], strict=True))
+    assert {t for t, v in mr7.items() if v == 1} == {"T6", "T12", "T17"}
+    assert set(mr7) == {f"T{i}" for i in (2, 3, 6, 8, 10, 11, 12, 13, 14, 15, 17, 18, 19)}
+    cell = _cell(run.results, "OP-5", product="resale_pots")
+    assert (cell["clec_n"], cell["clec_numerator"], cell["retail_n"], cell["retail_numerator"]) == (5, 3, 4, 3)
+    assert cell["statistic"] == pytest.approx(0.516398, abs=1e-6) and cell["status"] == "met"
+    cell = _cell(run.results, "MR-7", product="resale_pots")
+    assert (cell["clec_n"], cell["clec_numerator"], cell["retail_n"], cell["retail_numerator"]) == (8, 2, 4, 1)
+    assert cell["statistic"] == pytest.approx(0.0, abs=1e-12) and cell["status"] == "met"
+    assert _cell(run.results, "MR-7", carrier="CLEC02", product="resale_pots")["clec_numerator"] == 0

@@ -90,3 +90,22 @@ def test_hash64_depends_on_a_strings_own_bytes_only():
     assert len({int(h) for h in hashed[[0, 1, 3, 5, 6, 7]]}) == 6  # "a" and "a\0" differ by length
     spread = keys.hash64(pa.array([f"C{i:08d}" for i in range(70_000)])) % np.uint64(7)
     assert np.bincount(spread.astype(np.int64)).min() > 9_000  # about 10,000 each
+
+
+def test_a_dictionary_column_hashes_as_its_text_and_rows_hash_by_every_field():
+    """A code column read from Parquet as a dictionary hashes like the same text from CSV (a row's partition must
+    not depend on its file's format), and a row's hash over several fields changes with any of them."""
+    text = pa.array(["CLEC01", None, "ILEC", "CLEC01", "CLEC02"])
+    coded = text.dictionary_encode()
+    assert pa.types.is_dictionary(coded.type)
+    np.testing.assert_array_equal(keys.hash64(coded), keys.hash64(text))
+    np.testing.assert_array_equal(keys.hash64(coded.slice(2, 3)), keys.hash64(text)[2:])
+    empty = pa.DictionaryArray.from_arrays(pa.array([None, None], pa.int32()), pa.array([], pa.string()))
+    assert keys.hash64(empty).tolist() == [0, 0]
+    circuits = pa.array(["C1", "C1", "C1", "C1", "C1"])
+    rows = keys.hash64_rows([coded, circuits])
+    np.testing.assert_array_equal(rows, keys.hash64_rows([text, circuits]))
+    assert rows[0] == rows[3]  # CLEC01 on C1 twice
+    assert len({int(rows[0]), int(rows[2]), int(rows[4])}) == 3  # another carrier on C1, CLEC02 on C1
+    assert rows[0] != keys.hash64_rows([pa.array(["CLEC01"]), pa.array(["C2"])])[0]  # CLEC01 on C2
+    np.testing.assert_array_equal(keys.hash64_rows([circuits]), keys.hash64(circuits))  # one field: its hash64

@@ -514,7 +514,8 @@ def test_plan_standards_decide_diagnostic_and_unmatched_cells(run_checker, make_
 
 
 def test_op5_trouble_free_for_30_days_reported_in_arrears(run_checker):
-    """OP-5 in period P counts new orders completed in P-1; value 1 unless a network, non-test trouble on the circuit follows within (0, 720 h]."""
+    """OP-5 in period P counts new orders completed in P-1; value 1 unless a network, non-test trouble of the same
+    carrier on the circuit follows the completion instant, on a local date at most 30 calendar days after its date."""
     done = "2026-10-08 12:00:00"  # every order completes Oct 8 12:00 MDT = 18:00 UTC
     orders = [{"circuit_id": f"K{i}"} for i in range(1, 11)] + [
         {"circuit_id": ""},  # O11 no_circuit_id
@@ -534,32 +535,37 @@ def test_op5_trouble_free_for_30_days_reported_in_arrears(run_checker):
             "due_date": "2026-09-30",
             "completed_at": "2026-09-30 12:00:00",
         },  # O17 September: not reported here
+        {"circuit_id": "K18"},  # O18
     ]
     troubles = [
         _trouble("K1", done, "2026-10-08 13:00:00"),  # at the completion instant: not after -> 1
         _trouble("K2", "2026-10-08 12:00:01", "2026-10-08 13:00:00"),  # 1 s after -> 0
-        # completion + 720 h = Nov 7 18:00 UTC = 11:00 MST (clocks fell back Nov 1): inside -> 0
-        _trouble("K3", "2026-11-07 11:00:00", "2026-11-07 12:00:00"),
-        _trouble("K4", "2026-11-07 11:00:01", "2026-11-07 12:00:00"),  # 720 h 1 s -> 1
+        # Oct 8 + 30 calendar days = Nov 7 (local dates; clocks fell back Nov 1)
+        _trouble("K3", "2026-11-07 11:00:00", "2026-11-07 12:00:00"),  # day 30 -> 0
+        _trouble("K4", "2026-11-07 23:59:59", "2026-11-08 01:00:00"),  # day 30, 732 h after -> 0
+        _trouble("K18", "2026-11-08 00:00:00", "2026-11-08 01:00:00"),  # day 31 -> 1
         _trouble("K5", "2026-10-10 09:00:00", "2026-10-10 10:00:00", disposition="cpe"),  # not network -> 1
         _trouble("K6", "2026-10-10 09:00:00", "2026-10-10 10:00:00", test=True),  # test -> 1
         _trouble("K7", "2026-10-10 09:00:00", "2026-10-10 10:00:00", carrier_id="TESTCLEC"),  # test carrier -> 1
         _trouble(
             "K8", "2026-10-10 09:00:00", "2026-10-10 10:00:00", carrier_id="ILEC", product="pots"
-        ),  # any carrier -> 0
+        ),  # another carrier's (the ILEC's retail) trouble on the circuit -> 1
         _trouble("K9", "2026-10-20 09:00:00", ""),  # still open -> 0
         _trouble("K10", "2026-10-07 09:00:00", "2026-10-07 10:00:00"),  # before completion -> 1
     ]
     run = run_checker(orders=orders, troubles=troubles, period="2026-11")
-    assert _ids(run.records("OP-5")) == {f"O{i}" for i in range(1, 16)}
-    expected = {"O1": 1, "O2": 0, "O3": 0, "O4": 1, "O5": 1, "O6": 1, "O7": 1, "O8": 0, "O9": 0, "O10": 1, "O15": 1}
+    assert _ids(run.records("OP-5")) == {f"O{i}" for i in (*range(1, 16), 18)}
+    expected = {
+        **{"O1": 1, "O2": 0, "O3": 0, "O4": 0, "O5": 1, "O6": 1, "O7": 1, "O8": 1, "O9": 0, "O10": 1},
+        **{"O15": 1, "O18": 1},
+    }
     assert {r: run.record("OP-5", r)["value"] for r in expected} == expected
     reasons = {"O11": "no_circuit_id", "O12": "order_type_not_measured", "O13": "cancelled", "O14": "test_order"}
     assert {r: run.record("OP-5", r)["exclusion_reason"] for r in reasons} == reasons
     cell = run.cell("OP-5")
     assert cell["period"] == "2026-11" and cell["data_period"] == "2026-10"
-    assert cell["clec_n"] == 11 and cell["clec_numerator"] == 7
-    assert cell["clec_value"] == pytest.approx(700 / 11)
+    assert cell["clec_n"] == 12 and cell["clec_numerator"] == 8
+    assert cell["clec_value"] == pytest.approx(800 / 12)
     october = run_checker(orders=orders, troubles=troubles, period="2026-10")
     assert _ids(october.records("OP-5")) == {"O17"}  # October's report is about September
     assert october.cell("OP-5")["data_period"] == "2026-09"
@@ -741,8 +747,9 @@ def test_mr6_mean_duration_split_by_dispatch_with_mean_parity(run_checker):
 # ------------------------------------------------------------------------------- MR-7
 
 
-def test_mr7_repeat_when_another_network_trouble_in_the_previous_720_hours(run_checker):
-    """MR-7 value 1 when another network, non-test trouble on the circuit was received in [anchor - 720 h, anchor)."""
+def test_mr7_repeat_when_another_network_trouble_in_the_previous_30_calendar_days(run_checker):
+    """MR-7 value 1 when another network, non-test trouble of the same carrier on the circuit was received strictly
+    before this one, on a local date at most 30 calendar days before this one's date."""
 
     def t(circuit, received, **kw):
         day = received[:10]
@@ -751,9 +758,11 @@ def test_mr7_repeat_when_another_network_trouble_in_the_previous_720_hours(run_c
     run = run_checker(
         troubles=[
             t("R1", "2026-10-01 09:00:00"),  # T1 nothing before -> 0
-            t("R1", "2026-10-31 09:00:00"),  # T2 T1 exactly 720 h earlier -> 1
+            t("R1", "2026-10-31 09:00:00"),  # T2 T1 on day 30 before, exactly 720 h earlier -> 1
             t("R2", "2026-10-01 09:00:00"),  # T3 -> 0
-            t("R2", "2026-10-31 09:00:01"),  # T4 T3 720 h 1 s earlier -> 0
+            _trouble(
+                "R2", "2026-10-31 23:59:59", "2026-10-31 23:59:59"
+            ),  # T4 T3 on day 30 before, 734 h 59 min 59 s earlier -> 1
             t("R3", "2026-10-10 09:00:00", disposition="cpe"),  # T5 not network (excluded, and not a prior)
             t("R3", "2026-10-12 09:00:00"),  # T6 -> 0
             t("R4", "2026-10-10 09:00:00", test=True),  # T7 test (excluded, and not a prior)
@@ -765,41 +774,46 @@ def test_mr7_repeat_when_another_network_trouble_in_the_previous_720_hours(run_c
             t("R7", "2026-10-15 09:00:00"),  # T13 received at the same instant as T14: not strictly before -> 0
             t("R7", "2026-10-15 09:00:00"),  # T14 -> 0
             t("R8", "2026-10-10 09:00:00", carrier_id="ILEC", product="pots"),  # T15 retail trouble on the circuit
-            t("R8", "2026-10-12 09:00:00"),  # T16 -> 1 (the match is on the circuit, whoever reported it)
+            t("R8", "2026-10-12 09:00:00"),  # T16 -> 0 (another carrier's trouble: the line moved from the ILEC)
             t("R9", "2026-10-12 09:00:00"),  # T17 a later trouble does not make this one a repeat -> 0
             t("R9", "2026-11-02 09:00:00"),  # T18 November
+            _trouble("R10", "2026-09-30 23:59:59", "2026-10-01 00:30:00"),  # T19 cleared in October -> 0
+            t("R10", "2026-10-31 00:00:00"),  # T20 T19 on day 31 before -> 0
         ]
     )
     expected = {
         "T1": 0,
         "T2": 1,
         "T3": 0,
-        "T4": 0,
+        "T4": 1,
         "T6": 0,
         "T8": 0,
         "T10": 1,
         "T12": 1,
         "T13": 0,
         "T14": 0,
-        "T16": 1,
+        "T16": 0,
         "T17": 0,
+        "T19": 0,
+        "T20": 0,
     }
     assert {k: run.record("MR-7", k)["value"] for k in expected} == expected
     assert run.record("MR-7", "T5")["exclusion_reason"] == "not_network_disposition"
     assert run.record("MR-7", "T7")["exclusion_reason"] == "test_trouble"
     assert not {"T9", "T11", "T18"} & _ids(run.records("MR-7"))
     cell = run.cell("MR-7")
-    assert cell["direction"] == "lower_better" and cell["clec_n"] == 12 and cell["clec_numerator"] == 4
+    assert cell["direction"] == "lower_better" and cell["clec_n"] == 14 and cell["clec_numerator"] == 4
 
 
-def test_mr7_window_is_real_time_across_the_fall_back(run_checker):
-    """MR-7's 720-hour window is measured in real hours, so across the November fall-back it spans 720 h, not 30 wall-clock days."""
+def test_mr7_window_is_calendar_days_across_the_fall_back(run_checker):
+    """MR-7's window is 30 local calendar days, not 720 hours: across the November fall-back a prior trouble on
+    day 30 before counts at any time of that day, one on day 31 never does."""
     run = run_checker(
         troubles=[
-            # anchor Nov 15 09:00 MST = 16:00 UTC; anchor - 720 h = Oct 16 16:00 UTC = 10:00 MDT
-            _trouble("R1", "2026-10-16 10:00:00", "2026-10-16 11:00:00"),  # T1 exactly 720 h before
+            # anchor Nov 15 09:00 MST = 16:00 UTC; Nov 15 - 30 days = Oct 16
+            _trouble("R1", "2026-10-16 00:00:00", "2026-10-16 11:00:00"),  # T1 Oct 16 00:00 MDT: day 30, 730 h before
             _trouble("R1", "2026-11-15 09:00:00", "2026-11-15 10:00:00"),  # T2 -> 1
-            _trouble("R2", "2026-10-16 09:30:00", "2026-10-16 11:00:00"),  # T3 720.5 h before (719.5 by wall clock)
+            _trouble("R2", "2026-10-15 23:59:59", "2026-10-16 11:00:00"),  # T3 Oct 15: day 31
             _trouble("R2", "2026-11-15 09:00:00", "2026-11-15 10:00:00"),  # T4 -> 0
         ],
         period="2026-11",
@@ -825,6 +839,186 @@ def test_mr7_parity_is_lower_better(run_checker):
     assert (cell["clec_value"], cell["retail_value"]) == (50.0, 12.5)
     assert cell["statistic"] == pytest.approx(_mod_z(0.125, 0.5, 0.125 * 0.875, 4, 8, False))
     assert cell["statistic"] > 1.645 and cell["status"] == "miss"
+
+
+# ------------------------------------------------------- OP-5 / MR-7: calendar-day windows, same carrier
+
+
+def test_op5_day_30_at_a_later_clock_time_is_inside_the_window(run_checker):
+    """An installation completed Oct 1 10:00 with a network trouble Oct 31 11:00 (calendar day 30, 721 h later) is
+    not trouble-free; one on Nov 1 00:00 (day 31) or at the completion instant itself does not count."""
+    orders = [
+        {"circuit_id": f"K{i}", "completed_at": "2026-10-01 10:00:00", "due_date": "2026-10-01"} for i in (1, 2, 3)
+    ]
+    orders = [{**o, "received_at": "2026-09-28 09:00:00", "foc_at": "2026-09-28 10:00:00"} for o in orders]
+    troubles = [
+        _trouble("K1", "2026-10-31 11:00:00", "2026-10-31 12:00:00"),  # day 30, 721 h after -> O1 0
+        _trouble("K2", "2026-11-01 00:00:00", "2026-11-01 01:00:00"),  # day 31 -> O2 1
+        _trouble("K3", "2026-10-01 10:00:00", "2026-10-01 11:00:00"),  # the completion instant -> O3 1
+    ]
+    run = run_checker(orders=orders, troubles=troubles, period="2026-11")
+    assert {r: run.record("OP-5", r)["value"] for r in ("O1", "O2", "O3")} == {"O1": 0, "O2": 1, "O3": 1}
+    cell = run.cell("OP-5")
+    assert (cell["clec_n"], cell["clec_numerator"]) == (3, 2)
+
+
+def test_calendar_days_across_the_spring_forward_are_local_dates_not_24_hour_steps(run_checker):
+    """Across the March spring-forward a local day is 23 h: a trouble 719.75 h after (or before) the anchor can lie
+    on calendar day 31, outside both OP-5's and MR-7's windows; one on day 30 is inside."""
+    feb7 = {"received_at": "2026-02-03 09:00:00", "foc_at": "2026-02-03 10:00:00", "due_date": "2026-02-07"}
+    orders = [{**feb7, "circuit_id": k, "completed_at": "2026-02-07 23:30:00"} for k in ("K1", "K2")]
+    troubles = [
+        # Feb 7 23:30 MST = Feb 8 06:30 UTC; Feb 7 + 30 days = Mar 9; clocks spring forward Mar 8
+        _trouble("K1", "2026-03-10 00:15:00", "2026-03-10 01:00:00"),  # T1 06:15 UTC, 719.75 h after, day 31 -> O1 1
+        _trouble("K2", "2026-03-09 23:59:59", "2026-03-10 01:00:00"),  # T2 day 30 -> O2 0
+        _trouble("R1", "2026-02-07 23:30:00", "2026-02-08 01:00:00"),  # T3 719.75 h before T4, day 31 before
+        _trouble("R1", "2026-03-10 00:15:00", "2026-03-10 01:00:00"),  # T4 -> 0
+        _trouble("R2", "2026-02-08 00:00:00", "2026-02-08 01:00:00"),  # T5 day 30 before T6
+        _trouble("R2", "2026-03-10 00:15:00", "2026-03-10 01:00:00"),  # T6 -> 1
+    ]
+    run = run_checker(orders=orders, troubles=troubles, period="2026-03")
+    assert {r: run.record("OP-5", r)["value"] for r in ("O1", "O2")} == {"O1": 1, "O2": 0}
+    assert {t: run.record("MR-7", t)["value"] for t in ("T4", "T6")} == {"T4": 0, "T6": 1}
+
+
+def test_each_record_s_date_is_local_to_its_own_state(run_checker):
+    """Each date is taken in its own record's state's zone, and a window counts any related record with a date
+    inside it, even where the related record nearest in time (in another zone) lies on a date outside."""
+    done = {"received_at": "2026-09-28 09:00:00", "foc_at": "2026-09-28 10:00:00", "due_date": "2026-10-01"}
+    orders = [{**done, "circuit_id": k, "completed_at": "2026-10-01 23:30:00"} for k in ("K1", "K2")]
+    troubles = [
+        # completion Oct 1 23:30 MDT (Denver) = Oct 2 05:30 UTC; Oct 1 + 30 days = Oct 31
+        _trouble("K1", "2026-10-31 23:00:00", "2026-10-31 23:30:00", state="AZ"),  # T1 Phoenix Oct 31: day 30 -> O1 0
+        _trouble("K2", "2026-11-01 00:30:00", "2026-11-01 01:00:00"),  # T2 Denver Nov 1 (06:30 UTC): day 31
+        _trouble("K2", "2026-10-31 23:45:00", "2026-11-01 01:00:00", state="AZ"),  # T3 06:45 UTC, Oct 31 -> O2 0
+        # MR-7: T4 Denver Nov 15 09:00 MST; Nov 15 - 30 days = Oct 16
+        _trouble("R1", "2026-11-15 09:00:00", "2026-11-15 10:00:00"),  # T4 -> 1 (T5)
+        _trouble("R1", "2026-10-16 00:15:00", "2026-10-16 01:00:00"),  # T5 Denver Oct 16 (06:15 UTC): day 30
+        _trouble("R1", "2026-10-15 23:30:00", "2026-10-16 01:00:00", state="AZ"),  # T6 06:30 UTC, Phoenix Oct 15
+    ]
+    run = run_checker(orders=orders, troubles=troubles, period="2026-11")
+    assert {r: run.record("OP-5", r)["value"] for r in ("O1", "O2")} == {"O1": 0, "O2": 0}
+    assert run.record("MR-7", "T4")["value"] == 1
+
+
+def test_related_records_belong_to_the_same_carrier(run_checker):
+    """A trouble on the circuit reported by another carrier (the ILEC's retail trouble before a line migrated to the
+    CLEC, or another CLEC's) makes neither an installation troubled nor a trouble a repeat; the same carrier's does."""
+    retail = {"carrier_id": "ILEC", "product": "pots"}
+    orders = [
+        {"circuit_id": "K1"},  # O1: the ILEC's trouble -> 1
+        {"circuit_id": "K2"},  # O2: CLEC02's trouble -> 1
+        {"circuit_id": "K3"},  # O3: its own carrier's trouble -> 0
+        {**retail, "circuit_id": "K4"},  # O4 retail: CLEC01's trouble after the line migrated -> 1
+    ]
+    troubles = [
+        _trouble("K1", "2026-10-20 09:00:00", "2026-10-20 10:00:00", **retail),  # T1
+        _trouble("K2", "2026-10-20 09:00:00", "2026-10-20 10:00:00", carrier_id="CLEC02"),  # T2
+        _trouble("K3", "2026-10-20 09:00:00", "2026-10-20 10:00:00"),  # T3
+        _trouble("K4", "2026-10-20 09:00:00", "2026-10-20 10:00:00"),  # T4
+        _trouble("M1", "2026-11-02 09:00:00", "2026-11-02 10:00:00", **retail),  # T5 the ILEC's retail line
+        _trouble("M1", "2026-11-10 09:00:00", "2026-11-10 10:00:00"),  # T6 migrated to CLEC01 -> not a repeat
+        _trouble("M2", "2026-11-02 09:00:00", "2026-11-02 10:00:00"),  # T7
+        _trouble("M2", "2026-11-10 09:00:00", "2026-11-10 10:00:00"),  # T8 -> a repeat
+    ]
+    run = run_checker(orders=orders, troubles=troubles, period="2026-11")
+    assert {r: run.record("OP-5", r)["value"] for r in ("O1", "O2", "O3", "O4")} == {"O1": 1, "O2": 1, "O3": 0, "O4": 1}
+    assert {t: run.record("MR-7", t)["value"] for t in ("T5", "T6", "T7", "T8")} == {"T5": 0, "T6": 0, "T7": 0, "T8": 1}
+
+
+def test_a_plan_may_still_match_on_one_field_in_real_hours(run_checker, make_plan):
+    """match_on as a single field and window_hours keep their meaning: any carrier, anchor < t <= anchor + 720 h."""
+
+    def hours_on_the_circuit(doc):
+        for i in (3, 6):  # OP-5, MR-7
+            value = doc["measures"][i]["value"]
+            del value["window_days"]
+            value.update(match_on="circuit_id", window_hours=720)
+
+    orders = [{"circuit_id": f"K{i}", "completed_at": "2026-10-01 10:00:00", "due_date": "2026-10-01"} for i in (1, 2)]
+    orders = [{**o, "received_at": "2026-09-28 09:00:00", "foc_at": "2026-09-28 10:00:00"} for o in orders]
+    troubles = [
+        _trouble("K1", "2026-10-31 10:00:00", "2026-10-31 11:00:00", carrier_id="ILEC", product="pots"),  # 720 h
+        _trouble("K2", "2026-10-31 10:00:01", "2026-10-31 11:00:00"),  # 720 h 1 s
+    ]
+    run = run_checker(orders=orders, troubles=troubles, period="2026-11", use_plan=make_plan(hours_on_the_circuit))
+    assert {r: run.record("OP-5", r)["value"] for r in ("O1", "O2")} == {"O1": 0, "O2": 1}
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_related_records_agree_with_a_plain_reading_of_the_rule(run_checker, seed):
+    """On random troubles of two carriers on a few circuits in two zones (Denver with its fall-back, Phoenix without),
+    OP-5 and MR-7 give what a record-by-record reading of the rule gives: same carrier and circuit, strictly after
+    (before) the anchor instant, local date at most 30 days after (before) the anchor's local date."""
+    import datetime as dt
+    import random
+    from zoneinfo import ZoneInfo
+
+    rng = random.Random(seed)
+    zones = {"CO": ZoneInfo("America/Denver"), "AZ": ZoneInfo("America/Phoenix")}
+    start = dt.datetime(2026, 9, 1)
+
+    def key(row):
+        return row["carrier_id"], row["circuit_id"]
+
+    def instant(row, name):  # the earlier instant for an ambiguous wall time, as the contract reads it
+        return dt.datetime.fromisoformat(row[name]).replace(tzinfo=zones[row["state"]], fold=0).timestamp()
+
+    def wall(when: dt.datetime) -> str:
+        return when.strftime("%Y-%m-%d %H:%M:%S")
+
+    def fine(state: str, when: dt.datetime) -> bool:  # not a wall time skipped by the spring-forward
+        aware = when.replace(tzinfo=zones[state])
+        return aware.astimezone(dt.UTC).astimezone(zones[state]).replace(tzinfo=None) == when
+
+    carriers = [{"carrier_id": "CLEC01", "product": "resale_pots"}, {"carrier_id": "ILEC", "product": "pots"}]
+    near_30_days = range(int(28.5 * 24 * 60), int(31.5 * 24 * 60), 15)  # minutes: gaps around the boundary
+    troubles = []
+    for carrier in carriers:  # both carriers on the same circuits, each circuit's troubles about 30 days apart
+        for circuit in ("C1", "C2", "C3", "C4", "C5", "C6"):
+            received = start + dt.timedelta(minutes=rng.randrange(0, 20 * 24 * 60, 15))
+            while received < dt.datetime(2026, 12, 1):
+                row = {**carrier, "state": rng.choice(["CO", "AZ"]), "circuit_id": circuit}
+                troubles.append(
+                    {**row, "received_at": wall(received), "cleared_at": wall(received + dt.timedelta(hours=1))}
+                )
+                received += dt.timedelta(minutes=rng.choice(near_30_days))
+    orders = []
+    for trouble in rng.sample(troubles, 30):  # completions about 30 days before a trouble on the circuit
+        done = dt.datetime.fromisoformat(trouble["received_at"]) - dt.timedelta(minutes=rng.choice(near_30_days))
+        row = {**rng.choice(carriers), "state": rng.choice(["CO", "AZ"]), "circuit_id": trouble["circuit_id"]}
+        day = done.date().isoformat()
+        orders.append(
+            {**row, "completed_at": wall(done), "received_at": f"{day} 00:00:00", "foc_at": f"{day} 00:00:00"}
+        )
+        orders[-1]["due_date"] = day
+    troubles = [t for t in troubles if fine(t["state"], dt.datetime.fromisoformat(t["received_at"]))]
+    orders = [o for o in orders if fine(o["state"], dt.datetime.fromisoformat(o["completed_at"]))]
+    run = run_checker(orders=orders, troubles=troubles, period="2026-11")
+
+    def date(row, name):
+        return dt.date.fromisoformat(row[name][:10])
+
+    for i, order in enumerate(orders, start=1):  # OP-5 reports October's completions
+        if not order["completed_at"].startswith("2026-10"):
+            continue
+        troubled = any(
+            key(t) == key(order)
+            and instant(t, "received_at") > instant(order, "completed_at")
+            and (date(t, "received_at") - date(order, "completed_at")).days <= 30
+            for t in troubles
+        )
+        assert run.record("OP-5", f"O{i}")["value"] == (0 if troubled else 1), order
+    for i, trouble in enumerate(troubles, start=1):  # MR-7: troubles cleared in November
+        if not trouble["cleared_at"].startswith("2026-11"):
+            continue
+        repeat = any(
+            key(t) == key(trouble)
+            and instant(t, "received_at") < instant(trouble, "received_at")
+            and (date(trouble, "received_at") - date(t, "received_at")).days <= 30
+            for t in troubles
+        )
+        assert run.record("MR-7", f"T{i}")["value"] == (1 if repeat else 0), trouble
 
 
 # ------------------------------------------------------------------------------- MR-8

@@ -188,7 +188,68 @@ def test_partition_count_follows_the_rows_and_the_plan(tmp_path, monkeypatch):
     assert spill.partition_count(plan, found, rows - 1) == 2
     monkeypatch.setattr(spill, "MAX_PARTITIONS", 7)
     assert spill.partition_count(plan, found, 1) == 7  # not one file per row and input file
-    assert spill.match_fields(plan) == ["circuit_id"]
+    assert spill.match_fields(plan) == ["carrier_id", "circuit_id"]  # OP-5 and MR-7 match on both
+    assert spill.key_fields(plan) == ["carrier_id", "circuit_id"] and not spill.reads_whole(plan)
+
+
+def test_a_two_field_match_keeps_each_carriers_related_pairs_in_one_partition(tmp_path):
+    """example-qc matches OP-5 and MR-7 on [carrier_id, circuit_id]: rows are spread by those fields, so each
+    carrier's related troubles on a circuit share a partition. Over many partitions the outputs are the whole
+    run's, and a trouble after another carrier's on the circuit is still no repeat."""
+    orders, troubles = [], []
+    for i in range(30):
+        circuit = f"C{i}"
+        done = {"received_at": "2026-09-14 09:00:00", "foc_at": "2026-09-14 10:00:00", "due_date": "2026-09-18"}
+        orders.append({**done, "circuit_id": circuit, "completed_at": "2026-09-18 12:00:00"})  # OP-5 (September)
+        troubles += [
+            {"circuit_id": circuit, "carrier_id": "ILEC", "product": "pots", "received_at": "2026-10-02 09:00:00"},
+            {"circuit_id": circuit, "received_at": "2026-10-05 09:00:00"},  # CLEC01 after the ILEC: no repeat
+            {"circuit_id": circuit, "carrier_id": "CLEC02", "received_at": "2026-10-08 09:00:00"},  # no repeat
+        ]
+        if i % 2:
+            troubles.append({"circuit_id": circuit, "received_at": "2026-10-12 09:00:00"})  # CLEC01 again: a repeat
+    troubles = [{**t, "cleared_at": t["received_at"][:11] + "11:00:00"} for t in troubles]
+    data = write_inputs(tmp_path / "data", orders, troubles, [{}, {"carrier_id": "CLEC02"}])
+    plan = load_plan("example-qc")
+    run(plan, data, PERIOD, tmp_path / "whole", partition_rows=0)
+    parted = run(plan, data, PERIOD, tmp_path / "parted", partition_rows=10)
+    assert _manifest(parted)["partitions"] > 5
+    _assert_same_outputs(tmp_path / "whole", tmp_path / "parted")
+    records = _tables(tmp_path / "parted")["records"]
+    mr7 = records[(records["measure"] == "MR-7") & records["included"]]
+    repeats = mr7.groupby("carrier_id", observed=True)["value"].agg(["count", "sum"])
+    assert repeats.loc["CLEC01"].tolist() == [45, 15]  # 30 first troubles (0) and 15 second ones (1)
+    assert repeats.loc["CLEC02"].tolist() == [30, 0]
+    assert repeats.loc["ILEC"].tolist() == [30, 0]
+    op5 = records[(records["measure"] == "OP-5") & records["included"]]
+    assert len(op5) == 30 and (op5["value"] == 0).all()  # CLEC01's own trouble of Oct 5: day 17
+
+
+def test_related_measures_without_a_common_match_field_read_the_input_whole(tmp_path, make_plan):
+    """Only when the related-record measures share no match field is the input read whole (and the log says why);
+    a field common to all is enough to spread the rows."""
+
+    def match(op5, mr7):
+        def change(doc):
+            doc["measures"][3]["value"]["match_on"] = op5
+            doc["measures"][6]["value"]["match_on"] = mr7
+
+        return make_plan(change)
+
+    mixed = match(["circuit_id"], ["carrier_id", "circuit_id"])
+    assert (spill.key_fields(mixed), spill.reads_whole(mixed)) == (["circuit_id"], False)
+    apart = match(["circuit_id"], ["carrier_id"])
+    assert (spill.key_fields(apart), spill.reads_whole(apart)) == ([], True)
+    troubles = [{"circuit_id": f"C{i % 5}", "received_at": f"2026-10-{1 + i:02d} 09:00:00"} for i in range(20)]
+    troubles = [{**t, "cleared_at": t["received_at"][:11] + "11:00:00"} for t in troubles]
+    data = write_inputs(tmp_path / "data", [{"circuit_id": f"C{i}"} for i in range(20)], troubles, [{}])
+    result = run(apart, data, PERIOD, tmp_path / "apart", partition_rows=5)
+    assert _manifest(result)["partitions"] == 1
+    events = [json.loads(line) for line in (tmp_path / "apart" / "runs" / result.run_id / "log.jsonl").open()]
+    assert [e["stage"] for e in events].count("partitions") == 1  # the console line says why
+    run(mixed, data, PERIOD, tmp_path / "whole", partition_rows=0)
+    assert _manifest(run(mixed, data, PERIOD, tmp_path / "parted", partition_rows=5))["partitions"] > 1
+    _assert_same_outputs(tmp_path / "whole", tmp_path / "parted")
 
 
 def test_a_parquet_file_is_read_in_batches_with_its_partition_columns(tmp_path, monkeypatch):

@@ -248,7 +248,11 @@ variations = st.fixed_dictionaries(
         "target": st.floats(min_value=0, max_value=100, allow_nan=False),
         "interval": st.integers(min_value=0, max_value=30),
         "extra_dates": st.lists(st.dates().map(lambda d: d.isoformat()), max_size=3, unique=True),
-        "window": st.floats(min_value=0.5, max_value=2000, allow_nan=False),
+        "window": st.one_of(
+            st.floats(min_value=0.5, max_value=2000, allow_nan=False).map(lambda h: ("window_hours", h)),
+            st.integers(min_value=1, max_value=400).map(lambda d: ("window_days", d)),
+        ),
+        "match_on": st.sampled_from(["circuit_id", ["circuit_id"], ["carrier_id", "circuit_id"]]),
         "drop_dimensions": st.booleans(),
     }
 )
@@ -264,7 +268,9 @@ def test_round_trip_holds_for_plan_variations(change):
     doc["measures"][0]["standards"][0]["target"] = change["target"]
     doc["products"][4]["standard_interval_days"] = change["interval"]
     doc["calendar"]["holidays"]["extra_dates"] = change["extra_dates"]
-    doc["measures"][3]["value"]["window_hours"] = change["window"]
+    del doc["measures"][3]["value"]["window_days"]
+    doc["measures"][3]["value"][change["window"][0]] = change["window"][1]
+    doc["measures"][3]["value"]["match_on"] = change["match_on"]
     if change["drop_dimensions"]:
         del doc["measures"][2]["dimensions"]
     original = copy.deepcopy(doc)
@@ -275,6 +281,9 @@ def test_round_trip_holds_for_plan_variations(change):
     assert again == plan
     assert again.version == change["version"]
     assert again.statistics.critical_value == change["critical_value"]
+    op5 = again.measure("OP-5").value
+    assert getattr(op5, change["window"][0]) == change["window"][1]
+    assert op5.match_on == ((change["match_on"],) if isinstance(change["match_on"], str) else tuple(change["match_on"]))
 
 
 # ---------------------------------------------------------------------------------- YAML
@@ -452,3 +461,107 @@ def test_the_bundled_plans_carry_the_defensible_verdict_settings():
     assert dict(qc.critical_values)["clec_aggregate"] == ((None, 1.645),)
     ca = load_plan("example-ca")
     assert {m.id: m.unit_of_measurement for m in ca.measures if m.type == "mean"} == {"OP-4": 1.0, "MR-6": 0.01}
+# --------------------------------------------------------------- related-record windows and keys
+
+
+def _related_change(**value):
+    """example-qc with OP-5's (measure 3) and MR-7's (measure 6) value fields changed; None deletes one."""
+    doc = example_document()
+    for i in (3, 6):
+        for key, new in value.items():
+            if new is None:
+                doc["measures"][i]["value"].pop(key, None)
+            else:
+                doc["measures"][i]["value"][key] = new
+    return doc
+
+
+def test_the_bundled_plans_match_op5_and_mr7_on_carrier_and_circuit_within_30_calendar_days():
+    """Both bundled plans count a related trouble within 30 calendar days, of the same carrier on the same circuit."""
+    for plan_id in ("example-qc", "example-ca"):
+        plan = load_plan(plan_id)
+        for measure_id in ("OP-5", "MR-7"):
+            value = plan.measure(measure_id).value
+            assert (value.window_days, value.window_hours) == (30, None)
+            assert value.match_on == ("carrier_id", "circuit_id")
+
+
+def test_a_single_match_on_field_is_the_list_of_one():
+    """match_on given as one name loads as the tuple of that name, equal to the list form."""
+    single = plan_from_document(_related_change(match_on="circuit_id"))
+    listed = plan_from_document(_related_change(match_on=["circuit_id"]))
+    assert single.measure("OP-5").value.match_on == ("circuit_id",)
+    assert single.measures == listed.measures
+
+
+def test_window_hours_and_window_days_are_exclusive_and_one_is_required():
+    """Both windows, or neither, is a problem at the value's pointer, for each measure concerned."""
+    both = problems_of(_related_change(window_hours=720))
+    assert [str(p) for p in both] == [
+        f"/measures/{i}/value: give exactly one of window_hours, window_days (found: window_hours, window_days)"
+        for i in (3, 6)
+    ]
+    neither = problems_of(_related_change(window_days=None))
+    assert [str(p) for p in neither] == [
+        f"/measures/{i}/value: give exactly one of window_hours, window_days (found: none)" for i in (3, 6)
+    ]
+    assert (
+        plan_from_document(_related_change(window_days=None, window_hours=720)).measure("MR-7").value.window_hours
+        == 720
+    )
+
+
+@pytest.mark.parametrize(
+    ("days", "message"),
+    [
+        (0, "0 is less than the minimum of 1"),
+        (2.5, "2.5 is not of type 'integer'"),
+        ("30", "'30' is not of type 'integer'"),
+    ],
+)
+def test_a_bad_window_days_is_reported_at_its_pointer(days, message):
+    """window_days is a whole number of days, at least 1."""
+    problems = problems_of(_related_change(window_days=days))
+    assert [str(p) for p in problems] == [f"/measures/{i}/value/window_days: {message}" for i in (3, 6)]
+
+
+def test_bad_match_on_lists_are_reported_at_their_pointers():
+    """An empty list, a repeated field or a field that is not text is a problem at match_on's pointer."""
+    assert [str(p) for p in problems_of(_related_change(match_on=[]))] == [
+        f"/measures/{i}/value/match_on: [] should be non-empty" for i in (3, 6)
+    ]
+    repeated = problems_of(_related_change(match_on=["circuit_id", "circuit_id"]))
+    assert pointers(repeated) == ["/measures/3/value/match_on", "/measures/6/value/match_on"]
+    assert "non-unique elements" in repeated[0].message
+    assert [str(p) for p in problems_of(_related_change(match_on=["circuit_id", 7]))] == [
+        f"/measures/{i}/value/match_on/1: 7 is not of type 'string'" for i in (3, 6)
+    ]
+
+
+def test_each_match_on_field_must_be_a_text_field_of_both_record_types():
+    """A listed field unknown to the measure's records or to the related records, or not a text
+    or code field, is reported at its own item's pointer."""
+    problems = problems_of(_related_change(match_on=["carrier_id", "order_type", "received_at"]))
+    messages = {(p.pointer, p.message.split(" (known")[0]) for p in problems}
+    assert messages == {
+        # OP-5: orders related to troubles; order_type is an order field only
+        ("/measures/3/value/match_on/1", "unknown field 'order_type' of troubles"),
+        ("/measures/3/value/match_on/2", "field 'received_at' is a timestamp, expected string or code"),
+        # MR-7: troubles related to troubles
+        ("/measures/6/value/match_on/1", "unknown field 'order_type' of troubles"),
+        ("/measures/6/value/match_on/2", "field 'received_at' is a timestamp, expected string or code"),
+    }
+
+
+def test_validate_explains_the_new_options_with_their_pointers(tmp_path, capsys):
+    """carrier-sla validate of a plan with a bad window and match field exits 2, naming each pointer."""
+    from carrier_sla.cli import main
+
+    doc = _related_change(window_hours=720, match_on=["carrier_id", "circuit"])
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(doc))
+    assert main(["validate", "--plan", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "/measures/3/value: give exactly one of window_hours, window_days (found: window_hours, window_days)" in err
+    assert "/measures/6/value/match_on/1: unknown field 'circuit' of troubles" in err
+    assert "/measures/3/value/match_on/1: unknown field 'circuit' of orders" in err
