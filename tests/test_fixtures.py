@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from carrier_sla import pipeline
@@ -42,3 +43,26 @@ def test_mr_dst_repair_matches_the_hand_computed_readme(plan, tmp_path):
     mr8 = _cell(run.results, "MR-8", product="resale_pots")
     assert (mr8["clec_value"], mr8["retail_value"]) == (pytest.approx(2.0), pytest.approx(0.4))
     assert mr8["statistic"] == pytest.approx(2.416929, abs=1e-6) and mr8["status"] == "miss"
+
+
+def test_mr_no_access_matches_the_hand_computed_readme(plan, tmp_path):
+    """No-access hours above a cleared trouble's real elapsed time reject the row (rows read = accepted
+    + rejected); equal hours give a duration of 0; the README's MR-5/MR-6 figures hold."""
+    run = pipeline.run(plan, FIXTURES / "mr-no-access", "2026-03", tmp_path / "store", max_reject_rate=1.0)
+    troubles = next(i for i in run.manifest["inputs"] if i["record_type"] == "troubles")
+    assert (troubles["rows_read"], troubles["rows_accepted"], troubles["rows_rejected"]) == (10, 8, 2)
+    rejects = pd.read_parquet(tmp_path / "store" / "rejects" / "period=2026-03")
+    assert rejects[["record_id", "column", "raw_value", "reason"]].values.tolist() == [
+        ["C2", "no_access_hours", "3.5", "no_access_exceeds_duration"],
+        ["C3", "no_access_hours", "1.5", "no_access_exceeds_duration"],
+    ]
+    mr6 = _cell(run.results, "MR-6", product="resale_pots", submeasure="dispatch=false")
+    assert (mr6["clec_n"], mr6["clec_value"]) == (3, pytest.approx(13 / 3))
+    assert (mr6["retail_n"], mr6["retail_value"], mr6["retail_stdev"] ** 2) == (4, 4.0, pytest.approx(10 / 3))
+    assert mr6["statistic"] == pytest.approx(0.239046, abs=1e-6) and mr6["status"] == "met"
+    records = pd.read_parquet(tmp_path / "store" / "records" / "period=2026-03" / "measure=MR-6")
+    assert records.set_index("record_id").loc["C1", "value"] == 0.0  # no access equal to the duration
+    mr5 = _cell(run.results, "MR-5", product="resale_pots")
+    assert (mr5["clec_n"], mr5["clec_numerator"], mr5["retail_n"], mr5["retail_numerator"]) == (3, 1, 4, 2)
+    assert mr5["statistic"] == pytest.approx(0.436436, abs=1e-6) and mr5["status"] == "met"
+    assert _cell(run.results, "MR-8", product="resale_pots")["clec_numerator"] == 4
