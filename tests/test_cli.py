@@ -460,6 +460,43 @@ def test_validate_bad_plan_exits_2(tmp_path, capsys):
     assert "/states/0/time_zone: unknown IANA time zone 'Mars/Olympus'" in err
 
 
+# ------------------------------------------------------------------------------ holidays
+
+
+def test_holidays_prints_a_list_that_pastes_into_a_plan_that_validates(tmp_path, capsys):
+    """`holidays --country US --years 2025-2026` prints the holidays package's dates per year as JSON;
+    pasted as calendar.holidays the plan validates, and it lists exactly those dates."""
+    import holidays
+
+    code, out, err = cli(capsys, "holidays", "--country", "US", "--years", "2025-2026")
+    assert code == 0 and "paste as calendar.holidays" in err
+    listed = json.loads(out)
+    assert list(listed) == ["2025", "2026"]
+    assert {"date": "2026-10-12", "name": "Columbus Day"} in listed["2026"]
+    package = sorted(d.isoformat() for d in holidays.country_holidays("US", years=range(2024, 2028)))
+    assert [h["date"] for year in listed.values() for h in year] == [d for d in package if d[:4] in ("2025", "2026")]
+    plan = plan_file(tmp_path, lambda doc: doc["calendar"].update(holidays=listed))
+    code, out, _ = cli(capsys, "validate", "--plan", plan)
+    assert code == 0 and " OK: " in out
+    assert load_plan(plan).states[0].holidays.listed_years == (2025, 2026)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--country", "US", "--years", "2026-2025"],
+        ["--country", "US", "--years", "26"],
+        ["--country", "US", "--years", "1990"],
+        ["--country", "XX", "--years", "2026"],
+        ["--country", "US"],
+    ],
+)
+def test_holidays_with_bad_arguments_exits_2(capsys, args):
+    """Years reversed, not a year, outside the calendars, an unknown country or no years: exit 2."""
+    code, out, err = cli(capsys, "holidays", *args)
+    assert code == 2 and out == "" and err
+
+
 # --------------------------------------------------------------------------------- plans
 
 

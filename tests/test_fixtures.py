@@ -4,8 +4,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import PLAIN_STATISTICS, example_document
 
 from carrier_sla import pipeline
+from carrier_sla.plan import plan_from_document
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
@@ -66,3 +68,30 @@ def test_mr_no_access_matches_the_hand_computed_readme(plan, tmp_path):
     assert (mr5["clec_n"], mr5["clec_numerator"], mr5["retail_n"], mr5["retail_numerator"]) == (3, 1, 4, 2)
     assert mr5["statistic"] == pytest.approx(0.436436, abs=1e-6) and mr5["status"] == "met"
     assert _cell(run.results, "MR-8", product="resale_pots")["clec_numerator"] == 4
+
+
+def _without(doc, dates=(), years=()):
+    """A plan document whose holiday lists leave out some dates and some years."""
+    listed = doc["calendar"]["holidays"]
+    doc["calendar"]["holidays"] = {
+        y: [h for h in items if h["date"] not in dates] for y, items in listed.items() if y not in years
+    }
+    return doc
+
+
+def test_op4_with_columbus_day_worked_matches_the_hand_computed_readme(tmp_path):
+    """A plan leaving Columbus Day out of its 2026 holidays gives the README's OP-4 intervals and z."""
+    doc = _without(example_document(), dates=("2026-10-12",))
+    doc["statistics"] = dict(PLAIN_STATISTICS)
+    run = pipeline.run(plan_from_document(doc), FIXTURES / "op4-cutoff-holiday", "2026-10", tmp_path / "store")
+    records = pd.read_parquet(tmp_path / "store" / "records" / "period=2026-10" / "measure=OP-4")
+    values = dict(zip(records["record_id"], records["value"], strict=True))
+    assert {k: values[k] for k in ("R1", "R2", "R3", "R4", "C1", "C2")} == {
+        "R1": 3, "R2": 4, "R3": 4, "R4": 1, "C1": 5, "C2": 2
+    }  # fmt: skip
+    op4 = _cell(run.results, "OP-4", product="resale_pots", submeasure="dispatch=false")
+    assert (op4["clec_n"], op4["clec_value"]) == (2, 3.5)
+    assert (op4["retail_n"], op4["retail_value"], op4["retail_stdev"] ** 2) == (4, 3.0, pytest.approx(2.0))
+    assert op4["statistic"] == pytest.approx(0.408248, abs=1e-6) and op4["status"] == "met"
+    op3 = _cell(run.results, "OP-3", product="resale_pots")
+    assert op3["statistic"] == pytest.approx(0.251976, abs=1e-6)  # due dates as given: unchanged
