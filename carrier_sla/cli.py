@@ -89,7 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--fail-on", choices=["miss"], help="exit 1 when any verdict is a miss")
     run.add_argument("--quiet", action="store_true", help="print only errors")
 
-    val = sub.add_parser("validate", help="check a plan (and the inputs' columns) without computing")
+    val = sub.add_parser(
+        "validate",
+        help="check a plan (and with --data the inputs' columns and the years of holidays their records need) "
+        "without computing results",
+    )
     val.add_argument("--plan", required=True)
     val.add_argument("--data", type=Path)
 
@@ -301,10 +305,11 @@ def _dispatch(args: argparse.Namespace) -> int:
             f"{len(plan.states)} states (sha256 {plan.sha256[:12]})"
         )
         if args.data:
-            from carrier_sla.validate import check_data_columns
+            from carrier_sla.validate import check_data_columns, check_holiday_years
 
             for line in check_data_columns(plan, args.data):
                 print(line)
+            print(check_holiday_years(plan, args.data))
         return EXIT_OK
     from carrier_sla.periods import auto_periods
     from carrier_sla.pipeline import run
