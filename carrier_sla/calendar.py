@@ -6,8 +6,10 @@ same bit pattern as numpy's NaT) marks a missing value in both.
 
 - Local -> UTC: an ambiguous wall time (clocks going back) is the earlier instant; a wall
   time that does not exist (clocks going forward) has no instant and is reported.
-- Business days: the plan's weekmask minus the holidays of the state's calendar (the
-  `holidays` package, country/subdivision, plus extra dates listed in the plan).
+- Business days: the plan's weekmask minus the holidays the plan lists for the state (its
+  own list, or the calendar's), per year; nothing here reads the `holidays` package. A year
+  the plan does not list has no holidays in these tables: carrier_sla.holiday_years stops a
+  run whose records reach one.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import datetime as dt
 from dataclasses import dataclass, field
 from functools import cache
 
-import holidays as holidays_pkg
 import numpy as np
 import pandas as pd
 
@@ -179,13 +180,6 @@ def seconds_of_day(local_ns: np.ndarray) -> np.ndarray:
     return np.mod(local_ns, NS_PER_DAY) // NS_PER_S
 
 
-@cache
-def _holiday_dates(spec: HolidaySpec) -> tuple[np.datetime64, ...]:
-    days = holidays_pkg.country_holidays(spec.country, subdiv=spec.subdivision, years=YEARS)
-    dates = set(days.keys()) | set(spec.extra_dates)
-    return tuple(np.datetime64(d, "D") for d in sorted(dates))
-
-
 _TABLE_DAYS = int(np.datetime64(f"{YEARS.stop + 1}-01-01", "D").astype(np.int64))  # days 0 (1970-01-01) ..
 
 
@@ -277,7 +271,9 @@ def business_calendar(plan: Plan, state: str) -> BusinessCalendar:
 @cache
 def _business_calendar(cal: CalendarSpec, holidays: HolidaySpec) -> BusinessCalendar:
     return BusinessCalendar.build(
-        np.busdaycalendar(weekmask=[int(c) for c in cal.weekmask], holidays=list(_holiday_dates(holidays))),
+        np.busdaycalendar(
+            weekmask=[int(c) for c in cal.weekmask], holidays=[np.datetime64(d, "D") for d in holidays.dates]
+        ),
         cal.business_start_s,
         cal.business_end_s,
         cal.order_cutoff_s,

@@ -89,7 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--fail-on", choices=["miss"], help="exit 1 when any verdict is a miss")
     run.add_argument("--quiet", action="store_true", help="print only errors")
 
-    val = sub.add_parser("validate", help="check a plan (and the inputs' columns) without computing")
+    val = sub.add_parser(
+        "validate",
+        help="check a plan (and with --data the inputs' columns and the years of holidays their records need) "
+        "without computing results",
+    )
     val.add_argument("--plan", required=True)
     val.add_argument("--data", type=Path)
 
@@ -108,6 +112,17 @@ def build_parser() -> argparse.ArgumentParser:
     hist.add_argument("--json", action="store_true", help="JSON lines instead of a table")
 
     sub.add_parser("plans", help="list the bundled plans")
+
+    hol = sub.add_parser(
+        "holidays",
+        help="print a country's holidays from the holidays package, per year, as JSON to paste into a plan",
+        description="Print the holidays the installed holidays package gives for a country (and subdivision), "
+        "per year, as the JSON value of a plan's calendar.holidays (or a state's holidays). Review it, leave "
+        "out the days the ILEC works, and paste it: the engine reads only the plan's list.",
+    )
+    hol.add_argument("--country", required=True, help="country code of the holidays package, e.g. US")
+    hol.add_argument("--subdivision", help="subdivision code, e.g. CO: its holidays as well as the country's")
+    hol.add_argument("--years", required=True, help="a year or a range, e.g. 2026 or 2020-2035")
     for module in _reader_commands():
         module.add_parser(sub)
     return parser
@@ -266,6 +281,19 @@ def _dispatch(args: argparse.Namespace) -> int:
         return EXIT_OK
     if args.command == "history":
         return _history(args)
+    if args.command == "holidays":
+        from carrier_sla import holiday_lists
+
+        first, last = holiday_lists.parse_years(args.years)
+        table = holiday_lists.holiday_table(args.country, args.subdivision, first, last)
+        print(holiday_lists.format_table(table))
+        where = args.country + (f"/{args.subdivision}" if args.subdivision else "")
+        print(
+            f"carrier-sla: {sum(map(len, table.values()))} holidays of {where} {first}-{last} from holidays "
+            f"{holiday_lists.package_version()}; paste as calendar.holidays and leave out the days the ILEC works",
+            file=sys.stderr,
+        )
+        return EXIT_OK
     if getattr(args, "command_module", None):
         import importlib
 
@@ -277,10 +305,11 @@ def _dispatch(args: argparse.Namespace) -> int:
             f"{len(plan.states)} states (sha256 {plan.sha256[:12]})"
         )
         if args.data:
-            from carrier_sla.validate import check_data_columns
+            from carrier_sla.validate import check_data_columns, check_holiday_years
 
             for line in check_data_columns(plan, args.data):
                 print(line)
+            print(check_holiday_years(plan, args.data))
         return EXIT_OK
     from carrier_sla.periods import auto_periods
     from carrier_sla.pipeline import run

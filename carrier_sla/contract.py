@@ -41,6 +41,7 @@ class Reason(StrEnum):
     INVALID_NUMBER = "invalid_number"
     BELOW_MINIMUM = "below_minimum"
     BEFORE_RECEIVED = "before_received"
+    NO_ACCESS_EXCEEDS_DURATION = "no_access_exceeds_duration"
     DUPLICATE_ID = "duplicate_id"
 
 
@@ -184,6 +185,7 @@ MESSAGES = {
     Reason.INVALID_NUMBER: "{column} is not a number of the required type",
     Reason.BELOW_MINIMUM: "{column} is below its minimum",
     Reason.BEFORE_RECEIVED: "{column} is earlier than received_at",
+    Reason.NO_ACCESS_EXCEEDS_DURATION: "{column} is longer than the real time elapsed from received_at to cleared_at",
     Reason.DUPLICATE_ID: "{column} repeats an id read earlier (only the first copy in read order can be used)",
 }
 
@@ -295,6 +297,9 @@ def check_table(
             ref = prop["x-not-before"]
             a, b = rec.cols[f"{name}_utc"], rec.cols[f"{ref}_utc"]
             flags.flag((a != NULL) & (b != NULL) & (a < b), Reason.BEFORE_RECEIVED, ci)
+    for ci, (name, prop) in enumerate(props.items()):
+        if "x-at-most-elapsed" in prop:
+            flags.flag(_exceeds_elapsed(rec, name, prop["x-at-most-elapsed"]), Reason.NO_ACCESS_EXCEEDS_DURATION, ci)
     if "product" in rec.codes and "carrier_id" in rec.codes:
         is_retail_product = np.array([plan.product(c).is_retail for c in rec.cats["product"]] + [False])
         is_retail_carrier = np.array([v == plan.retail_carrier_id for v in rec.cats["carrier_id"]] + [False])
@@ -303,6 +308,18 @@ def check_table(
         flags.flag(known & mismatch, Reason.PRODUCT_NOT_OFFERED, list(props).index("product"))
     rec.ids = record_ids(record_type, table)
     return rec, flags
+
+
+def _exceeds_elapsed(rec: Records, name: str, span: dict[str, str]) -> np.ndarray:
+    """Rows whose hours in `name` exceed the real time elapsed from span["from"] to span["to"]
+    (no-access time longer than the trouble lasted): computed as the duration measures compute
+    it, (to - from) in hours as a float, so that a value equal to the duration (a duration of
+    0) passes and every value that passes leaves a duration of at least 0."""
+    start, end = rec.cols[f"{span['from']}_utc"], rec.cols[f"{span['to']}_utc"]
+    hours = rec.cols[name]
+    known = (start != NULL) & (end != NULL) & ~np.isnan(hours)
+    elapsed = np.where(known, end, 0) - np.where(known, start, 0)
+    return known & (hours > elapsed / (3600 * NS_PER_S))
 
 
 def _localize(rec: Records, stamps: dict, flags: Flags, plan: Plan) -> None:

@@ -35,6 +35,15 @@ class PlanError(CarrierSlaError, ValueError):
         super().__init__(f"plan {source}: {len(self.problems)} problem(s)\n{lines}")
 
 
+class HolidaysNotListed(PlanError):
+    """Records reach years whose holidays the plan does not list, so their business days are
+    unknown (carrier_sla.holiday_years); `years` names them, ascending."""
+
+    def __init__(self, source: str, problems: list[PlanProblem], years: list[int]):
+        self.years = tuple(sorted(set(years)))
+        super().__init__(source, problems)
+
+
 class UsageError(CarrierSlaError, ValueError):
     """A wrong argument (period format, unknown option value ...)."""
 

@@ -25,7 +25,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from carrier_sla import aggregate, ingest, merge, spill
+from carrier_sla import aggregate, holiday_years, ingest, merge, spill
 from carrier_sla.inputs import Loaded, check_reject_rate, load, read_whole
 from carrier_sla.period_results import MeasurePart, evaluate_part, judge_measure, ordered_results
 from carrier_sla.plan import Plan
@@ -82,6 +82,7 @@ def compute(
         dim_fields = aggregate.dimension_fields(plan)
         files_by_type = {t: [str(f.path) for f in files] for t, files in found.items()}
         kept: dict[str, MeasurePart] = {}  # one running part per measure
+        missing: list[holiday_years.MissingYear] = []  # years of holidays needed and not listed, so far
         histograms: dict[str, list[aggregate.SampleIndex]] = {m.id: [] for m in plan.measures}
         loaded_parts: list[Loaded] = [] if lines is None else [lines]
         evaluated = 0
@@ -95,6 +96,10 @@ def compute(
             if k + 1 < parts:
                 pending = loader.submit(load, plan, spilled.files, _reader(spilled, k + 1), timings, as_of)
             shared: dict = {}
+            with timings.stage("evaluate"):
+                missing = holiday_years.combine(
+                    missing + holiday_years.missing_in_period(plan, period, loaded.records, shared)
+                )
             for measure in plan.measures:
                 part, table = evaluate_part(
                     plan, measure, period, loaded.records, shared, dim_fields, files_by_type, timings
@@ -127,6 +132,7 @@ def compute(
                 _release_free_memory()
     summary = _summary(found, loaded_parts, lines)
     check_reject_rate(summary, max_reject_rate)
+    holiday_years.require(plan, missing)  # as a whole run would: after the reject rate, before any verdict
     frames = []
     for measure in plan.measures:
         tick = time.perf_counter()

@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from carrier_sla import aggregate, audit, evaluate, store, verdicts
+from carrier_sla import aggregate, audit, evaluate, holiday_years, store, verdicts
 from carrier_sla import calendar as calmod
 from carrier_sla.inputs import Loaded
 from carrier_sla.plan import Measure, Plan
@@ -45,6 +45,8 @@ def compute(
     for f in loaded.files:
         files_by_type.setdefault(f.record_type, []).append(str(f.path))
     shared: dict = {}  # the period's rows, once per (type, period_by, month)
+    with timings.stage("evaluate"):
+        holiday_years.require(plan, holiday_years.missing_in_period(plan, period, loaded.records, shared))
     last_use = {evaluate.period_key(m, period): i for i, m in enumerate(plan.measures, start=1)}
     frames, record_tables = [], {}
     evaluated = 0

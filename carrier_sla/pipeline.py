@@ -31,7 +31,7 @@ from carrier_sla import (
     spill,
     store,
 )
-from carrier_sla.errors import InputDataError, RejectRateExceeded, UsageError
+from carrier_sla.errors import InputDataError, PlanError, RejectRateExceeded, UsageError
 from carrier_sla.inputs import Loaded, check_reject_rate, load, needed_record_types, read_whole
 from carrier_sla.period_results import compute, previous_misses
 from carrier_sla.periods import Cutoff, check_in_force, check_period
@@ -259,6 +259,9 @@ def _run_locked(
         staging.publish()
     except InputDataError:
         raise  # recorded above
+    except PlanError as exc:  # found in the records: holidays of a year the plan does not list
+        _finish(manifest, out, run_id, "failed", 2, str(exc))
+        raise
     except Exception as exc:  # the manifest records every failure; the caller maps it to an exit code
         _finish(manifest, out, run_id, "failed", 5, f"{type(exc).__name__}: {exc}")
         raise

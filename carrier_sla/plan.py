@@ -117,9 +117,19 @@ class Measure:
 
 @dataclass(frozen=True)
 class HolidaySpec:
-    country: str
-    subdivision: str | None = None
-    extra_dates: tuple[dt.date, ...] = ()
+    """The holidays of a business calendar as the plan lists them, per year (calendar.holidays,
+    or a state's own). A year the plan does not list is unknown: business days in it cannot be
+    computed (carrier_sla.holiday_years), while a year listed with no dates has none."""
+
+    years: tuple[tuple[int, tuple[dt.date, ...]], ...] = ()  # (year, its dates ascending), by year
+
+    @property
+    def listed_years(self) -> tuple[int, ...]:
+        return tuple(year for year, _ in self.years)
+
+    @property
+    def dates(self) -> tuple[dt.date, ...]:
+        return tuple(day for _, days in self.years for day in days)
 
 
 @dataclass(frozen=True)
@@ -267,6 +277,13 @@ def _read_document(path: Path) -> tuple[Any, bytes]:
                 first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
                 for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
             }
+
+            def text_keys(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+                """Mapping keys as JSON has them: an unquoted year (2026:) is the key "2026"."""
+                mapping = loader.construct_mapping(node, deep=True)
+                return {str(k) if isinstance(k, int) and not isinstance(k, bool) else k: v for k, v in mapping.items()}
+
+            _PlanLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, text_keys)
             try:
                 return yaml.load(raw, Loader=_PlanLoader), raw  # a SafeLoader: no arbitrary objects
             except yaml.YAMLError as exc:  # not a ValueError: name it here
@@ -331,10 +348,13 @@ def _conditions(items: list[dict[str, Any]]) -> tuple[Condition, ...]:
 
 
 def _holidays(spec: dict[str, Any]) -> HolidaySpec:
+    """{"2026": ["2026-01-01", {"date": "2026-01-19", "name": "..."}, ...], ...}: names are for the reader."""
+
+    def day(item: str | dict[str, str]) -> dt.date:
+        return dt.date.fromisoformat(item if isinstance(item, str) else item["date"])
+
     return HolidaySpec(
-        country=spec["country"],
-        subdivision=spec.get("subdivision"),
-        extra_dates=tuple(sorted(dt.date.fromisoformat(d) for d in spec.get("extra_dates", []))),
+        tuple(sorted((int(year), tuple(sorted({day(i) for i in items}))) for year, items in spec.items()))
     )
 
 

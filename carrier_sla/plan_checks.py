@@ -5,12 +5,12 @@ Every problem is collected, each with its JSON pointer; nothing stops at the fir
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import zoneinfo
 from pathlib import Path
 from typing import Any
 
-import holidays as holidays_pkg
 import jsonschema
 from jsonschema.exceptions import best_match
 
@@ -36,13 +36,43 @@ def _pointer(path: Any) -> str:
 
 
 def schema_problems(document: Any) -> list[PlanProblem]:
-    """Every JSON Schema violation of a plan document, with its JSON pointer."""
+    """Every JSON Schema violation of a plan document, with its JSON pointer; holidays in the
+    form plans had before they listed them (country, subdivision, extra_dates) are one problem
+    saying what to do, not the schema's complaints about each key."""
     validator = jsonschema.Draft202012Validator(plan_schema(), format_checker=jsonschema.FormatChecker())
-    problems = []
+    old = _old_holiday_forms(document)
+    problems = [PlanProblem(pointer, OLD_HOLIDAYS) for pointer in old]
     for error in validator.iter_errors(document):
         for shown in _explain(error):
-            problems.append(PlanProblem(_pointer(shown.absolute_path), shown.message))
+            pointer = _pointer(shown.absolute_path)
+            if not any(pointer == o or pointer.startswith(o + "/") for o in old):
+                problems.append(PlanProblem(pointer, shown.message))
     return problems
+
+
+OLD_HOLIDAY_KEYS = ("country", "subdivision", "extra_dates")
+OLD_HOLIDAYS = (
+    'holidays are listed per year by the plan itself now ({"2026": ["2026-01-01", ...], ...}), so that '
+    "the plan's sha256 covers them: the country/subdivision/extra_dates form is no longer read. Print the list "
+    "with `carrier-sla holidays --country US --years 2020-2035` (--subdivision for a state's holidays), paste "
+    "it here, leave out the days the ILEC works and add the extra dates to their years"
+)
+
+
+def _old_holiday_forms(document: Any) -> list[str]:
+    """Pointers of holiday objects in the old form, as far as the document's shape shows them."""
+    if not isinstance(document, dict):
+        return []
+    found: list[tuple[str, Any]] = []
+    if isinstance(document.get("calendar"), dict):
+        found.append(("/calendar/holidays", document["calendar"].get("holidays")))
+    if isinstance(document.get("states"), list):
+        found += [
+            (f"/states/{i}/holidays", s.get("holidays"))
+            for i, s in enumerate(document["states"])
+            if isinstance(s, dict)
+        ]
+    return [pointer for pointer, spec in found if isinstance(spec, dict) and any(k in spec for k in OLD_HOLIDAY_KEYS)]
 
 
 def _explain(error: jsonschema.ValidationError) -> list[jsonschema.ValidationError]:
@@ -67,12 +97,29 @@ def _explain(error: jsonschema.ValidationError) -> list[jsonschema.ValidationErr
     return [best_match(error.context)]
 
 
-def _holiday_problem(spec: dict[str, Any]) -> str | None:
-    try:
-        holidays_pkg.country_holidays(spec["country"], subdiv=spec.get("subdivision"), years=2000)
-    except (NotImplementedError, KeyError, ValueError) as exc:
-        return f"unknown holiday calendar {spec['country']}/{spec.get('subdivision')}: {exc}"
-    return None
+def _holiday_problems(spec: dict[str, Any], pointer: str) -> list[PlanProblem]:
+    """Each listed date in its own year, and listed once (the schema checks the dates' form)."""
+    out: list[PlanProblem] = []
+    if any(k in spec for k in OLD_HOLIDAY_KEYS):
+        return out  # the old form: one problem from schema_problems
+    for year, items in spec.items():
+        seen: set[dt.date] = set()
+        for j, item in enumerate(items):
+            text = item if isinstance(item, str) else item.get("date") if isinstance(item, dict) else None
+            try:
+                day = dt.date.fromisoformat(text) if isinstance(text, str) else None
+            except ValueError:
+                day = None  # not a date: the schema says so
+            if day is None:
+                continue
+            if str(day.year) != year:
+                out.append(
+                    PlanProblem(f"{pointer}/{year}/{j}", f"{text} is not in {year}: list each date under its own year")
+                )
+            elif day in seen:
+                out.append(PlanProblem(f"{pointer}/{year}/{j}", f"{text} is listed twice"))
+            seen.add(day)
+    return out
 
 
 def reference_problems(doc: dict[str, Any]) -> list[PlanProblem]:
@@ -100,11 +147,10 @@ def reference_problems(doc: dict[str, Any]) -> list[PlanProblem]:
             zoneinfo.ZoneInfo(s["time_zone"])
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
             add(f"/states/{i}/time_zone", f"unknown IANA time zone {s['time_zone']!r}")
-        if "holidays" in s and (msg := _holiday_problem(s["holidays"])):
-            add(f"/states/{i}/holidays", msg)
+        if "holidays" in s:
+            out.extend(_holiday_problems(s["holidays"], f"/states/{i}/holidays"))
     cal = doc["calendar"]
-    if msg := _holiday_problem(cal["holidays"]):
-        add("/calendar/holidays", msg)
+    out.extend(_holiday_problems(cal["holidays"], "/calendar/holidays"))
     if clock_seconds(cal["business_hours"]["start"]) >= clock_seconds(cal["business_hours"]["end"]):
         add("/calendar/business_hours", "start must be before end")
     if doc.get("effective_to") and doc["effective_to"] < doc["effective_from"]:

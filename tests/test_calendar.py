@@ -1,6 +1,6 @@
 """Unit tests of carrier_sla.calendar: time zones, business days and business hours.
 
-Hand calendar (US federal holidays, `holidays` package, no subdivision):
+Hand calendar (the US federal holidays example-qc lists, from the `holidays` package):
     Oct 2026: Fri 9, Mon 12 = Columbus Day, Tue 13. Nov 2026: Sun 1 clocks fall back in
     Denver/Los Angeles, Wed 11 = Veterans Day, Thu 26 = Thanksgiving, Fri 27 is a working day.
     Dec 2026: Fri 25 = Christmas. Jul 2026: Fri 3 = Independence Day (observed).
@@ -143,14 +143,38 @@ def test_states_share_the_plan_calendar(plan):
 
 
 def test_extra_holiday_dates_of_the_plan_are_not_business_days(make_plan):
-    """Dates listed in the plan's extra_dates are holidays on top of the country's."""
+    """A date the plan adds to a year's list (the day after Thanksgiving) is a holiday besides the others."""
 
     def add_day(doc):
-        doc["calendar"]["holidays"]["extra_dates"] = ["2026-11-27"]
+        doc["calendar"]["holidays"]["2026"].append("2026-11-27")
 
     calendar = cal.business_calendar(make_plan(add_day), "CO")
     assert calendar.is_business_day(days("2026-11-27", "2026-11-30")).tolist() == [False, True]
     assert business_hours(calendar, "2026-11-25T16:00", "2026-11-30T09:00") == 2
+
+
+def test_a_plan_can_leave_out_a_federal_holiday(make_plan):
+    """A plan whose 2026 list leaves out Columbus Day works Monday 2026-10-12: it is a business day."""
+
+    def work_columbus_day(doc):
+        doc["calendar"]["holidays"]["2026"] = [h for h in doc["calendar"]["holidays"]["2026"] if h["date"] != "2026-10-12"]
+
+    calendar = cal.business_calendar(make_plan(work_columbus_day), "CO")
+    assert calendar.is_business_day(days("2026-10-12", "2026-11-11")).tolist() == [True, False]
+    assert text_days(calendar.roll_forward(days("2026-10-10"))) == ["2026-10-12"]
+    assert calendar.count(days("2026-10-09"), days("2026-10-14")).tolist() == [3]  # Fri, Mon, Tue
+
+
+def test_a_state_with_its_own_holidays_uses_only_those(make_plan):
+    """Colorado listing its own 2026 holidays (Cesar Chavez Day only) replaces the plan's list there; Arizona keeps it."""
+
+    def colorado(doc):
+        doc["states"][1]["holidays"] = {"2026": [{"date": "2026-03-31", "name": "Cesar Chavez Day"}]}
+
+    plan = make_plan(colorado)
+    check = days("2026-03-31", "2026-10-12", "2026-12-25")
+    assert cal.business_calendar(plan, "CO").is_business_day(check).tolist() == [False, True, True]
+    assert cal.business_calendar(plan, "AZ").is_business_day(check).tolist() == [True, False, False]
 
 
 # ------------------------------------------------------------------------------ time zones

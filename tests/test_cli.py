@@ -397,7 +397,8 @@ def test_validate_plan_only_exits_0(capsys):
 
 
 def test_validate_checks_columns_without_computing(tmp_path, capsys, monkeypatch):
-    """validate --data checks every input file's columns (not its values) and never runs the pipeline."""
+    """validate --data checks every input file's columns, and the years of holidays its accepted records
+    need (here none: the one order is rejected), and never runs the pipeline."""
 
     def forbidden(*args, **kwargs):
         raise AssertionError("validate must not compute")
@@ -408,7 +409,8 @@ def test_validate_checks_columns_without_computing(tmp_path, capsys, monkeypatch
     code, out, _ = cli(capsys, "validate", "--plan", "example-qc", "--data", data)
     assert code == 0
     assert out.splitlines()[1:] == [
-        f"{t}: {data / (t + '.csv')} has every required column" for t in ("orders", "troubles", "lines")
+        *(f"{t}: {data / (t + '.csv')} has every required column" for t in ("orders", "troubles", "lines")),
+        "holidays: no record's business days to count",
     ]
     assert not list(tmp_path.glob("**/*.parquet"))
 
@@ -458,6 +460,103 @@ def test_validate_bad_plan_exits_2(tmp_path, capsys):
     code, _, err = cli(capsys, "validate", "--plan", plan)
     assert code == 2
     assert "/states/0/time_zone: unknown IANA time zone 'Mars/Olympus'" in err
+
+
+# ------------------------------------------------------------------------------ holidays
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+
+def interval_plan(tmp_path: Path, without_years: tuple[str, ...]) -> Path:
+    """example-qc cut down to PO-5 and OP-4 (the measures counting business days), its holidays
+    leaving out some years."""
+    doc = keep_measures(example_document(), ("PO-5", "OP-4"))
+    doc["statistics"] = dict(PLAIN_STATISTICS)
+    for year in without_years:
+        del doc["calendar"]["holidays"][year]
+    path = tmp_path / "interval-plan.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_a_run_needing_a_year_of_holidays_the_plan_does_not_list_exits_2_naming_it(tmp_path, capsys):
+    """OP-4 of January 2026 counts business days of orders received in December 2025: a plan without
+    2025's holidays exits 2 naming 2025 and its pointer; the manifest records exit 2; nothing is published."""
+    plan = interval_plan(tmp_path, ("2025",))
+    data = FIXTURES / "op4-year-end"
+    code, _, err = cli(capsys, "run", "--plan", plan, "--data", data, "--period", "2026-01", "--out", tmp_path / "out")
+    assert code == 2
+    assert "/calendar/holidays: no holidays listed for 2025, a year OP-4's business days reach for 2 record(s)" in err
+    [manifest] = manifests(tmp_path / "out")
+    assert (manifest["status"], manifest["exit_code"]) == ("failed", 2)
+    assert "no holidays listed for 2025" in manifest["error"]
+    assert not (tmp_path / "out" / "current").exists()
+
+
+def test_validate_data_names_the_years_of_holidays_the_records_need_and_the_plan_does_not_list(tmp_path, capsys):
+    """validate --data reads the records: with every year listed it says which years they reach (exit 0);
+    without 2025 it names 2025 for each measure and exits 2."""
+    data = FIXTURES / "op4-year-end"
+    code, out, _ = cli(capsys, "validate", "--plan", interval_plan(tmp_path, ()), "--data", data)
+    assert code == 0
+    assert out.splitlines()[-1] == "holidays: the records' business days reach 2025-2026, each listed by the plan"
+    code, _, err = cli(capsys, "validate", "--plan", interval_plan(tmp_path, ("2025",)), "--data", data)
+    assert code == 2
+    assert "plan " in err and "2 problem(s)" in err
+    for measure in ("OP-4", "PO-5"):
+        assert (
+            f"no holidays listed for 2025, a year {measure}'s business days reach for 2 record(s) of the input" in err
+        )
+
+
+def test_holidays_prints_a_list_that_pastes_into_a_plan_that_validates(tmp_path, capsys):
+    """`holidays --country US --years 2025-2026` prints the holidays package's dates per year as JSON;
+    pasted as calendar.holidays the plan validates, and it lists exactly those dates."""
+    import holidays
+
+    code, out, err = cli(capsys, "holidays", "--country", "US", "--years", "2025-2026")
+    assert code == 0 and "paste as calendar.holidays" in err
+    listed = json.loads(out)
+    assert list(listed) == ["2025", "2026"]
+    assert {"date": "2026-10-12", "name": "Columbus Day"} in listed["2026"]
+    package = sorted(d.isoformat() for d in holidays.country_holidays("US", years=range(2024, 2028)))
+    assert [h["date"] for year in listed.values() for h in year] == [d for d in package if d[:4] in ("2025", "2026")]
+    plan = plan_file(tmp_path, lambda doc: doc["calendar"].update(holidays=listed))
+    code, out, _ = cli(capsys, "validate", "--plan", plan)
+    assert code == 0 and " OK: " in out
+    assert load_plan(plan).states[0].holidays.listed_years == (2025, 2026)
+
+
+def test_a_run_and_validate_never_import_the_holidays_package(tmp_path):
+    """Verdicts depend on the plan's list only: a run and validate --data, in a fresh interpreter, leave the
+    holidays package unimported (only the holidays command and the generator use it)."""
+    script = (
+        "import sys\n"
+        "from carrier_sla.cli import main\n"
+        f"data = {str(FIXTURES / 'op4-year-end')!r}\n"
+        "assert main(['validate', '--plan', 'example-qc', '--data', data]) == 0\n"
+        f"assert main(['run', '--plan', 'example-qc', '--data', data, '--period', '2026-01', '--out', {str(tmp_path / 'out')!r}, '--quiet']) == 0\n"
+        "assert 'holidays' not in sys.modules, 'the holidays package was imported'\n"
+    )
+    root = Path(carrier_sla.__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--country", "US", "--years", "2026-2025"],
+        ["--country", "US", "--years", "26"],
+        ["--country", "US", "--years", "1990"],
+        ["--country", "XX", "--years", "2026"],
+        ["--country", "US"],
+    ],
+)
+def test_holidays_with_bad_arguments_exits_2(capsys, args):
+    """Years reversed, not a year, outside the calendars, an unknown country or no years: exit 2."""
+    code, out, err = cli(capsys, "holidays", *args)
+    assert code == 2 and out == "" and err
 
 
 # --------------------------------------------------------------------------------- plans

@@ -326,6 +326,8 @@ BAD_ROWS: list[tuple[str, dict[str, Any], str, str | None, Reason]] = [
     ("troubles", {"no_access_hours": "abc"}, "no_access_hours", "abc", Reason.INVALID_NUMBER),
     ("troubles", {"no_access_hours": "-1"}, "no_access_hours", "-1", Reason.BELOW_MINIMUM),
     ("troubles", {"cleared_at": "2026-10-13 08:59:00"}, "cleared_at", "2026-10-13 08:59:00", Reason.BEFORE_RECEIVED),
+    # cleared 2 hours after it was received, with 2.01 hours of no access
+    ("troubles", {"no_access_hours": "2.01"}, "no_access_hours", "2.01", Reason.NO_ACCESS_EXCEEDS_DURATION),
     ("lines", {"lines_in_service": "-5", "carrier_id": "CLEC09"}, "lines_in_service", "-5", Reason.BELOW_MINIMUM),
     ("lines", {"period": "2026-13", "carrier_id": "CLEC08"}, "period", "2026-13", Reason.INVALID_FORMAT),
     ("lines", {"lines_in_service": "many", "carrier_id": "CLEC07"}, "lines_in_service", "many", Reason.INVALID_NUMBER),

@@ -626,7 +626,8 @@ def test_op5_parity_against_retail_installations(run_checker):
 
 
 def test_mr5_cleared_within_four_hours_net_of_no_access(run_checker):
-    """MR-5 counts cleared network troubles by clearance month; within when elapsed hours minus no-access hours <= 4."""
+    """MR-5 counts cleared network troubles by clearance month; within when elapsed hours minus no-access hours <= 4;
+    no-access hours above the elapsed hours reject the trouble, equal ones give 0 hours."""
     run = run_checker(
         troubles=[
             {"received_at": "2026-10-13 09:00:00", "cleared_at": "2026-10-13 13:00:00"},  # T1 4 h exactly -> 1
@@ -645,7 +646,7 @@ def test_mr5_cleared_within_four_hours_net_of_no_access(run_checker):
                 "received_at": "2026-10-13 09:00:00",
                 "cleared_at": "2026-10-13 10:00:00",
                 "no_access_hours": 3,
-            },  # T5 -2 -> 0 h -> 1
+            },  # T5 1 - 3 < 0: rejected (no_access_exceeds_duration), in no measure
             {"disposition": "cpe"},  # T6 not_network_disposition
             {"disposition": "no_trouble_found"},  # T7 not_network_disposition
             {"test": True},  # T8 test_trouble
@@ -658,10 +659,14 @@ def test_mr5_cleared_within_four_hours_net_of_no_access(run_checker):
             },  # T12 cleared October: 3 h -> 1
             # T13 a weekend repair: hours are elapsed hours, not business hours: Sat 16:00 -> Sun 10:00 = 18 h -> 0
             {"received_at": "2026-10-17 16:00:00", "cleared_at": "2026-10-18 10:00:00"},
+            # T14 no access exactly as long as the trouble: 1 - 1 = 0 h -> 1
+            {"received_at": "2026-10-13 09:00:00", "cleared_at": "2026-10-13 10:00:00", "no_access_hours": 1},
         ]
     )
-    assert _ids(run.records("MR-5")) == {f"T{i}" for i in (1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 13)}
-    expected = {"T1": 1, "T2": 0, "T3": 1, "T4": 0, "T5": 1, "T12": 1, "T13": 0}
+    rejects = run.rejects()
+    assert rejects[["record_id", "reason"]].values.tolist() == [["T5", "no_access_exceeds_duration"]]
+    assert _ids(run.records("MR-5")) == {f"T{i}" for i in (1, 2, 3, 4, 6, 7, 8, 9, 12, 13, 14)}
+    expected = {"T1": 1, "T2": 0, "T3": 1, "T4": 0, "T12": 1, "T13": 0, "T14": 1}
     assert {t: run.record("MR-5", t)["value"] for t in expected} == expected
     reasons = {
         "T6": "not_network_disposition",
@@ -672,7 +677,7 @@ def test_mr5_cleared_within_four_hours_net_of_no_access(run_checker):
     assert {t: run.record("MR-5", t)["exclusion_reason"] for t in reasons} == reasons
     cell = run.cell("MR-5")
     assert cell["clec_n"] == 7 and cell["clec_numerator"] == 4
-    durations = {"T1": 4, "T2": 4 + 1 / 3600, "T3": 4, "T4": 4.5, "T5": 0, "T12": 3, "T13": 18}
+    durations = {"T1": 4, "T2": 4 + 1 / 3600, "T3": 4, "T4": 4.5, "T12": 3, "T13": 18, "T14": 0}
     assert {t: run.record("MR-6", t)["value"] for t in durations} == pytest.approx(durations)
 
 

@@ -117,6 +117,27 @@ def test_a_duplicate_id_in_another_partition_is_still_a_duplicate(tmp_path):
     assert dup[["record_id", "row", "carrier_id"]].values.tolist() == [["O3", 41, "CLEC02"]]
 
 
+def test_no_access_longer_than_the_trouble_is_rejected_alike_in_a_partitioned_run(tmp_path):
+    """Troubles whose no-access hours exceed their real elapsed time (and one equal to it) spread
+    over partitions: the same rejects (no_access_exceeds_duration), counts and figures as a whole run."""
+    troubles = [
+        {"circuit_id": f"C{i}", "no_access_hours": ("2.5" if i % 3 == 0 else "2" if i % 3 == 1 else "0.5")}
+        for i in range(30)  # received 09:00, cleared 11:00: 2 hours
+    ]
+    data = write_inputs(tmp_path / "data", [{}], troubles, [{}])
+    plan = load_plan("example-qc")
+    whole = run(plan, data, PERIOD, tmp_path / "whole", partition_rows=0, max_reject_rate=1.0)
+    parted = run(plan, data, PERIOD, tmp_path / "parted", partition_rows=5, max_reject_rate=1.0)
+    assert _manifest(parted)["partitions"] > 3
+    _assert_same_outputs(tmp_path / "whole", tmp_path / "parted")
+    assert _manifest(whole)["inputs"] == _manifest(parted)["inputs"]
+    rejects = _tables(tmp_path / "parted")["rejects"]
+    assert rejects["reason"].tolist() == ["no_access_exceeds_duration"] * 10
+    assert rejects["row"].tolist() == list(range(1, 31, 3))
+    troubles_read = next(i for i in _manifest(parted)["inputs"] if i["record_type"] == "troubles")
+    assert (troubles_read["rows_read"], troubles_read["rows_accepted"], troubles_read["rows_rejected"]) == (30, 20, 10)
+
+
 def test_a_broken_file_fails_a_partitioned_run_naming_it(tmp_path):
     data = write_inputs(tmp_path / "data", [{} for _ in range(30)], [{} for _ in range(30)], [{}])
     text = (data / "troubles.csv").read_text().splitlines()

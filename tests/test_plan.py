@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import datetime as dt
 import hashlib
 import json
 
@@ -124,14 +125,14 @@ def test_every_reference_problem_is_reported_at_once_sorted_with_its_pointer():
 
 
 def test_catalogue_and_measure_shape_problems_are_all_reported():
-    """Duplicate codes, bad analogs, unknown holiday calendars and ill-shaped measures are reported together."""
+    """Duplicate codes, bad analogs, a holiday under the wrong year and ill-shaped measures are reported together."""
     doc = example_document()
     doc["products"][0]["retail_analog"] = "ds1"  # a retail product with an analog
     doc["products"][4]["retail_analog"] = None  # a CLEC product without one
     doc["products"][5]["retail_analog"] = "ubl_2w"  # an analog that is not retail
     doc["products"].append(dict(doc["products"][1]))  # ds1 twice
     doc["states"].append({"code": "CO", "time_zone": "America/Denver"})  # CO twice
-    doc["states"][2]["holidays"] = {"country": "XX"}
+    doc["states"][2]["holidays"] = {"2026": ["2027-01-01"]}
     doc["measures"][0]["standards"][0]["target"] = 120  # a percentage above 100
     doc["measures"][1]["standards"][0]["when"] = {"channel": ["manual"]}  # not a dimension of OP-3
     doc["measures"][2]["value"] = {"kind": "on_or_before", "date": "completed_date", "deadline": "due_date"}
@@ -149,7 +150,7 @@ def test_catalogue_and_measure_shape_problems_are_all_reported():
         "/products/4/retail_analog",
         "/products/5/retail_analog",
         "/states",
-        "/states/2/holidays",
+        "/states/2/holidays/2026/0",
     ]
     assert problems == sorted(problems)
 
@@ -247,7 +248,11 @@ variations = st.fixed_dictionaries(
         "critical_value": st.floats(min_value=0.01, max_value=10, allow_nan=False),
         "target": st.floats(min_value=0, max_value=100, allow_nan=False),
         "interval": st.integers(min_value=0, max_value=30),
-        "extra_dates": st.lists(st.dates().map(lambda d: d.isoformat()), max_size=3, unique=True),
+        "holidays": st.lists(
+            st.tuples(st.dates(dt.date(1995, 1, 1), dt.date(2060, 12, 31)), st.booleans()),
+            max_size=6,
+            unique_by=lambda x: x[0],
+        ),
         "window": st.one_of(
             st.floats(min_value=0.5, max_value=2000, allow_nan=False).map(lambda h: ("window_hours", h)),
             st.integers(min_value=1, max_value=400).map(lambda d: ("window_days", d)),
@@ -267,7 +272,12 @@ def test_round_trip_holds_for_plan_variations(change):
     doc["statistics"] = {"parity_method": "modified_z", "critical_value": change["critical_value"]}
     doc["measures"][0]["standards"][0]["target"] = change["target"]
     doc["products"][4]["standard_interval_days"] = change["interval"]
-    doc["calendar"]["holidays"]["extra_dates"] = change["extra_dates"]
+    listed: dict[str, list] = {}
+    for day, named in change["holidays"]:  # a date as text or with a name
+        listed.setdefault(str(day.year), []).append(
+            {"date": day.isoformat(), "name": "h"} if named else day.isoformat()
+        )
+    doc["calendar"]["holidays"] = listed
     del doc["measures"][3]["value"]["window_days"]
     doc["measures"][3]["value"][change["window"][0]] = change["window"][1]
     doc["measures"][3]["value"]["match_on"] = change["match_on"]
@@ -281,6 +291,7 @@ def test_round_trip_holds_for_plan_variations(change):
     assert again == plan
     assert again.version == change["version"]
     assert again.statistics.critical_value == change["critical_value"]
+    assert again.states[0].holidays.dates == tuple(sorted(day for day, _ in change["holidays"]))
     op5 = again.measure("OP-5").value
     assert getattr(op5, change["window"][0]) == change["window"][1]
     assert op5.match_on == ((change["match_on"],) if isinstance(change["match_on"], str) else tuple(change["match_on"]))
@@ -309,7 +320,7 @@ retail_carrier_id: ILEC
 calendar:
   business_hours: {start: "08:00", end: "17:00"}
   order_cutoff: "15:00"
-  holidays: {country: US, extra_dates: [2026-12-24]}
+  holidays: {2025: [], 2026: [2026-12-24, {date: 2026-12-25, name: Christmas Day}]}
 states:
   - {code: CO, time_zone: America/Denver}
 products:
@@ -330,12 +341,15 @@ measures:
 
 
 def test_hand_written_yaml_with_unquoted_dates_loads(tmp_path):
-    """A YAML plan may write dates unquoted (2020-01-01): they are read as the ISO text the schema expects."""
+    """A YAML plan may write dates and years unquoted (2020-01-01, 2026:): they are read as the ISO text and
+    the year keys the schema expects."""
     path = tmp_path / "tiny.yml"
     path.write_text(HAND_WRITTEN_YAML)
     plan = load_plan(path)
     assert plan.effective_from.isoformat() == "2020-01-01"
-    assert [d.isoformat() for d in plan.states[0].holidays.extra_dates] == ["2026-12-24"]
+    assert [d.isoformat() for d in plan.states[0].holidays.dates] == ["2026-12-24", "2026-12-25"]
+    assert plan.states[0].holidays.listed_years == (2025, 2026)
+    assert list(dump_plan(plan)["calendar"]["holidays"]) == ["2025", "2026"]
     assert dump_plan(plan)["effective_from"] == "2020-01-01"
     assert plan_from_document(dump_plan(plan)) == plan
 
@@ -565,3 +579,80 @@ def test_validate_explains_the_new_options_with_their_pointers(tmp_path, capsys)
     assert "/measures/3/value: give exactly one of window_hours, window_days (found: window_hours, window_days)" in err
     assert "/measures/6/value/match_on/1: unknown field 'circuit' of troubles" in err
     assert "/measures/3/value/match_on/1: unknown field 'circuit' of orders" in err
+# ------------------------------------------------------------------------------ holidays
+
+
+def test_holiday_list_problems_are_each_reported_with_their_pointer():
+    """A date under another year, a date listed twice, a non-date, an entry without a date, a
+    key that is not a year: every problem at once, each at its JSON pointer."""
+    doc = example_document()
+    doc["calendar"]["holidays"] = {
+        "2026": [
+            "2026-01-01",
+            "2027-01-01",
+            {"date": "2026-07-03", "name": "Independence Day (observed)"},
+            "2026-01-01",
+            "2026-02-30",
+            {"name": "no date"},
+            {"date": "2026-07-04", "when": "always"},
+        ],
+        "26": [],
+    }
+    doc["states"][1]["holidays"] = {"2026": [{"date": "2025-12-25", "name": "Christmas Day"}]}
+    problems = problems_of(doc)
+    messages = {p.pointer: p.message for p in problems}
+    assert pointers(problems) == [
+        "/calendar/holidays",
+        "/calendar/holidays/2026/1",
+        "/calendar/holidays/2026/3",
+        "/calendar/holidays/2026/4",
+        "/calendar/holidays/2026/5",
+        "/calendar/holidays/2026/6",
+        "/states/1/holidays/2026/0",
+    ]
+    assert "'26' does not match" in messages["/calendar/holidays"]
+    assert messages["/calendar/holidays/2026/1"] == "2027-01-01 is not in 2026: list each date under its own year"
+    assert messages["/calendar/holidays/2026/3"] == "2026-01-01 is listed twice"
+    assert "'2026-02-30' is not a 'date'" in messages["/calendar/holidays/2026/4"]
+    assert "'date' is a required property" in messages["/calendar/holidays/2026/5"]
+    assert "'when' was unexpected" in messages["/calendar/holidays/2026/6"]
+    assert "2025-12-25 is not in 2026" in messages["/states/1/holidays/2026/0"]
+
+
+def test_the_old_holiday_form_is_one_problem_telling_to_print_the_list():
+    """holidays as country/subdivision/extra_dates (read from the holidays package until now) is one
+    problem per place it is used, saying to paste the list `carrier-sla holidays` prints."""
+    doc = example_document()
+    doc["calendar"]["holidays"] = {"country": "US", "subdivision": None, "extra_dates": ["2026-12-24"]}
+    doc["states"][3]["holidays"] = {"country": "US", "subdivision": "UT"}
+    problems = problems_of(doc)
+    assert pointers(problems) == ["/calendar/holidays", "/states/3/holidays"]
+    for problem in problems:
+        assert "no longer read" in problem.message
+        assert "carrier-sla holidays --country US --years 2020-2035" in problem.message
+
+
+def test_the_plan_lists_its_holidays_per_year_and_its_hash_covers_them():
+    """The bundled plan's holidays are its own list, year by year (names are for the reader); leaving
+    out one date gives another plan and another sha256."""
+    plan = load_plan("example-qc")
+    spec = plan.states[0].holidays
+    assert spec.listed_years == tuple(range(2020, 2036))
+    assert dict(spec.years)[2026][8].isoformat() == "2026-10-12"  # Columbus Day
+    doc = example_document()
+    doc["calendar"]["holidays"]["2026"] = [h for h in doc["calendar"]["holidays"]["2026"] if h["date"] != "2026-10-12"]
+    worked = plan_from_document(doc)
+    assert worked != plan and worked.sha256 != plan_from_document(example_document()).sha256
+    assert "2026-10-12" not in {d.isoformat() for d in worked.states[0].holidays.dates}
+    assert len(worked.states[0].holidays.dates) == len(spec.dates) - 1
+
+
+def test_a_state_may_list_its_own_holidays():
+    """A state's own list replaces the calendar's for that state only; a year listed empty has no holidays."""
+    doc = example_document()
+    doc["states"][1]["holidays"] = {"2026": ["2026-03-31"], "2027": []}
+    plan = plan_from_document(doc)
+    co = next(s for s in plan.states if s.code == "CO")
+    az = next(s for s in plan.states if s.code == "AZ")
+    assert co.holidays.years == ((2026, (dt.date(2026, 3, 31),)), (2027, ()))
+    assert az.holidays.listed_years == tuple(range(2020, 2036))
