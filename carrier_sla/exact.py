@@ -17,6 +17,7 @@ All functions are pure and return a TestResult with every number behind the deci
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from dataclasses import dataclass
@@ -154,6 +155,58 @@ def _merge(values: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return uniq, pooled
 
 
+def _add(
+    values: np.ndarray, counts: np.ndarray, more: np.ndarray, more_counts: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct ascending values and counts with a few more distinct ascending values added: what
+    _merge gives on both together, by insertion instead of a sort of the whole pool."""
+    at = np.searchsorted(values, more)
+    present = at < values.size
+    present[present] = values[at[present]] == more[present]
+    counts = counts.copy()
+    np.add.at(counts, at[present], more_counts[present])
+    new = ~present
+    return np.insert(values, at[new], more[new]), np.insert(counts, at[new], more_counts[new])
+
+
+class Pool:
+    """A retail value histogram, checked and merged once, that many CLEC cells are tested against
+    (a retail analog serves every CLEC's cell of its state, product and submeasure): each test then
+    adds its few CLEC values to it instead of sorting the pooled values again, and Monte Carlo on
+    floats inserts them into `expanded` (the values one per record, ascending) instead of expanding
+    the pool again. Not thread-safe until `expanded` has been built: build it before sharing."""
+
+    __slots__ = ("_expanded", "counts", "values")
+
+    def __init__(self, values: object, counts: object):
+        self.values, self.counts = _merge(*_histogram(values, counts, "retail"))
+        self._expanded: np.ndarray | None = None
+
+    @classmethod
+    def of_samples(cls, samples: object) -> Pool:
+        """The pool of a sample of values (one per record), its expansion built (from the sample when sorted)."""
+        sample = np.asarray(samples, dtype=float).ravel()
+        values, counts = np.unique(sample, return_counts=True)
+        pool = cls(values, counts)
+        ascending = sample.size == int(pool.counts.sum()) and bool(np.all(sample[1:] >= sample[:-1]))
+        pool._expanded = sample if ascending else np.repeat(pool.values, pool.counts)
+        return pool
+
+    def expanded(self) -> np.ndarray:
+        """The values one per record, ascending (np.repeat(values, counts)), built once."""
+        if self._expanded is None:
+            self._expanded = np.repeat(self.values, self.counts)
+        return self._expanded
+
+    def expanded_with(self, clec_values: np.ndarray, clec_counts: np.ndarray) -> np.ndarray:
+        """The pool with the CLEC values added, one value per record, ascending: what np.repeat gives on
+        the merged histogram (equal values are interchangeable), by one insertion into `expanded`."""
+        more = np.repeat(clec_values, clec_counts)
+        more.sort()
+        base = self.expanded()
+        return np.insert(base, np.searchsorted(base, more), more)
+
+
 def _log_comb(n: int, kmax: int) -> np.ndarray:
     """log C(n, r) for r = 0 .. kmax (-inf where r > n), as a running sum of log((n - t) / (t + 1)).
 
@@ -268,6 +321,7 @@ def permutation_test(
     resamples: int = 100_000,
     seed: int,
     max_exact_cells: int = 20_000_000,
+    sequential_h: int | None = None,
 ) -> TestResult:
     """One-tailed permutation test of means from value histograms (Qwest: CLEC samples of 30 or fewer).
 
@@ -279,43 +333,51 @@ def permutation_test(
     tolerance 1e-9) and the dynamic programme over distinct values needs at most `max_exact_cells`
     cells, counted as (k + 1) * (k * span + 1) * distinct values with k = min(n, N - n) and span the
     value range in lattice steps (after dividing by their common step). Otherwise Monte Carlo:
-    `resamples` random n-subsets drawn without replacement with numpy's default_rng(seed),
-        p = (b + 1) / (resamples + 1),  b = resampled sums at least as bad as observed (ties count).
+    random n-subsets drawn without replacement with numpy's default_rng(seed), b = resampled sums at
+    least as bad as observed (ties count):
+        without sequential_h:  `resamples` draws,  p = (b + 1) / (resamples + 1);
+        with sequential_h = h (Besag and Clifford 1991): draws stop at the h-th sum at least as bad,
+            p = h / L after L draws, or else after `resamples` draws, p = (b + 1) / (resamples + 1).
+    Both are valid p-values (P(p <= a) <= a under parity). resamples records the draws L counted.
     A pool whose values are all equal gives p = 1. statistic = the CLEC sum.
+    `retail_values` may be a Pool prepared once for many cells, with retail_counts None.
     """
     cv, cc = _histogram(clec_values, clec_counts, "clec")
-    rv, rc = _histogram(retail_values, retail_counts, "retail")
+    pool = retail_values if isinstance(retail_values, Pool) else Pool(retail_values, retail_counts)
     n = int(cc.sum())
     if n == 0:
         raise ValueError("the CLEC histogram is empty: nothing to test")
     if resamples < 1:
         raise ValueError(f"resamples must be at least 1, got {resamples}")
+    if sequential_h is not None and not 1 <= sequential_h <= resamples:
+        raise ValueError(f"sequential_h must be between 1 and resamples ({resamples}), got {sequential_h}")
     if isinstance(seed, bool) or int(seed) != seed or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     seed = int(seed)
     statistic = float(np.dot(cv, cc))
-    values = np.concatenate([cv, rv])
-    counts = np.concatenate([cc, rc])
+    values, counts = _add(pool.values, pool.counts, *_merge(cv, cc))
     n_pool = int(counts.sum())
 
-    units = None
+    units = clec_units = None
     note = ""
     if lattice is not None:
         if not (math.isfinite(lattice) and lattice > 0):
             raise ValueError(f"lattice must be positive and finite, got {lattice!r}")
         units = _lattice_units(values, lattice)
-        if units is None:
+        clec_units = _lattice_units(cv, lattice)  # on the lattice whenever the pool is: its values are in it
+        if units is None or clec_units is None:
+            units = None
             note = f"values are not all multiples of the lattice {lattice!r}: Monte Carlo"
         elif float(units.max(initial=0)) * n_pool >= 2.0**62:
             units, note = None, "lattice sums would overflow 64-bit integers: Monte Carlo on floats"
     else:
         note = "no lattice given: Monte Carlo"
 
-    if units is not None:
+    if units is not None and clec_units is not None:
         items, pooled = _merge(units, counts)
-        observed: float = int(np.dot(units[: cv.size], cc))
+        observed: float = int(np.dot(clec_units, cc))
     else:
-        items, pooled = _merge(values, counts)
+        items, pooled = values, counts
         observed = statistic
     if items.size == 1:
         return _result("permutation_exact", 1.0, statistic, note="all pooled values are equal: every subset ties")
@@ -348,9 +410,27 @@ def permutation_test(
     # Not np.dot on floats: a float dot this long runs on OpenBLAS threads, which keep spinning for a
     # while afterwards and take CPU from the single-threaded Monte Carlo loop (twice as slow on two cores).
     total = int(np.dot(items, pooled)) if items.dtype.kind == "i" else float((items * pooled).sum())
-    b = tail_count(items, pooled, k, observed, worse_is_higher, total, complement, resamples, seed)
-    p = (b + 1) / (resamples + 1)
-    return _result("permutation_monte_carlo", p, statistic, resamples=resamples, seed=seed, note=note)
+    expanded = None if units is not None else functools.partial(pool.expanded_with, cv, cc)
+    b, drawn = tail_count(
+        items, pooled, k, observed, worse_is_higher, total, complement, resamples, seed, sequential_h, expanded
+    )
+    if sequential_h is None:
+        p = (b + 1) / (resamples + 1)
+    elif b == sequential_h:
+        p = b / drawn
+        note = _join(note, f"sequential Monte Carlo: stopped after h={b} exceedances at L={drawn:,} draws, p = h/L")
+    else:
+        p = (b + 1) / (resamples + 1)
+        note = _join(
+            note,
+            f"sequential Monte Carlo: {b} exceedances, fewer than h={sequential_h}, "
+            f"in the maximum of {resamples:,} draws, p = (b+1)/(B+1)",
+        )
+    return _result("permutation_monte_carlo", p, statistic, resamples=drawn, seed=seed, note=note)
+
+
+def _join(*notes: str) -> str:
+    return "; ".join(n for n in notes if n)
 
 
 # --- modified t and seeds ----------------------------------------------------------------------
