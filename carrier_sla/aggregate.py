@@ -318,9 +318,12 @@ class CellSamples:
                     if _rolled(value)
                     else [j for j, v in enumerate(axis_labels) if v == value]
                 )
+            flat = index.flat
             for combo in itertools.product(*choices):
-                k = int(np.ravel_multi_index(combo, shape))
-                a, b = np.searchsorted(index.flat, k, "left"), np.searchsorted(index.flat, k, "right")
+                # the key in the array's own integer type: a Python int would make searchsorted convert
+                # (copy) the whole array to int64 first, every call
+                k = flat.dtype.type(np.ravel_multi_index(combo, shape))
+                a, b = flat.searchsorted(k, "left"), flat.searchsorted(k, "right")
                 values.append(index.values[a:b])
                 counts.append(index.counts[a:b])
         if not values:
