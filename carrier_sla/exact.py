@@ -20,12 +20,14 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
+import threading
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import special, stats  # stats: hypergeom (Fisher's exact test)
 
 from carrier_sla.monte_carlo import SUM_RTOL, tail_count
+from carrier_sla.subset_sums import RetailTable, subset_sum_distribution
 
 # A pooled value is on the lattice when value / lattice is within this relative distance of an integer.
 LATTICE_RTOL = 1e-9
@@ -176,11 +178,13 @@ class Pool:
     floats inserts them into `expanded` (the values one per record, ascending) instead of expanding
     the pool again. Not thread-safe until `expanded` has been built: build it before sharing."""
 
-    __slots__ = ("_expanded", "counts", "values")
+    __slots__ = ("_expanded", "_lock", "_tables", "counts", "values")
 
     def __init__(self, values: object, counts: object):
         self.values, self.counts = _merge(*_histogram(values, counts, "retail"))
         self._expanded: np.ndarray | None = None
+        self._tables: dict[tuple[float, int], RetailTable | None] = {}
+        self._lock = threading.Lock()
 
     @classmethod
     def of_samples(cls, samples: object) -> Pool:
@@ -198,6 +202,17 @@ class Pool:
             self._expanded = np.repeat(self.values, self.counts)
         return self._expanded
 
+    def table(self, lattice: float, max_cells: int) -> RetailTable | None:
+        """The pool's subset-sum table on a lattice (subset_sums.RetailTable), made once on first use (by
+        whichever thread asks first: the same table either way), or None when the values are off the
+        lattice or the table would exceed max_cells."""
+        with self._lock:
+            key = (lattice, max_cells)
+            if key not in self._tables:
+                units = _lattice_units(self.values, lattice)
+                self._tables[key] = None if units is None else RetailTable.of(units, self.counts, max_cells)
+            return self._tables[key]
+
     def expanded_with(self, clec_values: np.ndarray, clec_counts: np.ndarray) -> np.ndarray:
         """The pool with the CLEC values added, one value per record, ascending: what np.repeat gives on
         the merged histogram (equal values are interchangeable), by one insertion into `expanded`."""
@@ -205,84 +220,6 @@ class Pool:
         more.sort()
         base = self.expanded()
         return np.insert(base, np.searchsorted(base, more), more)
-
-
-def _log_comb(n: int, kmax: int) -> np.ndarray:
-    """log C(n, r) for r = 0 .. kmax (-inf where r > n), as a running sum of log((n - t) / (t + 1)).
-
-    Small terms summed instead of differences of gammaln(1e6) ~ 1.3e7, which would lose ~9 digits.
-    """
-    out = np.full(kmax + 1, -np.inf)
-    m = min(kmax, n)
-    t = np.arange(m, dtype=float)
-    out[0] = 0.0
-    out[1 : m + 1] = np.cumsum(np.log((n - t) / (t + 1.0)))
-    return out
-
-
-def _take_weights(n_prev: int, cnt: int, k: int) -> np.ndarray:
-    """w[r, j] = C(cnt, j) C(n_prev, r - j) / C(n_prev + cnt, r) for r = 0..k, j = 0..min(cnt, k):
-    the hypergeometric probability that a random r-subset of the first n_prev + cnt items holds
-    j copies of the newest value.
-
-    Computed in logs and renormalised per row (the rows sum to 1 by Vandermonde's identity), so the
-    huge C(n, r) never appear and rounding cannot create or lose probability. Rows with
-    r > n_prev + cnt (no such subset yet) are zero.
-    """
-    jmax = min(cnt, k)
-    lc_cnt = _log_comb(cnt, jmax)
-    lc_prev = np.concatenate([np.full(jmax, -np.inf), _log_comb(n_prev, k)])  # index r - j + jmax
-    rest = np.arange(k + 1)[:, None] - np.arange(jmax + 1)[None, :] + jmax
-    logw = lc_cnt[None, :] + lc_prev[rest]
-    top = logw.max(axis=1, keepdims=True)
-    top[~np.isfinite(top)] = 0.0
-    w = np.exp(logw - top)
-    total = w.sum(axis=1, keepdims=True)
-    return np.divide(w, total, out=np.zeros_like(w), where=total > 0)
-
-
-def _subset_sum_distribution(d: np.ndarray, c: np.ndarray, k: int) -> np.ndarray:
-    """P(sum = s), s = 0 .. k * max(d), for a uniformly random k-subset of the multiset
-    {d_i repeated c_i times}; d are distinct non-negative integers in ascending order.
-
-    Built value by value: with N_i items after value i, the probability table over
-    (subset size r, sum s) is updated by the hypergeometric weight of taking j copies of value i,
-        P_i(r, s) = sum_j  C(c_i, j) C(N_{i-1}, r - j) / C(N_i, r) * P_{i-1}(r - j, s - j d_i),
-    so every entry stays a probability (no overflow of C(N, k) for a million retail records).
-
-    Work saved: values go in ascending order, so step i touches only sums s <= k d_i; and a row
-    r < k - (items still to come) can no longer reach size k, so it is not computed. One step is a
-    single einsum over a strided view of the flat table, in which (j, r, s) reads the entry
-    (r - j, s - j d_i): rows r - j < 0 fall into zero padding in front of the table, and a negative
-    column s - j d_i falls into the unused tail of row r - j - 1 (its sums stop at (r - j - 1) d_i).
-    """
-    from numpy.lib.stride_tricks import as_strided
-
-    dmax = int(d[-1])
-    width_total = k * dmax + 1
-    pad = (k + 1) * (width_total + dmax)  # room for the most negative offset, k rows and k * dmax columns back
-    bufs = [np.zeros(pad + (k + 1) * width_total), np.zeros(pad + (k + 1) * width_total)]
-    bufs[0][pad] = 1.0  # P_0: the empty subset has sum 0
-    src = 0
-    remaining = int(c.sum())
-    n_prev = 0
-    for du, cnt in zip(d.tolist(), c.tolist(), strict=True):
-        remaining -= cnt
-        lo = max(0, k - remaining)
-        w = _take_weights(n_prev, cnt, k)[lo:]
-        width = k * du + 1
-        item = bufs[src].itemsize
-        view = as_strided(
-            bufs[src][pad + lo * width_total :],
-            shape=(w.shape[1], k + 1 - lo, width),
-            strides=(-(width_total + du) * item, width_total * item, item),
-            writeable=False,
-        )
-        out = bufs[1 - src][pad:].reshape(k + 1, width_total)
-        out[lo:, :width] = np.einsum("rj,jrs->rs", w, view)
-        src = 1 - src
-        n_prev += cnt
-    return bufs[src][pad + k * width_total : pad + (k + 1) * width_total]
 
 
 def _small_subset_tail(items: np.ndarray, pooled: np.ndarray, n: int, observed: float, upper: bool) -> float:
@@ -392,13 +329,19 @@ def permutation_test(
         d //= step
         span = int(d[-1])
         cells = (k + 1) * (k * span + 1) * items.size
+        # the pool's table serves every cell of this retail pool (None where it does not apply)
+        shareable = cells <= max_exact_cells and not complement and clec_units is not None
+        table = pool.table(lattice, max_exact_cells) if shareable and lattice is not None else None
+        shared = table.tail(*_merge(clec_units, cc), worse_is_higher) if table and clec_units is not None else None
+        if shared is not None:
+            return _result("permutation_exact", shared, statistic)
         if cells <= max_exact_cells:
             target = (int(observed) - n * base) // step  # the CLEC sum in shifted, reduced units
             upper = worse_is_higher
             if complement:
                 target = int(np.dot(d, pooled)) - target
                 upper = not upper
-            dist = _subset_sum_distribution(d, pooled, k)
+            dist = subset_sum_distribution(d, pooled, k)
             tail = dist[max(target, 0) :] if upper else dist[: max(target + 1, 0)]
             return _result("permutation_exact", math.fsum(tail.tolist()), statistic)
         note = f"exact distribution needs {cells:,} cells, above the limit of {max_exact_cells:,}: Monte Carlo"
