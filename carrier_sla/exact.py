@@ -165,10 +165,27 @@ def _add(
     at = np.searchsorted(values, more)
     present = at < values.size
     present[present] = values[at[present]] == more[present]
-    counts = counts.copy()
-    np.add.at(counts, at[present], more_counts[present])
     new = ~present
-    return np.insert(values, at[new], more[new]), np.insert(counts, at[new], more_counts[new])
+    if not new.any():
+        counts = counts.copy()
+        counts[at] += more_counts  # distinct values: distinct positions
+        return values, counts
+    counts = _insert(counts, at[new], more_counts[new])
+    np.add.at(counts, at[present] + np.searchsorted(at[new], at[present], side="right"), more_counts[present])
+    return _insert(values, at[new], more[new]), counts
+
+
+def _insert(a: np.ndarray, at: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """np.insert(a, at, x) for a few ascending positions `at`, as one copy of a (np.insert makes several)."""
+    out = np.empty(a.size + x.size, dtype=np.result_type(a, x))
+    src = dst = 0
+    for i, pos in enumerate(at.tolist()):
+        out[dst : dst + pos - src] = a[src:pos]
+        dst += pos - src
+        out[dst] = x[i]
+        dst, src = dst + 1, pos
+    out[dst:] = a[src:]
+    return out
 
 
 class Pool:
@@ -219,7 +236,7 @@ class Pool:
         more = np.repeat(clec_values, clec_counts)
         more.sort()
         base = self.expanded()
-        return np.insert(base, np.searchsorted(base, more), more)
+        return _insert(base, np.searchsorted(base, more), more)
 
 
 def _small_subset_tail(items: np.ndarray, pooled: np.ndarray, n: int, observed: float, upper: bool) -> float:
@@ -352,7 +369,9 @@ def permutation_test(
 
     # Not np.dot on floats: a float dot this long runs on OpenBLAS threads, which keep spinning for a
     # while afterwards and take CPU from the single-threaded Monte Carlo loop (twice as slow on two cores).
-    total = int(np.dot(items, pooled)) if items.dtype.kind == "i" else float((items * pooled).sum())
+    total = 0.0  # the pooled sum, needed only for the complement
+    if complement:
+        total = int(np.dot(items, pooled)) if items.dtype.kind == "i" else float((items * pooled).sum())
     expanded = None if units is not None else functools.partial(pool.expanded_with, cv, cc)
     b, drawn = tail_count(
         items, pooled, k, observed, worse_is_higher, total, complement, resamples, seed, sequential_h, expanded
