@@ -8,7 +8,9 @@ bad: True for intervals, durations, repeat and trouble rates; False for "percent
 - binomial_rate    rates: CLEC count given the total count ~ Binomial(T, base_clec / (base_clec + base_retail)).
 - permutation_test means, small CLEC samples (Qwest: 30 or fewer): the share of n_clec-subsets of the
                    pooled CLEC + retail values whose sum is at least as bad as the CLEC's. Exact from the
-                   value histogram when the values sit on a lattice, else Monte Carlo with a recorded seed.
+                   value histogram when the values sit on a lattice (subset_sums), else Monte Carlo with
+                   a recorded seed, sequential (Besag and Clifford) when the plan gives h.
+- Pool             a retail histogram prepared once for the permutation tests of every cell against it.
 - modified_t       California: t on log-transformed values, retail variance only, df = n_retail - 1.
 - seed_for         the per-cell Monte Carlo seed, derived from the run seed and the cell key.
 

@@ -1,5 +1,6 @@
 """Seeded Monte Carlo for the permutation test (exact.permutation_test): how many of `resamples`
-uniformly random k-subsets of a pooled value histogram have a sum at least as bad as the CLEC's.
+uniformly random k-subsets of a pooled value histogram have a sum at least as bad as the CLEC's, or,
+sequentially, after how many draws the h-th such sum comes (Besag and Clifford 1991).
 
 Subsets are drawn by Floyd's algorithm, vectorised over many subsets at once; values are looked up
 through cache-sized arrays. The random stream depends only on the seed and the constants below,
