@@ -28,7 +28,7 @@ test: $(VENV)/.installed
 	$(PY) -m pytest -q
 
 bench: $(VENV)/.installed
-	$(PY) -m benchmarks.run --sizes 1000000,5000000,20000000
+	$(PY) -m benchmarks.run --sizes 1000000,5000000,20000000 --real 8000000
 
 lint: $(VENV)/.installed
 	$(PY) -m pip install --quiet ruff mypy pandas-stubs

@@ -297,6 +297,7 @@ class CellSamples:
         self.measure = measure
         self.indexes = indexes
         self._cache: dict[tuple, np.ndarray] = {}
+        self._lookups: list[_Lookup | None] = [None] * len(indexes)
 
     def _values(self, carriers: list[object], state: object, product: object, dims: list[object]) -> np.ndarray:
         key = (tuple(carriers), state, product, tuple("*" if _rolled(d) else d for d in dims))
@@ -304,25 +305,37 @@ class CellSamples:
             self._cache[key] = self._gather(carriers, state, product, dims)
         return self._cache[key]
 
+    def _lookup(self, i: int) -> _Lookup:
+        """Index i's groups and labels as dicts, made on first use: a gather then costs a few dict reads
+        per index instead of numpy calls (thousands of small cells gather from dozens of partitions)."""
+        found = self._lookups[i]
+        if found is None:
+            found = self._lookups[i] = _Lookup(self.indexes[i])
+        return found
+
     def _gather(self, carriers: list[object], state: object, product: object, dims: list[object]) -> np.ndarray:
         values, counts = [], []
-        for index in self.indexes:
-            labels, shape = index.labels, index.shape
-            choices = [[labels[0].index(c) for c in carriers if c in labels[0]]]
-            for axis, wanted in ((1, state), (2, product)):
-                choices.append([labels[axis].index(wanted)] if wanted in labels[axis] else [])
-            for i, value in enumerate(dims):
-                axis_labels = labels[3 + i]
+        for i, index in enumerate(self.indexes):
+            look = self._lookup(i)
+            carrier_at, state_at, product_at = look.positions
+            choices = [[carrier_at[c] for c in carriers if c in carrier_at]]
+            choices.append([state_at[state]] if state in state_at else [])
+            choices.append([product_at[product]] if product in product_at else [])
+            for axis, value in enumerate(dims, start=3):
+                axis_labels = index.labels[axis]
                 choices.append(
                     list(range(len(axis_labels)))
                     if _rolled(value)
                     else [j for j, v in enumerate(axis_labels) if v == value]
                 )
             for combo in itertools.product(*choices):
-                k = int(np.ravel_multi_index(combo, shape))
-                a, b = np.searchsorted(index.flat, k, "left"), np.searchsorted(index.flat, k, "right")
-                values.append(index.values[a:b])
-                counts.append(index.counts[a:b])
+                k = 0
+                for c, size in zip(combo, index.shape, strict=True):  # np.ravel_multi_index, in Python
+                    k = k * size + c
+                span = look.groups.get(k)
+                if span is not None:
+                    values.append(index.values[span[0] : span[1]])
+                    counts.append(index.counts[span[0] : span[1]])
         if not values:
             return np.zeros(0)
         value, count = np.concatenate(values), np.concatenate(counts)
@@ -349,6 +362,21 @@ class CellSamples:
             self._values(carriers, cell["state"], cell["product"], dims),
             self._values([plan.retail_carrier_id], cell["state"], analog, dims),
         )
+
+
+class _Lookup:
+    """A SampleIndex's groups as a dict from flat key to (start, end) and its carrier, state and product
+    labels as dicts from label to position."""
+
+    def __init__(self, index: SampleIndex):
+        flat = index.flat
+        cut = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+        starts = np.concatenate([[0], cut]) if flat.size else cut
+        ends = np.concatenate([cut, [flat.size]]) if flat.size else cut
+        self.groups: dict[int, tuple[int, int]] = dict(
+            zip(flat[starts].tolist(), zip(starts.tolist(), ends.tolist(), strict=True), strict=True)
+        )
+        self.positions = tuple({label: j for j, label in enumerate(index.labels[axis])} for axis in range(3))
 
 
 def _rolled(value: object) -> bool:

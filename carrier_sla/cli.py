@@ -105,6 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--format", choices=["csv", "parquet"], default="csv")
     gen.add_argument("--files-per-type", type=int, default=1)
+    gen.add_argument("--clecs", type=int, default=12, help="number of CLECs (default 12; a real population: 200)")
+    gen.add_argument(
+        "--zipf", type=float, default=1.1, help="CLEC sizes fall as rank ** -ZIPF (default 1.1; real population: 1.3)"
+    )
 
     hist = sub.add_parser("history", help="list the runs of a store: time, plan, inputs, status, verdicts")
     hist.add_argument("--store", required=True, type=Path)
@@ -276,6 +280,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             seed=args.seed,
             fmt=args.format,
             files_per_type=args.files_per_type,
+            clecs=args.clecs,
+            zipf=args.zipf,
         )
         print(f"wrote {', '.join(f'{v:,} {k}' for k, v in counts.items())} to {args.out}")
         return EXIT_OK

@@ -8,7 +8,9 @@ bad: True for intervals, durations, repeat and trouble rates; False for "percent
 - binomial_rate    rates: CLEC count given the total count ~ Binomial(T, base_clec / (base_clec + base_retail)).
 - permutation_test means, small CLEC samples (Qwest: 30 or fewer): the share of n_clec-subsets of the
                    pooled CLEC + retail values whose sum is at least as bad as the CLEC's. Exact from the
-                   value histogram when the values sit on a lattice, else Monte Carlo with a recorded seed.
+                   value histogram when the values sit on a lattice (subset_sums), else Monte Carlo with
+                   a recorded seed, sequential (Besag and Clifford) when the plan gives h.
+- Pool             a retail histogram prepared once for the permutation tests of every cell against it.
 - modified_t       California: t on log-transformed values, retail variance only, df = n_retail - 1.
 - seed_for         the per-cell Monte Carlo seed, derived from the run seed and the cell key.
 
@@ -17,14 +19,17 @@ All functions are pure and return a TestResult with every number behind the deci
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
+import threading
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import special, stats  # stats: hypergeom (Fisher's exact test)
 
 from carrier_sla.monte_carlo import SUM_RTOL, tail_count
+from carrier_sla.subset_sums import RetailTable, subset_sum_distribution
 
 # A pooled value is on the lattice when value / lattice is within this relative distance of an integer.
 LATTICE_RTOL = 1e-9
@@ -154,82 +159,86 @@ def _merge(values: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return uniq, pooled
 
 
-def _log_comb(n: int, kmax: int) -> np.ndarray:
-    """log C(n, r) for r = 0 .. kmax (-inf where r > n), as a running sum of log((n - t) / (t + 1)).
+def _add(
+    values: np.ndarray, counts: np.ndarray, more: np.ndarray, more_counts: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct ascending values and counts with a few more distinct ascending values added: what
+    _merge gives on both together, by insertion instead of a sort of the whole pool."""
+    at = np.searchsorted(values, more)
+    present = at < values.size
+    present[present] = values[at[present]] == more[present]
+    new = ~present
+    if not new.any():
+        counts = counts.copy()
+        counts[at] += more_counts  # distinct values: distinct positions
+        return values, counts
+    counts = _insert(counts, at[new], more_counts[new])
+    np.add.at(counts, at[present] + np.searchsorted(at[new], at[present], side="right"), more_counts[present])
+    return _insert(values, at[new], more[new]), counts
 
-    Small terms summed instead of differences of gammaln(1e6) ~ 1.3e7, which would lose ~9 digits.
-    """
-    out = np.full(kmax + 1, -np.inf)
-    m = min(kmax, n)
-    t = np.arange(m, dtype=float)
-    out[0] = 0.0
-    out[1 : m + 1] = np.cumsum(np.log((n - t) / (t + 1.0)))
+
+def _insert(a: np.ndarray, at: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """np.insert(a, at, x) for a few ascending positions `at`, as one copy of a (np.insert makes several)."""
+    out = np.empty(a.size + x.size, dtype=np.result_type(a, x))
+    src = dst = 0
+    for i, pos in enumerate(at.tolist()):
+        out[dst : dst + pos - src] = a[src:pos]
+        dst += pos - src
+        out[dst] = x[i]
+        dst, src = dst + 1, pos
+    out[dst:] = a[src:]
     return out
 
 
-def _take_weights(n_prev: int, cnt: int, k: int) -> np.ndarray:
-    """w[r, j] = C(cnt, j) C(n_prev, r - j) / C(n_prev + cnt, r) for r = 0..k, j = 0..min(cnt, k):
-    the hypergeometric probability that a random r-subset of the first n_prev + cnt items holds
-    j copies of the newest value.
+class Pool:
+    """A retail value histogram, checked and merged once, that many CLEC cells are tested against
+    (a retail analog serves every CLEC's cell of its state, product and submeasure): each test then
+    adds its few CLEC values to it instead of sorting the pooled values again, and Monte Carlo on
+    floats inserts them into `expanded` (the values one per record, ascending) instead of expanding
+    the pool again. Not thread-safe until `expanded` has been built: build it before sharing."""
 
-    Computed in logs and renormalised per row (the rows sum to 1 by Vandermonde's identity), so the
-    huge C(n, r) never appear and rounding cannot create or lose probability. Rows with
-    r > n_prev + cnt (no such subset yet) are zero.
-    """
-    jmax = min(cnt, k)
-    lc_cnt = _log_comb(cnt, jmax)
-    lc_prev = np.concatenate([np.full(jmax, -np.inf), _log_comb(n_prev, k)])  # index r - j + jmax
-    rest = np.arange(k + 1)[:, None] - np.arange(jmax + 1)[None, :] + jmax
-    logw = lc_cnt[None, :] + lc_prev[rest]
-    top = logw.max(axis=1, keepdims=True)
-    top[~np.isfinite(top)] = 0.0
-    w = np.exp(logw - top)
-    total = w.sum(axis=1, keepdims=True)
-    return np.divide(w, total, out=np.zeros_like(w), where=total > 0)
+    __slots__ = ("_expanded", "_lock", "_tables", "counts", "values")
 
+    def __init__(self, values: object, counts: object):
+        self.values, self.counts = _merge(*_histogram(values, counts, "retail"))
+        self._expanded: np.ndarray | None = None
+        self._tables: dict[tuple[float, int], RetailTable | None] = {}
+        self._lock = threading.Lock()
 
-def _subset_sum_distribution(d: np.ndarray, c: np.ndarray, k: int) -> np.ndarray:
-    """P(sum = s), s = 0 .. k * max(d), for a uniformly random k-subset of the multiset
-    {d_i repeated c_i times}; d are distinct non-negative integers in ascending order.
+    @classmethod
+    def of_samples(cls, samples: object) -> Pool:
+        """The pool of a sample of values (one per record), its expansion built (from the sample when sorted)."""
+        sample = np.asarray(samples, dtype=float).ravel()
+        values, counts = np.unique(sample, return_counts=True)
+        pool = cls(values, counts)
+        ascending = sample.size == int(pool.counts.sum()) and bool(np.all(sample[1:] >= sample[:-1]))
+        pool._expanded = sample if ascending else np.repeat(pool.values, pool.counts)
+        return pool
 
-    Built value by value: with N_i items after value i, the probability table over
-    (subset size r, sum s) is updated by the hypergeometric weight of taking j copies of value i,
-        P_i(r, s) = sum_j  C(c_i, j) C(N_{i-1}, r - j) / C(N_i, r) * P_{i-1}(r - j, s - j d_i),
-    so every entry stays a probability (no overflow of C(N, k) for a million retail records).
+    def expanded(self) -> np.ndarray:
+        """The values one per record, ascending (np.repeat(values, counts)), built once."""
+        if self._expanded is None:
+            self._expanded = np.repeat(self.values, self.counts)
+        return self._expanded
 
-    Work saved: values go in ascending order, so step i touches only sums s <= k d_i; and a row
-    r < k - (items still to come) can no longer reach size k, so it is not computed. One step is a
-    single einsum over a strided view of the flat table, in which (j, r, s) reads the entry
-    (r - j, s - j d_i): rows r - j < 0 fall into zero padding in front of the table, and a negative
-    column s - j d_i falls into the unused tail of row r - j - 1 (its sums stop at (r - j - 1) d_i).
-    """
-    from numpy.lib.stride_tricks import as_strided
+    def table(self, lattice: float, max_cells: int) -> RetailTable | None:
+        """The pool's subset-sum table on a lattice (subset_sums.RetailTable), made once on first use (by
+        whichever thread asks first: the same table either way), or None when the values are off the
+        lattice or the table would exceed max_cells."""
+        with self._lock:
+            key = (lattice, max_cells)
+            if key not in self._tables:
+                units = _lattice_units(self.values, lattice)
+                self._tables[key] = None if units is None else RetailTable.of(units, self.counts, max_cells)
+            return self._tables[key]
 
-    dmax = int(d[-1])
-    width_total = k * dmax + 1
-    pad = (k + 1) * (width_total + dmax)  # room for the most negative offset, k rows and k * dmax columns back
-    bufs = [np.zeros(pad + (k + 1) * width_total), np.zeros(pad + (k + 1) * width_total)]
-    bufs[0][pad] = 1.0  # P_0: the empty subset has sum 0
-    src = 0
-    remaining = int(c.sum())
-    n_prev = 0
-    for du, cnt in zip(d.tolist(), c.tolist(), strict=True):
-        remaining -= cnt
-        lo = max(0, k - remaining)
-        w = _take_weights(n_prev, cnt, k)[lo:]
-        width = k * du + 1
-        item = bufs[src].itemsize
-        view = as_strided(
-            bufs[src][pad + lo * width_total :],
-            shape=(w.shape[1], k + 1 - lo, width),
-            strides=(-(width_total + du) * item, width_total * item, item),
-            writeable=False,
-        )
-        out = bufs[1 - src][pad:].reshape(k + 1, width_total)
-        out[lo:, :width] = np.einsum("rj,jrs->rs", w, view)
-        src = 1 - src
-        n_prev += cnt
-    return bufs[src][pad + k * width_total : pad + (k + 1) * width_total]
+    def expanded_with(self, clec_values: np.ndarray, clec_counts: np.ndarray) -> np.ndarray:
+        """The pool with the CLEC values added, one value per record, ascending: what np.repeat gives on
+        the merged histogram (equal values are interchangeable), by one insertion into `expanded`."""
+        more = np.repeat(clec_values, clec_counts)
+        more.sort()
+        base = self.expanded()
+        return _insert(base, np.searchsorted(base, more), more)
 
 
 def _small_subset_tail(items: np.ndarray, pooled: np.ndarray, n: int, observed: float, upper: bool) -> float:
@@ -268,6 +277,7 @@ def permutation_test(
     resamples: int = 100_000,
     seed: int,
     max_exact_cells: int = 20_000_000,
+    sequential_h: int | None = None,
 ) -> TestResult:
     """One-tailed permutation test of means from value histograms (Qwest: CLEC samples of 30 or fewer).
 
@@ -279,43 +289,51 @@ def permutation_test(
     tolerance 1e-9) and the dynamic programme over distinct values needs at most `max_exact_cells`
     cells, counted as (k + 1) * (k * span + 1) * distinct values with k = min(n, N - n) and span the
     value range in lattice steps (after dividing by their common step). Otherwise Monte Carlo:
-    `resamples` random n-subsets drawn without replacement with numpy's default_rng(seed),
-        p = (b + 1) / (resamples + 1),  b = resampled sums at least as bad as observed (ties count).
+    random n-subsets drawn without replacement with numpy's default_rng(seed), b = resampled sums at
+    least as bad as observed (ties count):
+        without sequential_h:  `resamples` draws,  p = (b + 1) / (resamples + 1);
+        with sequential_h = h (Besag and Clifford 1991): draws stop at the h-th sum at least as bad,
+            p = h / L after L draws, or else after `resamples` draws, p = (b + 1) / (resamples + 1).
+    Both are valid p-values (P(p <= a) <= a under parity). resamples records the draws L counted.
     A pool whose values are all equal gives p = 1. statistic = the CLEC sum.
+    `retail_values` may be a Pool prepared once for many cells, with retail_counts None.
     """
     cv, cc = _histogram(clec_values, clec_counts, "clec")
-    rv, rc = _histogram(retail_values, retail_counts, "retail")
+    pool = retail_values if isinstance(retail_values, Pool) else Pool(retail_values, retail_counts)
     n = int(cc.sum())
     if n == 0:
         raise ValueError("the CLEC histogram is empty: nothing to test")
     if resamples < 1:
         raise ValueError(f"resamples must be at least 1, got {resamples}")
+    if sequential_h is not None and not 1 <= sequential_h <= resamples:
+        raise ValueError(f"sequential_h must be between 1 and resamples ({resamples}), got {sequential_h}")
     if isinstance(seed, bool) or int(seed) != seed or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     seed = int(seed)
     statistic = float(np.dot(cv, cc))
-    values = np.concatenate([cv, rv])
-    counts = np.concatenate([cc, rc])
+    values, counts = _add(pool.values, pool.counts, *_merge(cv, cc))
     n_pool = int(counts.sum())
 
-    units = None
+    units = clec_units = None
     note = ""
     if lattice is not None:
         if not (math.isfinite(lattice) and lattice > 0):
             raise ValueError(f"lattice must be positive and finite, got {lattice!r}")
         units = _lattice_units(values, lattice)
-        if units is None:
+        clec_units = _lattice_units(cv, lattice)  # on the lattice whenever the pool is: its values are in it
+        if units is None or clec_units is None:
+            units = None
             note = f"values are not all multiples of the lattice {lattice!r}: Monte Carlo"
         elif float(units.max(initial=0)) * n_pool >= 2.0**62:
             units, note = None, "lattice sums would overflow 64-bit integers: Monte Carlo on floats"
     else:
         note = "no lattice given: Monte Carlo"
 
-    if units is not None:
+    if units is not None and clec_units is not None:
         items, pooled = _merge(units, counts)
-        observed: float = int(np.dot(units[: cv.size], cc))
+        observed: float = int(np.dot(clec_units, cc))
     else:
-        items, pooled = _merge(values, counts)
+        items, pooled = values, counts
         observed = statistic
     if items.size == 1:
         return _result("permutation_exact", 1.0, statistic, note="all pooled values are equal: every subset ties")
@@ -330,13 +348,19 @@ def permutation_test(
         d //= step
         span = int(d[-1])
         cells = (k + 1) * (k * span + 1) * items.size
+        # the pool's table serves every cell of this retail pool (None where it does not apply)
+        shareable = cells <= max_exact_cells and not complement and clec_units is not None
+        table = pool.table(lattice, max_exact_cells) if shareable and lattice is not None else None
+        shared = table.tail(*_merge(clec_units, cc), worse_is_higher) if table and clec_units is not None else None
+        if shared is not None:
+            return _result("permutation_exact", shared, statistic)
         if cells <= max_exact_cells:
             target = (int(observed) - n * base) // step  # the CLEC sum in shifted, reduced units
             upper = worse_is_higher
             if complement:
                 target = int(np.dot(d, pooled)) - target
                 upper = not upper
-            dist = _subset_sum_distribution(d, pooled, k)
+            dist = subset_sum_distribution(d, pooled, k)
             tail = dist[max(target, 0) :] if upper else dist[: max(target + 1, 0)]
             return _result("permutation_exact", math.fsum(tail.tolist()), statistic)
         note = f"exact distribution needs {cells:,} cells, above the limit of {max_exact_cells:,}: Monte Carlo"
@@ -347,10 +371,30 @@ def permutation_test(
 
     # Not np.dot on floats: a float dot this long runs on OpenBLAS threads, which keep spinning for a
     # while afterwards and take CPU from the single-threaded Monte Carlo loop (twice as slow on two cores).
-    total = int(np.dot(items, pooled)) if items.dtype.kind == "i" else float((items * pooled).sum())
-    b = tail_count(items, pooled, k, observed, worse_is_higher, total, complement, resamples, seed)
-    p = (b + 1) / (resamples + 1)
-    return _result("permutation_monte_carlo", p, statistic, resamples=resamples, seed=seed, note=note)
+    total = 0.0  # the pooled sum, needed only for the complement
+    if complement:
+        total = int(np.dot(items, pooled)) if items.dtype.kind == "i" else float((items * pooled).sum())
+    expanded = None if units is not None else functools.partial(pool.expanded_with, cv, cc)
+    b, drawn = tail_count(
+        items, pooled, k, observed, worse_is_higher, total, complement, resamples, seed, sequential_h, expanded
+    )
+    if sequential_h is None:
+        p = (b + 1) / (resamples + 1)
+    elif b == sequential_h:
+        p = b / drawn
+        note = _join(note, f"sequential Monte Carlo: stopped after h={b} exceedances at L={drawn:,} draws, p = h/L")
+    else:
+        p = (b + 1) / (resamples + 1)
+        note = _join(
+            note,
+            f"sequential Monte Carlo: {b} exceedances, fewer than h={sequential_h}, "
+            f"in the maximum of {resamples:,} draws, p = (b+1)/(B+1)",
+        )
+    return _result("permutation_monte_carlo", p, statistic, resamples=drawn, seed=seed, note=note)
+
+
+def _join(*notes: str) -> str:
+    return "; ".join(n for n in notes if n)
 
 
 # --- modified t and seeds ----------------------------------------------------------------------

@@ -169,7 +169,13 @@ def rule(plan: Plan, measure: Measure, cell: dict[str, Any]) -> dict[str, Any]:
                 else f"no lattice for {measure.unit}:"
             )
             seeds = f"seeded from the plan's seed {st.seed} and the cell key"
-            stats.append(f"permutation: {how} Monte Carlo with {num(st.resamples)} resamples, {seeds}")
+            draws = (
+                f"sequential Monte Carlo (h = {st.sequential_h}): stops at the h-th resampled sum at least as "
+                f"bad (p = h / L after L draws), else after {num(st.resamples)} draws"
+                if st.sequential_h is not None
+                else f"Monte Carlo with {num(st.resamples)} resamples"
+            )
+            stats.append(f"permutation: {how} {draws}, {seeds}")
     elif std is not None and std.type == "benchmark":
         stats.append("benchmark: stare and compare, equal counts as met")
         if measure.type in st.allowance_types:

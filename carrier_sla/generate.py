@@ -8,8 +8,9 @@ example plan `example-qc`:
   08:00-17:00, order cut-off 15:00.
 - Retail carrier ILEC (about two thirds of orders and troubles; products pots, ds1, fgd_trunk),
   twelve CLECs CLEC01..CLEC12 with Zipf-like sizes (products resale_pots, ubl_2w, ubl_ds1,
-  access_ds1, lis_trunk) and the test carrier TESTCLEC (every row test=true; 0.5 % of other
-  rows are test rows too).
+  access_ds1, lis_trunk; `clecs` and `zipf` choose another population, e.g. 200 CLECs
+  CLEC001..CLEC200 with sizes falling as rank ** -1.3, most of them small) and the test
+  carrier TESTCLEC (every row test=true; 0.5 % of other rows are test rows too).
 - Everyone is served at parity (the same distributions relative to the product's standard
   interval and the same repair times as retail) except two cells a checker should flag:
     * CLEC03 in CO, resale_pots: due dates set 1-2 business days past the standard
@@ -56,8 +57,9 @@ import pyarrow.parquet as pq
 from carrier_sla.errors import UsageError
 from carrier_sla.fields import column_type, record_schema
 from carrier_sla.generate_world import (
-    CARRIERS,
     CHANNELS,
+    CLEC_ZIPF,
+    CLECS,
     CUTOFF,
     DAY,
     DISPOSITION_P,
@@ -126,9 +128,13 @@ def generate(
     fmt: str = "csv",
     files_per_type: int = 1,
     malformed: bool = True,
+    clecs: int = CLECS,
+    zipf: float = CLEC_ZIPF,
 ) -> dict[str, int]:
     """Write orders, troubles and lines for the `periods` months ending with `period` (YYYY-MM)
     into `out`; return rows written per record type. scale = approximate orders+troubles per month.
+    clecs, zipf: the CLEC population, `clecs` CLECs whose shares of the CLEC volume fall as
+    rank ** -zipf (default 12 and 1.1; a real ILEC's population: about 200 and 1.3).
 
     Layout: out/{orders,troubles,lines}.{csv,parquet}; with files_per_type > 1 orders and
     troubles go to folders out/orders/part-00000.<fmt> ... (stale part files there are removed),
@@ -139,9 +145,11 @@ def generate(
         raise UsageError(f"fmt must be 'csv' or 'parquet', not {fmt!r}")
     if scale < 1 or files_per_type < 1 or seed < 0:
         raise UsageError("scale and files_per_type must be at least 1 and seed non-negative")
+    if not 1 <= clecs <= 9999 or not 0 <= zipf <= 10:
+        raise UsageError(f"clecs must be 1..9999 and zipf 0..10, not {clecs} and {zipf}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    world = make_world(seed, scale)
+    world = make_world(seed, scale, clecs, zipf)
     cal = business_calendar(months)
     horizon = month_start(months[-1] + 1)
     zones = [Zone(z, month_start(months[0]) - 40 * DAY, horizon + 400 * DAY) for z in STATE_ZONES]
@@ -152,6 +160,8 @@ def generate(
         "scale": scale,
         "seed": seed,
         "malformed": malformed,
+        "clecs": clecs,
+        "zipf": zipf,
     }
     counts = {"orders": 0, "troubles": 0, "lines": 0}
     carry = _Carry()
@@ -393,7 +403,7 @@ def _lines(w: World, m: int, i: int, rng: np.random.Generator, malformed: bool) 
     return pa.table(
         {
             "period": pa.array([f"{m // 12:04d}-{m % 12 + 1:02d}"] * len(lines)),
-            "carrier_id": _codes(CARRIERS, carrier[order]),
+            "carrier_id": _codes(w.carriers, carrier[order]),
             "state": _codes(STATES + BAD_STATES, state[order]),
             "product": _codes(PRODUCT_CODES + BAD_PRODUCTS, product[order]),
             "lines_in_service": pa.array(lines[order]),
@@ -483,7 +493,7 @@ def _keys(w: World, cell: np.ndarray, bad: dict[str, np.ndarray]) -> dict[str, C
     rows = bad["state"]  # alternately lowercase and three letters
     state[rows] += len(STATES) + np.where(np.arange(len(rows)) % 2, len(STATES), 0)
     return {
-        "carrier_id": (partial(_codes, CARRIERS), w.carrier[cell]),
+        "carrier_id": (partial(_codes, w.carriers), w.carrier[cell]),
         "state": (partial(_codes, STATES + BAD_STATES), state),
         "product": (partial(_codes, PRODUCT_CODES + BAD_PRODUCTS), product),
     }

@@ -27,9 +27,22 @@ STATE_SHARES = (0.30, 0.25, 0.20, 0.15, 0.10)
 
 RETAIL_ID = "ILEC"
 TEST_ID = "TESTCLEC"
-CLEC_IDS = tuple(f"CLEC{k:02d}" for k in range(1, 13))
-CARRIERS = (RETAIL_ID, *CLEC_IDS, TEST_ID)
-RETAIL_SHARE, TEST_SHARE, CLEC_ZIPF = 0.677, 0.003, 1.1
+CLECS, CLEC_ZIPF = 12, 1.1  # the default population: CLEC01..CLEC12, sizes Zipf-like with this exponent
+RETAIL_SHARE, TEST_SHARE = 0.677, 0.003
+
+
+def clec_ids(clecs: int) -> tuple[str, ...]:
+    """CLEC01, CLEC02, ... (CLEC001 ... with 100 or more CLECs)."""
+    width = max(2, len(str(clecs)))
+    return tuple(f"CLEC{k:0{width}d}" for k in range(1, clecs + 1))
+
+
+def carriers(clecs: int) -> tuple[str, ...]:
+    """Every carrier of a world of `clecs` CLECs, in the order World.carrier indexes: retail, CLECs, test."""
+    return (RETAIL_ID, *clec_ids(clecs), TEST_ID)
+
+
+CARRIERS = carriers(CLECS)
 
 # code: (standard interval in business days, share of orders needing a dispatch)
 PRODUCTS = {
@@ -47,8 +60,8 @@ TRUNKS = ("fgd_trunk", "lis_trunk")
 RETAIL_MIX = {"pots": 0.85, "ds1": 0.12, "fgd_trunk": 0.03}
 CLEC_MIX = {"resale_pots": 0.35, "ubl_2w": 0.40, "ubl_ds1": 0.09, "access_ds1": 0.11, "lis_trunk": 0.05}
 
-SLOW_INSTALL = ("CLEC03", "CO", "resale_pots")
-SLOW_REPAIR = ("CLEC05", "UT")
+SLOW_INSTALL = (3, "CO", "resale_pots")  # the third CLEC (CLEC03)
+SLOW_REPAIR = (5, "UT")  # the fifth CLEC (CLEC05)
 
 ORDER_TYPES = ("new", "change", "transfer", "disconnect", "record")
 ORDER_TYPE_P = (0.45, 0.30, 0.10, 0.10, 0.05)
@@ -105,6 +118,7 @@ TROUBLE_HOURS = (
 class World:
     """Cells (carrier, state, product) with their volume share, lines and service quality."""
 
+    carriers: tuple[str, ...]  # the codes carrier indexes
     carrier: np.ndarray
     state: np.ndarray
     product: np.ndarray
@@ -120,13 +134,17 @@ class World:
     n_troubles: int
 
 
-def make_world(seed: int, scale: int) -> World:
+def make_world(seed: int, scale: int, clecs: int = CLECS, zipf: float = CLEC_ZIPF) -> World:
+    """The world of `clecs` CLECs whose shares of the CLEC volume fall as rank ** -zipf."""
     rng = rng_for(seed, 0, 0, 0)
-    zipf = np.arange(1, len(CLEC_IDS) + 1, dtype=float) ** -CLEC_ZIPF
-    size = np.concatenate([[RETAIL_SHARE], (1 - RETAIL_SHARE - TEST_SHARE) * zipf / zipf.sum(), [TEST_SHARE]])
+    names = carriers(clecs)
+    rank_share = np.arange(1, clecs + 1, dtype=float) ** -zipf
+    size = np.concatenate(
+        [[RETAIL_SHARE], (1 - RETAIL_SHARE - TEST_SHARE) * rank_share / rank_share.sum(), [TEST_SHARE]]
+    )
     base = np.array(list(CLEC_MIX.values()))
     rows = []
-    for c, carrier in enumerate(CARRIERS):
+    for c, carrier in enumerate(names):
         if carrier == RETAIL_ID:
             mix = dict(RETAIL_MIX)
         else:  # each CLEC its own product mix around the typical one
@@ -139,8 +157,8 @@ def make_world(seed: int, scale: int) -> World:
                         s,
                         PRODUCT_CODES.index(code),
                         size[c] * STATE_SHARES[s] * share,
-                        (carrier, state, code) == SLOW_INSTALL,
-                        (carrier, state) == SLOW_REPAIR,
+                        (c, state, code) == SLOW_INSTALL,
+                        (c, state) == SLOW_REPAIR,
                         carrier == TEST_ID,
                     )
                 )
@@ -151,6 +169,7 @@ def make_world(seed: int, scale: int) -> World:
     lines = np.maximum(10, np.round(w * n_troubles * DISPOSITION_P[0] / NETWORK_RATE))
     lines = lines.astype(np.int64)
     return World(
+        carriers=names,
         carrier=carrier_ix,
         state=state_ix,
         product=p,

@@ -1,5 +1,6 @@
 """Seeded Monte Carlo for the permutation test (exact.permutation_test): how many of `resamples`
-uniformly random k-subsets of a pooled value histogram have a sum at least as bad as the CLEC's.
+uniformly random k-subsets of a pooled value histogram have a sum at least as bad as the CLEC's, or,
+sequentially, after how many draws the h-th such sum comes (Besag and Clifford 1991).
 
 Subsets are drawn by Floyd's algorithm, vectorised over many subsets at once; values are looked up
 through cache-sized arrays. The random stream depends only on the seed and the constants below,
@@ -8,7 +9,7 @@ never on threads or on other cells.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -19,6 +20,8 @@ SUM_RTOL = 1e-9
 # and looks their values up in slices of about _GATHER_POSITIONS, whose arrays stay in cache.
 _CHUNK_POSITIONS = 1 << 18
 _GATHER_POSITIONS = 1 << 15
+# A sequential test draws this many subsets first, then doubles the batch up to a chunk.
+_FIRST_BATCH = 256
 # Monte Carlo looks values up in arrays with one entry per pooled item of at most this many bytes
 # where it can (see _position_values), and by binary search above _EXPAND_LIMIT items.
 _GATHER_BYTES = 1 << 22
@@ -56,9 +59,11 @@ def _floyd_positions(rng: np.random.Generator, n_pool: int, k: int, rows: int) -
 
 def _clashing(pos: np.ndarray) -> np.ndarray:
     """The columns of `pos` holding some value twice: found by comparing every pair of rows when there
-    are at most _PAIRWISE_MAX_K rows (k (k - 1) / 2 vectorised comparisons), else by sorting each column."""
+    are at most _PAIRWISE_MAX_K rows (k (k - 1) / 2 vectorised comparisons) and the columns are many
+    enough to pay for that many numpy calls (at least 8 k^2: a sequential test's first batches are
+    small), else by sorting each column. Either way the same columns: the draws do not depend on it."""
     k = pos.shape[0]
-    if k <= _PAIRWISE_MAX_K:
+    if k <= _PAIRWISE_MAX_K and 8 * k * k <= pos.shape[1]:
         dup = np.zeros(pos.shape[1], dtype=bool)
         for i in range(1, k):
             dup |= (pos[:i] == pos[i]).any(axis=0)
@@ -68,9 +73,13 @@ def _clashing(pos: np.ndarray) -> np.ndarray:
     return np.flatnonzero(dup)
 
 
-def _position_values(items: np.ndarray, counts: np.ndarray, size: int) -> Callable[[np.ndarray], np.ndarray]:
+def _position_values(
+    items: np.ndarray, counts: np.ndarray, size: int, expanded: Callable[[], np.ndarray] | None = None
+) -> Callable[[np.ndarray], np.ndarray]:
     """A function from an array of at most `size` pool positions to the values there, the pool being
     `counts` copies of each of the ascending `items` in turn. Its result is overwritten by the next call.
+    `expanded()`, when given, returns that pool one value per item (np.repeat(items, counts)) faster
+    than np.repeat (from a retail pool expanded once for many cells).
 
     Random gathers are fast while the gathered array fits in cache, so the pool is expanded to one value
     per item (int32 for integers below 2**31) when that takes at most _GATHER_BYTES or an index would be
@@ -86,7 +95,7 @@ def _position_values(items: np.ndarray, counts: np.ndarray, size: int) -> Callab
     value_type = np.dtype(np.int32) if narrow else items.dtype
     index_type = np.dtype(np.uint8 if items.size <= 2**8 else np.uint16 if items.size <= 2**16 else np.int32)
     if n_pool * value_type.itemsize <= _GATHER_BYTES or index_type.itemsize >= value_type.itemsize:
-        tables = [np.repeat(items.astype(value_type), counts)]
+        tables = [expanded() if expanded is not None and not narrow else np.repeat(items.astype(value_type), counts)]
     else:
         tables = [np.repeat(np.arange(items.size, dtype=index_type), counts), items]
     at, out = np.empty(size, dtype=np.intp), np.empty(size, dtype=tables[-1].dtype)
@@ -111,13 +120,22 @@ def tail_count(
     complement: bool,
     resamples: int,
     seed: int,
-) -> int:
-    """Number of the resampled subset sums at least as bad as `observed` (see permutation_test).
+    stop_at: int | None = None,
+    expanded: Callable[[], np.ndarray] | None = None,
+) -> tuple[int, int]:
+    """(b, L): of the first L resampled subset sums, b are at least as bad as `observed` (see permutation_test).
 
-    Subsets are drawn by _floyd_positions in chunks of about _CHUNK_POSITIONS positions; the chunking
-    is part of the random stream, so a given seed reproduces the same p-value only with the same
-    constant. Their values are gathered in slices of about _GATHER_POSITIONS positions and each
-    subset's k values added in draw order, in float64 (int64 on a lattice).
+    Without `stop_at`, L = resamples. With it (sequential Monte Carlo, Besag and Clifford 1991) the
+    draws stop at the stop_at-th sum at least as bad: then b = stop_at and L is the index of that draw
+    (counted from 1), or L = resamples and b < stop_at when it never comes. `expanded`: see
+    _position_values.
+
+    Subsets are drawn by _floyd_positions in batches of a fixed schedule (_batches); the schedule is
+    part of the random stream, so a given seed reproduces the same p-value only with the same
+    constants. A sequential test finds its stopping draw inside a batch, so L is the draw a
+    draw-by-draw loop over the same stream would stop at; the rest of that batch is discarded.
+    Values are gathered in slices of about _GATHER_POSITIONS positions and each subset's k values
+    added in draw order, in float64 (int64 on a lattice).
     """
     rng = np.random.default_rng(seed)
     n_pool = int(counts.sum())
@@ -125,15 +143,31 @@ def tail_count(
     tol = 0.0 if integer else SUM_RTOL * max(1.0, abs(observed))
     chunk = max(1, _CHUNK_POSITIONS // max(k, 1))
     step = max(1, _GATHER_POSITIONS // max(k, 1))  # subsets gathered at a time
-    values_at = _position_values(items, counts, min(chunk, step) * k)
+    values_at = _position_values(items, counts, min(chunk, step) * k, expanded)
     chunk_sums: np.ndarray = np.empty(chunk, dtype=np.int64 if integer else np.float64)
     hits = 0
-    for start in range(0, resamples, chunk):
-        pos = _floyd_positions(rng, n_pool, k, min(chunk, resamples - start))
-        sums = chunk_sums[: pos.shape[1]]
-        for c in range(0, sums.size, step):
+    for start, rows in _batches(resamples, chunk, sequential=stop_at is not None):
+        pos = _floyd_positions(rng, n_pool, k, rows)
+        sums = chunk_sums[:rows]
+        for c in range(0, rows, step):
             values_at(pos[:, c : c + step]).sum(axis=0, dtype=sums.dtype, out=sums[c : c + step])
         if complement:
             sums = total - sums
-        hits += int(np.count_nonzero(sums >= observed - tol) if upper else np.count_nonzero(sums <= observed + tol))
-    return hits
+        bad = sums >= observed - tol if upper else sums <= observed + tol
+        found = int(np.count_nonzero(bad))
+        if stop_at is not None and hits + found >= stop_at:
+            return stop_at, start + int(np.flatnonzero(bad)[stop_at - hits - 1]) + 1
+        hits += found
+    return hits, resamples
+
+
+def _batches(resamples: int, chunk: int, sequential: bool) -> Iterator[tuple[int, int]]:
+    """(first draw, draws) of each batch: whole chunks; for a sequential test _FIRST_BATCH draws,
+    then twice as many each batch up to a chunk, so that a test stopping after L draws draws fewer
+    than 2 L + _FIRST_BATCH. A fixed function of its arguments: it never depends on timing or threads."""
+    start, size = 0, min(_FIRST_BATCH, chunk) if sequential else chunk
+    while start < resamples:
+        rows = min(size, resamples - start)
+        yield start, rows
+        start += rows
+        size = min(2 * size, chunk)

@@ -176,7 +176,8 @@ class Statistics:
     alpha: float | None = None
     alpha_after_miss: float | None = None
     routing: tuple[tuple[str, tuple[Route, ...]], ...] = ()  # measure type -> routes
-    resamples: int = 100_000
+    resamples: int = 100_000  # Monte Carlo permutation tests: the most draws
+    sequential_h: int | None = None  # stop at the h-th resampled sum at least as bad (Besag-Clifford); None: never
     lattice: tuple[tuple[str, float], ...] = ()  # measure unit -> lattice step
     log_offset: float = 0.4  # modified_t_log adds log_offset x the measure's unit of measurement
     seed: int = 0
@@ -439,6 +440,7 @@ def _statistics(st: dict[str, Any]) -> Statistics:
             )
         ),
         resamples=st.get("permutation", {}).get("resamples", 100_000),
+        sequential_h=st.get("permutation", {}).get("sequential", {}).get("h"),
         lattice=tuple(sorted(st.get("permutation", {}).get("lattice", {}).items())),
         log_offset=float(st.get("log_offset", 0.4)),
         seed=st.get("seed", 0),

@@ -221,6 +221,14 @@ def _statistics_problems(st: dict[str, Any]) -> list[PlanProblem]:
                 if route["max_clec_n"] <= last:
                     out.append(PlanProblem(f"/statistics/routing/{kind}/{j}/max_clec_n", "sample sizes must increase"))
                 last = route["max_clec_n"]
+    permutation = st.get("permutation", {})
+    h, most = permutation.get("sequential", {}).get("h"), permutation.get("resamples", 100_000)
+    if h is not None and h > most:
+        out.append(
+            PlanProblem(
+                "/statistics/permutation/sequential/h", f"h = {h} exceeds resamples ({most}): no test could stop"
+            )
+        )
     for tier, rows in st.get("critical_values", {}).items():
         last = 0
         for j, row in enumerate(rows):

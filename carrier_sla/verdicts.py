@@ -159,6 +159,7 @@ def judge(
     # comes from its own seed, so results do not depend on the order in which cells finish.
     exact_cells = np.flatnonzero(tested & ~z_cells)
     jobs = []
+    pools: dict[int, tuple[np.ndarray, exact.Pool | str]] = {}  # by retail sample: a retail analog serves many cells
     for i in exact_cells:
         cell = out.iloc[i]
         figures = (clec_num[i], clec_n[i], retail_num[i], retail_n[i])
@@ -171,7 +172,8 @@ def judge(
         if why is not None:
             method[i], undefined_why[i] = st.exact_method(measure.type), why
             values = _values(samples, method[i], cell)
-        jobs.append(functools.partial(_exact_or_reason, plan, measure, method[i], cell, figures, values))
+        retail_pool = _pool(pools, values[1]) if method[i] == "permutation" and values is not None else None
+        jobs.append(functools.partial(_exact_or_reason, plan, measure, method[i], cell, figures, values, retail_pool))
     with ThreadPoolExecutor(max_workers=_workers(len(jobs))) as pool:
         outcomes = list(pool.map(lambda job: job(), jobs))
     for i, result in zip(exact_cells, outcomes, strict=True):
@@ -271,6 +273,18 @@ def _values(samples: Samples | None, method: str, cell: pd.Series) -> tuple[np.n
     return None if samples is None or method in _COUNT_METHODS else samples(cell)
 
 
+def _pool(pools: dict[int, tuple[np.ndarray, exact.Pool | str]], retail: np.ndarray) -> exact.Pool | str:
+    """The permutation pool of a retail sample, built once per sample (or why it cannot be), in the
+    calling thread: the tests on other threads only read it."""
+    if id(retail) not in pools:
+        try:
+            pool: exact.Pool | str = exact.Pool.of_samples(retail)
+        except ValueError as exc:
+            pool = str(exc)
+        pools[id(retail)] = (retail, pool)  # the sample too: its id stays its own while the entry lives
+    return pools[id(retail)][1]
+
+
 def _exact_or_reason(
     plan: Plan,
     measure: Measure,
@@ -278,10 +292,13 @@ def _exact_or_reason(
     cell: pd.Series,
     figures: tuple[float, float, float, float],
     values: tuple[np.ndarray, np.ndarray] | None,
+    pool: exact.Pool | str | None = None,
 ) -> exact.TestResult | str:
     """exact_test's result, or the reason the test is undefined for this cell."""
+    if isinstance(pool, str):
+        return pool
     try:
-        return exact_test(plan, measure, method, cell, *figures, values)
+        return exact_test(plan, measure, method, cell, *figures, values, pool)
     except ValueError as exc:
         return str(exc)
 
@@ -296,9 +313,11 @@ def exact_test(
     retail_num: float,
     retail_n: float,
     values: tuple[np.ndarray, np.ndarray] | None,
+    pool: exact.Pool | None = None,
 ) -> exact.TestResult:
     """Run one cell's small-sample or alternative parity test; ValueError when it is undefined.
-    `values` are the cell's CLEC and retail values, needed by all but the count tests."""
+    `values` are the cell's CLEC and retail values, needed by all but the count tests; `pool`, the
+    retail values prepared for permutation tests (exact.Pool), when the caller shares one between cells."""
     worse_is_higher = measure.direction == "lower_better"
     if method == "fisher_exact":
         return exact.fisher_exact(round(clec_num), int(clec_n), round(retail_num), int(retail_n), worse_is_higher)
@@ -314,16 +333,17 @@ def exact_test(
             raise ValueError("retail sample of 1: the sample variance is undefined")
         return exact.modified_t(float(c.mean()), len(c), float(r.mean()), float(r.var(ddof=1)), len(r), worse_is_higher)
     cv, cc = np.unique(clec_values, return_counts=True)
-    rv, rc = np.unique(retail_values, return_counts=True)
+    retail = pool if pool is not None else exact.Pool.of_samples(retail_values)
     key = [measure.id, str(cell["scope"]), str(cell.get("carrier_id")), str(cell["state"]), str(cell["product"])]
     key += [f"{d.field}={cell.get(d.field)}" for d in measure.dimensions]
     return exact.permutation_test(
         cv,
         cc,
-        rv,
-        rc,
+        retail,
+        None,
         worse_is_higher,
         lattice=dict(plan.statistics.lattice).get(measure.unit),
         resamples=plan.statistics.resamples,
         seed=exact.seed_for(plan.statistics.seed, *key),
+        sequential_h=plan.statistics.sequential_h,
     )

@@ -253,6 +253,22 @@ def test_rows_are_shuffled(small_csv) -> None:
             assert rising < (0.7 if column == "carrier_id" else 0.6), (kind, column)
 
 
+def test_a_real_clec_population_has_200_zipf_sized_clecs(tmp_path: Path) -> None:
+    """clecs=200, zipf=1.3: orders from CLEC001..CLEC200 (ids three digits wide), the shares of the CLEC
+    volume falling as rank ** -1.3 (the largest about 30 %, the median CLEC under 0.3 %), lines for each."""
+    counts = generate(tmp_path, "2024-03", periods=1, scale=200_000, seed=3, malformed=False, clecs=200, zipf=1.3)
+    assert counts["orders"] == 100_000
+    orders, lines = _read_csv(tmp_path, "orders"), _read_csv(tmp_path, "lines")
+    clecs = orders[~orders.carrier_id.isin(["ILEC", "TESTCLEC"])].carrier_id
+    assert set(clecs) <= {f"CLEC{k:03d}" for k in range(1, 201)} and clecs.nunique() > 190
+    share = clecs.value_counts(normalize=True)
+    expected = np.arange(1, 201) ** -1.3 / (np.arange(1, 201) ** -1.3).sum()
+    assert share["CLEC001"] == pytest.approx(expected[0], rel=0.05)
+    assert share["CLEC010"] == pytest.approx(expected[9], rel=0.15)
+    assert share.median() < 0.003
+    assert set(lines.carrier_id) == {"ILEC", "TESTCLEC", *(f"CLEC{k:03d}" for k in range(1, 201))}
+
+
 def test_lines_cover_every_cell_with_troubles(small_csv) -> None:
     """Every (period, carrier, state, product) with troubles has exactly one lines row."""
     folder, _ = small_csv
@@ -373,7 +389,16 @@ def test_trouble_rate_per_100_lines(clean_default: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"period": "2024-13"}, {"period": "2024-3"}, {"periods": 0}, {"fmt": "xlsx"}, {"files_per_type": 0}]
+    "kwargs",
+    [
+        {"period": "2024-13"},
+        {"period": "2024-3"},
+        {"periods": 0},
+        {"fmt": "xlsx"},
+        {"files_per_type": 0},
+        {"clecs": 0},
+        {"zipf": -1.0},
+    ],
 )
 def test_bad_arguments_raise_usage_error(tmp_path: Path, kwargs: dict) -> None:
     """Bad arguments raise UsageError before anything is written."""

@@ -416,6 +416,21 @@ def test_statistics_need_exactly_one_threshold_and_methods_fit_measure_types(mak
     assert pointers == ["/statistics", "/statistics/routing/mean/0/method"]
 
 
+def test_sequential_monte_carlo_is_a_plan_setting_checked_against_resamples():
+    """statistics.permutation.sequential.h becomes Statistics.sequential_h (None when absent); an h above
+    resamples and an h below 1 are each reported at /statistics/permutation/sequential/h."""
+    doc = example_document()
+    doc["statistics"]["permutation"] = {"resamples": 5000, "sequential": {"h": 50}}
+    assert plan_from_document(doc).statistics.sequential_h == 50
+    del doc["statistics"]["permutation"]["sequential"]
+    assert plan_from_document(doc).statistics.sequential_h is None
+    for h in (5001, 0):
+        doc["statistics"]["permutation"]["sequential"] = {"h": h}
+        assert pointers(problems_of(doc)) == ["/statistics/permutation/sequential/h"]
+    doc["statistics"]["permutation"]["sequential"] = {}
+    assert pointers(problems_of(doc)) == ["/statistics/permutation/sequential"]
+
+
 def test_the_bundled_sample_size_table_picks_the_critical_value_by_clec_n():
     """example-qc's illustrative table: 1-10 -> 1.04, 11-150 -> 1.645, ..., above 3000 -> 4.3."""
     stats = load_plan("example-qc").statistics

@@ -4,10 +4,13 @@ two plans over the same data, reproducible Monte Carlo, and California's stricte
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+from conftest import example_document, keep_measures
 
 from carrier_sla import pipeline
+from carrier_sla.generate import generate
 from carrier_sla.plan import PLANS_DIR, load_plan, plan_from_document
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -20,15 +23,19 @@ def _mr6(results):
 
 
 def test_verizon_repair_times_route_to_the_permutation_test_and_miss(bundled_plan, plan, tmp_path):
-    """23 real CLEC repair times go to the Monte Carlo permutation test (p about 0.018, a miss at n=23's 1.645),
-    while the normal approximation claims p = 0.0043 from z = 2.6255."""
+    """23 real CLEC repair times go to the sequential Monte Carlo permutation test (p about 0.018, a miss at n=23's
+    1.645), while the normal approximation claims p = 0.0043 from z = 2.6255."""
     run = pipeline.run(bundled_plan, FIXTURES / "verizon-repair", "2026-10", tmp_path / "a")
     cell = _mr6(run.results)
     assert cell["clec_n"] == 23 and cell["retail_n"] == 1664
     assert cell["clec_value"] == pytest.approx(16.50913, abs=1e-4) and cell["retail_value"] == pytest.approx(
         8.41161, abs=1e-4
     )
-    assert cell["method"] == "permutation_monte_carlo" and cell["resamples"] == 100_000
+    assert cell["method"] == "permutation_monte_carlo"
+    # sequential Monte Carlo (example-qc: h = 200 of at most 100,000 draws): p about 0.018 stops after
+    # about 200 / 0.018 = 11,000 draws, p = h / L
+    assert 5_000 < cell["resamples"] < 100_000 and cell["p_value"] == pytest.approx(200 / cell["resamples"])
+    assert f"stopped after h=200 exceedances at L={int(cell['resamples']):,} draws" in cell["status_reason"]
     assert 0.01 < cell["p_value"] < 0.03
     assert cell["critical_value"] == 1.645 and cell["alpha"] == pytest.approx(0.04998, abs=1e-5)
     assert cell["status"] == "miss" and cell["seed"] is not None
@@ -129,3 +136,36 @@ def test_california_log_offset_is_0_4_times_the_unit_of_measurement_on_the_veriz
     hour = _mr6(pipeline.run(_ca_with_mr6_unit(1.0), FIXTURES / "verizon-repair", "2026-10", tmp_path / "b").results)
     assert hour["statistic"] == pytest.approx(3.18173, abs=5e-5)
     assert hour["p_value"] == pytest.approx(0.0007455, abs=5e-7)
+
+
+def test_sequential_monte_carlo_verdicts_match_full_runs_except_within_monte_carlo_error(tmp_path):
+    """On a generated month of a real CLEC population (200 CLECs, Zipf 1.3: hundreds of small MR-6 cells in
+    hours, off any lattice), example-qc's sequential Monte Carlo (h = 200) and full runs of 100,000 draws give
+    the same verdict in every cell but those whose p-value lies within 3 Monte Carlo standard errors of their
+    threshold, sqrt(t (1 - t) / L + t (1 - t) / 100,000) with L the sequential test's draws, and draw a
+    small fraction of the resamples."""
+    generate(tmp_path / "data", "2026-10", periods=1, scale=60_000, seed=5, fmt="parquet", clecs=200, zipf=1.3)
+    sequential = keep_measures(example_document(), ("MR-6",))
+    assert sequential["statistics"]["permutation"]["sequential"] == {"h": 200}
+    full = json.loads(json.dumps(sequential))
+    del full["statistics"]["permutation"]["sequential"]
+    runs = [
+        pipeline.run(plan_from_document(doc), tmp_path / "data", "2026-10", tmp_path / name).results
+        for doc, name in ((sequential, "sequential"), (full, "full"))
+    ]
+    keys = ["submeasure", "state", "product", "scope", "carrier_id"]
+    both = runs[0].merge(runs[1], on=keys, suffixes=("", "_full"), validate="1:1")
+    mc = both[both["method"] == "permutation_monte_carlo"]
+    assert len(mc) > 300 and (mc["method_full"] == "permutation_monte_carlo").all()
+    assert (mc["resamples_full"] == 100_000).all() and mc["resamples"].sum() < 0.05 * mc["resamples_full"].sum()
+    assert (mc["resamples"] < 100_000).mean() > 0.95
+    t = mc["alpha"]
+    se = np.sqrt(t * (1 - t) / mc["resamples"] + t * (1 - t) / 100_000)
+    differ = mc[mc["status"] != mc["status_full"]]
+    assert len(differ) <= 0.02 * len(mc)
+    for p in ("p_value", "p_value_full"):
+        assert ((differ[p] - differ["alpha"]).abs() <= 3 * se[differ.index]).all(), differ[[p, "alpha"]]
+    # outside Monte Carlo cells the two runs are the same tables
+    rest = both[both["method"] != "permutation_monte_carlo"]
+    assert (rest["status"] == rest["status_full"]).all()
+    assert (rest["p_value"].fillna(-1) == rest["p_value_full"].fillna(-1)).all()

@@ -1,0 +1,165 @@
+"""Exact distributions of subset sums on a lattice, for the permutation test (exact.permutation_test).
+
+- subset_sum_distribution  P(sum = s) of a uniformly random k-subset of a multiset of lattice values
+                           (or the table of every subset size up to k), by a dynamic programme over the
+                           distinct values whose entries are all probabilities.
+- RetailTable              that table for a retail pool, made once for every CLEC cell tested against
+                           it: a cell then adds only its own few values (a hypergeometric mixture).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def _log_comb(n: int, kmax: int) -> np.ndarray:
+    """log C(n, r) for r = 0 .. kmax (-inf where r > n), as a running sum of log((n - t) / (t + 1)).
+
+    Small terms summed instead of differences of gammaln(1e6) ~ 1.3e7, which would lose ~9 digits.
+    """
+    out = np.full(kmax + 1, -np.inf)
+    m = min(kmax, n)
+    t = np.arange(m, dtype=float)
+    out[0] = 0.0
+    out[1 : m + 1] = np.cumsum(np.log((n - t) / (t + 1.0)))
+    return out
+
+
+def _take_weights(n_prev: int, cnt: int, k: int) -> np.ndarray:
+    """w[r, j] = C(cnt, j) C(n_prev, r - j) / C(n_prev + cnt, r) for r = 0..k, j = 0..min(cnt, k):
+    the hypergeometric probability that a random r-subset of the first n_prev + cnt items holds
+    j copies of the newest value.
+
+    Computed in logs and renormalised per row (the rows sum to 1 by Vandermonde's identity), so the
+    huge C(n, r) never appear and rounding cannot create or lose probability. Rows with
+    r > n_prev + cnt (no such subset yet) are zero.
+    """
+    jmax = min(cnt, k)
+    lc_cnt = _log_comb(cnt, jmax)
+    lc_prev = np.concatenate([np.full(jmax, -np.inf), _log_comb(n_prev, k)])  # index r - j + jmax
+    rest = np.arange(k + 1)[:, None] - np.arange(jmax + 1)[None, :] + jmax
+    logw = lc_cnt[None, :] + lc_prev[rest]
+    top = logw.max(axis=1, keepdims=True)
+    top[~np.isfinite(top)] = 0.0
+    w = np.exp(logw - top)
+    total = w.sum(axis=1, keepdims=True)
+    return np.divide(w, total, out=np.zeros_like(w), where=total > 0)
+
+
+def subset_sum_distribution(d: np.ndarray, c: np.ndarray, k: int, all_rows: bool = False) -> np.ndarray:
+    """P(sum = s), s = 0 .. k * max(d), for a uniformly random k-subset of the multiset
+    {d_i repeated c_i times}; d are distinct non-negative integers in ascending order. With all_rows,
+    the table of every subset size: row r holds P(sum = s) for a random r-subset (zero when r > sum(c)).
+
+    Built value by value: with N_i items after value i, the probability table over
+    (subset size r, sum s) is updated by the hypergeometric weight of taking j copies of value i,
+        P_i(r, s) = sum_j  C(c_i, j) C(N_{i-1}, r - j) / C(N_i, r) * P_{i-1}(r - j, s - j d_i),
+    so every entry stays a probability (no overflow of C(N, k) for a million retail records).
+
+    Work saved: values go in ascending order, so step i touches only sums s <= k d_i; and a row
+    r < k - (items still to come) can no longer reach size k, so it is not computed (unless all_rows). One step is a
+    single einsum over a strided view of the flat table, in which (j, r, s) reads the entry
+    (r - j, s - j d_i): rows r - j < 0 fall into zero padding in front of the table, and a negative
+    column s - j d_i falls into the unused tail of row r - j - 1 (its sums stop at (r - j - 1) d_i).
+    """
+    from numpy.lib.stride_tricks import as_strided
+
+    dmax = int(d[-1])
+    width_total = k * dmax + 1
+    pad = (k + 1) * (width_total + dmax)  # room for the most negative offset, k rows and k * dmax columns back
+    bufs = [np.zeros(pad + (k + 1) * width_total), np.zeros(pad + (k + 1) * width_total)]
+    bufs[0][pad] = 1.0  # P_0: the empty subset has sum 0
+    src = 0
+    remaining = int(c.sum())
+    n_prev = 0
+    for du, cnt in zip(d.tolist(), c.tolist(), strict=True):
+        remaining -= cnt
+        lo = 0 if all_rows else max(0, k - remaining)
+        w = _take_weights(n_prev, cnt, k)[lo:]
+        width = k * du + 1
+        item = bufs[src].itemsize
+        view = as_strided(
+            bufs[src][pad + lo * width_total :],
+            shape=(w.shape[1], k + 1 - lo, width),
+            strides=(-(width_total + du) * item, width_total * item, item),
+            writeable=False,
+        )
+        out = bufs[1 - src][pad:].reshape(k + 1, width_total)
+        out[lo:, :width] = np.einsum("rj,jrs->rs", w, view)
+        src = 1 - src
+        n_prev += cnt
+    if all_rows:
+        return bufs[src][pad:].reshape(k + 1, width_total).copy()
+    return bufs[src][pad + k * width_total : pad + (k + 1) * width_total]
+
+
+# Subset sizes a RetailTable covers: the small samples plans route to the permutation test (Qwest: 30 or fewer).
+TABLE_ROWS = 30
+
+
+class RetailTable:
+    """The subset-sum distributions of a retail pool of lattice values, every subset size up to `rows`,
+    made once and shared by the permutation tests of every CLEC cell compared with that pool.
+
+    With the retail values u (in lattice units) written v = (u - min u) / g, g their common step,
+    R[m, s] = P(sum of v over a random m-subset of the retail = s). A CLEC cell of n <= rows values
+    (each u_c = min u + g v_c) draws j of the random n-subset from its own values and n - j from the
+    retail, j hypergeometric: w_j = C(n, j) C(N, n - j) / C(N + n, n). With C[j, a] the distribution
+    of a random j-subset of its own values v_c - min v_c,
+        P(sum >= T) = sum_j w_j sum_a C[j, a] P(R_{n-j} >= T - a - j min v_c)     (<= when lower),
+    T the CLEC's own sum of v: the pooled test's exact p-value, every term a probability. A cell then
+    costs a table of its own few values instead of a programme over the whole pool.
+    """
+
+    @classmethod
+    def of(cls, units: np.ndarray, counts: np.ndarray, max_cells: int, rows: int = TABLE_ROWS) -> RetailTable | None:
+        """The table of the distinct retail values `units` (lattice units, ascending) and their counts, or
+        None when there are none or its (rows + 1) x (rows x span + 1) entries would exceed max_cells."""
+        if units.size == 0:
+            return None
+        step = int(np.gcd.reduce(units - units[0])) or 1
+        span = int(units[-1] - units[0]) // step
+        return cls(units, counts, rows) if (rows + 1) * (rows * span + 1) <= max_cells else None
+
+    def __init__(self, units: np.ndarray, counts: np.ndarray, rows: int = TABLE_ROWS):
+        """units: the distinct retail values in lattice units, ascending; counts: their records."""
+        self.base = int(units[0])
+        self.step = int(np.gcd.reduce(units - self.base)) or 1
+        v = (units - self.base) // self.step
+        self.n = int(counts.sum())
+        self.rows = rows
+        table = subset_sum_distribution(v, counts, rows, all_rows=True)
+        width = table.shape[1]
+        # P(R_m >= s) for s = 0 .. width (the last column 0) and P(R_m <= s - 1) for s = 0 .. width (the
+        # first column 0): each tail summed from its own far end, small terms first
+        self.upper = np.zeros((rows + 1, width + 1))
+        self.upper[:, :width] = np.cumsum(table[:, ::-1], axis=1)[:, ::-1]
+        self.lower = np.zeros((rows + 1, width + 1))
+        self.lower[:, 1:] = np.cumsum(table, axis=1)
+
+    def tail(self, clec_units: np.ndarray, clec_counts: np.ndarray, upper: bool) -> float | None:
+        """The exact one-tailed p-value of the CLEC cell (distinct values in lattice units, ascending, and
+        their counts) against this pool: P(sum of a random n-subset of the pooled values >= the CLEC's sum)
+        when upper, <= otherwise. None when the table does not serve the cell (more than `rows` values,
+        or values off the pool's step): the caller runs the whole programme instead."""
+        n = int(clec_counts.sum())
+        shifted = clec_units - self.base
+        if n > self.rows or n == 0 or np.any(shifted % self.step):
+            return None
+        v = shifted // self.step
+        low = int(v[0])
+        target = int(np.dot(v, clec_counts))  # the CLEC's own sum of v
+        own = subset_sum_distribution(v - low, clec_counts, n, all_rows=True)  # (n + 1, width)
+        j = np.arange(n + 1)
+        logw = _log_comb(n, n) + _log_comb(self.n, n)[::-1]  # log C(n, j) + log C(N, n - j)
+        w = np.exp(logw - logw.max())
+        w /= w.sum()  # the weights sum to 1 (Vandermonde); dividing leaves no rounding of C(N + n, n)
+        rest = target - np.arange(own.shape[1])[None, :] - (j * low)[:, None]  # T - a - j min v_c, per (j, a)
+        width = self.upper.shape[1] - 1
+        if upper:
+            beyond = self.upper[(n - j)[:, None], np.clip(rest, 0, width)]
+        else:
+            beyond = self.lower[(n - j)[:, None], np.clip(rest + 1, 0, width)]
+        return math.fsum((w * np.einsum("ja,ja->j", own, beyond)).tolist())
