@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.dataset as ds
 
-from carrier_sla import __version__, store
+from carrier_sla import __version__, csv_safe, store
 from carrier_sla.errors import StoreError, UsageError
 from carrier_sla.pipeline import check_period
 
@@ -212,7 +212,7 @@ class _Folder:
         store.write_parquet(self.root / f"{name}.parquet", table, self.metadata)
         self.rows[f"{name}.parquet"] = table.num_rows
         if csv:
-            pcsv.write_csv(table, self.root / f"{name}.csv")
+            pcsv.write_csv(csv_safe.table(table), self.root / f"{name}.csv")
             self.rows[f"{name}.csv"] = table.num_rows
 
     def records(self, parts: list[pa.Table], carrier: str) -> None:
@@ -224,7 +224,7 @@ class _Folder:
         with (self.root / "records.csv").open("wb") as handle, pcsv.CSVWriter(handle, schema) as writer:
             for part in parts:
                 self.table(f"records/measure={part['measure_id'][0]}", part, carrier, csv=False)
-                writer.write_table(_conform(part, schema))
+                writer.write_table(csv_safe.table(_conform(part, schema)))
         self.rows["records.csv"] = sum(p.num_rows for p in parts)
 
     def copy(self, source: Path, name: str) -> None:

@@ -24,6 +24,7 @@ from carrier_sla import (
     __version__,
     aggregate,
     audit,
+    csv_safe,
     ingest,
     partitioned,
     remedies,
@@ -309,7 +310,7 @@ def _stage_remedies(
     written = []
     for payee, sheet in remedies.statements(month.ledger).items():
         path = folder / remedies.statement_filename(payee)
-        sheet.to_csv(path, index=False)
+        csv_safe.frame(sheet).to_csv(path, index=False)  # a CLEC opens it in a spreadsheet
         written.append((f"statements/{payee}", len(sheet) - 1, path))  # rows: its lines, not the total
     return written
 

@@ -24,7 +24,7 @@ import pandas as pd
 import pyarrow.dataset as ds
 
 from carrier_sla import calendar as calmod
-from carrier_sla import store
+from carrier_sla import csv_safe, store
 from carrier_sla.errors import UsageError
 from carrier_sla.plan import Plan, plan_from_document
 
@@ -174,7 +174,7 @@ def write(report: Report, out_dir: Path) -> list[Path]:
     files = []
     for name in ("summary", "payments", "measures", "misses", "trend", "notes"):
         path = out_dir / f"{name}.csv"
-        getattr(report, name).to_csv(path, index=False)
+        csv_safe.frame(getattr(report, name)).to_csv(path, index=False)
         files.append(path)
     path = out_dir / "report.html"
     path.write_text(render(report), encoding="utf-8")

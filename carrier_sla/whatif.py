@@ -26,7 +26,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from carrier_sla import inputs, period_results, pipeline, remedy_chain, store
+from carrier_sla import csv_safe, inputs, period_results, pipeline, remedy_chain, store
 from carrier_sla.errors import PlanError, StoreError, UsageError
 from carrier_sla.plan import Plan, load_plan
 from carrier_sla.whatif_spec import what_if_plan
@@ -341,8 +341,8 @@ def write_files(folder: Path, summary: dict[str, Any], cells: pd.DataFrame, line
         difference=lines["cents_difference"].map(_money),
     )
     paths = [folder / "verdicts.csv", folder / "payments.csv", folder / "summary.json"]
-    cells.to_csv(paths[0], index=False)
-    payments.to_csv(paths[1], index=False)
+    csv_safe.frame(cells).to_csv(paths[0], index=False)
+    csv_safe.frame(payments).to_csv(paths[1], index=False)
     paths[2].write_text(json.dumps(summary, indent=1) + "\n")
     return paths
 
