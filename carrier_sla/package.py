@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.dataset as ds
 
-from carrier_sla import __version__, csv_safe, store
+from carrier_sla import __version__, csv_safe, store, verify
 from carrier_sla.errors import StoreError, UsageError
 from carrier_sla.pipeline import check_period
 
@@ -161,6 +161,7 @@ class View:
                 raise UsageError(f"{self.store}: nothing published yet (no {store.CURRENT} view)")
             self.root = (self.store / store.CURRENT).resolve()
             self.label = store.CURRENT
+        verify.require_period(self.root, period, USED_TABLES)  # every file its runs wrote is there
         if not self.folder("results").is_dir():
             periods = sorted(p.name.split("=", 1)[1] for p in (self.root / "results").glob("period=*"))
             known = ", ".join(periods) or "none"
