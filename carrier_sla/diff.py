@@ -324,6 +324,8 @@ def command(args: argparse.Namespace) -> int:
 
     if args.top < 0:
         raise UsageError("--top must be 0 or more")
+    if args.out:
+        verify.refuse_inside(args.out, *args.store)
     a, b = resolve_sides(args.store, args.run or [])
     diffs = {period: compare_period(a, b, period) for period in choose_periods(a, b, args.period or [])}
     report = summarize(a, b, diffs, args.top)

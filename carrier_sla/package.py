@@ -58,6 +58,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def command(args: argparse.Namespace) -> int:
     """Write the package and print what it holds; returns 0."""
+    verify.refuse_inside(args.out, args.store)
     manifest = build_package(args.store, args.period, args.carrier, args.out, run_id=args.run)
     runs = sorted(set(manifest["source"]["runs"].values()))
     print(f"package of {manifest['carrier_id']} for {manifest['period']} in {args.out} (runs {', '.join(runs)})")

@@ -201,6 +201,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def command(args: argparse.Namespace) -> int:
+    verify.refuse_inside(args.out, args.store)
     report = build(args.store, args.period, args.state)
     files = write(report, args.out)
     state = f" {report.state}" if report.state else ""

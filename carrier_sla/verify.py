@@ -256,6 +256,19 @@ def require_period(view: Path, period: str, tables: tuple[str, ...] | None = Non
         raise StoreDamaged(str(store), [str(p) for p in problems], hint(store))
 
 
+def refuse_inside(out: Path, *stores: Path, option: str = "--out") -> None:
+    """UsageError when `out` is a store or lies inside one: files written there would be taken for
+    published tables or runs, and break later reads and runs."""
+    target = Path(out).resolve()
+    for store in stores:
+        root = Path(store).resolve()
+        if target.is_relative_to(root):
+            raise UsageError(
+                f"{option} {out} is inside the store {store}: nothing is ever written into a store; choose a "
+                "folder outside it"
+            )
+
+
 @dataclass
 class Verification:
     """What verify_store found."""

@@ -197,6 +197,23 @@ def test_readers_name_a_missing_results_file(damaged, tmp_path, capsys):
         assert "results/period=2026-10/part-0.parquet: missing" in line, (args, line)
 
 
+def test_outputs_inside_the_store_are_refused(damaged, tmp_path, capsys):
+    """report, package and diff --out inside the store (through its links too) exit 2 and write nothing, so
+    the next run still succeeds."""
+    store, data, runs = damaged
+    before = sorted(str(p.relative_to(store)) for p in store.rglob("*"))
+    for out in (store / "runs", store / "results" / "report", store):
+        for args in (
+            ["report", "--store", str(store), "--period", "2026-10", "--out", str(out)],
+            ["package", "--store", str(store), "--period", "2026-10", "--carrier", "CLEC03", "--out", str(out / "p")],
+            ["diff", "--store", str(store), "--run", runs[2], "--run", runs[3], "--out", str(out / "d")],
+        ):
+            assert main(args) == 2, args
+            assert "inside the store" in one_line(capsys.readouterr().err)
+    assert sorted(str(p.relative_to(store)) for p in store.rglob("*")) == before
+    assert main(cli_run(store, data, "2026-10")) == 0
+
+
 def test_a_stray_entry_in_runs_does_not_stop_the_next_run(damaged, capsys):
     """A file left in STORE/runs (as an old `report --out STORE/runs` did) is skipped by the recovery."""
     store, data, _ = damaged
