@@ -1,7 +1,8 @@
 """The command line: parse, call the library, print, map errors to exit codes.
 
 Exit codes: 0 completed; 1 completed with misses (only with --fail-on miss); 2 plan or
-usage error; 3 input data error; 4 store locked or busy; 5 unexpected internal error.
+usage error; 3 input data error; 4 store locked or busy; 5 store error (one line; the traceback
+with --debug) or unexpected internal error.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 
 What a store promises (carrier_sla.store): every published view, STORE/runs/RUN_ID/view, holds per
 table and period exactly the files of the run its provenance.json names (that run's own outputs,
-or hard links to them), and that run's manifest lists each file with its rows (and, since
-output schema 2 with checksums, its bytes and sha256). So:
+or hard links to them), and that run's manifest lists each file with its rows (and, in runs
+since issue 14, its bytes and sha256; older manifests are checked by presence and rows). So:
 
 - verify_store (`carrier-sla verify`): every run's manifest readable; every published view there,
   its provenance readable, each of its (table, period) folders holding exactly the files its run's
