@@ -1,13 +1,15 @@
 """The command line: parse, call the library, print, map errors to exit codes.
 
 Exit codes: 0 completed; 1 completed with misses (only with --fail-on miss); 2 plan or
-usage error; 3 input data error; 4 store locked or busy; 5 unexpected internal error.
+usage error; 3 input data error; 4 store locked or busy; 5 store error (one line; the traceback
+with --debug) or unexpected internal error.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import errno
 import sys
 import traceback
 from decimal import Decimal
@@ -15,7 +17,8 @@ from pathlib import Path
 from typing import NoReturn
 
 from carrier_sla import __version__, spill
-from carrier_sla.errors import InputDataError, PlanError, StoreBusy, StoreError, UsageError
+from carrier_sla.errors import CarrierSlaError, InputDataError, PlanError, StoreBusy, StoreError, UsageError
+from carrier_sla.store import describe_os_error
 
 EXIT_OK, EXIT_MISS, EXIT_USAGE, EXIT_DATA, EXIT_BUSY, EXIT_INTERNAL = 0, 1, 2, 3, 4, 5
 
@@ -46,6 +49,7 @@ def _non_negative(text: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="carrier-sla", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"carrier-sla {__version__}")
+    parser.add_argument("--debug", action="store_true", help="print the traceback of every error")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = sub.add_parser("run", help="check one period and publish results to the store")
@@ -129,12 +133,14 @@ def build_parser() -> argparse.ArgumentParser:
     hol.add_argument("--years", required=True, help="a year or a range, e.g. 2026 or 2020-2035")
     for module in _reader_commands():
         module.add_parser(sub)
+    for command in sub.choices.values():  # --debug after the command too (SUPPRESS: not over the first)
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
 
 # Commands for the people who read the results: each module has add_parser(sub) (adding its
 # subcommand, with set_defaults(command_module=<module name>)) and command(args) -> exit code.
-READER_COMMANDS = ("report", "package", "explain", "diff", "whatif")
+READER_COMMANDS = ("report", "package", "explain", "diff", "whatif", "verify")
 
 
 def _reader_commands() -> list:
@@ -232,28 +238,46 @@ def main(argv: list[str] | None = None) -> int:
         return int(exc.code or 0)
     try:
         return _dispatch(args)
-    except PlanError as exc:
-        print(f"carrier-sla: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except UsageError as exc:
-        print(f"carrier-sla: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except InputDataError as exc:
-        print(f"carrier-sla: input error: {exc}", file=sys.stderr)
-        return EXIT_DATA
-    except StoreBusy as exc:
-        print(f"carrier-sla: store busy: {exc}", file=sys.stderr)
-        return EXIT_BUSY
-    except StoreError as exc:
-        print(f"carrier-sla: store error: {exc}", file=sys.stderr)
-        return EXIT_INTERNAL
+    except CarrierSlaError as exc:
+        if args.debug:
+            traceback.print_exc()
+        return _error_code(exc)
     except BrokenPipeError:  # output piped into head and the like: not an error of ours
         sys.stderr.close()
         return EXIT_OK
+    except OSError as exc:
+        if exc.errno not in DISK_ERRNOS:
+            traceback.print_exc()
+            print("carrier-sla: unexpected internal error (exit 5)", file=sys.stderr)
+            return EXIT_INTERNAL
+        if args.debug:
+            traceback.print_exc()
+        print(f"carrier-sla: {describe_os_error(exc)}", file=sys.stderr)
+        return EXIT_INTERNAL
     except Exception:
         traceback.print_exc()
         print("carrier-sla: unexpected internal error (exit 5)", file=sys.stderr)
         return EXIT_INTERNAL
+
+
+DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS)  # one line, no traceback
+
+
+# errors raised on purpose: exit code and the prefix of their one line (PlanError lists every problem)
+ERRORS: tuple[tuple[type[CarrierSlaError], int, str], ...] = (
+    (PlanError, EXIT_USAGE, ""),
+    (UsageError, EXIT_USAGE, ""),
+    (InputDataError, EXIT_DATA, "input error: "),
+    (StoreBusy, EXIT_BUSY, "store busy: "),
+    (StoreError, EXIT_INTERNAL, "store error: "),
+)
+
+
+def _error_code(exc: CarrierSlaError) -> int:
+    """Print an error raised on purpose (one line, or a plan's problems one per line); its exit code."""
+    code, prefix = next(((c, p) for kind, c, p in ERRORS if isinstance(exc, kind)), (EXIT_INTERNAL, ""))
+    print(f"carrier-sla: {prefix}{exc}", file=sys.stderr)
+    return code
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -346,6 +370,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         )
         if not args.quiet:
             _print_summary(result, args.out)
+        else:  # the log lines are off: damage found on the way is still worth a line
+            for warning in result.manifest.get("warnings", []):
+                print(f"carrier-sla: warning: {warning}", file=sys.stderr)
         misses += int((result.results["status"] == "miss").sum()) if len(result.results) else 0
     return EXIT_MISS if args.fail_on == "miss" and misses else EXIT_OK
 
@@ -358,7 +385,10 @@ def _history(args: argparse.Namespace) -> int:
 
     if args.period:
         check_period(args.period)
-    rows = history.runs(args.store, args.period)
+    warnings: list[str] = []
+    rows = history.runs(args.store, args.period, warnings)
+    for warning in warnings:
+        print(f"carrier-sla: warning: {warning}", file=sys.stderr)
     if args.json:
         for row in rows:
             print(json.dumps(row, sort_keys=True))

@@ -36,6 +36,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 
+from carrier_sla import verify
 from carrier_sla.errors import StoreError, UsageError
 
 CELL_KEY = ["measure_id", "submeasure", "state", "product", "scope", "carrier_id"]
@@ -267,6 +268,8 @@ def diff_records(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
 
 def compare_period(a: Side, b: Side, period: str) -> PeriodDiff:
     """Read the period's results, ledger and records of both views and compare them."""
+    for side in (a, b):
+        verify.require_period(side.view, period)  # every file its runs wrote is there
     ra, rb = _read_pair(a, b, "results", period, [*CELL_KEY, "status", *FIGURES, "plan_id", "plan_version"], CELL_KEY)
     la, lb = _read_pair(a, b, "remedies", period, [*LEDGER_KEY, "occurrences", "amount", "currency"], LEDGER_KEY)
     fa, fb = a.folder("records", period), b.folder("records", period)
@@ -321,6 +324,8 @@ def command(args: argparse.Namespace) -> int:
 
     if args.top < 0:
         raise UsageError("--top must be 0 or more")
+    if args.out:
+        verify.refuse_inside(args.out, *args.store)
     a, b = resolve_sides(args.store, args.run or [])
     diffs = {period: compare_period(a, b, period) for period in choose_periods(a, b, args.period or [])}
     report = summarize(a, b, diffs, args.top)

@@ -15,6 +15,7 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 
+from carrier_sla import csv_safe
 from carrier_sla.diff import CELL_KEY, KINDS, RECORD_KEY, ZERO, PeriodDiff, Side
 from carrier_sla.errors import UsageError
 
@@ -141,7 +142,7 @@ def write_out(folder: Path, diffs: dict[str, PeriodDiff], report: dict[str, Any]
     written = []
     for name in OUTPUTS:
         frame = pd.concat([getattr(d, name).assign(period=p) for p, d in diffs.items()], ignore_index=True)
-        frame[["period", *frame.columns.drop("period")]].to_csv(folder / f"{name}.csv", index=False)
+        csv_safe.frame(frame[["period", *frame.columns.drop("period")]]).to_csv(folder / f"{name}.csv", index=False)
         written.append(folder / f"{name}.csv")
     (folder / "summary.json").write_text(json.dumps(report, indent=1, default=str, allow_nan=False) + "\n")
     return [*written, folder / "summary.json"]

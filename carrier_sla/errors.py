@@ -84,3 +84,15 @@ class StoreBusy(StoreError):
         self.store = store
         self.holder = holder
         super().__init__(f"{store} is in use by another run ({holder or 'holder unknown'}); try again when it ends")
+
+
+class StoreDamaged(StoreError):
+    """Published files or records of the store are missing, truncated or unreadable
+    (carrier_sla.verify); `problems` lists what was found, `store` where."""
+
+    def __init__(self, store: str, problems: list[str], hint: str = ""):
+        self.store = store
+        self.problems = tuple(problems)
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        tail = f"; {hint}" if hint else ""
+        super().__init__(f"{store} is damaged: {problems[0]}{more}{tail}")

@@ -28,6 +28,7 @@ import pyarrow.dataset as ds
 
 from carrier_sla import explain_evidence as evidence
 from carrier_sla import store as storemod
+from carrier_sla import verify
 from carrier_sla.errors import CarrierSlaError, StoreError, UsageError
 from carrier_sla.explain_cell import (
     KEY,
@@ -268,18 +269,15 @@ def load(store: Path, period: str, run_id: str | None) -> tuple[Path, str, dict[
     if run_id is None:
         if not (store / storemod.CURRENT).exists():
             raise UsageError(f"{store}: nothing published yet")
-        view, label, provenance = (
-            (store / storemod.CURRENT).resolve(),
-            "the current view",
-            storemod.current_provenance(store),
-        )
+        view, label = (store / storemod.CURRENT).resolve(), "the current view"
+        provenance = storemod.read_provenance(view)
     else:
         view, label = store / "runs" / run_id / storemod.VIEW, f"the view of run {run_id}"
         if Path(run_id).name != run_id or not view.is_dir():
             known = sorted(p.parent.name for p in (store / "runs").glob(f"*/{storemod.VIEW}"))
             raise UsageError(f"no published run {run_id!r} in {store} (runs with a view: {', '.join(known) or 'none'})")
-        path = view / storemod.PROVENANCE
-        provenance = json.loads(path.read_text()) if path.exists() else {}
+        provenance = storemod.read_provenance(view)
+    verify.require_period(view, period)  # every file its runs wrote is there
     folder = view / "results" / f"period={period}"
     if not folder.is_dir():
         periods = ", ".join(storemod.published_periods(view, "results")) or "none"

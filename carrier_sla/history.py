@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
-from carrier_sla import store
+from carrier_sla import store, verify
 from carrier_sla.errors import UsageError
 
 COLUMNS = ("run_id", "started_at", "status", "exit", "period", "kind", "plan", "inputs", "verdicts", "paid", "current")
@@ -21,16 +20,23 @@ def inputs_digest(inputs: list[dict[str, Any]]) -> str:
     return h.hexdigest()[:12] if inputs else ""
 
 
-def runs(out: Path, period: str | None = None) -> list[dict[str, Any]]:
+def runs(out: Path, period: str | None = None, warnings: list[str] | None = None) -> list[dict[str, Any]]:
     """One row per run of the store, oldest first; with `period`, the runs that published it
-    (its results, or its remedies recomputed after a restatement)."""
+    (its results, or its remedies recomputed after a restatement). StoreDamaged when the current
+    view is (carrier_sla.verify); a run whose manifest cannot be read, and which the current view
+    does not need, is left out with a line in `warnings`."""
     folder = Path(out) / "runs"
     if not Path(out).is_dir():
         raise UsageError(f"{out}: no such store")
+    verify.require_intact(out)
     provenance = store.current_provenance(out)
     rows = []
     for path in sorted(folder.glob("*/manifest.json")) if folder.is_dir() else []:
-        m = json.loads(path.read_text())
+        m = verify.read_manifest(out, path.parent.name)
+        if isinstance(m, verify.Problem):  # not in the current view: require_intact would have said so
+            if warnings is not None:
+                warnings.append(f"{m}; run {path.parent.name} left out")
+            continue
         remedies = m.get("remedies", {}).get("periods", {})
         periods = [m.get("period")] + [p for p, r in remedies.items() if r.get("recomputed_after_restatement")]
         if period is not None and period not in periods:
@@ -39,13 +45,13 @@ def runs(out: Path, period: str | None = None) -> list[dict[str, Any]]:
             f"{table}/{key.split('=', 1)[1]}"
             for table, by_period in provenance.items()
             for key, run_id in by_period.items()
-            if run_id == m["run_id"] and (period is None or key == f"period={period}")
+            if run_id == path.parent.name and (period is None or key == f"period={period}")
         )
         verdicts = m.get("verdicts", {})
         this = remedies.get(m.get("period"), {})
         rows.append(
             {
-                "run_id": m["run_id"],
+                "run_id": m.get("run_id", path.parent.name),
                 "started_at": m.get("started_at", ""),
                 "finished_at": m.get("finished_at"),
                 "status": m.get("status", "unknown"),

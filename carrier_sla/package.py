@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.dataset as ds
 
-from carrier_sla import __version__, store
+from carrier_sla import __version__, csv_safe, store, verify
 from carrier_sla.errors import StoreError, UsageError
 from carrier_sla.pipeline import check_period
 
@@ -58,6 +58,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def command(args: argparse.Namespace) -> int:
     """Write the package and print what it holds; returns 0."""
+    verify.refuse_inside(args.out, args.store)
     manifest = build_package(args.store, args.period, args.carrier, args.out, run_id=args.run)
     runs = sorted(set(manifest["source"]["runs"].values()))
     print(f"package of {manifest['carrier_id']} for {manifest['period']} in {args.out} (runs {', '.join(runs)})")
@@ -161,6 +162,7 @@ class View:
                 raise UsageError(f"{self.store}: nothing published yet (no {store.CURRENT} view)")
             self.root = (self.store / store.CURRENT).resolve()
             self.label = store.CURRENT
+        verify.require_period(self.root, period, USED_TABLES)  # every file its runs wrote is there
         if not self.folder("results").is_dir():
             periods = sorted(p.name.split("=", 1)[1] for p in (self.root / "results").glob("period=*"))
             known = ", ".join(periods) or "none"
@@ -212,7 +214,7 @@ class _Folder:
         store.write_parquet(self.root / f"{name}.parquet", table, self.metadata)
         self.rows[f"{name}.parquet"] = table.num_rows
         if csv:
-            pcsv.write_csv(table, self.root / f"{name}.csv")
+            pcsv.write_csv(csv_safe.table(table), self.root / f"{name}.csv")
             self.rows[f"{name}.csv"] = table.num_rows
 
     def records(self, parts: list[pa.Table], carrier: str) -> None:
@@ -224,7 +226,7 @@ class _Folder:
         with (self.root / "records.csv").open("wb") as handle, pcsv.CSVWriter(handle, schema) as writer:
             for part in parts:
                 self.table(f"records/measure={part['measure_id'][0]}", part, carrier, csv=False)
-                writer.write_table(_conform(part, schema))
+                writer.write_table(csv_safe.table(_conform(part, schema)))
         self.rows["records.csv"] = sum(p.num_rows for p in parts)
 
     def copy(self, source: Path, name: str) -> None:

@@ -7,9 +7,12 @@ publish -> manifest.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import errno
 import json
 import os
+import shutil
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,14 +27,16 @@ from carrier_sla import (
     __version__,
     aggregate,
     audit,
+    csv_safe,
     ingest,
     partitioned,
     remedies,
     remedy_chain,
     spill,
     store,
+    verify,
 )
-from carrier_sla.errors import InputDataError, PlanError, RejectRateExceeded, UsageError
+from carrier_sla.errors import InputDataError, PlanError, RejectRateExceeded, StoreError, UsageError
 from carrier_sla.inputs import Loaded, check_reject_rate, load, needed_record_types, read_whole
 from carrier_sla.period_results import compute, previous_misses
 from carrier_sla.periods import Cutoff, check_in_force, check_period
@@ -80,11 +85,15 @@ def run(
     out = Path(out)
     log = log or RunLog()
     try:
-        with store.StoreLock(out, run_id):
-            log.open(out / "runs" / run_id / "log.jsonl", run_id)
-            return _run_locked(
-                plan, data_dir, period, out, max_reject_rate, run_id, started, cutoff, log, partition_rows
-            )
+        with store.StoreLock(out, run_id) as lock:
+            try:
+                log.open(out / "runs" / run_id / "log.jsonl", run_id)
+            except OSError as exc:
+                raise StoreError(f"cannot write to the store {out}: {store.describe_os_error(exc)}") from exc
+            for warning in lock.warnings:
+                log.event("warning", warning)
+            args = (plan, data_dir, period, out, max_reject_rate, run_id, started, cutoff, log, partition_rows)
+            return _run_locked(*args, lock.warnings)
     finally:
         log.close()
 
@@ -100,13 +109,15 @@ def _run_locked(
     cutoff: Cutoff,
     log: RunLog,
     partition_rows: int,
+    warnings: list[str],
 ) -> RunResult:
     timings = Timings()
 
     def _finish(manifest: dict[str, Any], out: Path, run_id: str, status: str, code: int, error: str | None) -> Path:
         seconds = round((datetime.now(UTC) - started).total_seconds(), 3)
         text = f"exit {code} after {seconds:.1f} s"  # the error itself: in the JSON line, and printed by the caller
-        log.event(status, text, exit_code=code, seconds=seconds, error=error)
+        with contextlib.suppress(OSError):  # a full disk: the manifest below matters more than the log line
+            log.event(status, text, exit_code=code, seconds=seconds, error=error)
         return _write_final_manifest(manifest, out, run_id, status, code, error)
 
     manifest: dict[str, Any] = {
@@ -137,23 +148,38 @@ def _run_locked(
         "carrier_sla.plan_sha256": plan.sha256,
         "carrier_sla.period": period,
     }
-    store.write_manifest(out, run_id, manifest | {"status": "running"})
-    (out / "runs" / run_id / "plan.json").write_text(json.dumps(dump_plan(plan), indent=1) + "\n")
+    if warnings:
+        manifest["warnings"] = list(warnings)
     state = f"provisional as of {cutoff.provisional_as_of}" if cutoff.provisional else "final"
-    log.event(
-        "start",
-        f"period {period} ({state}), plan {plan.id} {plan.version}",
-        period=period,
-        provisional=cutoff.provisional,
-        as_of=manifest["as_of"],
-        plan=f"{plan.id} {plan.version}",
-    )
     try:
+        store.write_manifest(out, run_id, manifest | {"status": "running"})
+        (out / "runs" / run_id / "plan.json").write_text(json.dumps(dump_plan(plan), indent=1) + "\n")
+        log.event(
+            "start",
+            f"period {period} ({state}), plan {plan.id} {plan.version}",
+            period=period,
+            provisional=cutoff.provisional,
+            as_of=manifest["as_of"],
+            plan=f"{plan.id} {plan.version}",
+        )
+    except OSError as exc:  # a read-only store, a full disk: no manifest to mark, so no run to keep
+        shutil.rmtree(out / "runs" / run_id, ignore_errors=True)
+        raise StoreError(f"cannot write to the store {out}: {store.describe_os_error(exc)}") from exc
+
+    def _fail(code: int, exc: Exception) -> None:  # before anything is staged: record why, as far as the disk lets
+        with contextlib.suppress(OSError):
+            _finish(manifest, out, run_id, "failed", code, str(exc))
+
+    try:
+        verify.require_intact(out, replaced=_replaced(plan, period, out))
         chain = remedy_chain.check_chain(out, period) if plan.remedies is not None else None
-    except UsageError as exc:
-        _finish(manifest, out, run_id, "failed", 2, str(exc))
+        staging = store.Staging(out, run_id)
+    except StoreError as exc:
+        _fail(5, exc)
         raise
-    staging = store.Staging(out, run_id)
+    except UsageError as exc:
+        _fail(2, exc)
+        raise
     writer = store.Writer()
     digests: ingest.Digests | None = None
     try:
@@ -247,8 +273,16 @@ def _run_locked(
             rows=sum(rows for _, rows, _ in outputs),
             seconds=round(timings["write"], 3),
         )
+        written = writer.digests | {path: store.file_digest(path) for _, _, path in statement_files}
         manifest["outputs"] = [
-            {"table": name, "path": str(_published_path(out, path, staging)), "rows": rows}
+            {
+                "table": name,
+                "path": str(_published_path(out, path, staging)),
+                "file": path.relative_to(staging.root).as_posix(),  # where it lies in every view that holds it
+                "rows": rows,
+                "bytes": written[path][1],
+                "sha256": written[path][0],
+            }
             for name, rows, path in outputs
         ]
         manifest["verdicts"] = dict(sorted(Counter(results["status"]).items())) if len(results) else {}
@@ -263,15 +297,69 @@ def _run_locked(
         _finish(manifest, out, run_id, "failed", 2, str(exc))
         raise
     except Exception as exc:  # the manifest records every failure; the caller maps it to an exit code
-        _finish(manifest, out, run_id, "failed", 5, f"{type(exc).__name__}: {exc}")
+        # free what the run wrote first: on a full disk that is what lets the manifest say `failed`
+        writer.close()
+        staging.discard()
+        shutil.rmtree(out / ".staging" / run_id, ignore_errors=True)
+        error = _store_error(exc, out)
+        try:
+            _finish(manifest, out, run_id, "failed", 5, str(error) if error else f"{type(exc).__name__}: {exc}")
+        except OSError as again:
+            if error is None:
+                raise
+            raise StoreError(f"{error}; the run's manifest could not be marked failed either ({again})") from exc
+        if error is not None and error is not exc:
+            raise error from exc
         raise
     finally:
         writer.close()
         staging.discard()
         if digests is not None:
             digests.close()
-    manifest_path = _finish(manifest, out, run_id, "completed", 0, None)
+    try:
+        manifest_path = _finish(manifest, out, run_id, "completed", 0, None)
+    except OSError as exc:  # published: the next run's recovery marks the manifest completed
+        raise StoreError(
+            f"the run published its outputs, but its manifest could not be marked completed "
+            f"({store.describe_os_error(exc)}); the next run marks it"
+        ) from exc
     return RunResult(run_id, period, results, manifest, manifest_path, timings)
+
+
+def _replaced(plan: Plan, period: str, out: Path) -> frozenset[tuple[str, str]]:
+    """(table, period) folders this run writes anew, so damage there does not stop it: the period's
+    tables, and with remedies the remedy tables of the period and of every later published month."""
+    replaced = {(table, period) for table in store.TABLES}
+    if plan.remedies is not None:
+        try:
+            provenance = store.current_provenance(out)
+        except StoreError:  # require_intact names it
+            provenance = {}
+        later = {key.split("=", 1)[-1] for by in provenance.values() for key in by}
+        replaced |= {(t, p) for t in store.REMEDY_TABLES for p in later | {period} if p >= period}
+    return frozenset(replaced)
+
+
+STORE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+def _store_error(exc: BaseException, out: Path) -> StoreError | None:
+    """A failure of the store's disk (full, read-only, not allowed) as one readable StoreError."""
+    if isinstance(exc, StoreError):
+        return exc
+    if not isinstance(exc, OSError) or exc.errno not in STORE_ERRNOS:
+        return None
+    where = Path(str(exc.filename)) if exc.filename else None
+    if (
+        exc.errno in (errno.EACCES, errno.EPERM)
+        and where is not None
+        and not where.resolve().is_relative_to(Path(out).resolve())
+    ):
+        return None  # not the store's: an input file, say
+    return StoreError(
+        f"cannot write to the store {out}: {store.describe_os_error(exc)}; the run was marked failed and "
+        "nothing was published"
+    )
 
 
 def _log_read(log: RunLog, loaded: Loaded, timings: Timings) -> None:
@@ -309,7 +397,7 @@ def _stage_remedies(
     written = []
     for payee, sheet in remedies.statements(month.ledger).items():
         path = folder / remedies.statement_filename(payee)
-        sheet.to_csv(path, index=False)
+        csv_safe.frame(sheet).to_csv(path, index=False)  # a CLEC opens it in a spreadsheet
         written.append((f"statements/{payee}", len(sheet) - 1, path))  # rows: its lines, not the total
     return written
 

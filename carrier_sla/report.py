@@ -27,7 +27,7 @@ import pandas as pd
 import pyarrow.dataset as ds
 
 from carrier_sla import calendar as calmod
-from carrier_sla import report_html, store
+from carrier_sla import csv_safe, report_html, store, verify
 from carrier_sla.errors import UsageError
 from carrier_sla.plan import Measure, Plan, plan_from_document
 from carrier_sla.remedies import KEY as LEDGER_KEY
@@ -64,21 +64,24 @@ class Report:
 
 
 def build(out: Path, period: str, state: str | None = None) -> Report:
-    """Gather the report's tables from the store's current view."""
-    if period not in store.published_periods(out, "results"):
+    """Gather the report's tables from the store's current view (resolved once: one publication)."""
+    view = store.view_root(out)
+    verify.require_period(view, period)  # every file its runs wrote is there
+    if period not in store.published_periods(view, "results"):
         raise UsageError(f"{out}: no published results for period {period}")
-    results = store.read_table(out, "results", period).to_pandas()
+    results = store.read_table(view, "results", period).to_pandas()
     results["period"] = results["period"].astype(str)
     if state is not None:
         if state not in set(results["state"]):
             raise UsageError(f"period {period} has no results for state {state!r}")
         results = results[results["state"] == state]
-    run_id = store.current_provenance(out).get("results", {}).get(f"period={period}", "")
+    provenance = store.read_provenance(view) if view != Path(out) else {}
+    run_id = provenance.get("results", {}).get(f"period={period}", "")
     plan = f"{results['plan_id'].iloc[0]} {results['plan_version'].iloc[0]}" if len(results) else ""
     clec = results[results["scope"] == "clec"]
     summary = clec.pivot_table(index="state", columns="status", aggfunc="size", fill_value=0)
     summary = summary.reindex(columns=[s for s in STATUSES if s in summary.columns]).reset_index()
-    ledger = _ledger(out, period, state)
+    ledger = _ledger(view, period, state)
     payments = (
         ledger.groupby(["payee", "tier", "currency"], as_index=False)
         .agg(lines=("amount", "size"), amount_uncapped=("amount_uncapped", "sum"), amount=("amount", "sum"))
@@ -94,7 +97,7 @@ def build(out: Path, period: str, state: str | None = None) -> Report:
     plan_used = _plan_of(out, run_id)
     titles = {m.id: m.title for m in plan_used.measures} if plan_used else {}
     scales = {m.id: m.scale for m in plan_used.measures} if plan_used else {}
-    trend = _trend(out, period, state, scales)
+    trend = _trend(view, period, state, scales)
     currencies = sorted(set(ledger["currency"].dropna().astype(str)))
     plan_currency = plan_used.remedies.currency if plan_used and plan_used.remedies else ""
     return Report(
@@ -109,7 +112,7 @@ def build(out: Path, period: str, state: str | None = None) -> Report:
         measures=measures,
         misses=misses.reset_index(drop=True),
         trend=trend,
-        notes=_notes(out, period, state),
+        notes=_notes(view, period, state),
         total_paid=sum(ledger["amount"], Decimal("0.00")) if len(ledger) else Decimal("0.00"),
         currency=" ".join(currencies) or plan_currency,
         titles=titles,
@@ -117,10 +120,10 @@ def build(out: Path, period: str, state: str | None = None) -> Report:
     )
 
 
-def _ledger(out: Path, period: str, state: str | None) -> pd.DataFrame:
-    if period not in store.published_periods(out, "remedies"):
+def _ledger(view: Path, period: str, state: str | None) -> pd.DataFrame:
+    if period not in store.published_periods(view, "remedies"):
         return pd.DataFrame(columns=["payee", "tier", "state", "amount", "amount_uncapped", *CELL, *PAID_COLUMNS])
-    ledger = store.read_table(out, "remedies", period).to_pandas()
+    ledger = store.read_table(view, "remedies", period).to_pandas()
     return ledger if state is None else ledger[ledger["state"] == state]
 
 
@@ -178,19 +181,19 @@ def _plan_of(out: Path, run_id: str) -> Plan | None:
     return plan_from_document(json.loads(path.read_text()), str(path)) if path.exists() else None
 
 
-def _trend(out: Path, period: str, state: str | None, scales: dict[str, float]) -> pd.DataFrame:
+def _trend(view: Path, period: str, state: str | None, scales: dict[str, float]) -> pd.DataFrame:
     """All-CLEC and retail value per measure, standard (and benchmark) and month, up to 12 months ending
     with `period`, pooled over the state/product cells (sums of numerators over sums of denominators).
     Cells judged against different benchmarks (PO-5: 95 % electronic, 90 % manual) or by parity are not
     pooled together, so that each line can be drawn against its own standard; cells with no standard
     (no records to place) have no line."""
     months = [calmod.period_text(calmod.period_index(period) - k) for k in range(11, -1, -1)]
-    have = [m for m in months if m in store.published_periods(out, "results")]
+    have = [m for m in months if m in store.published_periods(view, "results")]
     frames = []
     for month in have:
         columns = ["measure_id", "state", "scope", "standard", "benchmark", "unit", "clec_n", "clec_numerator",
                    "clec_value", "retail_n", "retail_numerator"]  # fmt: skip
-        frame = store.read_table(out, "results", month).select(columns).to_pandas()
+        frame = store.read_table(view, "results", month).select(columns).to_pandas()
         frame = frame[(frame["scope"] == "clec_aggregate") & frame["standard"].notna()]
         if state is not None:
             frame = frame[frame["state"] == state]
@@ -212,10 +215,10 @@ def _trend(out: Path, period: str, state: str | None, scales: dict[str, float]) 
     return sums[TREND_COLUMNS]
 
 
-def _notes(out: Path, period: str, state: str | None) -> pd.DataFrame:
+def _notes(view: Path, period: str, state: str | None) -> pd.DataFrame:
     """Exclusions per measure and reason (from the records tables, counted by Arrow) and rejects per reason."""
     rows = []
-    folder = Path(out) / "records" / f"period={period}"
+    folder = Path(view) / "records" / f"period={period}"
     for measure_dir in sorted(folder.glob("measure=*")):
         table = ds.dataset(measure_dir, format="parquet").to_table(columns=["exclusion_reason", "state", "included"])
         frame = table.to_pandas()
@@ -225,8 +228,8 @@ def _notes(out: Path, period: str, state: str | None) -> pd.DataFrame:
         for reason, count in excluded["exclusion_reason"].astype(str).value_counts().sort_index().items():
             rows.append({"kind": "exclusion", "measure_id": measure_dir.name.split("=", 1)[1], "reason": reason,
                          "records": int(count)})  # fmt: skip
-    if period in store.published_periods(out, "rejects"):
-        rejects = store.read_table(out, "rejects", period).select(["reason"]).to_pandas()
+    if period in store.published_periods(view, "rejects"):
+        rejects = store.read_table(view, "rejects", period).select(["reason"]).to_pandas()
         for reason, count in rejects["reason"].astype(str).value_counts().sort_index().items():
             rows.append({"kind": "rejected", "measure_id": "", "reason": reason, "records": int(count)})
     return pd.DataFrame(rows, columns=["kind", "measure_id", "reason", "records"])
@@ -241,7 +244,7 @@ def write(report: Report, out_dir: Path) -> list[Path]:
     files = []
     for name in ("summary", "payments", "measures", "misses", "trend", "notes"):
         path = out_dir / f"{name}.csv"
-        getattr(report, name).to_csv(path, index=False)
+        csv_safe.frame(getattr(report, name)).to_csv(path, index=False)
         files.append(path)
     path = out_dir / "report.html"
     path.write_text(render(report), encoding="utf-8")
@@ -263,6 +266,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def command(args: argparse.Namespace) -> int:
+    verify.refuse_inside(args.out, args.store)
     report = build(args.store, args.period, args.state)
     files = write(report, args.out)
     state = f" {report.state}" if report.state else ""

@@ -10,11 +10,17 @@ Layout (Hive-partitioned, zstd):
 STORE/<table> is a link to current/<table>, and STORE/current a link to the view of the
 latest successful run: publication swaps that one link (see Staging), so a run that fails
 or is killed part-way leaves the published outputs as they were.
+
+Readers resolve STORE/current once (view_root) and read under runs/RUN_ID/view, which is never
+modified after its publication: a path through STORE/<table> is resolved again at every file
+opened, so a reader listing a folder there while a run publishes could open files of two views.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -27,7 +33,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from carrier_sla.errors import StoreBusy, StoreError
+from carrier_sla.errors import StoreBusy, StoreDamaged, StoreError
 
 TABLES = ("results", "records", "rejects")
 REMEDY_TABLES = ("remedies", "escalation", "statements")
@@ -41,6 +47,35 @@ OUTPUT_SCHEMA_VERSION = "2"  # 2: links through current/, remedies tables, rejec
 def new_run_id(now: datetime | None = None) -> str:
     now = now or datetime.now(UTC)
     return now.strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+
+
+def view_root(store: Path) -> Path:
+    """The folder to read published tables under: the view STORE/current points at, resolved once
+    (STORE/runs/RUN_ID/view, never modified after its publication), so every file a reader opens
+    belongs to one publication. `store` itself when it is a view already, or holds no current view.
+    """
+    store = Path(store)
+    try:
+        return store / os.readlink(store / CURRENT)  # runs/RUN_ID/view (relative to the store)
+    except OSError:  # no current view (nothing published), or `store` is a view: read it as it is
+        return store
+
+
+def store_of(view: Path) -> Path:
+    """The store a view belongs to: STORE for STORE/runs/RUN_ID/view (and for STORE itself)."""
+    view = Path(view)
+    return view.parents[2] if view.name == VIEW and view.parent.parent.name == "runs" else view
+
+
+def file_digest(path: Path) -> tuple[str, int]:
+    """sha256 (hex) and size in bytes of a file."""
+    h = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            h.update(chunk)  # hashlib releases the GIL on large chunks: writer threads hash in parallel
+            size += len(chunk)
+    return h.hexdigest(), size
 
 
 def write_parquet(path: Path, table: pa.Table, metadata: dict[str, str]) -> int:
@@ -79,6 +114,7 @@ class StoreLock:
         self.store = Path(store)
         self.run_id = run_id
         self._handle: Any = None
+        self.warnings: list[str] = []  # damaged runs the recovery skipped
 
     def __enter__(self) -> StoreLock:
         try:
@@ -93,20 +129,35 @@ class StoreLock:
             holder = handle.read().strip()
             handle.close()
             raise StoreBusy(str(self.store), holder) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"run {self.run_id}, pid {os.getpid()}, since {datetime.now(UTC).isoformat(timespec='seconds')}\n")
-        handle.flush()
         self._handle = handle
-        recover(self.store, self.run_id)
+        try:
+            handle.seek(0)
+            handle.truncate()
+            since = datetime.now(UTC).isoformat(timespec="seconds")
+            handle.write(f"run {self.run_id}, pid {os.getpid()}, since {since}\n")
+            handle.flush()
+            recover(self.store, self.run_id, self.warnings)
+        except OSError as exc:  # a read-only store, a full disk: one clear error, the lock released
+            self.__exit__()
+            raise StoreError(f"cannot write to the store {self.store}: {describe_os_error(exc)}") from exc
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        fcntl.flock(self._handle, fcntl.LOCK_UN)
-        self._handle.close()
+        if self._handle is not None:
+            fcntl.flock(self._handle, fcntl.LOCK_UN)
+            self._handle.close()
+            self._handle = None
 
 
-def recover(store: Path, by_run: str) -> list[str]:
+def describe_os_error(exc: OSError) -> str:
+    """An OSError as one readable line: what failed, and where when known."""
+    where = f": {exc.filename}" if exc.filename else ""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"no space left on the device (or the disk quota is exceeded){where}"
+    return f"{os.strerror(exc.errno).lower()}{where}" if exc.errno else str(exc)
+
+
+def recover(store: Path, by_run: str, warnings: list[str] | None = None) -> list[str]:
     """Clean up after runs that were killed, under the lock; returns the run ids recovered.
 
     A run's manifest says `running` until its outputs are written, `publishing` just before the
@@ -114,6 +165,8 @@ def recover(store: Path, by_run: str) -> list[str]:
     still `running` or `publishing`, was never published: it is removed and the manifest marked
     `killed`. A `publishing` run whose view is current did publish: it is marked `completed`.
     Stray pointer links and the folders of earlier layouts (.staging, .trash) are removed.
+    A run whose manifest cannot be read is left as it is, with a line in `warnings`; entries of
+    runs/ that are not folders are skipped.
     """
     store = Path(store)
     for leftover in (".staging", ".trash"):
@@ -123,8 +176,22 @@ def recover(store: Path, by_run: str) -> list[str]:
     current = (store / CURRENT).resolve() if (store / CURRENT).exists() else None
     recovered = []
     for run_dir in sorted((store / "runs").glob("*")) if (store / "runs").is_dir() else []:
+        if not run_dir.is_dir():
+            continue
         manifest_path = run_dir / "manifest.json"
-        manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"run_id": run_dir.name}
+        try:
+            if manifest_path.exists():
+                manifest = json.loads(manifest_path.read_text())
+            elif (run_dir / VIEW).exists():  # a view is made after the first manifest: this one was lost
+                raise FileNotFoundError("missing, though the run made a view")
+            else:  # killed before its first manifest
+                manifest = {"run_id": run_dir.name}
+            if not isinstance(manifest, dict):
+                raise ValueError("not a JSON object")
+        except (OSError, ValueError) as exc:  # damaged: nothing to recover by it (its view stays); `verify` reports it
+            if warnings is not None:
+                warnings.append(f"run {run_dir.name}: manifest.json unreadable ({_short(exc)}); skipped")
+            continue
         status = manifest.get("status", "running")
         if status not in ("running", "publishing"):
             continue
@@ -174,7 +241,7 @@ class Staging:
         provenance: dict[str, dict[str, str]] = {}
         if current.exists():
             old = current.resolve()
-            provenance = _read_provenance(old)
+            provenance = read_provenance(old)
             for table_dir in sorted(p for p in old.iterdir() if p.is_dir()):
                 for period_dir in sorted(p for p in table_dir.iterdir() if p.is_dir()):
                     target = self.root / table_dir.name / period_dir.name
@@ -219,15 +286,26 @@ def _link_tree(source: Path, target: Path) -> None:
             os.link(Path(folder) / name, dest / name)
 
 
-def _read_provenance(view: Path) -> dict[str, dict[str, str]]:
-    path = view / PROVENANCE
-    return json.loads(path.read_text()) if path.exists() else {}
+def _short(exc: Exception) -> str:
+    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+
+
+def read_provenance(view: Path) -> dict[str, dict[str, str]]:
+    """{table: {"period=YYYY-MM": run id}} of a view (empty when it has none); StoreDamaged when unreadable."""
+    path = Path(view) / PROVENANCE
+    try:
+        provenance = json.loads(path.read_text()) if path.exists() else {}
+        if not isinstance(provenance, dict) or not all(isinstance(v, dict) for v in provenance.values()):
+            raise ValueError("not a JSON object of tables")
+    except (OSError, ValueError) as exc:
+        raise StoreDamaged(str(store_of(view)), [f"{path}: unreadable ({_short(exc)})"]) from exc
+    return provenance
 
 
 def current_provenance(store: Path) -> dict[str, dict[str, str]]:
     """{table: {"period=YYYY-MM": run id}} of the published view (empty before the first run)."""
-    current = Path(store) / CURRENT
-    return _read_provenance(current.resolve()) if current.exists() else {}
+    root = view_root(store)
+    return read_provenance(root) if root != Path(store) else {}
 
 
 class Writer:
@@ -237,9 +315,15 @@ class Writer:
     def __init__(self, workers: int = 2):
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="parquet-writer")
         self._jobs: list[tuple[str, Path, Future[int]]] = []
+        self.digests: dict[Path, tuple[str, int]] = {}  # path -> (sha256, bytes) of every file written
 
     def submit(self, name: str, path: Path, table: pa.Table, metadata: dict[str, str]) -> None:
-        self._jobs.append((name, path, self._pool.submit(write_parquet, path, table, metadata)))
+        self._jobs.append((name, path, self._pool.submit(self._write, path, table, metadata)))
+
+    def _write(self, path: Path, table: pa.Table, metadata: dict[str, str]) -> int:
+        rows = write_parquet(path, table, metadata)
+        self.digests[path] = file_digest(path)  # read back from the page cache, on this writer thread
+        return rows
 
     def settle(self, pending: int) -> None:
         """Wait until at most `pending` files are still to be written (bounds the tables held)."""
@@ -259,24 +343,36 @@ def write_manifest(store: Path, run_id: str, manifest: dict[str, Any]) -> Path:
     folder = Path(store) / "runs" / run_id
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / "manifest.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=False, default=str) + "\n")
-    os.replace(tmp, folder / "manifest.json")
+    try:
+        tmp.write_text(json.dumps(manifest, indent=2, sort_keys=False, default=str) + "\n")
+        os.replace(tmp, folder / "manifest.json")
+    except OSError:
+        tmp.unlink(missing_ok=True)  # the manifest stays as it was; a half-written copy helps nobody
+        raise
     return folder / "manifest.json"
 
 
 def read_table(store: Path, table: str, period: str) -> pa.Table:
-    """Read one published table of a period (all its files)."""
-    folder = Path(store) / table / f"period={period}"
+    """Read one published table of a period (all its files) from the current view, resolved once
+    (or from `store` when it is a view); StoreDamaged when a file its run wrote is missing."""
+    from carrier_sla import verify
+
+    root = view_root(store)
+    folder = root / table / f"period={period}"
     if not folder.exists():
-        raise StoreError(f"{folder}: no published {table} for period {period}")
+        raise StoreError(f"{Path(store) / table / f'period={period}'}: no published {table} for period {period}")
+    verify.require_period(root, period, (table,))
     import pyarrow.dataset as ds
 
-    return ds.dataset(folder, format="parquet", partitioning="hive").to_table()
+    try:
+        return ds.dataset(folder, format="parquet", partitioning="hive").to_table()
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise StoreDamaged(str(store_of(root)), [f"{folder}: unreadable ({_short(exc)})"]) from exc
 
 
 def published_periods(store: Path, table: str) -> list[str]:
-    """The periods with a published `table`, in order."""
-    folder = Path(store) / table
+    """The periods with a published `table` in the current view (or in `store`, a view), in order."""
+    folder = view_root(store) / table
     if not folder.is_dir():
         return []
     return sorted(p.name.split("=", 1)[1] for p in folder.iterdir() if p.name.startswith("period=") and p.is_dir())

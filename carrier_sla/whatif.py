@@ -26,7 +26,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from carrier_sla import inputs, period_results, pipeline, remedy_chain, store
+from carrier_sla import csv_safe, inputs, period_results, pipeline, remedy_chain, store, verify
 from carrier_sla.errors import PlanError, StoreError, UsageError
 from carrier_sla.plan import Plan, load_plan
 from carrier_sla.whatif_spec import what_if_plan
@@ -61,7 +61,8 @@ class Baseline:
 def read_baseline(out: Path, period: str) -> Baseline:
     """The store's published results and ledger of `period` and the run (manifest, plan) behind them."""
     out = Path(out)
-    published = store.current_provenance(out).get("results", {})
+    view = store.view_root(out)  # resolved once: every table below from the same publication
+    published = store.read_provenance(view).get("results", {}) if view != out else {}
     run_id = published.get(f"period={period}")
     if run_id is None:
         months = ", ".join(sorted(k.split("=", 1)[1] for k in published)) or "none"
@@ -78,12 +79,13 @@ def read_baseline(out: Path, period: str) -> Baseline:
             document = used.document if used.sha256 == manifest["plan"]["sha256"] else None
         except (PlanError, KeyError):
             document = None
-    results = store.read_table(out, "results", period).to_pandas()
-    has_ledger = (out / "remedies" / f"period={period}").is_dir()
-    ledger = store.read_table(out, "remedies", period).to_pandas() if has_ledger else None
+    verify.require_period(view, period)  # every file its runs wrote is there
+    results = store.read_table(view, "results", period).to_pandas()
+    has_ledger = (view / "remedies" / f"period={period}").is_dir()
+    ledger = store.read_table(view, "remedies", period).to_pandas() if has_ledger else None
     counts = pd.DataFrame(columns=["measure_id", "code"])
-    if (out / "records" / f"period={period}").is_dir():
-        records = ds.dataset(out / "records" / f"period={period}", format="parquet", partitioning="hive")
+    if (view / "records" / f"period={period}").is_dir():
+        records = ds.dataset(view / "records" / f"period={period}", format="parquet", partitioning="hive")
         table = records.to_table(columns=["measure", "exclusion_reason"])
         counts = pd.DataFrame(
             {
@@ -341,8 +343,8 @@ def write_files(folder: Path, summary: dict[str, Any], cells: pd.DataFrame, line
         difference=lines["cents_difference"].map(_money),
     )
     paths = [folder / "verdicts.csv", folder / "payments.csv", folder / "summary.json"]
-    cells.to_csv(paths[0], index=False)
-    payments.to_csv(paths[1], index=False)
+    csv_safe.frame(cells).to_csv(paths[0], index=False)
+    csv_safe.frame(payments).to_csv(paths[1], index=False)
     paths[2].write_text(json.dumps(summary, indent=1) + "\n")
     return paths
 
