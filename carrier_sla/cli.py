@@ -86,6 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="input of more orders and troubles than N is spread over partitions on disk first, and "
         f"checked one partition at a time, in bounded memory (default {spill.DEFAULT_PARTITION_ROWS:,}; 0: never)",
     )
+    run.add_argument(
+        "--allow-empty",
+        action="store_true",
+        help="run even when a record type the plan reads has no record of the month (month to date: none at all); "
+        "without it that is an input error (exit 3), as an export that failed would give",
+    )
     run.add_argument("--fail-on", choices=["miss"], help="exit 1 when any verdict is a miss")
     run.add_argument("--quiet", action="store_true", help="print only errors")
 
@@ -337,6 +343,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             today=today,
             log=log,
             partition_rows=args.partition_rows,
+            allow_empty=args.allow_empty,
         )
         if not args.quiet:
             _print_summary(result, args.out)

@@ -376,10 +376,21 @@ def test_store_that_cannot_be_written_exits_5(tmp_path, capsys, small_plan):
 
 
 def test_period_without_records_completes_and_says_so(tmp_path, capsys):
-    """Inputs with headers and no rows give a completed run (exit 0) that prints 'no results'."""
+    """Inputs with headers and no rows, run with --allow-empty, give a completed run (exit 0) that
+    prints 'no results'."""
     data = write_inputs(tmp_path / "data", [], [], [])
     code, out, _ = cli(
-        capsys, "run", "--plan", "example-qc", "--data", data, "--period", PERIOD, "--out", tmp_path / "store"
+        capsys,
+        "run",
+        "--plan",
+        "example-qc",
+        "--data",
+        data,
+        "--period",
+        PERIOD,
+        "--out",
+        tmp_path / "store",
+        "--allow-empty",
     )
     assert code == 0
     assert "inputs: 0 rows read, 0 rejected" in out and "no results" in out
@@ -535,7 +546,7 @@ def test_a_run_and_validate_never_import_the_holidays_package(tmp_path):
         "from carrier_sla.cli import main\n"
         f"data = {str(FIXTURES / 'op4-year-end')!r}\n"
         "assert main(['validate', '--plan', 'example-qc', '--data', data]) == 0\n"
-        f"assert main(['run', '--plan', 'example-qc', '--data', data, '--period', '2026-01', '--out', {str(tmp_path / 'out')!r}, '--quiet']) == 0\n"
+        f"assert main(['run', '--plan', 'example-qc', '--data', data, '--period', '2026-01', '--out', {str(tmp_path / 'out')!r}, '--quiet', '--allow-empty']) == 0\n"
         "assert 'holidays' not in sys.modules, 'the holidays package was imported'\n"
     )
     root = Path(carrier_sla.__file__).resolve().parents[1]
@@ -787,7 +798,18 @@ def test_another_period_leaves_the_first_one_in_place(finished, capsys):
     )
     assert (
         cli(
-            capsys, "run", "--plan", "example-qc", "--data", november, "--period", "2026-11", "--out", store, "--quiet"
+            capsys,
+            "run",
+            "--plan",
+            "example-qc",
+            "--data",
+            november,
+            "--period",
+            "2026-11",
+            "--out",
+            store,
+            "--quiet",
+            "--allow-empty",
         )[0]
         == 0
     )
