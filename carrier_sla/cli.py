@@ -43,6 +43,17 @@ def _non_negative(text: str) -> int:
     return value
 
 
+def _share(text: str) -> float:
+    """A share from 0 to 1 (NaN and infinities are none: NaN would disable the reject gate)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a share from 0 to 1 (e.g. 0.01 for 1%)")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="carrier-sla", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"carrier-sla {__version__}")
@@ -74,9 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", required=True, type=Path, help="the output store")
     run.add_argument(
         "--max-reject-rate",
-        type=float,
+        type=_share,
         default=0.01,
-        help="fail (exit 3) when more than this share of a record type is rejected (default 0.01)",
+        help="fail (exit 3) when more than this share (0 to 1) of a record type is rejected (default 0.01)",
     )
     run.add_argument(
         "--partition-rows",

@@ -84,6 +84,8 @@ def run(
     any) is an input error (inputs.require_records) unless `allow_empty`.
     """
     check_period(period)
+    if not 0 <= max_reject_rate <= 1:  # NaN too: it would disable the reject gate
+        raise UsageError(f"max_reject_rate {max_reject_rate!r} is not a share between 0 and 1")
     check_in_force(plan, period)
     cutoff = Cutoff.of(period, as_of, today or datetime.now(UTC).date())
     started = datetime.now(UTC)

@@ -160,6 +160,56 @@ def test_bad_period_is_a_usage_error_exit_2(tmp_path, capsys, small_plan, period
     assert not (tmp_path / "store").exists()
 
 
+@pytest.mark.parametrize("period", ["9999-12", "2061-01", "1994-12", "0001-01"])
+def test_a_period_outside_the_supported_years_is_a_usage_error_exit_2(tmp_path, capsys, small_plan, period):
+    """--period 9999-12 crashed (exit 5): a period outside the calendars' years 1995-2060 exits 2
+    naming the period and the supported range, before anything is read or written; generate and
+    history say the same."""
+    data = good_data(tmp_path / "data")
+    code, _, err = cli(
+        capsys, "run", "--plan", small_plan, "--data", data, "--period", period, "--out", tmp_path / "store"
+    )
+    assert code == 2
+    assert f"period {period!r} is outside the supported years 1995-2060" in err and "Traceback" not in err
+    assert not (tmp_path / "store").exists()
+    for args in (["generate", "--out", tmp_path / "g"], ["history", "--store", tmp_path / "store"]):
+        code, _, err = cli(capsys, *args, "--period", period)
+        assert code == 2 and "outside the supported years 1995-2060" in err
+
+
+@pytest.mark.parametrize("rate", ["nan", "NaN", "inf", "-inf", "-0.01", "1.5", "one"])
+def test_a_max_reject_rate_that_is_not_a_share_is_a_usage_error_exit_2(tmp_path, capsys, small_plan, rate):
+    """--max-reject-rate nan disabled the reject gate (every comparison with NaN is false): NaN,
+    infinities, negative shares and shares above 1 exit 2 naming the argument, and nothing runs."""
+    data = good_data(tmp_path / "data")
+    code, _, err = cli(
+        capsys,
+        "run",
+        "--plan",
+        small_plan,
+        "--data",
+        data,
+        "--period",
+        PERIOD,
+        "--out",
+        tmp_path / "store",
+        f"--max-reject-rate={rate}",  # the = form: argparse would take a separate -inf for an option
+    )
+    assert code == 2
+    assert "argument --max-reject-rate" in err and repr(rate) in err
+    assert not (tmp_path / "store").exists()
+
+
+@pytest.mark.parametrize("rate", [float("nan"), float("inf"), -0.5, 2.0])
+def test_the_library_refuses_a_max_reject_rate_that_is_not_a_share(tmp_path, rate):
+    """pipeline.run checks the share too (UsageError), for callers that do not go through the CLI."""
+    from carrier_sla.errors import UsageError
+
+    with pytest.raises(UsageError, match="is not a share between 0 and 1"):
+        pipeline.run(load_plan("example-qc"), tmp_path, PERIOD, tmp_path / "store", max_reject_rate=rate)
+    assert not (tmp_path / "store").exists()
+
+
 def test_unknown_option_exits_2(capsys):
     """An unknown option is a usage error: main returns 2 (it never calls sys.exit) with a usage line."""
     code = main(["run", "--plan", "example-qc", "--data", "d", "--period", PERIOD, "--out", "o", "--frobnicate"])
