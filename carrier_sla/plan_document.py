@@ -1,5 +1,6 @@
 """What a plan document must be before its schema is checked: keys given once, finite numbers,
-and a nesting no deeper than MAX_DEPTH (so that nothing after it recurses without bound).
+Unicode text, and a nesting no deeper than MAX_DEPTH (so that nothing after it recurses without
+bound).
 
 Python's json module takes NaN, Infinity and 1e309 (infinity) as numbers and keeps the last of
 a repeated key; a NaN critical value turned every small parity cell into `met`, and a repeated
@@ -44,9 +45,20 @@ def _escape(key: Any) -> str:
 NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
 
 
+def _unicode(text: str) -> bool:
+    """Whether a string is Unicode text: JSON's \\ud800 escapes give unpaired surrogates, which
+    no output (a terminal, a Parquet file's metadata) can encode."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def problems(document: Any) -> tuple[list[PlanProblem], bool]:
-    """(every repeated key, non-finite number and part nested deeper than MAX_DEPTH, each with its
-    pointer; whether the document is too deep to check further). Walks without recursion."""
+    """(every repeated key, non-finite number, text that is not Unicode and part nested deeper than
+    MAX_DEPTH, each with its pointer; whether the document is too deep to check further). Walks
+    without recursion."""
     out: list[PlanProblem] = []
     too_deep = False
     stack: list[tuple[Any, str, int]] = [(document, "", 0)]
@@ -60,12 +72,19 @@ def problems(document: Any) -> tuple[list[PlanProblem], bool]:
                     "to Infinity)",
                 )
             )
+        if isinstance(node, str) and not _unicode(node):
+            out.append(
+                PlanProblem(pointer, f"{node!r} holds an unpaired surrogate (a \\ud800 escape): not Unicode text")
+            )
         if not isinstance(node, dict | list):
             continue
         if depth >= MAX_DEPTH:
             out.append(PlanProblem(pointer, TOO_DEEP))
             too_deep = True
             continue
+        for key in node if isinstance(node, dict) else ():
+            if isinstance(key, str) and not _unicode(key):
+                out.append(PlanProblem(pointer, f"key {key!r} holds an unpaired surrogate: not Unicode text"))
         if isinstance(node, RepeatedKeys):
             for key, n in node.repeated.items():
                 out.append(

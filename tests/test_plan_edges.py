@@ -174,3 +174,17 @@ def test_the_bundled_plans_pass_the_document_checks():
     """Neither bundled plan repeats a key, holds a non-finite number or nests too deep."""
     for plan_id in ("example-qc", "example-ca"):
         assert load_plan(plan_id).id == plan_id
+
+
+def test_text_that_is_not_unicode_is_a_problem_not_a_crash(tmp_path, capsys):
+    """A JSON escape of an unpaired surrogate (\\ud800) in the plan's version crashed validate when
+    it printed the version (exit 5): a value or key that is not Unicode text is a problem at its pointer."""
+    doc = example_document()
+    doc["version"] = "1.0\ud800"
+    doc["statistics"]["\udfff"] = 1
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(doc))  # ensure_ascii: the file holds the escapes
+    problems = problems_of_file(path)
+    assert ("/version", "'1.0\\ud800' holds an unpaired surrogate (a \\ud800 escape): not Unicode text") in problems
+    assert ("/statistics", "key '\\udfff' holds an unpaired surrogate: not Unicode text") in problems
+    assert validate(capsys, path)[0] == 2
