@@ -116,6 +116,7 @@ def read_file(source: InputFile) -> pa.Table:
                 ),
             )
         else:
+            check_schema(source, pq.read_schema(source.path))  # a repeated column fails the read itself
             table = pq.read_table(source.path)
     except (pa.ArrowInvalid, OSError) as exc:
         raise InputDataError(f"{source.path}: cannot be read: {exc}", file=str(source.path)) from exc
