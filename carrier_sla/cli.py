@@ -46,6 +46,17 @@ def _non_negative(text: str) -> int:
     return value
 
 
+def _share(text: str) -> float:
+    """A share from 0 to 1 (NaN and infinities are none: NaN would disable the reject gate)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a share from 0 to 1 (e.g. 0.01 for 1%)")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="carrier-sla", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"carrier-sla {__version__}")
@@ -78,9 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", required=True, type=Path, help="the output store")
     run.add_argument(
         "--max-reject-rate",
-        type=float,
+        type=_share,
         default=0.01,
-        help="fail (exit 3) when more than this share of a record type is rejected (default 0.01)",
+        help="fail (exit 3) when more than this share (0 to 1) of a record type is rejected (default 0.01)",
     )
     run.add_argument(
         "--partition-rows",
@@ -89,6 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="input of more orders and troubles than N is spread over partitions on disk first, and "
         f"checked one partition at a time, in bounded memory (default {spill.DEFAULT_PARTITION_ROWS:,}; 0: never)",
+    )
+    run.add_argument(
+        "--allow-empty",
+        action="store_true",
+        help="run even when a record type the plan reads has no record of the month (month to date: none at all); "
+        "without it that is an input error (exit 3), as an export that failed would give",
     )
     run.add_argument("--fail-on", choices=["miss"], help="exit 1 when any verdict is a miss")
     run.add_argument("--quiet", action="store_true", help="print only errors")
@@ -367,6 +384,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             today=today,
             log=log,
             partition_rows=args.partition_rows,
+            allow_empty=args.allow_empty,
         )
         if not args.quiet:
             _print_summary(result, args.out)

@@ -39,7 +39,9 @@ class Reason(StrEnum):
     DATE_OUT_OF_RANGE = "date_out_of_range"
     INVALID_BOOLEAN = "invalid_boolean"
     INVALID_NUMBER = "invalid_number"
+    NOT_FINITE = "not_finite"
     BELOW_MINIMUM = "below_minimum"
+    ABOVE_MAXIMUM = "above_maximum"
     BEFORE_RECEIVED = "before_received"
     NO_ACCESS_EXCEEDS_DURATION = "no_access_exceeds_duration"
     DUPLICATE_ID = "duplicate_id"
@@ -183,7 +185,9 @@ MESSAGES = {
     Reason.DATE_OUT_OF_RANGE: "{column} lies outside the years the calendars cover",
     Reason.INVALID_BOOLEAN: "{column} is not a boolean (true/false)",
     Reason.INVALID_NUMBER: "{column} is not a number of the required type",
+    Reason.NOT_FINITE: "{column} is NaN or infinite (or too large for a double), where a finite number is required",
     Reason.BELOW_MINIMUM: "{column} is below its minimum",
+    Reason.ABOVE_MAXIMUM: "{column} is above its maximum",
     Reason.BEFORE_RECEIVED: "{column} is earlier than received_at",
     Reason.NO_ACCESS_EXCEEDS_DURATION: "{column} is longer than the real time elapsed from received_at to cleared_at",
     Reason.DUPLICATE_ID: "{column} repeats an id read earlier (only the first copy in read order can be used)",
@@ -251,8 +255,9 @@ def check_table(
             ns, offset, ok = parse_timestamps(arr)
             flags.flag(~ok, Reason.UNPARSEABLE_TIMESTAMP, ci)
             days = np.floor_divide(ns, NS_PER_DAY)
-            flags.flag((ns != NULL) & ((days < MIN_DAY) | (days > MAX_DAY)), Reason.DATE_OUT_OF_RANGE, ci)
-            stamps[name] = (ci, ns, offset)
+            outside = (ns != NULL) & ((days < MIN_DAY) | (days > MAX_DAY))
+            flags.flag(outside, Reason.DATE_OUT_OF_RANGE, ci)
+            stamps[name] = (ci, np.where(outside, NULL, ns) if outside.any() else ns, offset)
         elif kind == "date":
             days, ok = parse_dates(arr)
             flags.flag(~ok, Reason.UNPARSEABLE_DATE, ci)
@@ -265,8 +270,24 @@ def check_table(
         elif kind in ("integer", "number"):
             values, ok = parse_numbers(arr, integer=kind == "integer")
             flags.flag(~ok, Reason.INVALID_NUMBER, ci)
-            if "minimum" in prop:
-                flags.flag(~np.isnan(values) & (values < prop["minimum"]), Reason.BELOW_MINIMUM, ci)
+            bad = ~ok
+            # NaN where a number is given (text "NaN", a float column's NaN) is not a missing value;
+            # an infinity is not a number either, except an integer's: its text overflowed a double,
+            # and the maximum rejects it below
+            given = ok & ~null
+            nonfinite = given & (np.isnan(values) if kind == "integer" else ~np.isfinite(values))
+            flags.flag(nonfinite, Reason.NOT_FINITE, ci)
+            bad |= nonfinite
+            for key, reason, beyond in (
+                ("minimum", Reason.BELOW_MINIMUM, np.less),
+                ("maximum", Reason.ABOVE_MAXIMUM, np.greater),
+            ):
+                if key in prop:
+                    hit = beyond(np.where(np.isnan(values), prop[key], values), prop[key])
+                    flags.flag(hit, reason, ci)
+                    bad |= hit
+            if bad.any():  # a rejected row's value is not used: NaN, so that no garbage is cast below
+                values = np.where(bad, np.nan, values)
             if "default" in prop:
                 values = np.where(np.isnan(values), prop["default"], values)
             rec.cols[name] = values.astype(np.int64) if kind == "integer" and not np.isnan(values).any() else values

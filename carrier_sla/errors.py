@@ -73,6 +73,17 @@ class RejectRateExceeded(InputDataError):
         )
 
 
+class NoRecords(InputDataError):
+    """A record type the plan's measures need has no record for the run's month (a final run) or
+    none at all (a month-to-date run): an export that failed, unless the month truly has none
+    (--allow-empty)."""
+
+    def __init__(self, message: str, *, record_type: str, period: str, file: str | None = None):
+        self.record_type = record_type
+        self.period = period
+        super().__init__(message, file=file)
+
+
 class StoreError(CarrierSlaError):
     """The output store cannot be written or read as expected."""
 

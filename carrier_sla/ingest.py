@@ -116,22 +116,26 @@ def read_file(source: InputFile) -> pa.Table:
                 ),
             )
         else:
+            check_schema(source, pq.read_schema(source.path))  # a repeated column fails the read itself
             table = pq.read_table(source.path)
     except (pa.ArrowInvalid, OSError) as exc:
         raise InputDataError(f"{source.path}: cannot be read: {exc}", file=str(source.path)) from exc
     for key, value in source.partition:
         if key not in table.column_names:
             table = table.append_column(key, pa.array([value] * table.num_rows, pa.string()))
-    return table
+    return as_text(source, table)
 
 
 def check_columns(source: InputFile, table: pa.Table) -> None:
-    """Raise InputDataError naming the file and column when a required column is missing."""
-    check_column_names(source, table.column_names)
+    """Raise InputDataError naming the file and column when a required column is missing, a
+    contract column appears twice, or holds no single value per row (see check_schema)."""
+    check_schema(source, table.schema)
 
 
 def check_column_names(source: InputFile, names: list[str]) -> None:
-    """check_columns on a file's column names (Hive partition keys count as columns)."""
+    """check_columns on a file's column names (Hive partition keys count as columns): every
+    required column there, and no contract column twice (which of the two holds the value
+    would be a guess)."""
     schema = record_schema(source.record_type)
     present = set(names) | {k for k, _ in source.partition}
     missing = [c for c in schema["required"] if c not in present]
@@ -142,6 +146,63 @@ def check_column_names(source: InputFile, names: list[str]) -> None:
             file=str(source.path),
             column=missing[0],
         )
+    repeated = [c for c in schema["properties"] if names.count(c) > 1]
+    if repeated:
+        raise InputDataError(
+            f"{source.path}: column{'s' if len(repeated) > 1 else ''} {', '.join(repeated)} "
+            f"{'appear' if len(repeated) > 1 else 'appears'} more than once in the header; "
+            "which copy holds the value is ambiguous: keep one",
+            file=str(source.path),
+            column=repeated[0],
+        )
+
+
+def check_schema(source: InputFile, schema: pa.Schema) -> None:
+    """check_column_names, and every contract column of a type with one value per row that
+    reads as text (a Parquet struct, list or map column cannot be a timestamp, code or number)."""
+    check_column_names(source, schema.names)
+    known = set(known_columns(source.record_type))
+    for field in schema:
+        if field.name in known and not _scalar(field.type):
+            raise InputDataError(
+                f"{source.path}: column {field.name} is of type {field.type}, not one value per row: the "
+                "contract reads text, numbers, booleans, dates and timestamps",
+                file=str(source.path),
+                column=field.name,
+            )
+
+
+def _scalar(kind: pa.DataType) -> bool:
+    """Whether a column of this type holds one value per row that reads as text."""
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    if pa.types.is_nested(kind):
+        return False
+    try:
+        pa.array([], kind).cast(pa.string())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return False
+    return True
+
+
+def as_text(source: InputFile, table: pa.Table) -> pa.Table:
+    """The table with its binary contract columns as UTF-8 text (some Parquet writers store text
+    as bytes); InputDataError naming the file and column for bytes that are not UTF-8."""
+    known = set(known_columns(source.record_type))
+    for i, field in enumerate(table.schema):
+        kind = field.type.value_type if pa.types.is_dictionary(field.type) else field.type
+        binary = pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind)
+        if field.name in known and (binary or str(kind) == "binary_view"):
+            try:
+                column = table.column(i).cast(pa.string())
+            except pa.ArrowInvalid as exc:
+                raise InputDataError(
+                    f"{source.path}: column {field.name} holds bytes that are not UTF-8 text",
+                    file=str(source.path),
+                    column=field.name,
+                ) from exc
+            table = table.set_column(i, pa.field(field.name, pa.string()), column)
+    return table
 
 
 def read_columns_only(source: InputFile) -> list[str]:

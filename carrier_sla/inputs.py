@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from carrier_sla import calendar as calmod
 from carrier_sla import contract, evaluate, ingest, merge
-from carrier_sla.errors import RejectRateExceeded
+from carrier_sla.errors import NoRecords, RejectRateExceeded
 from carrier_sla.plan import Plan
 from carrier_sla.timings import Timings
 
@@ -33,6 +33,7 @@ class Loaded:
     counts: list[merge.FileCount]
     files: list[ingest.InputFile]
     not_yet_known: dict[str, int] = field(default_factory=dict)  # records received after the as-of date
+    in_month: dict[str, int] = field(default_factory=dict)  # records_in_month, when counted
 
 
 def load_inputs(
@@ -71,6 +72,55 @@ def check_reject_rate(loaded: Loaded, max_reject_rate: float) -> None:
             error = RejectRateExceeded(rtype, rejected, read, max_reject_rate)
             error.loaded = loaded  # type: ignore[attr-defined]
             raise error
+
+
+def records_in_month(plan: Plan, period: str, records: dict[str, contract.Records]) -> dict[str, int]:
+    """Per record type of `records` the plan's measures read, how many of its records a measure
+    of the plan places in `period` (orders and troubles: by each measure's period_by in its data
+    month; lines: the rows of a rate measure's data month, test carriers' left out)."""
+    counts: dict[str, int] = {}
+    for rtype, rec in records.items():
+        measures = [m for m in plan.measures if m.records == rtype]
+        bases = [m for m in plan.measures if m.rate_base is not None and m.rate_base.records == rtype]
+        if measures:
+            counts[rtype] = int(np.logical_or.reduce([evaluate.in_period(rec, m, period) for m in measures]).sum())
+        elif bases:
+            months = {evaluate.data_period(period, m) for m in bases}
+            codes = [rec.cats["period"].index(month) for month in months if month in rec.cats["period"]]
+            counts[rtype] = int((np.isin(rec.codes["period"], codes) & ~rec.cols["is_test"]).sum())
+    return counts
+
+
+def require_records(plan: Plan, period: str, loaded: Loaded, provisional: bool) -> None:
+    """NoRecords for the first record type the plan reads that has no record in `period`, or none
+    at all. A type whose records the plan's measures place in months (loaded.in_month counts
+    them) needs a record of the month in a final run; in a month-to-date run (`provisional`),
+    early in a month, it may have none yet, and only an input without any is refused, as for a
+    type read only as related records (troubles of OP-5) or rate bases."""
+    for rtype in needed_record_types(plan):
+        read = sum(c.read for c in loaded.counts if c.record_type == rtype)
+        accepted = sum(c.accepted for c in loaded.counts if c.record_type == rtype)
+        known = accepted - loaded.not_yet_known.get(rtype, 0)
+        by_month = rtype in loaded.in_month and not provisional
+        if (loaded.in_month[rtype] if by_month else known) > 0:
+            continue
+        users = [
+            m.id
+            for m in plan.measures
+            if rtype in (m.records, m.value.records, m.rate_base.records if m.rate_base else None)
+        ]
+        files = [c.path for c in loaded.counts if c.record_type == rtype]
+        error = NoRecords(
+            f"no {rtype} {'of ' + period if by_month else 'in the input'} ({', '.join(users)} read them): "
+            f"{read:,} rows read from {', '.join(files) or 'no file'}, {accepted:,} accepted"
+            + (f", none of them in {period}" if by_month and known else "")
+            + "; if there truly are none, run again with --allow-empty",
+            record_type=rtype,
+            period=period,
+            file=files[0] if files else None,
+        )
+        error.loaded = loaded  # type: ignore[attr-defined]
+        raise error
 
 
 def load(

@@ -2,7 +2,13 @@
 
 Each parser returns values and an `ok` mask instead of raising, so a bad value becomes a
 rejected row. A fast whole-column Arrow cast is tried first; only around the values it
-cannot take does parsing fall back, by bisection, to a regex parse of small slices.
+cannot take does parsing fall back, by bisection, to a regex parse of small slices. The
+regex parse takes exactly what the Arrow cast takes, so a value parses (or not) whatever
+its neighbours are, in a whole run and in a partition alike.
+
+Times beyond what int64 nanoseconds hold (before 1677 or after 2262) saturate at the int64
+limits (TOO_EARLY, TOO_LATE) instead of wrapping around, so that the contract's range check
+rejects them (a year 2600 must never become a date in 2015).
 """
 
 from __future__ import annotations
@@ -15,6 +21,11 @@ from carrier_sla.calendar import NS_PER_DAY, NS_PER_S, NULL
 
 TRUE_TEXT = ["true", "t", "1", "yes", "y"]
 FALSE_TEXT = ["false", "f", "0", "no", "n"]
+TOO_EARLY = NULL + 1  # a time before the int64 nanosecond range (NULL is int64's minimum)
+TOO_LATE = np.iinfo(np.int64).max  # a time after it
+# Arrow's text -> number grammars (leading and trailing white space trimmed first)
+INTEGER_RE = r"^-?[0-9]+$"
+FLOAT_RE = r"(?i)^[+-]?(([0-9]+\.?[0-9]*|\.[0-9]+)(e[+-]?[0-9]+)?|inf|infinity|nan(\([0-9a-z_]*\))?)$"
 TS_RE = (
     r"^(?P<y>\d{4})-(?P<mo>\d{2})-(?P<d>\d{2})(?:[T ](?P<h>\d{2}):(?P<mi>\d{2})"
     r"(?::(?P<s>\d{2})(?P<f>\.\d{1,9})?)?)?\s*(?P<tz>Z|[+-]\d{2}:?\d{2})?$"
@@ -60,6 +71,15 @@ def _civil_days(y: np.ndarray, mo: np.ndarray, d: np.ndarray) -> tuple[np.ndarra
     return start + d - 1, ok
 
 
+def _saturating_ns(values: np.ndarray, per_unit: int) -> np.ndarray:
+    """int64 counts of a time unit (`per_unit` ns each) as int64 ns; beyond the ns range
+    TOO_EARLY or TOO_LATE (NULL stays NULL)."""
+    limit = TOO_LATE // per_unit
+    ns = np.clip(values, -limit, limit) * per_unit
+    ns = np.where(values > limit, TOO_LATE, np.where(values < -limit, TOO_EARLY, ns))
+    return np.where(values == NULL, NULL, ns)
+
+
 def _parse_ts_leaf(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Regex parse of ISO 8601 text: (wall-clock ns, offset seconds or NULL, parsed ok)."""
     m = pc.extract_regex(arr, TS_RE)
@@ -70,7 +90,9 @@ def _parse_ts_leaf(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     frac = np.asarray(pc.cast(frac_text, pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
     days, ok = _civil_days(y, mo, d)
     ok &= (h < 24) & (mi < 60) & (s < 60)
-    ns = days * NS_PER_DAY + (h * 3600 + mi * 60 + s) * NS_PER_S + frac
+    ns = _saturating_ns(days, NS_PER_DAY)
+    inside = (ns != TOO_EARLY) & (ns != TOO_LATE)  # the day's first ns is held: so is its last
+    ns = np.where(inside, ns + (h * 3600 + mi * 60 + s) * NS_PER_S + frac, ns)
     tz = _group(m, "tz")
     has_tz = ~null_mask(tz)
     offset = np.full(len(arr), NULL, dtype=np.int64)
@@ -106,16 +128,16 @@ def parse_timestamps(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     if pa.types.is_dictionary(arr.type):
         arr = arr.dictionary_decode()
     if pa.types.is_timestamp(arr.type):
-        ns = arr.cast(pa.timestamp("ns", arr.type.tz)).cast(pa.int64()).fill_null(NULL)
-        ns = np.asarray(ns.to_numpy(zero_copy_only=False), dtype=np.int64)
+        per_unit = {"s": NS_PER_S, "ms": 1_000_000, "us": 1_000, "ns": 1}[arr.type.unit]
+        counts = np.asarray(arr.cast(pa.int64()).fill_null(NULL).to_numpy(zero_copy_only=False), dtype=np.int64)
         offset = np.full(len(arr), 0 if arr.type.tz else NULL, dtype=np.int64)
-        return ns, offset, np.ones(len(arr), dtype=bool)
+        return _saturating_ns(counts, per_unit), offset, np.ones(len(arr), dtype=bool)
     if pa.types.is_date(arr.type):
         days = np.asarray(
-            arr.cast(pa.date32()).cast(pa.int32()).fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64
+            arr.cast(pa.date32()).cast(pa.int32()).cast(pa.int64()).fill_null(NULL).to_numpy(zero_copy_only=False),
+            dtype=np.int64,
         )
-        ns = np.where(null_mask(arr), NULL, days * NS_PER_DAY)
-        return ns, np.full(len(arr), NULL, dtype=np.int64), np.ones(len(arr), dtype=bool)
+        return _saturating_ns(days, NS_PER_DAY), np.full(len(arr), NULL, dtype=np.int64), np.ones(len(arr), dtype=bool)
     text = arr.cast(pa.string())
     parts = _lenient(text, _ts_fast, _parse_ts_leaf)
     return tuple(np.concatenate([p[i] for p in parts]) for i in range(3))  # type: ignore[return-value]
@@ -146,31 +168,43 @@ def parse_dates(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 
 def _number_leaf(kind: pa.DataType):
     def leaf(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-        pattern = r"^\s*[+-]?\d+\s*$" if pa.types.is_integer(kind) else r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"
-        good = pc.match_substring_regex(arr, pattern).fill_null(False)
-        values = pc.cast(pc.if_else(good, arr, pa.scalar(None, pa.string())), kind)
+        text = pc.utf8_trim_whitespace(arr)
+        good = pc.match_substring_regex(text, INTEGER_RE if pa.types.is_integer(kind) else FLOAT_RE).fill_null(False)
+        # through float64, which takes every text of either grammar (an integer beyond int64
+        # too: its size, not its last digits, is what the contract checks)
+        values = pc.cast(pc.if_else(good, text, pa.scalar(None, pa.string())), pa.float64())
         null = null_mask(arr)
         ok = np.asarray(good.to_numpy(zero_copy_only=False), dtype=bool) | null
-        return np.asarray(
-            values.cast(pa.float64()).fill_null(np.nan).to_numpy(zero_copy_only=False), dtype=np.float64
-        ), ok
+        return np.asarray(values.fill_null(np.nan).to_numpy(zero_copy_only=False), dtype=np.float64), ok
 
     return leaf
 
 
 def parse_numbers(arr: pa.Array, integer: bool) -> tuple[np.ndarray, np.ndarray]:
-    """(float64 values, NaN = null or bad; ok) for a numeric column."""
+    """(float64 values, NaN = null or bad; ok) for a numeric column.
+
+    A value that parses may still be NaN or infinite (text "NaN", "inf", "1e309"; a float
+    column's NaN), and an integer may be beyond what float64 holds exactly: the contract
+    checks those (carrier_sla.contract)."""
     kind = pa.int64() if integer else pa.float64()
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.dictionary_decode()
     if pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type):
-        values = np.asarray(arr.cast(pa.float64()).fill_null(np.nan).to_numpy(zero_copy_only=False), dtype=np.float64)
+        # not a safe cast: an integer beyond 2**53 loses its last digits, not its size
+        values = arr.cast(pa.float64(), safe=False).fill_null(np.nan)
+        values = np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.float64)
         ok = np.ones(len(arr), dtype=bool)
         if integer and pa.types.is_floating(arr.type):
-            ok = np.isnan(values) | (values == np.round(values))
+            ok = ~np.isfinite(values) | (values == np.round(values))  # NaN and infinities: checked by the contract
         return values, ok
 
     def fast(a: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-        out = pc.cast(pc.utf8_trim_whitespace(a), kind).cast(pa.float64()).fill_null(np.nan)
-        return np.asarray(out.to_numpy(zero_copy_only=False), dtype=np.float64), np.ones(len(a), dtype=bool)
+        text = pc.utf8_trim_whitespace(a)
+        out = pc.cast(text, kind).cast(pa.float64(), safe=False).fill_null(np.nan)
+        ok = np.ones(len(a), dtype=bool)
+        if integer:  # Arrow also reads hexadecimal (0x1F) as an integer; the contract's integers are decimal
+            ok = ~np.asarray(pc.match_substring(text, "x", ignore_case=True).fill_null(False), dtype=bool)
+        return np.where(ok, np.asarray(out.to_numpy(zero_copy_only=False), dtype=np.float64), np.nan), ok
 
     parts = _lenient(arr.cast(pa.string()), fast, _number_leaf(kind))
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])

@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from carrier_sla import aggregate, holiday_years, ingest, merge, spill
-from carrier_sla.inputs import Loaded, check_reject_rate, load, read_whole
+from carrier_sla.inputs import Loaded, check_reject_rate, load, read_whole, records_in_month
 from carrier_sla.period_results import MeasurePart, evaluate_part, judge_measure, ordered_results
 from carrier_sla.plan import Plan
 from carrier_sla.runlog import RunLog
@@ -84,6 +84,8 @@ def compute(
         kept: dict[str, MeasurePart] = {}  # one running part per measure
         missing: list[holiday_years.MissingYear] = []  # years of holidays needed and not listed, so far
         histograms: dict[str, list[aggregate.SampleIndex]] = {m.id: [] for m in plan.measures}
+        if lines is not None:
+            lines.in_month = records_in_month(plan, period, lines.records)
         loaded_parts: list[Loaded] = [] if lines is None else [lines]
         evaluated = 0
         # the next partition is read and checked on its own thread while this one is evaluated
@@ -116,7 +118,8 @@ def compute(
                 evaluated += table.num_rows
                 sink(measure.id, table, k)
             rows = sum(c.read for c in loaded.counts)
-            loaded_parts.append(Loaded({}, loaded.rejects, loaded.counts, loaded.files, loaded.not_yet_known))
+            in_month = records_in_month(plan, period, loaded.records)
+            loaded_parts.append(Loaded({}, loaded.rejects, loaded.counts, loaded.files, loaded.not_yet_known, in_month))
             del loaded, shared
             log.event(
                 "partition",
@@ -204,9 +207,12 @@ def _summary(found: dict[str, list[ingest.InputFile]], parts: list[Loaded], line
     files = [f for t in found for f in found[t]]
     counts = [totals[str(f.path)] for f in files if str(f.path) in totals]
     not_yet_known: dict[str, int] = {}
+    in_month: dict[str, int] = {}
     for loaded in parts:
         for t, n in loaded.not_yet_known.items():
             not_yet_known[t] = not_yet_known.get(t, 0) + n
+        for t, n in loaded.in_month.items():
+            in_month[t] = in_month.get(t, 0) + n
     tables = [p.rejects for p in parts if p.rejects.num_columns]
     rejects = pa.concat_tables(tables) if tables else pa.table({})
     if rejects.num_rows:  # files are in read order (types in order, then files): sort by file, then row
@@ -216,4 +222,4 @@ def _summary(found: dict[str, list[ingest.InputFile]], parts: list[Loaded], line
     elif tables:
         rejects = tables[0]
     records = {} if lines is None else dict(lines.records)
-    return Loaded(records, rejects, counts, files, not_yet_known)
+    return Loaded(records, rejects, counts, files, not_yet_known, in_month)

@@ -17,6 +17,11 @@ def check_period(period: str) -> str:
         raise UsageError(f"period {period!r} is not YYYY-MM") from exc
     if len(period) != 7 or period[4] != "-":
         raise UsageError(f"period {period!r} is not YYYY-MM")
+    if int(period[:4]) not in calmod.YEARS:
+        raise UsageError(
+            f"period {period!r} is outside the supported years {calmod.YEARS.start}-{calmod.YEARS.stop - 1} "
+            "(the span of the business-day calendars; records outside it are rejected)"
+        )
     return period
 
 

@@ -37,7 +37,15 @@ from carrier_sla import (
     verify,
 )
 from carrier_sla.errors import InputDataError, PlanError, RejectRateExceeded, StoreError, UsageError
-from carrier_sla.inputs import Loaded, check_reject_rate, load, needed_record_types, read_whole
+from carrier_sla.inputs import (
+    Loaded,
+    check_reject_rate,
+    load,
+    needed_record_types,
+    read_whole,
+    records_in_month,
+    require_records,
+)
 from carrier_sla.period_results import compute, previous_misses
 from carrier_sla.periods import Cutoff, check_in_force, check_period
 from carrier_sla.plan import Plan, dump_plan
@@ -69,6 +77,7 @@ def run(
     today: dt.date | None = None,
     log: RunLog | None = None,
     partition_rows: int = spill.DEFAULT_PARTITION_ROWS,
+    allow_empty: bool = False,
 ) -> RunResult:
     """Run the checker for one period and publish its outputs to the store `out`.
 
@@ -76,8 +85,12 @@ def run(
     are provisional while it is before the period's last day. Without it all data are used,
     and the results are provisional while the period has not ended by `today` (default: the
     UTC date). Holds the store's single-writer lock for the whole run (StoreBusy when taken).
+    A record type the plan reads without a record of the period (or, month to date, without
+    any) is an input error (inputs.require_records) unless `allow_empty`.
     """
     check_period(period)
+    if not 0 <= max_reject_rate <= 1:  # NaN too: it would disable the reject gate
+        raise UsageError(f"max_reject_rate {max_reject_rate!r} is not a share between 0 and 1")
     check_in_force(plan, period)
     cutoff = Cutoff.of(period, as_of, today or datetime.now(UTC).date())
     started = datetime.now(UTC)
@@ -92,7 +105,19 @@ def run(
                 raise StoreError(f"cannot write to the store {out}: {store.describe_os_error(exc)}") from exc
             for warning in lock.warnings:
                 log.event("warning", warning)
-            args = (plan, data_dir, period, out, max_reject_rate, run_id, started, cutoff, log, partition_rows)
+            args = (
+                plan,
+                data_dir,
+                period,
+                out,
+                max_reject_rate,
+                run_id,
+                started,
+                cutoff,
+                log,
+                partition_rows,
+                allow_empty,
+            )
             return _run_locked(*args, lock.warnings)
     finally:
         log.close()
@@ -109,6 +134,7 @@ def _run_locked(
     cutoff: Cutoff,
     log: RunLog,
     partition_rows: int,
+    allow_empty: bool,
     warnings: list[str],
 ) -> RunResult:
     timings = Timings()
@@ -204,6 +230,7 @@ def _run_locked(
                 check_reject_rate(loaded, max_reject_rate)
                 _log_read(log, loaded, timings)
                 results, _ = compute(plan, period, loaded, timings, sink=write_records, missed=missed, log=log)
+                loaded.in_month = records_in_month(plan, period, loaded.records)
             else:
                 results, loaded = partitioned.compute(
                     plan,
@@ -220,6 +247,8 @@ def _run_locked(
                     settle=lambda: writer.settle(len(plan.measures)),
                 )
                 _log_read(log, loaded, timings)
+            if not allow_empty:
+                require_records(plan, period, loaded, cutoff.provisional)
         except RejectRateExceeded as exc:
             loaded = exc.loaded  # type: ignore[attr-defined]
             manifest["inputs"] = _inputs(loaded, digests)
@@ -229,6 +258,8 @@ def _run_locked(
             _finish(manifest, out, run_id, "failed", 3, str(exc))
             raise
         except InputDataError as exc:
+            if hasattr(exc, "loaded"):  # the rows were read: say how many (require_records)
+                manifest["inputs"] = _inputs(exc.loaded, digests)
             _finish(manifest, out, run_id, "failed", 3, str(exc))
             raise
         manifest["inputs"] = _inputs(loaded, digests)

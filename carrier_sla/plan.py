@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from carrier_sla import plan_document
 from carrier_sla.errors import PlanError, PlanProblem
 from carrier_sla.plan_checks import clock_seconds, reference_problems, schema_problems
 from carrier_sla.plan_remedies import Remedies, build_remedies
@@ -280,18 +281,27 @@ def _read_document(path: Path) -> tuple[Any, bytes]:
             }
 
             def text_keys(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-                """Mapping keys as JSON has them: an unquoted year (2026:) is the key "2026"."""
-                mapping = loader.construct_mapping(node, deep=True)
-                return {str(k) if isinstance(k, int) and not isinstance(k, bool) else k: v for k, v in mapping.items()}
+                """Mapping keys as JSON has them: an unquoted year (2026:) is the key "2026"; a
+                repeated key is kept for plan_document.problems to name."""
+                loader.flatten_mapping(node)
+                pairs = [
+                    (loader.construct_object(k, deep=True), loader.construct_object(v, deep=True))
+                    for k, v in node.value
+                ]
+                return plan_document.object_pairs(
+                    [(str(k) if isinstance(k, int) and not isinstance(k, bool) else k, v) for k, v in pairs]
+                )
 
             _PlanLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, text_keys)
             try:
                 return yaml.load(raw, Loader=_PlanLoader), raw  # a SafeLoader: no arbitrary objects
             except yaml.YAMLError as exc:  # not a ValueError: name it here
                 raise ValueError(str(exc)) from exc
-        return json.loads(raw), raw
+        return json.loads(raw, object_pairs_hook=plan_document.object_pairs), raw
     except (ValueError, UnicodeDecodeError) as exc:
         raise PlanError(str(path), [PlanProblem("", f"not valid JSON/YAML: {exc}")]) from exc
+    except RecursionError as exc:  # arrays or objects nested thousands deep
+        raise PlanError(str(path), [PlanProblem("", plan_document.TOO_DEEP)]) from exc
 
 
 def load_plan(plan: str | Path) -> Plan:
@@ -305,14 +315,19 @@ def load_plan(plan: str | Path) -> Plan:
 
 
 def all_problems(document: Any) -> list[PlanProblem]:
-    """Schema problems and, as far as the document's shape allows, cross-reference problems."""
+    """Repeated keys, non-finite numbers and too deep nesting (plan_document), schema problems
+    and, as far as the document's shape allows, cross-reference problems."""
+    shape, too_deep = plan_document.problems(document)
+    if too_deep:  # the schema's validator recurses with the document
+        return sorted(set(shape))
     problems = schema_problems(document)
     try:
         problems += reference_problems(document)
     except (KeyError, TypeError, AttributeError, IndexError, ValueError):
-        if not problems:  # pragma: no cover - the schema guarantees the shape reference checks read
+        if not problems and not shape:  # pragma: no cover - the schema guarantees the shape reference checks read
             raise
-    return sorted(set(problems))
+    said = {p.pointer for p in shape}  # a non-finite number's own problem says it all
+    return sorted(set(shape + [p for p in problems if p.pointer not in said]))
 
 
 def dump_plan(plan: Plan) -> dict[str, Any]:

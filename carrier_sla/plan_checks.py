@@ -151,6 +151,8 @@ def reference_problems(doc: dict[str, Any]) -> list[PlanProblem]:
             out.extend(_holiday_problems(s["holidays"], f"/states/{i}/holidays"))
     cal = doc["calendar"]
     out.extend(_holiday_problems(cal["holidays"], "/calendar/holidays"))
+    if "1" not in cal.get("weekmask", "1111100"):
+        add("/calendar/weekmask", "no business day: at least one day of the week (Monday..Sunday) must be 1")
     if clock_seconds(cal["business_hours"]["start"]) >= clock_seconds(cal["business_hours"]["end"]):
         add("/calendar/business_hours", "start must be before end")
     if doc.get("effective_to") and doc["effective_to"] < doc["effective_from"]:

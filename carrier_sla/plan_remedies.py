@@ -16,6 +16,8 @@ from carrier_sla.errors import PlanProblem
 ROUNDING = ("up", "nearest", "down", "none")
 ANY_STATE = "*"
 CENT = Decimal("0.01")
+# the largest amount the ledger's decimal(14, 2) columns hold (carrier_sla.remedies.MONEY)
+LEDGER_MAX = Decimal("999999999999.99")
 
 
 @dataclass(frozen=True)
@@ -143,11 +145,13 @@ def remedies_problems(doc: dict[str, Any], measure_ids: list[str], states: list[
 
 def _money_problem(value: Any) -> str | None:
     try:
-        amount = money(value)
+        amount = Decimal(str(value))
     except InvalidOperation:
         return f"{value!r} is not an amount"
     if not amount.is_finite() or amount < 0:
         return f"{value!r} is not a non-negative amount"
+    if amount > LEDGER_MAX:
+        return f"{value!r} is beyond what the ledger holds (decimal(14,2): at most {LEDGER_MAX:,})"
     if amount != amount.quantize(CENT):
         return f"{value!r} has fractions of a cent"
     return None

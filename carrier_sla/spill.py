@@ -133,7 +133,7 @@ def batches(source: ingest.InputFile) -> Iterator[pa.Table]:
                 yield _with_partition(source, pa.Table.from_batches([batch]))
         else:
             schema = pq.read_schema(source.path)
-            ingest.check_column_names(source, schema.names)
+            ingest.check_schema(source, schema)
             # code columns (states, products, carriers...) straight from the Parquet dictionary
             # pages: no strings decoded, and reordering rows moves int32 indices
             codes = [
@@ -158,7 +158,7 @@ def _with_partition(source: ingest.InputFile, table: pa.Table) -> pa.Table:
     for key, value in source.partition:
         if key not in table.column_names:
             table = table.append_column(key, pa.array([value] * table.num_rows, pa.string()))
-    return table
+    return ingest.as_text(source, table)
 
 
 @dataclass

@@ -160,6 +160,56 @@ def test_bad_period_is_a_usage_error_exit_2(tmp_path, capsys, small_plan, period
     assert not (tmp_path / "store").exists()
 
 
+@pytest.mark.parametrize("period", ["9999-12", "2061-01", "1994-12", "0001-01"])
+def test_a_period_outside_the_supported_years_is_a_usage_error_exit_2(tmp_path, capsys, small_plan, period):
+    """--period 9999-12 crashed (exit 5): a period outside the calendars' years 1995-2060 exits 2
+    naming the period and the supported range, before anything is read or written; generate and
+    history say the same."""
+    data = good_data(tmp_path / "data")
+    code, _, err = cli(
+        capsys, "run", "--plan", small_plan, "--data", data, "--period", period, "--out", tmp_path / "store"
+    )
+    assert code == 2
+    assert f"period {period!r} is outside the supported years 1995-2060" in err and "Traceback" not in err
+    assert not (tmp_path / "store").exists()
+    for args in (["generate", "--out", tmp_path / "g"], ["history", "--store", tmp_path / "store"]):
+        code, _, err = cli(capsys, *args, "--period", period)
+        assert code == 2 and "outside the supported years 1995-2060" in err
+
+
+@pytest.mark.parametrize("rate", ["nan", "NaN", "inf", "-inf", "-0.01", "1.5", "one"])
+def test_a_max_reject_rate_that_is_not_a_share_is_a_usage_error_exit_2(tmp_path, capsys, small_plan, rate):
+    """--max-reject-rate nan disabled the reject gate (every comparison with NaN is false): NaN,
+    infinities, negative shares and shares above 1 exit 2 naming the argument, and nothing runs."""
+    data = good_data(tmp_path / "data")
+    code, _, err = cli(
+        capsys,
+        "run",
+        "--plan",
+        small_plan,
+        "--data",
+        data,
+        "--period",
+        PERIOD,
+        "--out",
+        tmp_path / "store",
+        f"--max-reject-rate={rate}",  # the = form: argparse would take a separate -inf for an option
+    )
+    assert code == 2
+    assert "argument --max-reject-rate" in err and repr(rate) in err
+    assert not (tmp_path / "store").exists()
+
+
+@pytest.mark.parametrize("rate", [float("nan"), float("inf"), -0.5, 2.0])
+def test_the_library_refuses_a_max_reject_rate_that_is_not_a_share(tmp_path, rate):
+    """pipeline.run checks the share too (UsageError), for callers that do not go through the CLI."""
+    from carrier_sla.errors import UsageError
+
+    with pytest.raises(UsageError, match="is not a share between 0 and 1"):
+        pipeline.run(load_plan("example-qc"), tmp_path, PERIOD, tmp_path / "store", max_reject_rate=rate)
+    assert not (tmp_path / "store").exists()
+
+
 def test_unknown_option_exits_2(capsys):
     """An unknown option is a usage error: main returns 2 (it never calls sys.exit) with a usage line."""
     code = main(["run", "--plan", "example-qc", "--data", "d", "--period", PERIOD, "--out", "o", "--frobnicate"])
@@ -376,10 +426,21 @@ def test_store_that_cannot_be_written_exits_5(tmp_path, capsys, small_plan):
 
 
 def test_period_without_records_completes_and_says_so(tmp_path, capsys):
-    """Inputs with headers and no rows give a completed run (exit 0) that prints 'no results'."""
+    """Inputs with headers and no rows, run with --allow-empty, give a completed run (exit 0) that
+    prints 'no results'."""
     data = write_inputs(tmp_path / "data", [], [], [])
     code, out, _ = cli(
-        capsys, "run", "--plan", "example-qc", "--data", data, "--period", PERIOD, "--out", tmp_path / "store"
+        capsys,
+        "run",
+        "--plan",
+        "example-qc",
+        "--data",
+        data,
+        "--period",
+        PERIOD,
+        "--out",
+        tmp_path / "store",
+        "--allow-empty",
     )
     assert code == 0
     assert "inputs: 0 rows read, 0 rejected" in out and "no results" in out
@@ -535,7 +596,7 @@ def test_a_run_and_validate_never_import_the_holidays_package(tmp_path):
         "from carrier_sla.cli import main\n"
         f"data = {str(FIXTURES / 'op4-year-end')!r}\n"
         "assert main(['validate', '--plan', 'example-qc', '--data', data]) == 0\n"
-        f"assert main(['run', '--plan', 'example-qc', '--data', data, '--period', '2026-01', '--out', {str(tmp_path / 'out')!r}, '--quiet']) == 0\n"
+        f"assert main(['run', '--plan', 'example-qc', '--data', data, '--period', '2026-01', '--out', {str(tmp_path / 'out')!r}, '--quiet', '--allow-empty']) == 0\n"
         "assert 'holidays' not in sys.modules, 'the holidays package was imported'\n"
     )
     root = Path(carrier_sla.__file__).resolve().parents[1]
@@ -787,7 +848,18 @@ def test_another_period_leaves_the_first_one_in_place(finished, capsys):
     )
     assert (
         cli(
-            capsys, "run", "--plan", "example-qc", "--data", november, "--period", "2026-11", "--out", store, "--quiet"
+            capsys,
+            "run",
+            "--plan",
+            "example-qc",
+            "--data",
+            november,
+            "--period",
+            "2026-11",
+            "--out",
+            store,
+            "--quiet",
+            "--allow-empty",
         )[0]
         == 0
     )

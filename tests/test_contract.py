@@ -319,18 +319,44 @@ BAD_ROWS: list[tuple[str, dict[str, Any], str, str | None, Reason]] = [
     ("orders", {"quantity": "two"}, "quantity", "two", Reason.INVALID_NUMBER),
     ("orders", {"quantity": "1.5"}, "quantity", "1.5", Reason.INVALID_NUMBER),
     ("orders", {"quantity": "0"}, "quantity", "0", Reason.BELOW_MINIMUM),
+    # beyond int64 (and beyond 2**53 - 1, the largest integer a double holds exactly)
+    ("orders", {"quantity": "99999999999999999999999"}, "quantity", "99999999999999999999999", Reason.ABOVE_MAXIMUM),
+    ("orders", {"quantity": "9007199254740992"}, "quantity", "9007199254740992", Reason.ABOVE_MAXIMUM),
+    (
+        "orders",
+        {"quantity": "+5"},
+        "quantity",
+        "+5",
+        Reason.INVALID_NUMBER,
+    ),  # integers are -?[0-9]+, as Arrow reads them
+    ("orders", {"quantity": "0x10"}, "quantity", "0x10", Reason.INVALID_NUMBER),  # decimal only
+    # a year beyond int64 nanoseconds (2262) must not wrap around into the calendars' years
+    ("orders", {"received_at": "2600-06-01 09:00:00"}, "received_at", "2600-06-01 09:00:00", Reason.DATE_OUT_OF_RANGE),
+    ("orders", {"received_at": "9999-12-31 23:59:59"}, "received_at", "9999-12-31 23:59:59", Reason.DATE_OUT_OF_RANGE),
     ("orders", {"completed_at": "2026-10-05 08:59:59"}, "completed_at", "2026-10-05 08:59:59", Reason.BEFORE_RECEIVED),
     ("orders", {"foc_at": "2026-10-04 10:00:00"}, "foc_at", "2026-10-04 10:00:00", Reason.BEFORE_RECEIVED),
     ("troubles", {"disposition": ""}, "disposition", None, Reason.MISSING_VALUE),
     ("troubles", {"disposition": "weather"}, "disposition", "weather", Reason.INVALID_CODE),
     ("troubles", {"no_access_hours": "abc"}, "no_access_hours", "abc", Reason.INVALID_NUMBER),
     ("troubles", {"no_access_hours": "-1"}, "no_access_hours", "-1", Reason.BELOW_MINIMUM),
+    # NaN would act as no delay, an infinity would zero MR-6's duration
+    ("troubles", {"no_access_hours": "NaN"}, "no_access_hours", "NaN", Reason.NOT_FINITE),
+    ("troubles", {"no_access_hours": "inf"}, "no_access_hours", "inf", Reason.NOT_FINITE),
+    ("troubles", {"no_access_hours": "-Infinity"}, "no_access_hours", "-Infinity", Reason.NOT_FINITE),
+    ("troubles", {"no_access_hours": "1e309"}, "no_access_hours", "1e309", Reason.NOT_FINITE),
     ("troubles", {"cleared_at": "2026-10-13 08:59:00"}, "cleared_at", "2026-10-13 08:59:00", Reason.BEFORE_RECEIVED),
     # cleared 2 hours after it was received, with 2.01 hours of no access
     ("troubles", {"no_access_hours": "2.01"}, "no_access_hours", "2.01", Reason.NO_ACCESS_EXCEEDS_DURATION),
     ("lines", {"lines_in_service": "-5", "carrier_id": "CLEC09"}, "lines_in_service", "-5", Reason.BELOW_MINIMUM),
     ("lines", {"period": "2026-13", "carrier_id": "CLEC08"}, "period", "2026-13", Reason.INVALID_FORMAT),
     ("lines", {"lines_in_service": "many", "carrier_id": "CLEC07"}, "lines_in_service", "many", Reason.INVALID_NUMBER),
+    (
+        "lines",
+        {"lines_in_service": "99999999999999999999999", "carrier_id": "CLEC06"},
+        "lines_in_service",
+        "99999999999999999999999",
+        Reason.ABOVE_MAXIMUM,
+    ),
 ]
 GOOD_ORDERS = 2  # leading good rows of each type, so bad rows start at row 3
 

@@ -52,9 +52,12 @@ def restated(tmp_path_factory) -> dict:
     qc = load_plan("example-qc")
     data_a, data_b = write_inputs(tmp / "a", orders=ORDERS_A), write_inputs(tmp / "b", orders=ORDERS_B)
     store = tmp / "store"
-    runs = [pipeline.run(qc, data, PERIOD, store, max_reject_rate=1.0).run_id for data in (data_a, data_b, data_b)]
+    runs = [
+        pipeline.run(qc, data, PERIOD, store, max_reject_rate=1.0, allow_empty=True).run_id
+        for data in (data_a, data_b, data_b)
+    ]
     for name, plan in (("qc", qc), ("ca", load_plan("example-ca"))):
-        pipeline.run(plan, data_b, PERIOD, tmp / name, max_reject_rate=1.0)
+        pipeline.run(plan, data_b, PERIOD, tmp / name, max_reject_rate=1.0, allow_empty=True)
     return {"tmp": tmp, "store": store, "runs": runs}
 
 
@@ -204,7 +207,9 @@ def test_a_period_in_one_view_only_is_reported_added(tmp_path, capsys):
         for o in ORDERS_A
     ]
     data, store, plan = write_inputs(tmp_path / "data", orders=orders), tmp_path / "store", load_plan("example-qc")
-    a, b = (pipeline.run(plan, data, p, store, max_reject_rate=1.0).run_id for p in (PERIOD, "2026-11"))
+    a, b = (
+        pipeline.run(plan, data, p, store, max_reject_rate=1.0, allow_empty=True).run_id for p in (PERIOD, "2026-11")
+    )
     report = diff_json(capsys, "--store", str(store), "--run", a, "--run", b)
     assert report["periods"] == [PERIOD] and report["identical"]
     day = diff_json(capsys, "--store", str(store), "--run", a, "--run", b, "--period", "2026-11")["by_period"][

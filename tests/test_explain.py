@@ -59,8 +59,12 @@ def store(tmp_path_factory):
     plan = plan_from_document(doc, "example-qc (plain modified z)")
     root = tmp_path_factory.mktemp("explain")
     out = root / "store"
-    first = pipeline.run(plan, write_inputs(root / "data1", orders(3)), PERIOD, out, max_reject_rate=1.0)
-    second = pipeline.run(plan, write_inputs(root / "data2", orders(4)), PERIOD, out, max_reject_rate=1.0)
+    first = pipeline.run(
+        plan, write_inputs(root / "data1", orders(3)), PERIOD, out, max_reject_rate=1.0, allow_empty=True
+    )
+    second = pipeline.run(
+        plan, write_inputs(root / "data2", orders(4)), PERIOD, out, max_reject_rate=1.0, allow_empty=True
+    )
     return out, first.run_id, second.run_id
 
 
@@ -227,7 +231,12 @@ def test_plan_of_a_run_without_plan_json_is_found_by_its_sha256(tmp_path, capsys
 
     out = tmp_path / "store"
     run = pipeline.run(
-        load_plan("example-qc"), write_inputs(tmp_path / "data", orders(4)), PERIOD, out, max_reject_rate=1.0
+        load_plan("example-qc"),
+        write_inputs(tmp_path / "data", orders(4)),
+        PERIOD,
+        out,
+        max_reject_rate=1.0,
+        allow_empty=True,
     )
     (out / "runs" / run.run_id / "plan.json").unlink()
     code, text, _ = explain(capsys, out, *OP3)

@@ -42,7 +42,7 @@ def _plan():
 def store(tmp_path_factory):
     """The fixture run once, its input read where it lies."""
     out = tmp_path_factory.mktemp("evidence") / "store"
-    pipeline.run(_plan(), FIXTURE, PERIOD, out)
+    pipeline.run(_plan(), FIXTURE, PERIOD, out, allow_empty=True)
     return out
 
 
@@ -206,7 +206,7 @@ def test_a_changed_or_missing_input_is_said_and_its_rows_not_shown(tmp_path, cap
     data = tmp_path / "data"
     shutil.copytree(FIXTURE, data)
     out = tmp_path / "store"
-    pipeline.run(_plan(), data, PERIOD, out)
+    pipeline.run(_plan(), data, PERIOD, out, allow_empty=True)
     orders = data / "orders.csv"
     run_sha = hashlib.sha256(orders.read_bytes()).hexdigest()
     orders.write_text(orders.read_text().replace("2026-10-01T16:30:00-04:00", "2026-10-01T16:30:00-06:00"))
@@ -243,7 +243,7 @@ def test_rows_are_re_read_from_hive_partitioned_parquet_files(tmp_path, capsys):
     pq.write_table(orders.slice(0, 8), folder / "part-0.parquet")  # rows 1-8: R1 ... X2
     pq.write_table(orders.slice(8), folder / "part-1.parquet")  # rows 1-8 of the second file: A3 ... R5
     out = tmp_path / "store"
-    pipeline.run(_plan(), data, PERIOD, out)
+    pipeline.run(_plan(), data, PERIOD, out, allow_empty=True)
     _, as_json, _ = explain(capsys, out, *OP4, "--json")
     e = json.loads(as_json)
     records = {r["record_id"]: r for r in [*e["top_records"]["records"], *e["excluded_records"]["records"]]}
@@ -275,7 +275,7 @@ def test_a_run_given_a_relative_data_path_is_explained_from_another_directory(tm
     so explain re-reads the rows from any working directory."""
     shutil.copytree(FIXTURE, tmp_path / "data")
     monkeypatch.chdir(tmp_path)
-    pipeline.run(_plan(), Path("data"), PERIOD, tmp_path / "store")
+    pipeline.run(_plan(), Path("data"), PERIOD, tmp_path / "store", allow_empty=True)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)

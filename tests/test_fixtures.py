@@ -23,7 +23,7 @@ def _cell(results, measure, carrier="CLEC01", **keys):
 
 def test_op4_cutoff_holiday_matches_the_hand_computed_readme(plan, tmp_path):
     """Cut-off at 15:00 (strictly after), a Saturday and Columbus Day give the README's OP-3/OP-4 figures."""
-    run = pipeline.run(plan, FIXTURES / "op4-cutoff-holiday", "2026-10", tmp_path / "store")
+    run = pipeline.run(plan, FIXTURES / "op4-cutoff-holiday", "2026-10", tmp_path / "store", allow_empty=True)
     op4 = _cell(run.results, "OP-4", product="resale_pots", submeasure="dispatch=false")
     assert (op4["clec_n"], op4["clec_value"]) == (2, 3.0)
     assert (op4["retail_n"], op4["retail_value"], op4["retail_stdev"] ** 2) == (4, 2.0, pytest.approx(2.0))
@@ -35,7 +35,7 @@ def test_op4_cutoff_holiday_matches_the_hand_computed_readme(plan, tmp_path):
 
 def test_mr_dst_repair_matches_the_hand_computed_readme(plan, tmp_path):
     """Durations across the fall-back hour are real elapsed hours; the README's MR-5..MR-8 figures hold."""
-    run = pipeline.run(plan, FIXTURES / "mr-dst-repair", "2026-11", tmp_path / "store")
+    run = pipeline.run(plan, FIXTURES / "mr-dst-repair", "2026-11", tmp_path / "store", allow_empty=True)
     mr6 = _cell(run.results, "MR-6", product="resale_pots", submeasure="dispatch=false")
     assert mr6["clec_value"] == pytest.approx(14 / 3) and mr6["retail_value"] == pytest.approx(3.875)
     assert mr6["retail_stdev"] ** 2 == pytest.approx(8.1875 / 3)
@@ -51,7 +51,7 @@ def test_mr_dst_repair_matches_the_hand_computed_readme(plan, tmp_path):
 def test_explain_evidence_matches_the_hand_computed_readme(plan, tmp_path):
     """Offsets, a Z and a fraction of a second past the cut-off give the README's OP-4 business days and z;
     the excluded orders give the README's counts."""
-    run = pipeline.run(plan, FIXTURES / "explain-evidence", "2026-10", tmp_path / "store")
+    run = pipeline.run(plan, FIXTURES / "explain-evidence", "2026-10", tmp_path / "store", allow_empty=True)
     op4 = _cell(run.results, "OP-4", product="resale_pots", submeasure="dispatch=false")
     assert (op4["clec_n"], op4["clec_numerator"], op4["clec_records_evaluated"]) == (3, 10, 7)
     assert (op4["retail_n"], op4["retail_value"], op4["retail_stdev"] ** 2) == (4, 2.0, pytest.approx(2 / 3))
@@ -86,7 +86,9 @@ def test_op5_mr7_calendar_days_matches_the_hand_computed_readme(plan, tmp_path):
 def test_mr_no_access_matches_the_hand_computed_readme(plan, tmp_path):
     """No-access hours above a cleared trouble's real elapsed time reject the row (rows read = accepted
     + rejected); equal hours give a duration of 0; the README's MR-5/MR-6 figures hold."""
-    run = pipeline.run(plan, FIXTURES / "mr-no-access", "2026-03", tmp_path / "store", max_reject_rate=1.0)
+    run = pipeline.run(
+        plan, FIXTURES / "mr-no-access", "2026-03", tmp_path / "store", max_reject_rate=1.0, allow_empty=True
+    )
     troubles = next(i for i in run.manifest["inputs"] if i["record_type"] == "troubles")
     assert (troubles["rows_read"], troubles["rows_accepted"], troubles["rows_rejected"]) == (10, 8, 2)
     rejects = pd.read_parquet(tmp_path / "store" / "rejects" / "period=2026-03")
@@ -119,7 +121,9 @@ def test_op4_with_columbus_day_worked_matches_the_hand_computed_readme(tmp_path)
     """A plan leaving Columbus Day out of its 2026 holidays gives the README's OP-4 intervals and z."""
     doc = _without(example_document(), dates=("2026-10-12",))
     doc["statistics"] = dict(PLAIN_STATISTICS)
-    run = pipeline.run(plan_from_document(doc), FIXTURES / "op4-cutoff-holiday", "2026-10", tmp_path / "store")
+    run = pipeline.run(
+        plan_from_document(doc), FIXTURES / "op4-cutoff-holiday", "2026-10", tmp_path / "store", allow_empty=True
+    )
     records = pd.read_parquet(tmp_path / "store" / "records" / "period=2026-10" / "measure=OP-4")
     values = dict(zip(records["record_id"], records["value"], strict=True))
     assert {k: values[k] for k in ("R1", "R2", "R3", "R4", "C1", "C2")} == {
@@ -135,7 +139,7 @@ def test_op4_with_columbus_day_worked_matches_the_hand_computed_readme(tmp_path)
 
 def test_op4_year_end_matches_the_hand_computed_readme(plan, tmp_path):
     """Business days across Christmas 2025 and New Year 2026 give the README's OP-4 intervals and z."""
-    run = pipeline.run(plan, FIXTURES / "op4-year-end", "2026-01", tmp_path / "store")
+    run = pipeline.run(plan, FIXTURES / "op4-year-end", "2026-01", tmp_path / "store", allow_empty=True)
     records = pd.read_parquet(tmp_path / "store" / "records" / "period=2026-01" / "measure=OP-4")
     assert dict(zip(records["record_id"], records["value"], strict=True)) == {
         "R1": 2,
@@ -181,7 +185,9 @@ def test_a_plan_listing_only_the_years_the_records_need_gives_the_same_results(p
     """Holidays listed for 2025 and 2026 only: the results of the plan listing 2020-2035."""
     doc = _without(example_document(), years=tuple(str(y) for y in range(2020, 2036) if y not in (2025, 2026)))
     doc["statistics"] = dict(PLAIN_STATISTICS)
-    short = pipeline.run(plan_from_document(doc), FIXTURES / "op4-year-end", "2026-01", tmp_path / "short")
-    full = pipeline.run(plan, FIXTURES / "op4-year-end", "2026-01", tmp_path / "full")
+    short = pipeline.run(
+        plan_from_document(doc), FIXTURES / "op4-year-end", "2026-01", tmp_path / "short", allow_empty=True
+    )
+    full = pipeline.run(plan, FIXTURES / "op4-year-end", "2026-01", tmp_path / "full", allow_empty=True)
     columns = ["measure_id", "scope", "carrier_id", "product", "submeasure", "clec_n", "clec_value", "status"]
     pd.testing.assert_frame_equal(short.results[columns], full.results[columns])

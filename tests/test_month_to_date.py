@@ -45,13 +45,22 @@ def test_as_of_uses_only_the_data_known_at_the_end_of_that_day(tmp_path, plan):
     is unknown: OP-3 counts 6 CLEC orders, the results are provisional, the manifest counts the 1 left out."""
     data = write_inputs(tmp_path / "data", october_orders())
     mtd = pipeline.run(
-        plan, data, "2026-10", tmp_path / "s", max_reject_rate=1.0, as_of=D(2026, 10, 15), today=D(2026, 10, 16)
+        plan,
+        data,
+        "2026-10",
+        tmp_path / "s",
+        max_reject_rate=1.0,
+        as_of=D(2026, 10, 15),
+        today=D(2026, 10, 16),
+        allow_empty=True,
     )
     assert op3(mtd)["clec_n"] == 6
     assert mtd.results["provisional"].all() and set(mtd.results["provisional_as_of"]) == {"2026-10-15"}
     assert mtd.manifest["records_after_as_of"]["orders"] == 1
     assert mtd.manifest["provisional"] is True
-    final = pipeline.run(plan, data, "2026-10", tmp_path / "s", max_reject_rate=1.0, today=D(2026, 11, 2))
+    final = pipeline.run(
+        plan, data, "2026-10", tmp_path / "s", max_reject_rate=1.0, today=D(2026, 11, 2), allow_empty=True
+    )
     assert op3(final)["clec_n"] == 9 and not final.results["provisional"].any()
     published = store.read_table(tmp_path / "s", "results", "2026-10").to_pandas()
     assert not published["provisional"].any()  # the final run replaced the provisional one
@@ -62,9 +71,13 @@ def test_as_of_uses_only_the_data_known_at_the_end_of_that_day(tmp_path, plan):
 def test_a_run_of_a_month_not_yet_over_is_provisional_as_of_today(tmp_path, plan):
     """Without --as-of, a run of the current month is provisional as of today; of a past month, final."""
     data = write_inputs(tmp_path / "data", october_orders())
-    current = pipeline.run(plan, data, "2026-10", tmp_path / "a", max_reject_rate=1.0, today=D(2026, 10, 31))
+    current = pipeline.run(
+        plan, data, "2026-10", tmp_path / "a", max_reject_rate=1.0, today=D(2026, 10, 31), allow_empty=True
+    )
     assert current.manifest["provisional"] and current.manifest["provisional_as_of"] == "2026-10-31"
-    past = pipeline.run(plan, data, "2026-10", tmp_path / "b", max_reject_rate=1.0, today=D(2026, 11, 1))
+    past = pipeline.run(
+        plan, data, "2026-10", tmp_path / "b", max_reject_rate=1.0, today=D(2026, 11, 1), allow_empty=True
+    )
     assert not past.manifest["provisional"] and past.manifest["provisional_as_of"] is None
 
 
@@ -101,6 +114,7 @@ def test_period_auto_on_the_cli_runs_final_then_month_to_date_and_logs_them(tmp_
     data = write_inputs(tmp_path / "data", october_orders())
     out = tmp_path / "store"
     args = ["run", "--plan", "example-qc", "--data", str(data), "--out", str(out), "--quiet", "--max-reject-rate", "1"]
+    args.append("--allow-empty")  # orders only
     assert main([*args, "--period", "auto", "--today", "2026-11-02"]) == 0
     err = capsys.readouterr().err
     assert "--period auto on 2026-11-02: 2026-10 (final), 2026-11 (provisional as of 2026-11-02)" in err

@@ -56,7 +56,7 @@ def test_escalation_counts_months_from_the_store(tmp_path, plan):
     data = data_folder(tmp_path, "data", dict.fromkeys(MONTHS, 10))
     out = tmp_path / "store"
     for period in MONTHS:
-        pipeline.run(plan, data, period, out, max_reject_rate=1.0)
+        pipeline.run(plan, data, period, out, max_reject_rate=1.0, allow_empty=True)
     lines = [op3_line(out, p) for p in MONTHS]
     assert [int(line["consecutive_months"]) for line in lines] == [1, 2, 3]
     assert [line["unit_amount"] for line in lines] == [D("150.00"), D("250.00"), D("500.00")]
@@ -70,10 +70,10 @@ def test_restating_an_earlier_month_recomputes_the_later_months(tmp_path, plan):
     out = tmp_path / "store"
     missed = data_folder(tmp_path, "missed", dict.fromkeys(MONTHS, 10))
     for period in MONTHS:
-        pipeline.run(plan, missed, period, out, max_reject_rate=1.0)
+        pipeline.run(plan, missed, period, out, max_reject_rate=1.0, allow_empty=True)
     assert int(op3_line(out, "2026-10")["consecutive_months"]) == 3
     restated = data_folder(tmp_path, "restated", {"2026-08": 1, "2026-09": 10, "2026-10": 10})
-    result = pipeline.run(plan, restated, "2026-08", out, max_reject_rate=1.0)
+    result = pipeline.run(plan, restated, "2026-08", out, max_reject_rate=1.0, allow_empty=True)
     assert op3_line(out, "2026-08") is None
     assert int(op3_line(out, "2026-09")["consecutive_months"]) == 1
     assert int(op3_line(out, "2026-10")["consecutive_months"]) == 2
@@ -86,12 +86,12 @@ def test_running_in_order_equals_a_restatement_in_place(tmp_path, plan):
     restated = data_folder(tmp_path, "restated", {"2026-08": 1, "2026-09": 10, "2026-10": 10})
     in_order = tmp_path / "in-order"
     for period in MONTHS:
-        pipeline.run(plan, restated, period, in_order, max_reject_rate=1.0)
+        pipeline.run(plan, restated, period, in_order, max_reject_rate=1.0, allow_empty=True)
     replayed = tmp_path / "replayed"
     missed = data_folder(tmp_path, "missed", dict.fromkeys(MONTHS, 10))
     for period in MONTHS:
-        pipeline.run(plan, missed, period, replayed, max_reject_rate=1.0)
-    pipeline.run(plan, restated, "2026-08", replayed, max_reject_rate=1.0)
+        pipeline.run(plan, missed, period, replayed, max_reject_rate=1.0, allow_empty=True)
+    pipeline.run(plan, restated, "2026-08", replayed, max_reject_rate=1.0, allow_empty=True)
     for period in MONTHS:
         for table in ("remedies", "escalation"):
             a = store.read_table(in_order, table, period).to_pandas()
@@ -103,7 +103,7 @@ def test_a_month_after_a_gap_is_refused_naming_the_month_to_run_first(tmp_path, 
     """August then October: the run refuses (exit 2) and says to run September first; nothing is published."""
     data = data_folder(tmp_path, "data", dict.fromkeys(MONTHS, 10))
     out = tmp_path / "store"
-    pipeline.run(plan, data, "2026-08", out, max_reject_rate=1.0)
+    pipeline.run(plan, data, "2026-08", out, max_reject_rate=1.0, allow_empty=True)
     with pytest.raises(UsageError, match="run period 2026-09 first"):
         pipeline.run(plan, data, "2026-10", out, max_reject_rate=1.0)
     assert store.published_periods(out, "results") == ["2026-08"]
@@ -113,7 +113,7 @@ def test_an_earlier_month_before_a_gap_is_refused(tmp_path, plan):
     """October alone, then August: September is missing between them, so August is refused too."""
     data = data_folder(tmp_path, "data", dict.fromkeys(MONTHS, 10))
     out = tmp_path / "store"
-    pipeline.run(plan, data, "2026-10", out, max_reject_rate=1.0)
+    pipeline.run(plan, data, "2026-10", out, max_reject_rate=1.0, allow_empty=True)
     with pytest.raises(UsageError, match="the store has 2026-10 but not 2026-09"):
         pipeline.run(plan, data, "2026-08", out, max_reject_rate=1.0)
 
@@ -123,6 +123,7 @@ def test_refusal_exit_code_and_message_on_the_cli(tmp_path, capsys):
     data = data_folder(tmp_path, "data", dict.fromkeys(MONTHS, 10))
     out = tmp_path / "store"
     args = ["run", "--plan", "example-qc", "--data", str(data), "--out", str(out), "--quiet", "--max-reject-rate", "1"]
+    args.append("--allow-empty")  # orders only
     assert main([*args, "--period", "2026-08"]) == 0
     assert main([*args, "--period", "2026-10"]) == 2
     assert "run period 2026-09 first" in capsys.readouterr().err

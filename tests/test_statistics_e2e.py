@@ -25,7 +25,7 @@ def _mr6(results):
 def test_verizon_repair_times_route_to_the_permutation_test_and_miss(bundled_plan, plan, tmp_path):
     """23 real CLEC repair times go to the sequential Monte Carlo permutation test (p about 0.018, a miss at n=23's
     1.645), while the normal approximation claims p = 0.0043 from z = 2.6255."""
-    run = pipeline.run(bundled_plan, FIXTURES / "verizon-repair", "2026-10", tmp_path / "a")
+    run = pipeline.run(bundled_plan, FIXTURES / "verizon-repair", "2026-10", tmp_path / "a", allow_empty=True)
     cell = _mr6(run.results)
     assert cell["clec_n"] == 23 and cell["retail_n"] == 1664
     assert cell["clec_value"] == pytest.approx(16.50913, abs=1e-4) and cell["retail_value"] == pytest.approx(
@@ -40,15 +40,17 @@ def test_verizon_repair_times_route_to_the_permutation_test_and_miss(bundled_pla
     assert cell["critical_value"] == 1.645 and cell["alpha"] == pytest.approx(0.04998, abs=1e-5)
     assert cell["status"] == "miss" and cell["seed"] is not None
 
-    normal = _mr6(pipeline.run(plan, FIXTURES / "verizon-repair", "2026-10", tmp_path / "b").results)
+    normal = _mr6(pipeline.run(plan, FIXTURES / "verizon-repair", "2026-10", tmp_path / "b", allow_empty=True).results)
     assert normal["method"] == "modified_z" and normal["statistic"] == pytest.approx(2.6255, abs=1e-4)
     assert normal["p_value"] == pytest.approx(0.00433, abs=1e-4)
 
 
 def test_same_inputs_plan_and_seed_give_identical_results(bundled_plan, tmp_path):
     """Two runs of the same data under the same plan give identical results tables, Monte Carlo p-values included."""
-    first = pipeline.run(bundled_plan, FIXTURES / "verizon-repair", "2026-10", tmp_path / "a").results
-    second = pipeline.run(bundled_plan, FIXTURES / "verizon-repair", "2026-10", tmp_path / "b").results
+    first = pipeline.run(bundled_plan, FIXTURES / "verizon-repair", "2026-10", tmp_path / "a", allow_empty=True).results
+    second = pipeline.run(
+        bundled_plan, FIXTURES / "verizon-repair", "2026-10", tmp_path / "b", allow_empty=True
+    ).results
     pd.testing.assert_frame_equal(first, second)
 
 
@@ -128,12 +130,18 @@ def test_california_log_offset_is_0_4_times_the_unit_of_measurement_on_the_veriz
     the old offset of 0.4 hours (a unit of one hour) gave t = 3.1817 (p 0.00075). Both miss at alpha 0.10.
     (Hand check: the same t from the shared CSV with numpy, see fixtures/verizon-repair/README.md.)"""
     bundled = _mr6(
-        pipeline.run(load_plan("example-ca"), FIXTURES / "verizon-repair", "2026-10", tmp_path / "a").results
+        pipeline.run(
+            load_plan("example-ca"), FIXTURES / "verizon-repair", "2026-10", tmp_path / "a", allow_empty=True
+        ).results
     )
     assert bundled["method"] == "modified_t" and bundled["df"] == 1663
     assert bundled["statistic"] == pytest.approx(2.21312, abs=5e-5)
     assert bundled["p_value"] == pytest.approx(0.013512, abs=5e-6)
-    hour = _mr6(pipeline.run(_ca_with_mr6_unit(1.0), FIXTURES / "verizon-repair", "2026-10", tmp_path / "b").results)
+    hour = _mr6(
+        pipeline.run(
+            _ca_with_mr6_unit(1.0), FIXTURES / "verizon-repair", "2026-10", tmp_path / "b", allow_empty=True
+        ).results
+    )
     assert hour["statistic"] == pytest.approx(3.18173, abs=5e-5)
     assert hour["p_value"] == pytest.approx(0.0007455, abs=5e-7)
 

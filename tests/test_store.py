@@ -45,8 +45,12 @@ def test_publication_is_one_pointer_and_earlier_views_stay_readable(tmp_path, pl
     """STORE/current points at the latest run's view; STORE/<table> go through it; a restated
     period leaves the earlier run's view readable under runs/RUN_ID/view."""
     out = tmp_path / "store"
-    first = pipeline.run(plan, write_inputs(tmp_path / "a", orders(0)), PERIOD, out, max_reject_rate=1.0)
-    second = pipeline.run(plan, write_inputs(tmp_path / "b", orders(6)), PERIOD, out, max_reject_rate=1.0)
+    first = pipeline.run(
+        plan, write_inputs(tmp_path / "a", orders(0)), PERIOD, out, max_reject_rate=1.0, allow_empty=True
+    )
+    second = pipeline.run(
+        plan, write_inputs(tmp_path / "b", orders(6)), PERIOD, out, max_reject_rate=1.0, allow_empty=True
+    )
     assert (out / "current").is_symlink() and (out / "results").is_symlink()
     assert (out / "current").resolve() == (out / "runs" / second.run_id / "view").resolve()
 
@@ -63,7 +67,9 @@ def test_publication_is_one_pointer_and_earlier_views_stay_readable(tmp_path, pl
 def test_untouched_periods_are_linked_not_copied(tmp_path, plan):
     """Publishing November links October's files into the new view: same inode, no copy."""
     out = tmp_path / "store"
-    october = pipeline.run(plan, write_inputs(tmp_path / "a", orders(0)), PERIOD, out, max_reject_rate=1.0)
+    october = pipeline.run(
+        plan, write_inputs(tmp_path / "a", orders(0)), PERIOD, out, max_reject_rate=1.0, allow_empty=True
+    )
     november = [
         {
             "received_at": "2026-11-02 09:00:00",
@@ -72,7 +78,7 @@ def test_untouched_periods_are_linked_not_copied(tmp_path, plan):
             "completed_at": "2026-11-05 10:00:00",
         }
     ]
-    pipeline.run(plan, write_inputs(tmp_path / "b", november), "2026-11", out, max_reject_rate=1.0)
+    pipeline.run(plan, write_inputs(tmp_path / "b", november), "2026-11", out, max_reject_rate=1.0, allow_empty=True)
     old = out / "runs" / october.run_id / "view" / "results" / f"period={PERIOD}" / "part-0.parquet"
     new = out / "results" / f"period={PERIOD}" / "part-0.parquet"
     assert os.stat(old).st_ino == os.stat(new).st_ino
@@ -83,7 +89,9 @@ def test_recover_marks_killed_runs_and_completes_a_published_one(tmp_path, plan)
     """A run left `running` loses its unpublished view and is marked killed; a run left `publishing`
     whose view is current did publish and is marked completed."""
     out = tmp_path / "store"
-    done = pipeline.run(plan, write_inputs(tmp_path / "a", orders(0)), PERIOD, out, max_reject_rate=1.0)
+    done = pipeline.run(
+        plan, write_inputs(tmp_path / "a", orders(0)), PERIOD, out, max_reject_rate=1.0, allow_empty=True
+    )
     published = json.loads(done.manifest_path.read_text()) | {"status": "publishing"}
     store.write_manifest(out, done.run_id, published)
     (out / "runs" / "KILLED" / "view" / "results").mkdir(parents=True)
@@ -164,8 +172,8 @@ def test_history_lists_runs_with_plan_inputs_status_and_verdicts(tmp_path, plan,
     """history lists every run (a failed one too) with plan, inputs digest, status and verdicts;
     --period filters; --json gives one object per run; the current run is marked."""
     out = tmp_path / "store"
-    a = pipeline.run(plan, write_inputs(tmp_path / "a", orders(0)), PERIOD, out, max_reject_rate=1.0)
-    b = pipeline.run(plan, write_inputs(tmp_path / "b", orders(6)), PERIOD, out, max_reject_rate=1.0)
+    a = pipeline.run(plan, write_inputs(tmp_path / "a", orders(0)), PERIOD, out, max_reject_rate=1.0, allow_empty=True)
+    b = pipeline.run(plan, write_inputs(tmp_path / "b", orders(6)), PERIOD, out, max_reject_rate=1.0, allow_empty=True)
     broken = write_inputs(tmp_path / "c", orders(0))
     (broken / "orders.csv").write_text("order_id\n1\n")
     assert (
@@ -208,6 +216,7 @@ def test_run_logs_json_lines_in_the_store_and_stage_lines_on_stderr(tmp_path, ca
                 str(out),
                 "--max-reject-rate",
                 "1",
+                "--allow-empty",
             ]
         )
         == 0

@@ -43,7 +43,7 @@ def built(tmp_path_factory):
     data = write_inputs(root / "data", orders=RETAIL + ON_TIME + LATE_CUSTOMER)
     store = root / "store"
     plan = load_plan("example-qc")
-    pipeline.run(plan, data, PERIOD, store, max_reject_rate=1.0, today=dt.date(2026, 11, 30))
+    pipeline.run(plan, data, PERIOD, store, max_reject_rate=1.0, today=dt.date(2026, 11, 30), allow_empty=True)
     return store, data
 
 
@@ -180,7 +180,15 @@ def test_other_plan_shows_method_changes(capsys, tmp_path):
     varied = RETAIL[:15] + [{"carrier_id": "ILEC", "product": "pots", "completed_at": "2026-10-07 12:00:00"}] * 5
     data = write_inputs(tmp_path / "data", orders=varied + ON_TIME + LATE_CUSTOMER)
     built = (tmp_path / "store", data)
-    pipeline.run(load_plan("example-qc"), data, PERIOD, built[0], max_reject_rate=1.0, today=dt.date(2026, 11, 30))
+    pipeline.run(
+        load_plan("example-qc"),
+        data,
+        PERIOD,
+        built[0],
+        max_reject_rate=1.0,
+        today=dt.date(2026, 11, 30),
+        allow_empty=True,
+    )
     summary = as_json(capsys, built, "--plan", "example-ca")
     assert summary["what_if"]["plan"]["id"] == "example-ca"
     moves = {(m["from"], m["to"]) for m in summary["method_changes"]}
