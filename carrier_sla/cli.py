@@ -49,12 +49,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = sub.add_parser("run", help="check one period and publish results to the store")
-    run.add_argument("--plan", required=True, help="plan file, or the id of a bundled plan (e.g. example-qc)")
+    run.add_argument(
+        "--plan",
+        required=True,
+        help="plan file, the id of a bundled plan (e.g. example-qc), or a folder of the plan's versions "
+        "(each month is judged under the version in force for it)",
+    )
     run.add_argument("--data", required=True, type=Path, help="input directory (orders, troubles, lines)")
     run.add_argument(
         "--period",
         required=True,
-        help="reporting month YYYY-MM, or 'auto': the current month to date, and within the first "
+        help="reporting month YYYY-MM; a range YYYY-MM..YYYY-MM (the months in order, under one lock, stopping at "
+        "the first that fails); or 'auto': the current month to date, and within the first "
         "--final-within-days days of a month first the final run of the previous month",
     )
     run.add_argument(
@@ -94,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="check a plan (and with --data the inputs' columns and the years of holidays their records need) "
         "without computing results",
     )
-    val.add_argument("--plan", required=True)
+    val.add_argument("--plan", required=True, help="plan file, bundled plan id, or folder of the plan's versions")
     val.add_argument("--data", type=Path)
 
     gen = sub.add_parser("generate", help="write deterministic synthetic input data")
@@ -111,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     hist.add_argument("--period", help="only runs that published this month, YYYY-MM")
     hist.add_argument("--json", action="store_true", help="JSON lines instead of a table")
 
-    sub.add_parser("plans", help="list the bundled plans")
+    plans = sub.add_parser("plans", help="list the bundled plans, or with --versions DIR the versions of a plan folder")
+    plans.add_argument("--versions", type=Path, metavar="DIR", help="a folder of a plan's versions: list them")
 
     hol = sub.add_parser(
         "holidays",
@@ -256,6 +263,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     from carrier_sla import plan as planmod
 
     if args.command == "plans":
+        if args.versions is not None:
+            return _plan_versions(args.versions)
         for plan_id in planmod.bundled_plan_ids():
             p = planmod.load_plan(plan_id)
             print(f"{p.id}\t{p.version}\t{p.title}  [{p.notice}]")
@@ -298,24 +307,24 @@ def _dispatch(args: argparse.Namespace) -> int:
         import importlib
 
         return int(importlib.import_module(f"carrier_sla.{args.command_module}").command(args))
-    plan = planmod.load_plan(args.plan)
-    if args.command == "validate":
-        print(
-            f"plan {plan.id} {plan.version} OK: {len(plan.measures)} measures, {len(plan.products)} products, "
-            f"{len(plan.states)} states (sha256 {plan.sha256[:12]})"
-        )
-        if args.data:
-            from carrier_sla.validate import check_data_columns, check_holiday_years
+    from carrier_sla.plan_versions import load_versions
 
-            for line in check_data_columns(plan, args.data):
-                print(line)
-            print(check_holiday_years(plan, args.data))
+    versions = load_versions(args.plan)
+    if args.command == "validate":
+        from carrier_sla.validate import validate_versions
+
+        for line in validate_versions(versions, args.data):
+            print(line)
         return EXIT_OK
     from carrier_sla.periods import auto_periods
     from carrier_sla.pipeline import run
     from carrier_sla.runlog import RunLog
 
     today = args.today or dt.datetime.now(dt.UTC).date()
+    from carrier_sla import months
+
+    if months.is_range(args.period):
+        return _run_range(args, versions, months.parse_range(args.period), today)
     if args.period == "auto":
         if args.as_of:
             raise UsageError("--period auto chooses its own as-of dates: leave out --as-of")
@@ -328,7 +337,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     for period, as_of in jobs:
         log = RunLog(console=None if args.quiet else sys.stderr, interactive=sys.stderr.isatty())
         result = run(
-            plan,
+            versions.for_period(period),
             args.data,
             period,
             args.out,
@@ -342,6 +351,63 @@ def _dispatch(args: argparse.Namespace) -> int:
             _print_summary(result, args.out)
         misses += int((result.results["status"] == "miss").sum()) if len(result.results) else 0
     return EXIT_MISS if args.fail_on == "miss" and misses else EXIT_OK
+
+
+def _run_range(args: argparse.Namespace, versions, periods: list[str], today: dt.date) -> int:
+    """run --period FIRST..LAST: the months in order under one lock; each month reported as it ends;
+    the first failure stops the range (main maps its error to the exit code)."""
+    from carrier_sla import months
+    from carrier_sla.runlog import RunLog
+
+    if args.as_of:
+        raise UsageError("--as-of dates one month: leave it out of a range of months")
+    done: list = []
+
+    def report(result) -> None:
+        done.append(result)
+        if not args.quiet:
+            _print_summary(result, args.out)
+            print(f"carrier-sla: {result.period} completed (run {result.run_id})", file=sys.stderr)
+
+    first, last = periods[0], periods[-1]
+    if not args.quiet:
+        print(f"carrier-sla: --period {first}..{last}: {len(periods)} month(s) in order, one lock", file=sys.stderr)
+    try:
+        months.run_months(
+            versions,
+            args.data,
+            periods,
+            args.out,
+            done=report,
+            max_reject_rate=args.max_reject_rate,
+            today=today,
+            log=RunLog(console=None if args.quiet else sys.stderr, interactive=sys.stderr.isatty()),
+            partition_rows=args.partition_rows,
+        )
+    except Exception:
+        stopped = periods[len(done)] if len(done) < len(periods) else last
+        left = periods[len(done) + 1 :]
+        print(
+            f"carrier-sla: --period {first}..{last} stopped at {stopped}"
+            + (f"; completed: {', '.join(r.period for r in done)}" if done else "; no month completed")
+            + (f"; not run: {', '.join(left)}" if left else ""),
+            file=sys.stderr,
+        )
+        raise
+    misses = sum(int((r.results["status"] == "miss").sum()) for r in done if len(r.results))
+    return EXIT_MISS if args.fail_on == "miss" and misses else EXIT_OK
+
+
+def _plan_versions(folder: Path) -> int:
+    """plans --versions DIR: each version, its dates and months, file and sha256."""
+    from carrier_sla.plan_versions import describe, load_versions
+
+    if not folder.is_dir():
+        raise UsageError(f"--versions {folder}: not a folder")
+    versions = load_versions(folder)
+    for line in describe(versions):
+        print(line)
+    return EXIT_OK
 
 
 def _history(args: argparse.Namespace) -> int:
