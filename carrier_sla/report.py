@@ -6,7 +6,9 @@ payments.csv, measures.csv, misses.csv, trend.csv, notes.csv. Layout, in the ord
 staff read it: summary by state and payments by payee; misses by measure (chart); per measure
 and submeasure the all-CLEC results in the usual layout (CLEC and retail numerator, denominator,
 result, standard, statistic, critical value, verdict) with the CLEC cells that missed beneath;
-CLEC vs retail over the last 12 months per measure (charts); notes on provisional data,
+CLEC vs retail over the last 12 months per measure (charts); the cells the commission excused
+(excusals.csv: verdict kept, nothing paid) and, for a restated month, the adjustments per payee
+(adjustments.csv: paid, restated, adjustment, with both run ids); notes on provisional data,
 exclusions and rejected records. Every figure comes from the store's published view.
 """
 
@@ -34,6 +36,9 @@ MEASURE_COLUMNS = [
     "retail_n", "retail_value", "standard", "benchmark", "method", "statistic", "critical_value", "alpha", "p_value",
     "status",
 ]  # fmt: skip
+EXCUSAL_COLUMNS = ["measure_id", "submeasure", "state", "product", "scope", "carrier_id", "status", "excusal_reference",
+                   "excusal_reason"]  # fmt: skip
+ADJUSTMENT_COLUMNS = ["payee", "lines", "paid", "restated", "adjustment", "paid_run_id", "restated_run_id", "note"]
 
 
 @dataclass
@@ -52,6 +57,8 @@ class Report:
     notes: pd.DataFrame  # exclusions by measure and reason, rejects by reason
     total_paid: Decimal
     titles: dict[str, str]
+    excused: pd.DataFrame | None = None  # cells excused by the commission (status kept, nothing paid)
+    adjustments: pd.DataFrame | None = None  # a restated month: per payee paid, restated, adjustment
 
 
 def build(out: Path, period: str, state: str | None = None) -> Report:
@@ -77,10 +84,14 @@ def build(out: Path, period: str, state: str | None = None) -> Report:
         if len(ledger)
         else pd.DataFrame(columns=["payee", "tier", "lines", "amount_uncapped", "amount"])
     )
-    measures = results[results["scope"] == "clec_aggregate"][MEASURE_COLUMNS].reset_index(drop=True)
-    misses = clec[clec["status"] == "miss"][["carrier_id", *MEASURE_COLUMNS]].sort_values(
+    results = results.assign(**{c: results.get(c) for c in ("excusal_reference", "excusal_reason")})  # older runs
+    clec = results[results["scope"] == "clec"]
+    shown = [*MEASURE_COLUMNS, "excusal_reference"]
+    measures = results[results["scope"] == "clec_aggregate"][shown].reset_index(drop=True)
+    misses = clec[clec["status"] == "miss"][["carrier_id", *shown]].sort_values(
         ["measure_id", "state", "product", "submeasure", "carrier_id"]
     )
+    excused = results[results["excusal_reference"].notna()][EXCUSAL_COLUMNS].reset_index(drop=True)
     plan_used = _plan_of(out, run_id)
     titles = {m.id: m.title for m in plan_used.measures} if plan_used else {}
     scales = {m.id: m.scale for m in plan_used.measures} if plan_used else {}
@@ -99,7 +110,35 @@ def build(out: Path, period: str, state: str | None = None) -> Report:
         notes=_notes(out, period, state),
         total_paid=sum(ledger["amount"], Decimal("0.00")) if len(ledger) else Decimal("0.00"),
         titles=titles,
+        excused=excused,
+        adjustments=_adjustments(out, period, state),
     )
+
+
+def _adjustments(out: Path, period: str, state: str | None) -> pd.DataFrame:
+    """A restated month's adjustments per payee (no rows unless the month was published final over final)."""
+    folder = Path(out) / "current" / "adjustments" / f"period={period}"
+    if not folder.is_dir():
+        return pd.DataFrame(columns=ADJUSTMENT_COLUMNS)
+    lines = ds.dataset(folder, format="parquet").to_table().to_pandas()
+    if state is not None:
+        lines = lines[lines["state"] == state]
+    if lines.empty:
+        return pd.DataFrame(columns=ADJUSTMENT_COLUMNS)
+    zero = Decimal("0.00")
+    by = lines.groupby("payee", sort=True)
+    return pd.DataFrame(
+        {
+            "payee": list(by.groups),
+            "lines": by.size().to_list(),
+            "paid": [sum(g["paid"], zero) for _, g in by],
+            "restated": [sum(g["restated"], zero) for _, g in by],
+            "adjustment": [sum(g["adjustment"], zero) for _, g in by],
+            "paid_run_id": by["paid_run_id"].first().to_list(),
+            "restated_run_id": by["restated_run_id"].first().to_list(),
+            "note": by["note"].first().to_list(),
+        }
+    )[ADJUSTMENT_COLUMNS]
 
 
 def _ledger(out: Path, period: str, state: str | None) -> pd.DataFrame:
@@ -172,8 +211,8 @@ def write(report: Report, out_dir: Path) -> list[Path]:
     """report.html and the CSV tables into out_dir (created); returns the files written."""
     out_dir.mkdir(parents=True, exist_ok=True)
     files = []
-    for name in ("summary", "payments", "measures", "misses", "trend", "notes"):
-        path = out_dir / f"{name}.csv"
+    for name in ("summary", "payments", "measures", "misses", "trend", "excused", "adjustments", "notes"):
+        path = out_dir / f"{'excusals' if name == 'excused' else name}.csv"
         getattr(report, name).to_csv(path, index=False)
         files.append(path)
     path = out_dir / "report.html"
@@ -202,8 +241,14 @@ def command(args: argparse.Namespace) -> int:
     files = write(report, args.out)
     state = f" {report.state}" if report.state else ""
     kind = f"PROVISIONAL as of {report.provisional_as_of}" if report.provisional else "final"
+    excused = len(report.excused) if report.excused is not None else 0
+    restated = ""
+    if report.adjustments is not None and len(report.adjustments):
+        net = sum(report.adjustments["adjustment"], Decimal("0.00"))
+        restated = f"; restated: adjustments {net:+,.2f} against run {report.adjustments['paid_run_id'].iloc[0]}"
+    excusals = f", {excused} cell(s) excused" if excused else ""
     print(f"report {report.period}{state} ({kind}), run {report.run_id}: {len(report.misses)} CLEC misses, "
-          f"{report.total_paid:,.2f} paid")  # fmt: skip
+          f"{report.total_paid:,.2f} paid{excusals}{restated}")  # fmt: skip
     for path in files:
         print(f"  {path}")
     return 0

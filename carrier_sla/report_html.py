@@ -170,6 +170,23 @@ def page(r: Report) -> str:
         if len(missed):
             out.append(f"<p>CLEC cells that missed ({len(missed)}), with the numbers behind each verdict:</p>")
             out.append(table(missed, text, "status"))
+    if r.excused is not None and len(r.excused):
+        out.append('<h2 id="excusals">Excused by the commission</h2>')
+        out.append(
+            "<p>These cells keep their verdict and figures; the commission excused them (root cause), so they pay "
+            "nothing and their escalation count stays as it was.</p>"
+        )
+        out.append(table(r.excused, set(r.excused.columns), "status"))
+    if r.adjustments is not None and len(r.adjustments):
+        adjustments = r.adjustments.assign(
+            **{c: r.adjustments[c].map(lambda d: f"{d:,.2f}") for c in ("paid", "restated", "adjustment")}
+        )
+        out.append('<h2 id="restatement">Restatement</h2>')
+        out.append(
+            "<p>This month was published before and is restated: per payee what was paid (the earlier run), what "
+            "the restated results pay, and the adjustment (restated minus paid).</p>"
+        )
+        out.append(table(adjustments, set(adjustments.columns) - {"lines"}))
     out.append("<h2>Notes</h2>")
     out.append(
         "<p>Exclusions are the plan's rules, counted over every record evaluated (all carriers); rejected "
