@@ -168,6 +168,13 @@ def _print_summary(result, out: Path) -> None:
             f"PROVISIONAL: month to date as of {result.manifest['provisional_as_of']}"
             + (f" ({later:,} records received after it left out)" if later else "")
         )
+    excused = result.manifest.get("excusals")
+    if excused and (excused["cells"] or excused["records"]):
+        references = sorted({c["reference"] for c in excused["cells"]} | {r[9:] for r in excused["records"]})
+        print(
+            f"excused by the commission ({', '.join(references)}): {len(excused['cells'])} cell(s) (verdict kept, "
+            f"nothing paid), {sum(excused['records'].values())} record(s) excluded as approved"
+        )
     if frame.empty:
         print("no results")
         return
@@ -207,7 +214,7 @@ def _print_summary(result, out: Path) -> None:
     tables = "results/, records/, rejects/"
     if "remedies" in result.manifest:
         _print_remedies(result.manifest["remedies"], result.period)
-        tables += ", remedies/, escalation/, statements/"
+        tables += ", remedies/, escalation/, statements/, adjustments/"
     print(f"\noutputs in {out}: {tables} (period={result.period}); manifest {result.manifest_path}")
 
 
@@ -223,7 +230,17 @@ def _print_remedies(summary: dict, period: str) -> None:
         print(f"  {payee:<20} {Decimal(amount):>14,.2f}")
     later = [p for p, month in summary["periods"].items() if month["recomputed_after_restatement"]]
     if later:
-        print(f"  remedies of later months recomputed: {', '.join(later)}")
+        plans = ", ".join(f"{p} under {summary['periods'][p]['plan']['version']}" for p in later)
+        print(f"  remedies of later months recomputed: {plans}")
+    for month, this in summary["periods"].items():
+        restated = this.get("restatement")
+        if restated:
+            note = "" if restated["within_lookback"] else " (outside restatement.lookback_months: no money changes)"
+            print(
+                f"  restatement of {month}: paid {Decimal(restated['paid']):,.2f} (run {restated['paid_run_id']}), "
+                f"restated {Decimal(restated['restated']):,.2f}, adjustment {Decimal(restated['adjustment']):+,.2f}"
+                f"{note}"
+            )
     if "warning" in summary:
         print(f"  warning: {summary['warning']}")
 

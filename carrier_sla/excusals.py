@@ -241,11 +241,11 @@ class RecordMatches:
         self.found |= {(measure_id, code, rid) for code, rid in zip(codes, ids, strict=True)}
 
     def counts(self) -> dict[str, int]:
-        """Records excluded per reason (a record counted once per measure)."""
-        out: dict[str, int] = {}
-        for _, code, _ in self.found:
-            out[code] = out.get(code, 0) + 1
-        return out
+        """Records excluded per reason (a record excluded from several measures counted once)."""
+        ids: dict[str, set[str]] = {}
+        for _, code, rid in self.found:
+            ids.setdefault(code, set()).add(rid)
+        return {code: len(found) for code, found in ids.items()}
 
     def unmatched(self, rows: Iterable[Excusal]) -> list[Excusal]:
         """The record excusals of the month that excluded no record."""
