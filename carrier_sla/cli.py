@@ -12,10 +12,14 @@ import sys
 import traceback
 from decimal import Decimal
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from carrier_sla import __version__, spill
 from carrier_sla.errors import InputDataError, PlanError, StoreBusy, StoreError, UsageError
+
+if TYPE_CHECKING:  # the CLI imports the engine only when a command needs it
+    from carrier_sla.pipeline import RunResult
+    from carrier_sla.plan_versions import PlanVersions
 
 EXIT_OK, EXIT_MISS, EXIT_USAGE, EXIT_DATA, EXIT_BUSY, EXIT_INTERNAL = 0, 1, 2, 3, 4, 5
 
@@ -370,7 +374,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     return EXIT_MISS if args.fail_on == "miss" and misses else EXIT_OK
 
 
-def _run_range(args: argparse.Namespace, versions, periods: list[str], today: dt.date) -> int:
+def _run_range(args: argparse.Namespace, versions: PlanVersions, periods: list[str], today: dt.date) -> int:
     """run --period FIRST..LAST: the months in order under one lock; each month reported as it ends;
     the first failure stops the range (main maps its error to the exit code)."""
     from carrier_sla import months
@@ -378,9 +382,9 @@ def _run_range(args: argparse.Namespace, versions, periods: list[str], today: dt
 
     if args.as_of:
         raise UsageError("--as-of dates one month: leave it out of a range of months")
-    done: list = []
+    done: list[RunResult] = []
 
-    def report(result) -> None:
+    def report(result: RunResult) -> None:
         done.append(result)
         if not args.quiet:
             _print_summary(result, args.out)

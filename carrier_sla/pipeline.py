@@ -1,8 +1,9 @@
 """The one place that knows the order of the stages:
 
-plan -> ingest + contract (accepted records, rejects) -> derived fields -> per measure:
-evaluate -> partial aggregates -> cells -> verdicts -> audit tables -> staged write ->
-publish -> manifest.
+plan -> excusals -> ingest + contract (accepted records, rejects) -> derived fields -> per
+measure: evaluate -> partial aggregates -> cells -> verdicts -> audit tables -> staged write ->
+excused cells -> remedies of the month and the later months, each under its own plan version ->
+restatement adjustments -> publish -> manifest.
 """
 
 from __future__ import annotations

@@ -208,10 +208,11 @@ def describe(versions: PlanVersions) -> list[str]:
 # ------------------------------------------------------------------ the version recorded per month
 
 
-def recorded_plan(out: Path, period: str) -> Plan:
+def recorded_plan(out: Path, period: str, known: Plan | None = None) -> Plan:
     """The plan `period` was judged under: that of the run whose results of the period the current view
-    holds (its runs/RUN_ID/plan.json, with the sha256 of its manifest). For runs made before plan.json
-    was kept: the manifest's plan file, when its sha256 is still the manifest's. StoreError otherwise."""
+    holds (its runs/RUN_ID/plan.json, with the sha256 of its manifest); `known` itself when its sha256
+    is the manifest's (the same plan file, read already). For runs made before plan.json was kept: the
+    manifest's plan file, when its sha256 is still the manifest's. StoreError otherwise."""
     run_id = store.current_provenance(out).get("results", {}).get(f"period={period}")
     if run_id is None:
         raise StoreError(f"{out}: the current view does not say which run published the results of {period}")
@@ -221,6 +222,8 @@ def recorded_plan(out: Path, period: str) -> Plan:
     except (OSError, ValueError) as exc:
         raise StoreError(f"{folder / 'manifest.json'}: cannot read the manifest of the run of {period}: {exc}") from exc
     want = manifest.get("plan", {})
+    if known is not None and known.sha256 and known.sha256 == want.get("sha256"):
+        return known
     try:
         if (folder / "plan.json").exists():
             plan = plan_from_document(json.loads((folder / "plan.json").read_text()), str(folder / "plan.json"))

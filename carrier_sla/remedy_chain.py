@@ -89,7 +89,7 @@ def month_plans(plan: Plan, out: Path, period: str, chain: Chain) -> dict[str, P
     whose plan has no remedies (it pays nothing and keeps no escalation state for the months after)."""
     plans = {period: plan}
     for month in chain.later:
-        recorded = recorded_plan(out, month)
+        recorded = recorded_plan(out, month, known=plan)
         if recorded.remedies is None:
             break
         plans[month] = recorded

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 from decimal import Decimal
 from pathlib import Path
 
@@ -238,8 +239,20 @@ def test_report_package_explain_and_diff_show_excusals(excused_store, tmp_path, 
     plain.mkdir()
     for name in ("orders.csv", "troubles.csv", "lines.csv"):
         (plain / name).write_bytes((data / name).read_bytes())
-    again = pipeline.run(op3_plan(), plain, "2026-09", out, max_reject_rate=1.0, today=TODAY)
-    assert main(["diff", "--store", str(out), "--run", runs[1].run_id, "--run", again.run_id, "--json"]) == 0
+    copy = tmp_path / "store"  # the module's store stays as the other tests expect it
+    shutil.copytree(out, copy, symlinks=True)
+    again = pipeline.run(op3_plan(), plain, "2026-09", copy, max_reject_rate=1.0, today=TODAY)
+    assert main(["diff", "--store", str(copy), "--run", runs[1].run_id, "--run", again.run_id, "--json"]) == 0
     september = json.loads(capsys.readouterr().out)["by_period"]["2026-09"]
     assert september["figures"]["counts"] == {"excusal_reference": 2}
     assert september["payments"]["total_a"] == "0.00" and september["payments"]["total_b"] == "2000.00"
+
+
+def test_what_if_applies_the_months_excusals_as_a_run_does(excused_store, capsys):
+    """what-if recomputes September with its excusals: an unchanged plan changes no verdict and no money."""
+    out, data, _ = excused_store
+    args = ["what-if", "--store", str(out), "--period", "2026-09", "--data", str(data), "--set", "/statistics/seed=0"]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "cells whose status changed: 0 (with any figure changed: 0)" in text
+    assert "(difference +0.00)" in text

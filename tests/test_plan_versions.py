@@ -24,7 +24,7 @@ from test_remedy_runs import data_folder
 
 from carrier_sla import pipeline, remedies, store
 from carrier_sla.cli import main
-from carrier_sla.errors import PlanError, UsageError
+from carrier_sla.errors import PlanError, StoreError, UsageError
 from carrier_sla.plan_versions import load_versions, recorded_plan
 
 D = Decimal
@@ -212,3 +212,21 @@ def test_diff_plan_names_measures_exclusions_standards_and_holidays(tmp_path, ca
     )
     assert f"2026: removed {columbus['date']} (Columbus Day)" in texts
     assert "MR-8: low per occurrence, tier1, tier2 -> pays nothing" in texts
+
+
+def test_a_later_month_whose_run_kept_no_plan_json_is_priced_under_its_plan_file(tmp_path):
+    """Runs of versions before plan.json was kept: October's version is read from its manifest's plan
+    file while that file's sha256 is unchanged; once it changed, the restatement refuses (exit 5)
+    rather than price October under another version."""
+    folder = versions_folder(tmp_path)
+    versions = load_versions(folder)
+    out = tmp_path / "store"
+    runs = run_months(versions, data_folder(tmp_path, "filed", {"2026-08": 10, "2026-09": 10, "2026-10": 4}), out)
+    (out / "runs" / runs[2].run_id / "plan.json").unlink()
+    restated = data_folder(tmp_path, "restated", {"2026-08": 10, "2026-09": 1, "2026-10": 4})
+    pipeline.run(versions.for_period("2026-09"), restated, "2026-09", out, max_reject_rate=1.0, today=TODAY)
+    assert (line(out, "2026-10")["unit_amount"], line(out, "2026-10")["amount"]) == (D("2000.00"), D("4000.00"))
+    (folder / "v2.json").write_text((folder / "v2.json").read_text() + "\n")  # same plan, another sha256
+    with pytest.raises(StoreError, match="cannot be read back"):
+        pipeline.run(versions.for_period("2026-09"), restated, "2026-09", out, max_reject_rate=1.0, today=TODAY)
+    assert line(out, "2026-10")["amount"] == D("4000.00")  # nothing published
