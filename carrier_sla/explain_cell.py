@@ -148,7 +148,13 @@ def rule(plan: Plan, measure: Measure, cell: dict[str, Any]) -> dict[str, Any]:
     if std is not None and std.type == "parity":
         routes = "; ".join(f"n_clec <= {r.max_clec_n}: {r.method}" for r in dict(st.routing).get(measure.type, ()))
         stats.append(f"routing of {measure.type} cells: {routes or 'none'}; otherwise {st.parity_method}")
-        stats.append(f"this cell (n_clec {num(n)}) is routed to {st.method_for(measure.type, n)}")
+        routed = st.method_for(measure.type, n)
+        line = f"this cell (n_clec {num(n)}) is routed to {routed}"
+        if "decided by the exact test instead" in str(cell.get("status_reason") or ""):
+            line += f"; undefined here, so {cell.get('method')} decides (undefined_statistic: {st.undefined_statistic})"
+        stats.append(line)
+        if st.undefined_statistic == "exact_test":
+            stats.append("where the modified z or t is undefined, the exact test of the cell's kind decides")
         for tier, rows in st.critical_values:
             table = ", ".join(f"n <= {num(m)}: {v:g}" if m is not None else f"above: {v:g}" for m, v in rows)
             stats.append(f"critical values ({tier}): {table}")

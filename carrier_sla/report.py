@@ -4,21 +4,24 @@
 CSS and SVG charts: no script, no network access needed to view it) and DIR/summary.csv,
 payments.csv, measures.csv, misses.csv, trend.csv, notes.csv. Layout, in the order commission
 staff read it: summary by state and payments by payee; misses by measure (chart); per measure
-and submeasure the all-CLEC results in the usual layout (CLEC and retail numerator, denominator,
-result, standard, statistic, critical value, verdict) with the CLEC cells that missed beneath;
-CLEC vs retail over the last 12 months per measure (charts); the cells the commission excused
-(excusals.csv: verdict kept, nothing paid) and, for a restated month, the adjustments per payee
-(adjustments.csv: paid, restated, adjustment, with both run ids); notes on provisional data,
-exclusions and rejected records. Every figure comes from the store's published view.
+the all-CLEC results (status and cell, then the test: statistic, critical value, p-value, method,
+then CLEC and retail numerator, denominator and result, the standard) with the CLEC cells that
+missed beneath, each with the threshold that would have passed and the amount paid (from the
+remedies ledger, joined on the cell key);
+CLEC vs retail (or the benchmark) over the last 12 months per measure and standard (charts);
+the cells the commission excused and, for a restated month, the adjustments per payee
+(excusals.csv, adjustments.csv: report_restated); notes on provisional data, exclusions and
+rejected records; a glossary of statuses, methods and columns. Every figure comes from the
+store's published view. The page prints on A4 or Letter landscape with every column
+(report_html). Building the tables is here, the HTML in report_html, charts in report_charts,
+the report's words in report_words, the excusals and restatement tables in report_restated.
 """
 
 from __future__ import annotations
 
 import argparse
-import html
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -26,19 +29,20 @@ import pandas as pd
 import pyarrow.dataset as ds
 
 from carrier_sla import calendar as calmod
-from carrier_sla import store
+from carrier_sla import report_html, report_restated, store
 from carrier_sla.errors import UsageError
-from carrier_sla.plan import Plan, plan_from_document
+from carrier_sla.plan import Measure, Plan, plan_from_document
+from carrier_sla.remedies import KEY as LEDGER_KEY
 
 STATUSES = ("met", "miss", "no_activity", "no_retail_analog", "undetermined", "diagnostic")
 MEASURE_COLUMNS = [
     "measure_id", "submeasure", "state", "product", "clec_numerator", "clec_n", "clec_value", "retail_numerator",
     "retail_n", "retail_value", "standard", "benchmark", "method", "statistic", "critical_value", "alpha", "p_value",
-    "status",
+    "status", "direction", "unit", "excusal_reference",
 ]  # fmt: skip
-EXCUSAL_COLUMNS = ["measure_id", "submeasure", "state", "product", "scope", "carrier_id", "status", "excusal_reference",
-                   "excusal_reason"]  # fmt: skip
-ADJUSTMENT_COLUMNS = ["payee", "lines", "paid", "restated", "adjustment", "paid_run_id", "restated_run_id", "note"]
+CELL = [c for c in LEDGER_KEY if c != "tier"]  # a ledger line's result cell
+PAID_COLUMNS = ["threshold", "amount", "currency"]  # from the ledger, per missed cell
+TREND_COLUMNS = ["measure_id", "standard", "benchmark", "month", "unit", "clec_value", "retail_value"]
 
 
 @dataclass
@@ -53,11 +57,13 @@ class Report:
     payments: pd.DataFrame  # by payee and tier
     measures: pd.DataFrame  # all-CLEC rows in the commission layout
     misses: pd.DataFrame  # CLEC cells that missed
-    trend: pd.DataFrame  # per measure and month: CLEC and retail values over the last 12 months
+    trend: pd.DataFrame  # per measure, standard and month: CLEC and retail values over the last 12 months
     notes: pd.DataFrame  # exclusions by measure and reason, rejects by reason
     total_paid: Decimal
-    titles: dict[str, str]
-    excused: pd.DataFrame | None = None  # cells excused by the commission (status kept, nothing paid)
+    currency: str  # of the payments ("" when the plan pays nothing)
+    titles: dict[str, str]  # measure id -> its name in the plan
+    scopes: dict[tuple[str, str, float | None], str]  # (measure, standard, benchmark) -> the cells it covers
+    excused: pd.DataFrame | None = None  # cells the commission excused (verdict kept, nothing paid)
     adjustments: pd.DataFrame | None = None  # a restated month: per payee paid, restated, adjustment
 
 
@@ -78,23 +84,25 @@ def build(out: Path, period: str, state: str | None = None) -> Report:
     summary = summary.reindex(columns=[s for s in STATUSES if s in summary.columns]).reset_index()
     ledger = _ledger(out, period, state)
     payments = (
-        ledger.groupby(["payee", "tier"], as_index=False)
+        ledger.groupby(["payee", "tier", "currency"], as_index=False)
         .agg(lines=("amount", "size"), amount_uncapped=("amount_uncapped", "sum"), amount=("amount", "sum"))
         .sort_values(["tier", "payee"])
         if len(ledger)
-        else pd.DataFrame(columns=["payee", "tier", "lines", "amount_uncapped", "amount"])
+        else pd.DataFrame(columns=["payee", "tier", "currency", "lines", "amount_uncapped", "amount"])
     )
-    results = results.assign(**{c: results.get(c) for c in ("excusal_reference", "excusal_reason")})  # older runs
+    paid = _paid_by_cell(ledger)
+    results = results.assign(excusal_reference=results.get("excusal_reference"))  # null: none, or an older run
     clec = results[results["scope"] == "clec"]
-    shown = [*MEASURE_COLUMNS, "excusal_reference"]
-    measures = results[results["scope"] == "clec_aggregate"][shown].reset_index(drop=True)
-    misses = clec[clec["status"] == "miss"][["carrier_id", *shown]].sort_values(
+    measures = _with_payments(results[results["scope"] == "clec_aggregate"][MEASURE_COLUMNS], paid)
+    misses = _with_payments(clec[clec["status"] == "miss"][["carrier_id", *MEASURE_COLUMNS]], paid).sort_values(
         ["measure_id", "state", "product", "submeasure", "carrier_id"]
     )
-    excused = results[results["excusal_reference"].notna()][EXCUSAL_COLUMNS].reset_index(drop=True)
     plan_used = _plan_of(out, run_id)
     titles = {m.id: m.title for m in plan_used.measures} if plan_used else {}
     scales = {m.id: m.scale for m in plan_used.measures} if plan_used else {}
+    trend = _trend(out, period, state, scales)
+    currencies = sorted(set(ledger["currency"].dropna().astype(str)))
+    plan_currency = plan_used.remedies.currency if plan_used and plan_used.remedies else ""
     return Report(
         period=period,
         state=state,
@@ -106,46 +114,70 @@ def build(out: Path, period: str, state: str | None = None) -> Report:
         payments=payments,
         measures=measures,
         misses=misses.reset_index(drop=True),
-        trend=_trend(out, period, state, scales),
+        trend=trend,
         notes=_notes(out, period, state),
         total_paid=sum(ledger["amount"], Decimal("0.00")) if len(ledger) else Decimal("0.00"),
+        currency=" ".join(currencies) or plan_currency,
         titles=titles,
-        excused=excused,
-        adjustments=_adjustments(out, period, state),
+        scopes=_scopes(plan_used, trend),
+        excused=report_restated.excused(results),
+        adjustments=report_restated.adjustments(out, period, state),
     )
-
-
-def _adjustments(out: Path, period: str, state: str | None) -> pd.DataFrame:
-    """A restated month's adjustments per payee (no rows unless the month was published final over final)."""
-    folder = Path(out) / "current" / "adjustments" / f"period={period}"
-    if not folder.is_dir():
-        return pd.DataFrame(columns=ADJUSTMENT_COLUMNS)
-    lines = ds.dataset(folder, format="parquet").to_table().to_pandas()
-    if state is not None:
-        lines = lines[lines["state"] == state]
-    if lines.empty:
-        return pd.DataFrame(columns=ADJUSTMENT_COLUMNS)
-    zero = Decimal("0.00")
-    by = lines.groupby("payee", sort=True)
-    return pd.DataFrame(
-        {
-            "payee": list(by.groups),
-            "lines": by.size().to_list(),
-            "paid": [sum(g["paid"], zero) for _, g in by],
-            "restated": [sum(g["restated"], zero) for _, g in by],
-            "adjustment": [sum(g["adjustment"], zero) for _, g in by],
-            "paid_run_id": by["paid_run_id"].first().to_list(),
-            "restated_run_id": by["restated_run_id"].first().to_list(),
-            "note": by["note"].first().to_list(),
-        }
-    )[ADJUSTMENT_COLUMNS]
 
 
 def _ledger(out: Path, period: str, state: str | None) -> pd.DataFrame:
     if period not in store.published_periods(out, "remedies"):
-        return pd.DataFrame(columns=["payee", "tier", "state", "amount", "amount_uncapped"])
+        return pd.DataFrame(columns=["payee", "tier", "state", "amount", "amount_uncapped", *CELL, *PAID_COLUMNS])
     ledger = store.read_table(out, "remedies", period).to_pandas()
     return ledger if state is None else ledger[ledger["state"] == state]
+
+
+def _paid_by_cell(ledger: pd.DataFrame) -> pd.DataFrame:
+    """Per result cell (the ledger key less the tier) its threshold, the amount paid over its lines and
+    their currency. The all-CLEC cell has no carrier: its key holds "" there."""
+    lines = ledger.assign(carrier_id=ledger["carrier_id"].fillna("").astype(str))
+    if not len(lines):
+        return pd.DataFrame(columns=[*CELL, *PAID_COLUMNS])
+    return lines.groupby(CELL, as_index=False, sort=False).agg(
+        threshold=("threshold", "first"),
+        amount=("amount", lambda a: sum(a, Decimal("0.00"))),
+        currency=("currency", lambda c: " ".join(sorted(set(c.astype(str))))),
+    )
+
+
+def _with_payments(cells: pd.DataFrame, paid: pd.DataFrame) -> pd.DataFrame:
+    """The result cells with the threshold and amount of their ledger lines (blank where none)."""
+    keyed = cells.assign(carrier_id=cells["carrier_id"].fillna("").astype(str)) if "carrier_id" in cells else cells
+    on = [c for c in CELL if c in keyed.columns]
+    right = paid[on + PAID_COLUMNS] if "carrier_id" in cells else paid[paid["carrier_id"] == ""][on + PAID_COLUMNS]
+    merged = keyed.merge(right, on=on, how="left", validate="many_to_one")
+    if "carrier_id" in cells:
+        merged["carrier_id"] = cells["carrier_id"].to_numpy()
+    return merged.reset_index(drop=True)
+
+
+def _scopes(plan: Plan | None, trend: pd.DataFrame) -> dict[tuple[str, str, float | None], str]:
+    """The cells each trend chart covers, from the `when` of the plan's standard it shows: "channel
+    electronic", "products ubl_2w", "the other cells" (blank when the measure has one standard)."""
+    measures = {m.id: m for m in plan.measures} if plan else {}
+    out: dict[tuple[str, str, float | None], str] = {}
+    for measure_id, standard, benchmark in (
+        trend[["measure_id", "standard", "benchmark"]].drop_duplicates().itertuples(index=False)
+    ):
+        target = None if pd.isna(benchmark) else float(benchmark)
+        out[(measure_id, standard, target)] = _scope_of(measures.get(measure_id), standard, target)
+    return out
+
+
+def _scope_of(measure: Measure | None, standard: str, target: float | None) -> str:
+    if measure is None or len(measure.standards) < 2:
+        return ""
+    for std in measure.standards:
+        if std.type == standard and (target is None or std.target is None or abs(std.target - target) < 1e-9):
+            if not std.when:
+                return "the other cells"
+            return "; ".join(f"{key} {', '.join(map(str, values))}" for key, values in std.when)
+    return ""
 
 
 def _plan_of(out: Path, run_id: str) -> Plan | None:
@@ -155,23 +187,27 @@ def _plan_of(out: Path, run_id: str) -> Plan | None:
 
 
 def _trend(out: Path, period: str, state: str | None, scales: dict[str, float]) -> pd.DataFrame:
-    """All-CLEC and retail value per measure and month, up to 12 months ending with `period`,
-    pooled over the state/product cells (sums of numerators over sums of denominators)."""
+    """All-CLEC and retail value per measure, standard (and benchmark) and month, up to 12 months ending
+    with `period`, pooled over the state/product cells (sums of numerators over sums of denominators).
+    Cells judged against different benchmarks (PO-5: 95 % electronic, 90 % manual) or by parity are not
+    pooled together, so that each line can be drawn against its own standard; cells with no standard
+    (no records to place) have no line."""
     months = [calmod.period_text(calmod.period_index(period) - k) for k in range(11, -1, -1)]
     have = [m for m in months if m in store.published_periods(out, "results")]
     frames = []
     for month in have:
-        columns = ["measure_id", "state", "scope", "unit", "clec_n", "clec_numerator", "clec_value", "retail_n",
-                   "retail_numerator"]  # fmt: skip
+        columns = ["measure_id", "state", "scope", "standard", "benchmark", "unit", "clec_n", "clec_numerator",
+                   "clec_value", "retail_n", "retail_numerator"]  # fmt: skip
         frame = store.read_table(out, "results", month).select(columns).to_pandas()
-        frame = frame[frame["scope"] == "clec_aggregate"]
+        frame = frame[(frame["scope"] == "clec_aggregate") & frame["standard"].notna()]
         if state is not None:
             frame = frame[frame["state"] == state]
         frames.append(frame.assign(month=month))
     if not frames:
-        return pd.DataFrame(columns=["measure_id", "month", "clec_value", "retail_value"])
+        return pd.DataFrame(columns=TREND_COLUMNS)
     both = pd.concat(frames, ignore_index=True)
-    sums = both.groupby(["measure_id", "month", "unit"], as_index=False)[
+    both["benchmark"] = both["benchmark"].where(both["standard"] == "benchmark")
+    sums = both.groupby(["measure_id", "standard", "benchmark", "month", "unit"], as_index=False, dropna=False)[
         ["clec_n", "clec_numerator", "retail_n", "retail_numerator"]
     ].sum()
     # the factor from the tested quantity to the reported value (100 for percent, per 100 lines): from the
@@ -181,7 +217,7 @@ def _trend(out: Path, period: str, state: str | None, scales: dict[str, float]) 
     scale = sums["measure_id"].map(scales).fillna(sums["measure_id"].map(ratio.median().round(6))).fillna(1.0)
     sums["clec_value"] = sums["clec_numerator"] / sums["clec_n"].where(sums["clec_n"] > 0) * scale
     sums["retail_value"] = sums["retail_numerator"] / sums["retail_n"].where(sums["retail_n"] > 0) * scale
-    return sums[["measure_id", "month", "unit", "clec_value", "retail_value"]]
+    return sums[TREND_COLUMNS]
 
 
 def _notes(out: Path, period: str, state: str | None) -> pd.DataFrame:
@@ -221,9 +257,7 @@ def write(report: Report, out_dir: Path) -> list[Path]:
 
 
 def render(r: Report) -> str:
-    from carrier_sla.report_html import page
-
-    return page(r)
+    return report_html.page(r)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -241,22 +275,8 @@ def command(args: argparse.Namespace) -> int:
     files = write(report, args.out)
     state = f" {report.state}" if report.state else ""
     kind = f"PROVISIONAL as of {report.provisional_as_of}" if report.provisional else "final"
-    excused = len(report.excused) if report.excused is not None else 0
-    restated = ""
-    if report.adjustments is not None and len(report.adjustments):
-        net = sum(report.adjustments["adjustment"], Decimal("0.00"))
-        restated = f"; restated: adjustments {net:+,.2f} against run {report.adjustments['paid_run_id'].iloc[0]}"
-    excusals = f", {excused} cell(s) excused" if excused else ""
     print(f"report {report.period}{state} ({kind}), run {report.run_id}: {len(report.misses)} CLEC misses, "
-          f"{report.total_paid:,.2f} paid{excusals}{restated}")  # fmt: skip
+          f"{report.total_paid:,.2f} paid{report_restated.summary(report)}")  # fmt: skip
     for path in files:
         print(f"  {path}")
     return 0
-
-
-def generated_at() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def esc(value: object) -> str:
-    return html.escape("" if value is None else str(value))

@@ -318,3 +318,20 @@ def test_the_related_record_rule_reads_in_calendar_days_and_names_every_match_fi
 
     text = value_text(make_plan(in_hours).measure("MR-7"))
     assert "with the same circuit_id is present within 720 h before received_at" in text
+
+
+def test_the_rule_says_when_an_undefined_modified_z_was_decided_by_the_exact_test():
+    """A cell routed to the modified z but decided by Fisher (zero retail variance) says so in its rule."""
+    from carrier_sla.explain_cell import rule
+    from carrier_sla.plan import load_plan
+
+    plan = load_plan("example-qc")
+    cell = {
+        "state": "WA",
+        "product": "lis_trunk",
+        "clec_n": 31,
+        "method": "fisher_exact",
+        "status_reason": "zero retail variance: the modified z is undefined; decided by the exact test instead",
+    }
+    text = "\n".join(str(v) for v in rule(plan, plan.measure("OP-3"), cell).values())
+    assert "routed to modified_z; undefined here, so fisher_exact decides (undefined_statistic: exact_test)" in text
