@@ -27,6 +27,7 @@ ledger no longer has included (amount 0.00), and the totals of each.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -94,10 +95,11 @@ def _provenance(view: Path) -> dict[str, dict[str, str]]:
         return {}
 
 
-def _views_newest_first(out: Path, this_run: str) -> list[Path]:
-    """The current view, then every other published run's view, newest first."""
+def _views_newest_first(out: Path, this_run: str) -> Iterator[Path]:
+    """The current view, then (read only when needed) every other published run's view, newest first."""
     out = Path(out)
-    views = [(out / store.CURRENT).resolve()] if (out / store.CURRENT).exists() else []
+    if (out / store.CURRENT).exists():
+        yield (out / store.CURRENT).resolve()
     runs = []
     for run_dir in (out / "runs").iterdir() if (out / "runs").is_dir() else []:
         if run_dir.name == this_run or not (run_dir / store.VIEW).is_dir():
@@ -107,7 +109,7 @@ def _views_newest_first(out: Path, this_run: str) -> list[Path]:
         except (OSError, ValueError):
             continue
         runs.append((str(started), run_dir.name, run_dir / store.VIEW))
-    return views + [view for _, _, view in sorted(runs, reverse=True)]
+    yield from (view for _, _, view in sorted(runs, reverse=True))
 
 
 def last_final(out: Path, period: str, this_run: str) -> Publication | None:
