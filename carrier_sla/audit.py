@@ -201,6 +201,10 @@ RESULT_TAIL = [
     ("clec_records_evaluated", pa.int64()),
     ("provisional", pa.bool_()),  # month to date: the period had not ended at the data's as-of date
     ("provisional_as_of", _TEXT),
+    # approved by the commission (carrier_sla.excusals): the verdict and figures stand, nothing is paid
+    ("excused", pa.bool_()),
+    ("excusal_reference", _TEXT),
+    ("excusal_reason", _TEXT),
 ]
 
 

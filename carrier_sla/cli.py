@@ -14,11 +14,15 @@ import sys
 import traceback
 from decimal import Decimal
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from carrier_sla import __version__, spill
 from carrier_sla.errors import CarrierSlaError, InputDataError, PlanError, StoreBusy, StoreError, UsageError
 from carrier_sla.store import describe_os_error
+
+if TYPE_CHECKING:  # the CLI imports the engine only when a command needs it
+    from carrier_sla.pipeline import RunResult
+    from carrier_sla.plan_versions import PlanVersions
 
 EXIT_OK, EXIT_MISS, EXIT_USAGE, EXIT_DATA, EXIT_BUSY, EXIT_INTERNAL = 0, 1, 2, 3, 4, 5
 
@@ -64,12 +68,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = sub.add_parser("run", help="check one period and publish results to the store")
-    run.add_argument("--plan", required=True, help="plan file, or the id of a bundled plan (e.g. example-qc)")
+    run.add_argument(
+        "--plan",
+        required=True,
+        help="plan file, the id of a bundled plan (e.g. example-qc), or a folder of the plan's versions "
+        "(each month is judged under the version in force for it)",
+    )
     run.add_argument("--data", required=True, type=Path, help="input directory (orders, troubles, lines)")
     run.add_argument(
         "--period",
         required=True,
-        help="reporting month YYYY-MM, or 'auto': the current month to date, and within the first "
+        help="reporting month YYYY-MM; a range YYYY-MM..YYYY-MM (the months in order, under one lock, stopping at "
+        "the first that fails); or 'auto': the current month to date, and within the first "
         "--final-within-days days of a month first the final run of the previous month",
     )
     run.add_argument(
@@ -115,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="check a plan (and with --data the inputs' columns and the years of holidays their records need) "
         "without computing results",
     )
-    val.add_argument("--plan", required=True)
+    val.add_argument("--plan", required=True, help="plan file, bundled plan id, or folder of the plan's versions")
     val.add_argument("--data", type=Path)
 
     gen = sub.add_parser("generate", help="write deterministic synthetic input data")
@@ -136,7 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     hist.add_argument("--period", help="only runs that published this month, YYYY-MM")
     hist.add_argument("--json", action="store_true", help="JSON lines instead of a table")
 
-    sub.add_parser("plans", help="list the bundled plans")
+    plans = sub.add_parser("plans", help="list the bundled plans, or with --versions DIR the versions of a plan folder")
+    plans.add_argument("--versions", type=Path, metavar="DIR", help="a folder of a plan's versions: list them")
 
     hol = sub.add_parser(
         "holidays",
@@ -188,6 +199,13 @@ def _print_summary(result, out: Path) -> None:
             f"PROVISIONAL: month to date as of {result.manifest['provisional_as_of']}"
             + (f" ({later:,} records received after it left out)" if later else "")
         )
+    excused = result.manifest.get("excusals")
+    if excused and (excused["cells"] or excused["records"]):
+        references = sorted({c["reference"] for c in excused["cells"]} | {r[9:] for r in excused["records"]})
+        print(
+            f"excused by the commission ({', '.join(references)}): {len(excused['cells'])} cell(s) (verdict kept, "
+            f"nothing paid), {sum(excused['records'].values())} record(s) excluded as approved"
+        )
     if frame.empty:
         print("no results")
         return
@@ -227,7 +245,7 @@ def _print_summary(result, out: Path) -> None:
     tables = "results/, records/, rejects/"
     if "remedies" in result.manifest:
         _print_remedies(result.manifest["remedies"], result.period)
-        tables += ", remedies/, escalation/, statements/"
+        tables += ", remedies/, escalation/, statements/, adjustments/"
     print(f"\noutputs in {out}: {tables} (period={result.period}); manifest {result.manifest_path}")
 
 
@@ -243,7 +261,17 @@ def _print_remedies(summary: dict, period: str) -> None:
         print(f"  {payee:<20} {Decimal(amount):>14,.2f}")
     later = [p for p, month in summary["periods"].items() if month["recomputed_after_restatement"]]
     if later:
-        print(f"  remedies of later months recomputed: {', '.join(later)}")
+        plans = ", ".join(f"{p} under {summary['periods'][p]['plan']['version']}" for p in later)
+        print(f"  remedies of later months recomputed: {plans}")
+    for month, this in summary["periods"].items():
+        restated = this.get("restatement")
+        if restated:
+            note = "" if restated["within_lookback"] else " (outside restatement.lookback_months: no money changes)"
+            print(
+                f"  restatement of {month}: paid {Decimal(restated['paid']):,.2f} (run {restated['paid_run_id']}), "
+                f"restated {Decimal(restated['restated']):,.2f}, adjustment {Decimal(restated['adjustment']):+,.2f}"
+                f"{note}"
+            )
     if "warning" in summary:
         print(f"  warning: {summary['warning']}")
 
@@ -301,6 +329,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     from carrier_sla import plan as planmod
 
     if args.command == "plans":
+        if args.versions is not None:
+            return _plan_versions(args.versions)
         for plan_id in planmod.bundled_plan_ids():
             p = planmod.load_plan(plan_id)
             print(f"{p.id}\t{p.version}\t{p.title}  [{p.notice}]")
@@ -345,24 +375,24 @@ def _dispatch(args: argparse.Namespace) -> int:
         import importlib
 
         return int(importlib.import_module(f"carrier_sla.{args.command_module}").command(args))
-    plan = planmod.load_plan(args.plan)
-    if args.command == "validate":
-        print(
-            f"plan {plan.id} {plan.version} OK: {len(plan.measures)} measures, {len(plan.products)} products, "
-            f"{len(plan.states)} states (sha256 {plan.sha256[:12]})"
-        )
-        if args.data:
-            from carrier_sla.validate import check_data_columns, check_holiday_years
+    from carrier_sla.plan_versions import load_versions
 
-            for line in check_data_columns(plan, args.data):
-                print(line)
-            print(check_holiday_years(plan, args.data))
+    versions = load_versions(args.plan)
+    if args.command == "validate":
+        from carrier_sla.validate import validate_versions
+
+        for line in validate_versions(versions, args.data):
+            print(line)
         return EXIT_OK
     from carrier_sla.periods import auto_periods
     from carrier_sla.pipeline import run
     from carrier_sla.runlog import RunLog
 
     today = args.today or dt.datetime.now(dt.UTC).date()
+    from carrier_sla import months
+
+    if months.is_range(args.period):
+        return _run_range(args, versions, months.parse_range(args.period), today)
     if args.period == "auto":
         if args.as_of:
             raise UsageError("--period auto chooses its own as-of dates: leave out --as-of")
@@ -375,7 +405,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     for period, as_of in jobs:
         log = RunLog(console=None if args.quiet else sys.stderr, interactive=sys.stderr.isatty())
         result = run(
-            plan,
+            versions.for_period(period),
             args.data,
             period,
             args.out,
@@ -393,6 +423,64 @@ def _dispatch(args: argparse.Namespace) -> int:
                 print(f"carrier-sla: warning: {warning}", file=sys.stderr)
         misses += int((result.results["status"] == "miss").sum()) if len(result.results) else 0
     return EXIT_MISS if args.fail_on == "miss" and misses else EXIT_OK
+
+
+def _run_range(args: argparse.Namespace, versions: PlanVersions, periods: list[str], today: dt.date) -> int:
+    """run --period FIRST..LAST: the months in order under one lock; each month reported as it ends;
+    the first failure stops the range (main maps its error to the exit code)."""
+    from carrier_sla import months
+    from carrier_sla.runlog import RunLog
+
+    if args.as_of:
+        raise UsageError("--as-of dates one month: leave it out of a range of months")
+    done: list[RunResult] = []
+
+    def report(result: RunResult) -> None:
+        done.append(result)
+        if not args.quiet:
+            _print_summary(result, args.out)
+            print(f"carrier-sla: {result.period} completed (run {result.run_id})", file=sys.stderr)
+
+    first, last = periods[0], periods[-1]
+    if not args.quiet:
+        print(f"carrier-sla: --period {first}..{last}: {len(periods)} month(s) in order, one lock", file=sys.stderr)
+    try:
+        months.run_months(
+            versions,
+            args.data,
+            periods,
+            args.out,
+            done=report,
+            max_reject_rate=args.max_reject_rate,
+            today=today,
+            log=RunLog(console=None if args.quiet else sys.stderr, interactive=sys.stderr.isatty()),
+            partition_rows=args.partition_rows,
+            allow_empty=args.allow_empty,
+        )
+    except Exception:
+        stopped = periods[len(done)] if len(done) < len(periods) else last
+        left = periods[len(done) + 1 :]
+        print(
+            f"carrier-sla: --period {first}..{last} stopped at {stopped}"
+            + (f"; completed: {', '.join(r.period for r in done)}" if done else "; no month completed")
+            + (f"; not run: {', '.join(left)}" if left else ""),
+            file=sys.stderr,
+        )
+        raise
+    misses = sum(int((r.results["status"] == "miss").sum()) for r in done if len(r.results))
+    return EXIT_MISS if args.fail_on == "miss" and misses else EXIT_OK
+
+
+def _plan_versions(folder: Path) -> int:
+    """plans --versions DIR: each version, its dates and months, file and sha256."""
+    from carrier_sla.plan_versions import describe, load_versions
+
+    if not folder.is_dir():
+        raise UsageError(f"--versions {folder}: not a folder")
+    versions = load_versions(folder)
+    for line in describe(versions):
+        print(line)
+    return EXIT_OK
 
 
 def _history(args: argparse.Namespace) -> int:

@@ -6,7 +6,8 @@ store's current view (STORE/current). Per period, from A to B:
 - verdicts: cells (measure_id, submeasure, state, product, scope, carrier_id) whose status changed,
   cells added or removed, counts per transition ("met->miss"; "absent" where a cell is missing);
 - figures of the cells in both views (FIGURES): only those that changed, with B - A; floats are
-  equal within a relative tolerance of 1e-9 (as math.isclose), two nulls are equal;
+  equal within a relative tolerance of 1e-9 (as math.isclose), two nulls are equal; a cell excused
+  (or no longer excused) shows as a change of excusal_reference;
 - payments: ledger lines (tier, payee, measure_id, submeasure, state, product) added, removed or
   with other occurrences or amount, and totals per payee, in exact decimal arithmetic;
 - input records: per measure, records (record_type, record_id) added, removed, or changed in one
@@ -40,8 +41,17 @@ from carrier_sla import verify
 from carrier_sla.errors import StoreError, UsageError
 
 CELL_KEY = ["measure_id", "submeasure", "state", "product", "scope", "carrier_id"]
-FIGURES = ("clec_n", "clec_value", "retail_value", "statistic", "p_value", "critical_value", "method")
-TEXT_FIGURES = ("method",)
+FIGURES = (
+    "clec_n",
+    "clec_value",
+    "retail_value",
+    "statistic",
+    "p_value",
+    "critical_value",
+    "method",
+    "excusal_reference",
+)
+TEXT_FIGURES = ("method", "excusal_reference")  # excusal_reference: the commission's excusal of the cell, if any
 LEDGER_KEY = ["tier", "payee", "measure_id", "submeasure", "state", "product"]
 RECORD_KEY = ["record_type", "record_id"]
 RECORD_FIELDS = ("included", "exclusion_reason", "value", "state", "product", "carrier_id", "submeasure")
@@ -217,7 +227,8 @@ def diff_verdicts(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
 
 def diff_figures(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
     """One row per changed figure of a cell in both: a, b and (numbers) the difference b - a."""
-    m = a[[*CELL_KEY, *FIGURES]].merge(b[[*CELL_KEY, *FIGURES]], on=CELL_KEY, suffixes=("_a", "_b"))
+    columns = [*CELL_KEY, *FIGURES]  # a figure a side lacks (excusal_reference before excusals) is null
+    m = a.reindex(columns=columns).merge(b.reindex(columns=columns), on=CELL_KEY, suffixes=("_a", "_b"))
     parts = []
     for name in FIGURES:
         x, y = m[f"{name}_a"], m[f"{name}_b"]
@@ -299,11 +310,13 @@ def compare_period(a: Side, b: Side, period: str) -> PeriodDiff:
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "diff",
-        help="what changed between two runs of a store, or the current views of two stores",
+        help="what changed between two runs of a store, the current views of two stores, or two plan versions",
         description="Compare verdicts, figures, payments and input records of two runs (one --store, two --run) "
-        "or of the current views of two stores (two --store). Exit 0 with or without differences.",
+        "or of the current views of two stores (two --store); or, with two --plan, list what changed between "
+        "two versions of a plan in words. Exit 0 with or without differences.",
     )
-    p.add_argument("--store", action="append", type=Path, required=True, help="the store; twice: two stores")
+    p.add_argument("--store", action="append", type=Path, help="the store; twice: two stores")
+    p.add_argument("--plan", action="append", help="a plan file or bundled id; twice: the two versions to compare")
     p.add_argument("--run", action="append", help="a run id of the store (give two)")
     p.add_argument(
         "--period",
@@ -324,6 +337,10 @@ def command(args: argparse.Namespace) -> int:
 
     if args.top < 0:
         raise UsageError("--top must be 0 or more")
+    if args.plan:
+        return _plans(args)
+    if not args.store:
+        raise UsageError("diff needs --store (a store and two --run, or two stores), or two --plan")
     if args.out:
         verify.refuse_inside(args.out, *args.store)
     a, b = resolve_sides(args.store, args.run or [])
@@ -336,4 +353,17 @@ def command(args: argparse.Namespace) -> int:
         print(format_text(report, diffs, args.top))
         if written:
             print(f"\nwrote {', '.join(p.name for p in written)} to {args.out}")
+    return 0
+
+
+def _plans(args: argparse.Namespace) -> int:
+    """diff --plan A --plan B: the changes between two plan versions, in words (or JSON)."""
+    from carrier_sla import plan_diff
+    from carrier_sla.plan import load_plan
+
+    if len(args.plan) != 2 or args.store or args.run:
+        raise UsageError("diff --plan compares two plans: give --plan twice, without --store or --run")
+    a, b = (load_plan(p) for p in args.plan)
+    found = plan_diff.changes(a.document, b.document)
+    print(json.dumps(plan_diff.as_json(a, b, found)) if args.json else plan_diff.render(a, b, found))
     return 0

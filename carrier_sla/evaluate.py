@@ -460,9 +460,14 @@ def evaluate_measure(
     `cache` shares the period's rows between measures placed in periods by the same field.
     """
     rec = period_rows(records, measure, period, {} if cache is None else cache)
-    reasons = [e.code for e in measure.exclusions] + [NOT_COMPUTABLE]
+    # records the commission excused (carrier_sla.excusals) first, then the plan's rules in order
+    reasons = [code for code, _ in measure.approved] + [e.code for e in measure.exclusions] + [NOT_COMPUTABLE]
     reason = np.full(rec.n, -1, dtype=np.int16)
-    for i, rule in enumerate(measure.exclusions):
+    for i, (_, ids) in enumerate(measure.approved):
+        if rec.ids is not None and rec.n:
+            hit = np.asarray(pc.is_in(rec.ids.cast(pa.string()), pa.array(ids, pa.string())).to_numpy(False), bool)
+            reason[hit & (reason < 0)] = i
+    for i, rule in enumerate(measure.exclusions, start=len(measure.approved)):
         hit = conditions_mask(rec, rule.when) & (reason < 0)
         reason[hit] = i
     value = VALUE_KINDS[measure.value.kind](plan, rec, measure.value, records)

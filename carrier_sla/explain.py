@@ -32,6 +32,7 @@ from carrier_sla import verify
 from carrier_sla.errors import CarrierSlaError, StoreError, UsageError
 from carrier_sla.explain_cell import (
     KEY,
+    _rows_of,
     counts,
     json_value,
     money,
@@ -61,12 +62,14 @@ def explanation(
     escalation: pd.DataFrame | None,
     top: int = 10,
     excluded: int = 50,
+    adjustments: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """Everything behind one cell's verdict as one JSON-ready dict, sections in the order they are told.
 
     `cell` is the result row (missing values as None), `records` the measure's records/ rows of the
-    cell's state, `ledger` and `escalation` the period's remedies and escalation tables (None if absent);
-    `top` and `excluded` bound the included and excluded records listed.
+    cell's state, `ledger`, `escalation` and `adjustments` the period's remedies, escalation and
+    restatement adjustments tables (None if absent); `top` and `excluded` bound the included and
+    excluded records listed.
     """
     measure = plan.measure(cell["measure_id"])
     pops = populations(plan, measure, cell, records)
@@ -100,11 +103,36 @@ def explanation(
             "benchmark": json_value(cell["benchmark"]),
         },
         "test": verdict_section(plan, measure, cell),
-        "remedies": remedies_section(plan, measure, cell, ledger, escalation),
+        "remedies": _remedies(plan, measure, cell, ledger, escalation),
+        "excusal": _excusal(cell),
+        "restatement": [
+            {k: json_value(v) for k, v in plain_row(x).items() if k != "period"}
+            for x in _rows_of(adjustments, cell).to_dict("records")
+        ],
         "top_records": top_records(measure, pops["clec"], top),
         "excluded_records": evidence.excluded_records(measure, pops["clec"], excluded),
         "checks": checks,
     }
+
+
+def _excusal(cell: dict[str, Any]) -> dict[str, Any] | None:
+    """The commission's excusal of the cell (carrier_sla.excusals), if any."""
+    if not cell.get("excused"):
+        return None
+    return {"reference": cell.get("excusal_reference"), "reason": cell.get("excusal_reason")}
+
+
+def _remedies(
+    plan: Plan, measure: Any, cell: dict[str, Any], ledger: pd.DataFrame | None, escalation: pd.DataFrame | None
+) -> dict[str, Any]:
+    """The remedies section; an excused cell pays nothing, whatever its verdict, and says why."""
+    section = remedies_section(plan, measure, cell, ledger, escalation)
+    if cell.get("excused") and not section["lines"]:
+        section["none_reason"] = (
+            f"excused by {cell.get('excusal_reference')} ({cell.get('excusal_reason')}): the verdict stands, "
+            "nothing is paid, and the escalation count stays as it was"
+        )
+    return section
 
 
 # ------------------------------------------------------------------------------- text
@@ -165,6 +193,8 @@ def render(e: dict[str, Any]) -> str:
     if "lines_in_service" in p["clec"]:
         rows.append(["lines in service", *(num(x["lines_in_service"]) for x in sides)])
     out += ["", "Population", *text_table(rows, right=(1, 2)), *(f"  check: {x}" for x in e["checks"])]
+    if any(code.startswith("approved:") for code in found):
+        out.append("  approved:REFERENCE: records the commission excused (the excusals input), before the plan's rules")
     out += [
         f"  also {num(x['records'])} record(s) of {who}, {c['state']}, {c['product']} with an unknown dimension value:"
         f" submeasure {x['submeasure']}"
@@ -190,12 +220,21 @@ def render(e: dict[str, Any]) -> str:
     out += ["", "Test", f"  method {t['method'] or 'none'}", *([f"  {figures}"] if figures else [])]
     out += [f"  {t['why']}"] if t["why"] else []
     out.append(f"  verdict: {t['decision']}")
+    if e.get("excusal"):
+        x = e["excusal"]
+        out.append(f"  excused by {x['reference']}: {x['reason']} (the verdict stands; nothing is paid)")
 
     out += ["", "Remedies"]
     for line in e["remedies"]["lines"]:
         out.append(f"  {line['tier']} to {line['payee']}: {line['currency']} {money(Decimal(line['amount']))}")
         out += [f"    {x}" for x in line["arithmetic"]]
     out += [f"  none: {e['remedies']['none_reason']}"] if e["remedies"]["none_reason"] else []
+    for line in e.get("restatement", []):
+        out.append(
+            f"  restated: {line['tier']} to {line['payee']}: paid {money(Decimal(line['paid']))} (run "
+            f"{line['paid_run_id']}), restated {money(Decimal(line['restated']))} (run {line['restated_run_id']}), "
+            f"adjustment {Decimal(line['adjustment']):+,.2f}" + (f"; {line['note']}" if line.get("note") else "")
+        )
 
     k = e["top_records"]
     out += [
@@ -349,7 +388,10 @@ def command(args: argparse.Namespace) -> int:
     records_dir = view / "records" / key / f"measure={cell['measure_id']}"
     if not records_dir.is_dir():
         raise StoreError(f"{records_dir}: no records/ published for {cell['measure_id']} in {args.period}")
-    tables = {t: _read(view / t / key) if (view / t / key).is_dir() else None for t in ("remedies", "escalation")}
+    tables = {
+        t: _read(view / t / key) if (view / t / key).is_dir() else None
+        for t in ("remedies", "escalation", "adjustments")
+    }
     run = {
         "run_id": producer,
         "view": label,
@@ -367,6 +409,7 @@ def command(args: argparse.Namespace) -> int:
         escalation=tables["escalation"],
         top=args.top,
         excluded=args.excluded,
+        adjustments=tables["adjustments"],
     )
     result = evidence.with_input(result, plan, *evidence.read_rows(plan, manifest, evidence.listed(result)))
     print(json.dumps(result, indent=1, default=str) if args.json else render(result))

@@ -363,11 +363,8 @@ def remedies_section(
 ) -> dict[str, Any]:
     """The cell's ledger lines with their arithmetic, or why it paid nothing."""
     rem = plan.remedies
-    lines = (
-        [plain_row(x) for x in _rows_of(ledger, cell).sort_values("tier").to_dict("records")]
-        if ledger is not None
-        else []
-    )
+    rows = _rows_of(ledger, cell)  # no columns at all when the month's ledger has no line
+    lines = [plain_row(x) for x in rows.sort_values("tier").to_dict("records")] if len(rows) else []
     out: dict[str, Any] = {
         "currency": rem.currency if rem else None,
         "lines": [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ COLUMNS = ("run_id", "started_at", "status", "exit", "period", "kind", "plan", "
 
 
 def inputs_digest(inputs: list[dict[str, Any]]) -> str:
-    """One short digest of a run's input files (their paths and sha256), to tell runs' inputs apart."""
+    """One short digest of a run's input files and excusals (paths and sha256), to tell runs' inputs apart."""
     h = hashlib.sha256()
     for item in sorted(inputs, key=lambda i: i["path"]):
         h.update(f"{item['path']}\0{item['sha256']}\n".encode())
@@ -62,9 +63,11 @@ def runs(out: Path, period: str | None = None, warnings: list[str] | None = None
                 "as_of": m.get("as_of"),
                 "plan": f"{m['plan']['id']} {m['plan']['version']}" if "plan" in m else "",
                 "plan_sha256": m.get("plan", {}).get("sha256", ""),
-                "inputs": inputs_digest(m.get("inputs", [])),
+                "inputs": inputs_digest(m.get("inputs", []) + (m.get("excusals") or {}).get("files", [])),
                 "verdicts": verdicts,
                 "paid": this.get("total"),
+                # a restatement: per month republished final over final, its net adjustment (carrier_sla.trueup)
+                "adjustments": {p: r["restatement"]["adjustment"] for p, r in remedies.items() if r.get("restatement")},
                 "current": current,
                 "error": m.get("error"),
             }
@@ -89,6 +92,9 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
             return str(value)[:19].replace("T", " ")
         if column == "period" and row["restated_remedies"]:
             return f"{value} (+remedies {','.join(row['restated_remedies'])})"
+        if column == "paid" and row.get("adjustments"):
+            adjusted = ", ".join(f"{p} {Decimal(a):+,.2f}" for p, a in row["adjustments"].items())
+            return f"{value} (restated, adjustments {adjusted})"
         return "" if value is None else str(value)
 
     table = [list(COLUMNS)] + [[cell(r, c) for c in COLUMNS] for r in rows]

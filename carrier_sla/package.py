@@ -4,7 +4,8 @@
 results.parquet/.csv (C's result rows and the all-CLEC aggregate rows of the same cells),
 records/measure=ID.parquet and records.csv (C's record-level audit rows, its `lines` rows for
 rates), remedies.parquet/.csv (the ledger lines paid to C: Tier 1 only), statement.csv (a copy of
-C's statement), rejects.parquet/.csv (only when the rejects table names each row's carrier),
+C's statement), adjustments.parquet/.csv (a restated month: C's lines paid, restated and adjusted),
+rejects.parquet/.csv (only when the rejects table names each row's carrier),
 manifest.json (source runs, plan, sha256 and rows of every file) and README.txt (contents, column
 notes, the confidentiality notice). Never a record or result row of another carrier: the
 selections are pure functions below, and every table is checked again just before it is written.
@@ -39,7 +40,7 @@ from carrier_sla.errors import StoreError, UsageError
 from carrier_sla.pipeline import check_period
 
 PACKAGE_FORMAT_VERSION = "1"
-USED_TABLES = ("results", "records", "rejects", "remedies", "statements")  # the tables a package reads
+USED_TABLES = ("results", "records", "rejects", "remedies", "statements", "adjustments")  # the tables a package reads
 CELL = ("measure_id", "submeasure", "state", "product")
 CARRIER_COLUMNS = ("carrier_id", "payee")  # columns that name a carrier, checked on every table written
 CARRIER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")  # the input contract's pattern
@@ -131,7 +132,12 @@ def check_isolated(name: str, table: pa.Table, carrier: str) -> None:
 
 def ledger_total(remedies: pa.Table) -> Decimal:
     """Sum of the ledger's amount column, to the cent (0.00 without lines)."""
-    total = pc.sum(remedies["amount"]).as_py() if remedies.num_rows else None
+    return column_total(remedies, "amount")
+
+
+def column_total(table: pa.Table, column: str) -> Decimal:
+    """Sum of a money column, to the cent (0.00 without lines)."""
+    total = pc.sum(table[column]).as_py() if table.num_rows else None
     return (total or Decimal(0)).quantize(Decimal("0.01"))
 
 
@@ -274,6 +280,9 @@ def build_package(
     results = select_results(view.read("results"), carrier)
     remedies = select_remedies(view.read("remedies"), carrier) if view.folder("remedies").is_dir() else None
     paid = remedies is not None and remedies.num_rows > 0
+    adjustments = select_remedies(view.read("adjustments"), carrier) if view.folder("adjustments").is_dir() else None
+    adjustments = adjustments if adjustments is not None and adjustments.num_rows else None
+    paid = paid or adjustments is not None
     if not int(pc.sum(pc.equal(results["scope"], "clec")).as_py() or 0) and not paid:
         raise UsageError(f"carrier {carrier!r} has no CLEC results and no remedies in period {period} ({view.label})")
     measures = sorted(p for p in view.folder("records").glob("measure=*") if p.is_dir())
@@ -322,6 +331,14 @@ def build_package(
             "rows_not_attributable": rejects_all.num_rows if rejects is None else None,
         },
         "statement": statement.name if statement.exists() else None,
+        "adjustments": None
+        if adjustments is None
+        else {
+            "lines": adjustments.num_rows,
+            "adjustment": f"{column_total(adjustments, 'adjustment')}",
+            "paid_run_id": adjustments["paid_run_id"][0].as_py(),
+            "restated_run_id": adjustments["restated_run_id"][0].as_py(),
+        },
     }
 
     def fill(folder: _Folder) -> None:
@@ -329,6 +346,8 @@ def build_package(
         folder.records(records, carrier)
         if remedies is not None:
             folder.table("remedies", remedies, carrier)
+        if adjustments is not None:
+            folder.table("adjustments", adjustments, carrier)
         if rejects is not None:
             folder.table("rejects", rejects, carrier)
         if statement.exists():
@@ -366,7 +385,10 @@ def readme(manifest: dict[str, Any], results: pa.Table, records: list[pa.Table])
     runs = "; ".join(f"run {run} ({', '.join(tables)})" for run, tables in by_run.items())
     own = int(pc.sum(pc.equal(results["scope"], "clec")).as_py() or 0)
     per_measure = ", ".join(f"{r['measure_id'][0]} {r.num_rows:,}" for r in records) or "none"
-    rejects, remedies = manifest["rejects"], manifest["remedies"]
+    rejects, remedies, adjusted = manifest["rejects"], manifest["remedies"], manifest["adjustments"]
+    excused = (
+        int(pc.sum(pc.fill_null(results["excused"], False)).as_py() or 0) if "excused" in results.column_names else 0
+    )
     items = [
         f"results.parquet, results.csv: {results.num_rows:,} rows: {own:,} result rows of {c} (scope clec) and the "
         "all-CLEC aggregate rows (scope clec_aggregate, carrier_id empty) of the same cells.",
@@ -379,6 +401,24 @@ def readme(manifest: dict[str, Any], results: pa.Table, records: list[pa.Table])
         f"statement.csv: the payment statement of {c} (its ledger lines, then a total line)."
         if manifest["statement"]
         else f"No statement.csv: no statement was published for {c}.",
+        *(
+            [
+                f"adjustments.parquet, adjustments.csv: this month was restated. Per cell the amount paid to {c} "
+                f"(run {adjusted['paid_run_id']}), the restated amount (run {adjusted['restated_run_id']}) and the "
+                f"adjustment, restated minus paid: {adjusted['adjustment']} in all ({adjusted['lines']} lines); "
+                "statement.csv shows the same per line."
+            ]
+            if adjusted
+            else []
+        ),
+        *(
+            [
+                f"{excused} of the result rows are excused by the commission (column excused; excusal_reference names "
+                "the docket or order, excusal_reason why): their verdict and figures stand, and they pay nothing."
+            ]
+            if excused
+            else []
+        ),
         f"rejects.parquet, rejects.csv: the {rejects['rows']:,} input rows of {c} the run rejected."
         if rejects["included"]
         else "Rejected input rows are NOT included: the store's rejects table does not record the carrier of a "

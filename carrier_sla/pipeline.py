@@ -1,8 +1,9 @@
 """The one place that knows the order of the stages:
 
-plan -> ingest + contract (accepted records, rejects) -> derived fields -> per measure:
-evaluate -> partial aggregates -> cells -> verdicts -> audit tables -> staged write ->
-publish -> manifest.
+plan -> excusals -> ingest + contract (accepted records, rejects) -> derived fields -> per
+measure: evaluate -> partial aggregates -> cells -> verdicts -> audit tables -> staged write ->
+excused cells -> remedies of the month and the later months, each under its own plan version ->
+restatement adjustments -> publish -> manifest.
 """
 
 from __future__ import annotations
@@ -28,12 +29,14 @@ from carrier_sla import (
     aggregate,
     audit,
     csv_safe,
+    excusals,
     ingest,
     partitioned,
     remedies,
     remedy_chain,
     spill,
     store,
+    trueup,
     verify,
 )
 from carrier_sla.errors import InputDataError, PlanError, RejectRateExceeded, StoreError, UsageError
@@ -78,27 +81,34 @@ def run(
     log: RunLog | None = None,
     partition_rows: int = spill.DEFAULT_PARTITION_ROWS,
     allow_empty: bool = False,
+    held_lock: store.StoreLock | None = None,
 ) -> RunResult:
     """Run the checker for one period and publish its outputs to the store `out`.
 
     `as_of`: compute from the data known at the end of that day (month to date); the results
     are provisional while it is before the period's last day. Without it all data are used,
     and the results are provisional while the period has not ended by `today` (default: the
-    UTC date). Holds the store's single-writer lock for the whole run (StoreBusy when taken).
-    A record type the plan reads without a record of the period (or, month to date, without
-    any) is an input error (inputs.require_records) unless `allow_empty`.
+    UTC date), which also dates a restatement (restatement.lookback_months). A record type the
+    plan reads without a record of the period (or, month to date, without any) is an input error
+    (inputs.require_records) unless `allow_empty`. Holds the store's single-writer lock for the
+    whole run (StoreBusy when taken), unless the caller holds it already (`held_lock`: a range of
+    months run under one lock, carrier_sla.months).
     """
     check_period(period)
     if not 0 <= max_reject_rate <= 1:  # NaN too: it would disable the reject gate
         raise UsageError(f"max_reject_rate {max_reject_rate!r} is not a share between 0 and 1")
     check_in_force(plan, period)
-    cutoff = Cutoff.of(period, as_of, today or datetime.now(UTC).date())
+    today = today or datetime.now(UTC).date()
+    cutoff = Cutoff.of(period, as_of, today)
     started = datetime.now(UTC)
     run_id = run_id or store.new_run_id(started)
     out = Path(out)
     log = log or RunLog()
+    if held_lock is not None and held_lock.store.resolve() != out.resolve():
+        raise ValueError(f"the lock held is {held_lock.store}'s, not {out}'s")
     try:
-        with store.StoreLock(out, run_id) as lock:
+        lock_context = contextlib.nullcontext(held_lock) if held_lock is not None else store.StoreLock(out, run_id)
+        with lock_context as lock:
             try:
                 log.open(out / "runs" / run_id / "log.jsonl", run_id)
             except OSError as exc:
@@ -117,6 +127,7 @@ def run(
                 log,
                 partition_rows,
                 allow_empty,
+                today,
             )
             return _run_locked(*args, lock.warnings)
     finally:
@@ -135,6 +146,7 @@ def _run_locked(
     log: RunLog,
     partition_rows: int,
     allow_empty: bool,
+    today: dt.date,
     warnings: list[str],
 ) -> RunResult:
     timings = Timings()
@@ -208,14 +220,20 @@ def _run_locked(
         raise
     writer = store.Writer()
     digests: ingest.Digests | None = None
+    approved = excusals.RecordMatches()
     try:
 
         def write_records(measure_id: str, table: pa.Table, part: int = 0) -> None:
+            approved.observe(measure_id, table)
             path = staging.path("records", period, f"measure={measure_id}", f"part-{part}.parquet")
             writer.submit(f"records/{measure_id}", path, table, metadata)
 
         missed = previous_misses(out, period) if plan.statistics.alpha_after_miss is not None else set()
         try:
+            excused = excusals.read(Path(data_dir))  # approved exclusions: optional input, every row checked
+            excused_now = excused.of_period(period) if excused is not None else ()
+            judged_plan = excusals.with_record_exclusions(plan, excused_now)
+            approved.active = judged_plan is not plan
             found = ingest.discover(Path(data_dir), needed_record_types(plan))
             digests = ingest.Digests([f for files in found.values() for f in files])
             parts = spill.partition_count(plan, found, partition_rows)
@@ -229,11 +247,11 @@ def _run_locked(
                 loaded = load(plan, found, read_whole, timings, cutoff.as_of)  # the files found above
                 check_reject_rate(loaded, max_reject_rate)
                 _log_read(log, loaded, timings)
-                results, _ = compute(plan, period, loaded, timings, sink=write_records, missed=missed, log=log)
+                results, _ = compute(judged_plan, period, loaded, timings, sink=write_records, missed=missed, log=log)
                 loaded.in_month = records_in_month(plan, period, loaded.records)
             else:
                 results, loaded = partitioned.compute(
-                    plan,
+                    judged_plan,
                     period,
                     found,
                     parts,
@@ -249,6 +267,7 @@ def _run_locked(
                 _log_read(log, loaded, timings)
             if not allow_empty:
                 require_records(plan, period, loaded, cutoff.provisional)
+            results = excusals.apply(results, excused_now, approved)  # every records/ table went through write_records
         except RejectRateExceeded as exc:
             loaded = exc.loaded  # type: ignore[attr-defined]
             manifest["inputs"] = _inputs(loaded, digests)
@@ -263,6 +282,8 @@ def _run_locked(
             _finish(manifest, out, run_id, "failed", 3, str(exc))
             raise
         manifest["inputs"] = _inputs(loaded, digests)
+        if excused is not None:
+            manifest["excusals"] = excused.manifest(period, results, approved.counts())
         if cutoff.as_of is not None:
             manifest["records_after_as_of"] = loaded.not_yet_known
         manifest["partitions"] = parts
@@ -271,14 +292,24 @@ def _run_locked(
             provisional_as_of=cutoff.provisional_as_of.isoformat() if cutoff.provisional_as_of else None,
         )
         paid: list[remedies.PeriodRemedies] = []
+        plans: dict[str, Plan] = {period: plan}
+        adjusted: dict[str, pd.DataFrame] = {}
         statement_files: list[tuple[str, int, Path]] = []
         if chain is not None:
+            assert plan.remedies is not None  # a chain exists only for plans with remedies
             with timings.stage("remedies"):
-                paid = remedy_chain.compute_chain(plan, out, period, results, chain)
+                plans = remedy_chain.month_plans(plan, out, period, chain)
+                paid = remedy_chain.compute_chain(plan, out, period, results, chain, plans)
+                final = {m.period: trueup.month_is_final(out, m.period) for m in paid[1:]}  # later months
+                final[period] = not cutoff.provisional
+                adjusted = trueup.true_up(
+                    out, run_id, plan.restatement_lookback_months, paid, final, today, plan.remedies.currency
+                )
                 for month in paid:
-                    statement_files += _stage_remedies(
-                        staging, writer, month, metadata | {"carrier_sla.period": month.period}
+                    month_metadata = (
+                        metadata | {"carrier_sla.period": month.period} | _plan_metadata(plans[month.period])
                     )
+                    statement_files += _stage_remedies(staging, writer, month, adjusted[month.period], month_metadata)
                     total = sum(month.totals_by_payee().values(), Decimal("0.00"))
                     log.event(
                         "remedies",
@@ -318,7 +349,7 @@ def _run_locked(
         ]
         manifest["verdicts"] = dict(sorted(Counter(results["status"]).items())) if len(results) else {}
         if chain is not None:
-            manifest["remedies"] = _remedies_summary(plan, chain, paid)
+            manifest["remedies"] = _remedies_summary(plan, chain, paid, plans, adjusted)
         manifest["timings_seconds"] = {k: round(v, 3) for k, v in timings.items()}
         store.write_manifest(out, run_id, manifest | {"status": "publishing"})
         staging.publish()
@@ -407,10 +438,24 @@ def _log_read(log: RunLog, loaded: Loaded, timings: Timings) -> None:
     )
 
 
+def _plan_metadata(plan: Plan) -> dict[str, str]:
+    """The Parquet metadata naming the plan a month's remedies were priced under."""
+    return {
+        "carrier_sla.plan_id": plan.id,
+        "carrier_sla.plan_version": plan.version,
+        "carrier_sla.plan_sha256": plan.sha256,
+    }
+
+
 def _stage_remedies(
-    staging: store.Staging, writer: store.Writer, month: remedies.PeriodRemedies, metadata: dict[str, str]
+    staging: store.Staging,
+    writer: store.Writer,
+    month: remedies.PeriodRemedies,
+    adjusted: pd.DataFrame,
+    metadata: dict[str, str],
 ) -> list[tuple[str, int, Path]]:
-    """Ledger, escalation state and one CSV statement per payee of a month, into the staging area."""
+    """Ledger, escalation state, restatement adjustments and one CSV statement per payee of a month,
+    into the staging area."""
     writer.submit(
         "remedies",
         staging.path("remedies", month.period, "part-0.parquet"),
@@ -423,27 +468,41 @@ def _stage_remedies(
         remedies.state_table(month.state),
         metadata,
     )
+    writer.submit(
+        trueup.TABLE, staging.path(trueup.TABLE, month.period, "part-0.parquet"), trueup.table(adjusted), metadata
+    )
     folder = staging.path("statements", month.period)
     folder.mkdir(parents=True, exist_ok=True)  # a month without payments still publishes its (empty) folder
     written = []
-    for payee, sheet in remedies.statements(month.ledger).items():
+    for payee, sheet in trueup.statements(month.ledger, adjusted).items():
         path = folder / remedies.statement_filename(payee)
         csv_safe.frame(sheet).to_csv(path, index=False)  # a CLEC opens it in a spreadsheet
         written.append((f"statements/{payee}", len(sheet) - 1, path))  # rows: its lines, not the total
     return written
 
 
-def _remedies_summary(plan: Plan, chain: remedy_chain.Chain, paid: list[remedies.PeriodRemedies]) -> dict[str, Any]:
-    """Per month: totals per payee (text, to the cent) and where its escalation started."""
+def _remedies_summary(
+    plan: Plan,
+    chain: remedy_chain.Chain,
+    paid: list[remedies.PeriodRemedies],
+    plans: dict[str, Plan],
+    adjusted: dict[str, pd.DataFrame],
+) -> dict[str, Any]:
+    """Per month: totals per payee (text, to the cent), the plan version it was priced under, the
+    restatement's adjustments (null when the month was not published final before), and where
+    escalation started."""
     assert plan.remedies is not None  # a chain exists only for plans with remedies
     summary: dict[str, Any] = {"currency": plan.remedies.currency, "escalation_from": chain.previous, "periods": {}}
     for i, month in enumerate(paid):
         totals = month.totals_by_payee()
+        priced = plans[month.period]
         summary["periods"][month.period] = {
             "recomputed_after_restatement": i > 0,
+            "plan": {"id": priced.id, "version": priced.version, "sha256": priced.sha256},
             "lines": len(month.ledger),
             "total": str(sum(totals.values(), Decimal("0.00"))),
             "totals_by_payee": {payee: str(amount) for payee, amount in totals.items()},
+            "restatement": trueup.summary(adjusted[month.period]),
         }
     if chain.later and plan.statistics.alpha_after_miss is not None:
         summary["warning"] = (

@@ -107,6 +107,9 @@ class Measure:
     dimensions: tuple[Dimension, ...] = ()
     rate_base: RateBase | None = None
     unit_of_measurement: float | None = None  # the step values are recorded in (modified_t_log's offset)
+    # exclusions approved by the commission for single records (carrier_sla.excusals), checked before the
+    # plan's own: (exclusion reason "approved:REFERENCE", the record ids); never part of a plan document
+    approved: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
     def scale(self) -> float:
@@ -228,6 +231,7 @@ class Plan:
     measures: tuple[Measure, ...]
     notice: str = ""
     remedies: Remedies | None = None  # None: the plan pays nothing
+    restatement_lookback_months: int | None = None  # restatement.lookback_months; None: no limit (carrier_sla.trueup)
     # provenance, not content: a plan dumped and loaded again (or the same plan as YAML) is equal
     sha256: str = field(default="", compare=False)
     source: str = field(default="", compare=False)
@@ -500,6 +504,7 @@ def build_plan(doc: dict[str, Any], sha256: str, source: str) -> Plan:
         statistics=_statistics(doc["statistics"]),
         measures=tuple(_measure(m) for m in doc["measures"]),
         remedies=build_remedies(doc.get("remedies")),
+        restatement_lookback_months=doc.get("restatement", {}).get("lookback_months"),
         sha256=sha256,
         source=source,
         document=doc,

@@ -161,6 +161,8 @@ def reference_problems(doc: dict[str, Any]) -> list[PlanProblem]:
         add("/test_carrier_ids", "the retail carrier cannot be a test carrier")
 
     out.extend(_statistics_problems(doc["statistics"]))
+    if "restatement" in doc and "remedies" not in doc:
+        add("/restatement", "a plan without remedies pays nothing, so there is no money for a restatement to adjust")
     if "remedies" in doc:
         out.extend(remedies_problems(doc["remedies"], [m["id"] for m in doc["measures"]], codes))
     ids = [m["id"] for m in doc["measures"]]

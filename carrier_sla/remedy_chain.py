@@ -6,8 +6,11 @@ months of its calendar year paid (annual caps). So:
   escalation state; otherwise the run refuses, naming the period to run first;
 - the periods after it in the store (a restatement, or a month run late) must follow it
   without a gap; their remedies are recomputed from their published results, in order, and
-  published with this run, so their month counts and caps reflect the restated month.
-The store's first period starts every count at zero.
+  published with this run, so their month counts and caps reflect the restated month. Each
+  later month is priced under the plan version it was judged under (the plan of the run that
+  published its results: carrier_sla.plan_versions.recorded_plan), never the restating run's.
+The store's first period starts every count at zero. Excused cells (carrier_sla.excusals) pay
+nothing and leave their escalation count as it was.
 """
 
 from __future__ import annotations
@@ -19,9 +22,10 @@ from pathlib import Path
 import pandas as pd
 
 from carrier_sla import calendar as calmod
-from carrier_sla import remedies, store
+from carrier_sla import excusals, remedies, store
 from carrier_sla.errors import UsageError
 from carrier_sla.plan import Plan
+from carrier_sla.plan_versions import recorded_plan
 
 
 @dataclass(frozen=True)
@@ -79,16 +83,39 @@ def paid_this_year(out: Path, before: str, computed: list[remedies.PeriodRemedie
     return paid
 
 
+def month_plans(plan: Plan, out: Path, period: str, chain: Chain) -> dict[str, Plan]:
+    """The plan each month of the chain is priced under: `plan` for `period`, and for each later month
+    the version it was judged under, as the store recorded it. The chain stops before a later month
+    whose plan has no remedies (it pays nothing and keeps no escalation state for the months after)."""
+    plans = {period: plan}
+    for month in chain.later:
+        recorded = recorded_plan(out, month, known=plan)
+        if recorded.remedies is None:
+            break
+        plans[month] = recorded
+    return plans
+
+
 def compute_chain(
-    plan: Plan, out: Path, period: str, results: pd.DataFrame, chain: Chain
+    plan: Plan,
+    out: Path,
+    period: str,
+    results: pd.DataFrame,
+    chain: Chain,
+    plans: dict[str, Plan] | None = None,
 ) -> list[remedies.PeriodRemedies]:
-    """Remedies of `period`, then of every later published period in order."""
+    """Remedies of `period`, then of every later published period in order, each under its plan in
+    `plans` (month_plans; default: `plan` for `period` alone)."""
+    plans = plans if plans is not None else {period: plan}
     state = store.read_table(out, "escalation", chain.previous).to_pandas() if chain.previous else None
     done: list[remedies.PeriodRemedies] = []
     for month in (period, *chain.later):
+        if month not in plans:
+            break
         frame = results if month == period else store.read_table(out, "results", month).to_pandas()
         frame = frame.assign(period=frame["period"].astype(str)) if "period" in frame else frame
-        result = remedies.period_remedies(plan, month, frame, state, paid_this_year(out, month, done))
+        frame = excusals.for_remedies(frame)
+        result = remedies.period_remedies(plans[month], month, frame, state, paid_this_year(out, month, done))
         done.append(result)
         state = result.state
     return done

@@ -9,10 +9,12 @@ then CLEC and retail numerator, denominator and result, the standard) with the C
 missed beneath, each with the threshold that would have passed and the amount paid (from the
 remedies ledger, joined on the cell key);
 CLEC vs retail (or the benchmark) over the last 12 months per measure and standard (charts);
-notes on provisional data, exclusions and rejected records; a glossary of statuses, methods
-and columns. Every figure comes from the store's published view. The page prints on A4 or
-Letter landscape with every column (report_html). Building the tables is here, the HTML in
-report_html, charts in report_charts, the report's words in report_words.
+the cells the commission excused and, for a restated month, the adjustments per payee
+(excusals.csv, adjustments.csv: report_restated); notes on provisional data, exclusions and
+rejected records; a glossary of statuses, methods and columns. Every figure comes from the
+store's published view. The page prints on A4 or Letter landscape with every column
+(report_html). Building the tables is here, the HTML in report_html, charts in report_charts,
+the report's words in report_words, the excusals and restatement tables in report_restated.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import pandas as pd
 import pyarrow.dataset as ds
 
 from carrier_sla import calendar as calmod
-from carrier_sla import csv_safe, report_html, store, verify
+from carrier_sla import csv_safe, report_html, report_restated, store, verify
 from carrier_sla.errors import UsageError
 from carrier_sla.plan import Measure, Plan, plan_from_document
 from carrier_sla.remedies import KEY as LEDGER_KEY
@@ -36,7 +38,7 @@ STATUSES = ("met", "miss", "no_activity", "no_retail_analog", "undetermined", "d
 MEASURE_COLUMNS = [
     "measure_id", "submeasure", "state", "product", "clec_numerator", "clec_n", "clec_value", "retail_numerator",
     "retail_n", "retail_value", "standard", "benchmark", "method", "statistic", "critical_value", "alpha", "p_value",
-    "status", "direction", "unit",
+    "status", "direction", "unit", "excusal_reference",
 ]  # fmt: skip
 CELL = [c for c in LEDGER_KEY if c != "tier"]  # a ledger line's result cell
 PAID_COLUMNS = ["threshold", "amount", "currency"]  # from the ledger, per missed cell
@@ -61,6 +63,8 @@ class Report:
     currency: str  # of the payments ("" when the plan pays nothing)
     titles: dict[str, str]  # measure id -> its name in the plan
     scopes: dict[tuple[str, str, float | None], str]  # (measure, standard, benchmark) -> the cells it covers
+    excused: pd.DataFrame | None = None  # cells the commission excused (verdict kept, nothing paid)
+    adjustments: pd.DataFrame | None = None  # a restated month: per payee paid, restated, adjustment
 
 
 def build(out: Path, period: str, state: str | None = None) -> Report:
@@ -90,6 +94,8 @@ def build(out: Path, period: str, state: str | None = None) -> Report:
         else pd.DataFrame(columns=["payee", "tier", "currency", "lines", "amount_uncapped", "amount"])
     )
     paid = _paid_by_cell(ledger)
+    results = results.assign(excusal_reference=results.get("excusal_reference"))  # null: none, or an older run
+    clec = results[results["scope"] == "clec"]
     measures = _with_payments(results[results["scope"] == "clec_aggregate"][MEASURE_COLUMNS], paid)
     misses = _with_payments(clec[clec["status"] == "miss"][["carrier_id", *MEASURE_COLUMNS]], paid).sort_values(
         ["measure_id", "state", "product", "submeasure", "carrier_id"]
@@ -117,6 +123,8 @@ def build(out: Path, period: str, state: str | None = None) -> Report:
         currency=" ".join(currencies) or plan_currency,
         titles=titles,
         scopes=_scopes(plan_used, trend),
+        excused=report_restated.excused(results),
+        adjustments=report_restated.adjustments(out, period, state),
     )
 
 
@@ -242,8 +250,8 @@ def write(report: Report, out_dir: Path) -> list[Path]:
     """report.html and the CSV tables into out_dir (created); returns the files written."""
     out_dir.mkdir(parents=True, exist_ok=True)
     files = []
-    for name in ("summary", "payments", "measures", "misses", "trend", "notes"):
-        path = out_dir / f"{name}.csv"
+    for name in ("summary", "payments", "measures", "misses", "trend", "excused", "adjustments", "notes"):
+        path = out_dir / f"{'excusals' if name == 'excused' else name}.csv"
         csv_safe.frame(getattr(report, name)).to_csv(path, index=False)
         files.append(path)
     path = out_dir / "report.html"
@@ -272,7 +280,7 @@ def command(args: argparse.Namespace) -> int:
     state = f" {report.state}" if report.state else ""
     kind = f"PROVISIONAL as of {report.provisional_as_of}" if report.provisional else "final"
     print(f"report {report.period}{state} ({kind}), run {report.run_id}: {len(report.misses)} CLEC misses, "
-          f"{report.total_paid:,.2f} paid")  # fmt: skip
+          f"{report.total_paid:,.2f} paid{report_restated.summary(report)}")  # fmt: skip
     for path in files:
         print(f"  {path}")
     return 0

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from carrier_sla import __version__
+from carrier_sla import __version__, report_restated
 from carrier_sla.report_charts import bar_chart, line_chart
 from carrier_sla.report_words import (
     COLUMN_MEANINGS,
@@ -165,6 +165,7 @@ def result_columns(carrier: bool) -> list[Column]:
         Column("standard", "Standard", _standard, True),
         Column("threshold", "Threshold that would have passed", _plain("threshold", number), group="Remedy"),
         Column("amount", "Paid", lambda r: money(r.get("amount"), str(r.get("currency") or "")), group="Remedy"),
+        Column("excusal_reference", "Excused by", _plain("excusal_reference"), True, group="Remedy"),
     ]
 
 
@@ -215,6 +216,7 @@ def page(r: Report) -> str:
                 "the result that would have passed and the remedy paid:</p>"
             )
             out.append(table(missed, result_columns(carrier=True), shade=False))
+    out += report_restated.html(r)
     out.append("<h2>Notes</h2>")
     out.append(
         "<p>Exclusions are the plan's rules, counted over every record evaluated (all carriers); rejected "

@@ -71,6 +71,8 @@ COLUMN_MEANINGS = {
     "value, or the benchmark), in the measure's unit; the remedy counts occurrences from it",
     "Paid": "the remedy paid for the cell this month, after caps (CLEC cells: to the CLEC; all-CLEC cells: to "
     "the state fund)",
+    "Excused by": "the commission's docket or order that excused the cell (root cause): its verdict stands and it "
+    "pays nothing",
 }
 UNIT_WORDS = {"percent": "%", "per_100_lines": "per 100 lines", "business_days": "business days"}
 KIND_WORDS = {"exclusion": "excluded by the plan", "rejected": "rejected at input"}

@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 from carrier_sla.errors import StoreBusy, StoreDamaged, StoreError
 
 TABLES = ("results", "records", "rejects")
-REMEDY_TABLES = ("remedies", "escalation", "statements")
+REMEDY_TABLES = ("remedies", "escalation", "statements", "adjustments")  # adjustments: carrier_sla.trueup
 ALL_TABLES = TABLES + REMEDY_TABLES
 CURRENT = "current"  # STORE/current -> runs/RUN_ID/view: the one pointer a publication swaps
 VIEW = "view"

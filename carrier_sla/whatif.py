@@ -26,7 +26,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from carrier_sla import csv_safe, inputs, period_results, pipeline, remedy_chain, store, verify
+from carrier_sla import csv_safe, excusals, inputs, period_results, pipeline, remedy_chain, store, verify
 from carrier_sla.errors import PlanError, StoreError, UsageError
 from carrier_sla.plan import Plan, load_plan
 from carrier_sla.whatif_spec import what_if_plan
@@ -114,7 +114,11 @@ def compute_what_if(plan: Plan, out: Path, period: str, data_dir: Path, baseline
         counts.append(pd.DataFrame({"measure_id": measure_id, "code": codes}))
 
     missed = period_results.previous_misses(out, period) if plan.statistics.alpha_after_miss is not None else set()
-    results, _ = period_results.compute(plan, period, loaded, sink=count_exclusions, missed=missed)
+    excused = excusals.read(Path(data_dir))  # the month's approved exclusions apply as in a run
+    excused_now = excused.of_period(period) if excused is not None else ()
+    judged = excusals.with_record_exclusions(plan, excused_now)
+    results, _ = period_results.compute(judged, period, loaded, sink=count_exclusions, missed=missed)
+    results = excusals.apply_cells(results, excused_now, strict=False)
     results = results.assign(
         provisional=bool(manifest.get("provisional", False)), provisional_as_of=manifest.get("provisional_as_of")
     )

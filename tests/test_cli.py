@@ -748,7 +748,7 @@ def test_manifest_lists_each_output_with_its_row_count_and_the_verdict_counts(fi
     measures = load_plan("example-qc").measures
     statements = [n for n in names if n.startswith("statements/")]
     assert sorted(set(names) - set(statements)) == sorted(
-        ["results", "rejects", "remedies", "escalation", *(f"records/{m.id}" for m in measures)]
+        ["results", "rejects", "remedies", "escalation", "adjustments", *(f"records/{m.id}" for m in measures)]
     )
     for output in manifest["outputs"]:
         if output["table"].startswith("statements/"):  # CSV: its lines and a total line
