@@ -44,16 +44,9 @@ ZERO = Decimal("0.00")
 KEY = ["tier", "payee", "measure_id", "submeasure", "state", "product"]
 TABLE = "adjustments"
 ADJUSTMENT_SCHEMA = pa.schema(
-    [
-        ("period", pa.dictionary(pa.int32(), pa.string())),  # also the Hive partition key
-        ("tier", pa.string()),
-        ("payee", pa.string()),
-        ("measure_id", pa.string()),
-        ("submeasure", pa.string()),
-        ("state", pa.string()),
-        ("product", pa.string()),
-        ("scope", pa.string()),
-        ("carrier_id", pa.string()),
+    # the ledger's own columns for the period (the Hive partition key), the payee and the cell
+    [remedies.LEDGER_SCHEMA.field(name) for name in ["period", *KEY, "scope", "carrier_id"]]
+    + [
         ("paid", remedies.MONEY),  # the month's last final publication (0.00: that cell was not paid)
         ("paid_run_id", pa.string()),
         ("restated", remedies.MONEY),  # this publication (0.00: the cell pays nothing now)

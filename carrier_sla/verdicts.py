@@ -169,9 +169,8 @@ def judge(
             if method[i] == "modified_t_log" and st.undefined_statistic == "exact_test" and values is not None
             else None
         )
-        if why is not None:
+        if why is not None:  # a mean's exact test, the permutation test, needs the very values gathered above
             method[i], undefined_why[i] = st.exact_method(measure.type), why
-            values = _values(samples, method[i], cell)
         retail_pool = _pool(pools, values[1]) if method[i] == "permutation" and values is not None else None
         jobs.append(functools.partial(_exact_or_reason, plan, measure, method[i], cell, figures, values, retail_pool))
     with ThreadPoolExecutor(max_workers=_workers(len(jobs))) as pool:
