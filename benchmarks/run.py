@@ -45,7 +45,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from carrier_sla import store
+from carrier_sla.store import layout as store
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "bench-data"

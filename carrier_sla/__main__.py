@@ -1,3 +1,3 @@
-from carrier_sla.cli import main
+from carrier_sla.cli.main import main
 
 raise SystemExit(main())

@@ -37,7 +37,7 @@ class PlanError(CarrierSlaError, ValueError):
 
 class HolidaysNotListed(PlanError):
     """Records reach years whose holidays the plan does not list, so their business days are
-    unknown (carrier_sla.holiday_years); `years` names them, ascending."""
+    unknown (carrier_sla.plan.holiday_years); `years` names them, ascending."""
 
     def __init__(self, source: str, problems: list[PlanProblem], years: list[int]):
         self.years = tuple(sorted(set(years)))
@@ -99,7 +99,7 @@ class StoreBusy(StoreError):
 
 class StoreDamaged(StoreError):
     """Published files or records of the store are missing, truncated or unreadable
-    (carrier_sla.verify); `problems` lists what was found, `store` where."""
+    (carrier_sla.store.verify); `problems` lists what was found, `store` where."""
 
     def __init__(self, store: str, problems: list[str], hint: str = ""):
         self.store = store

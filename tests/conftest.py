@@ -10,8 +10,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from carrier_sla import pipeline
-from carrier_sla.plan import PLANS_DIR, load_plan, plan_from_document
+from carrier_sla.engine import pipeline
+from carrier_sla.plan.load import PLANS_DIR, load_plan, plan_from_document
 
 ORDER_DEFAULTS: dict[str, Any] = {
     "carrier_id": "CLEC01",
@@ -155,7 +155,7 @@ class Run:
         return pd.read_parquet(self.out / "rejects" / f"period={self.result.period}" / "part-0.parquet")
 
     def remedies(self) -> pd.DataFrame:
-        from carrier_sla import store
+        from carrier_sla.store import layout as store
 
         return store.read_table(self.out, "remedies", self.result.period).to_pandas()
 
@@ -202,8 +202,8 @@ GENERATED_MONTHS = ("2026-08", "2026-09", "2026-10")
 def generated_store(tmp_path_factory):
     """Three generated months (scale 3,000, seed 5) run in order under the bundled example-qc:
     (store, data folder, the manifest of each month's run). Shared by the test session: read only."""
-    from carrier_sla.cli import main
-    from carrier_sla.generate import generate
+    from carrier_sla.cli.main import main
+    from carrier_sla.synthetic.generate import generate
 
     root = tmp_path_factory.mktemp("generated")
     generate(root / "data", "2026-10", periods=3, scale=3_000, seed=5, fmt="parquet")

@@ -1,4 +1,4 @@
-"""Unit tests of carrier_sla.calendar: time zones, business days and business hours.
+"""Unit tests of carrier_sla.plan.calendar: time zones, business days and business hours.
 
 Hand calendar (the US federal holidays example-qc lists, from the `holidays` package):
     Oct 2026: Fri 9, Mon 12 = Columbus Day, Tue 13. Nov 2026: Sun 1 clocks fall back in
@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from carrier_sla import calendar as cal
-from carrier_sla.calendar import NS_PER_S, NULL
+from carrier_sla.plan import calendar as cal
+from carrier_sla.plan.calendar import NS_PER_S, NULL
 
 HOUR_S = 3600
 

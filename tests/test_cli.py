@@ -18,9 +18,9 @@ import pytest
 from conftest import PLAIN_STATISTICS, example_document, keep_measures, write_csv, write_inputs
 
 import carrier_sla
-from carrier_sla import pipeline
-from carrier_sla.cli import main
-from carrier_sla.plan import load_plan
+from carrier_sla.cli.main import main
+from carrier_sla.engine import pipeline
+from carrier_sla.plan.load import load_plan
 
 PERIOD = "2026-10"
 BIN = Path(sys.executable).parent
@@ -593,7 +593,7 @@ def test_a_run_and_validate_never_import_the_holidays_package(tmp_path):
     holidays package unimported (only the holidays command and the generator use it)."""
     script = (
         "import sys\n"
-        "from carrier_sla.cli import main\n"
+        "from carrier_sla.cli.main import main\n"
         f"data = {str(FIXTURES / 'op4-year-end')!r}\n"
         "assert main(['validate', '--plan', 'example-qc', '--data', data]) == 0\n"
         f"assert main(['run', '--plan', 'example-qc', '--data', data, '--period', '2026-01', '--out', {str(tmp_path / 'out')!r}, '--quiet', '--allow-empty']) == 0\n"
@@ -637,7 +637,7 @@ def test_plans_lists_the_bundled_plans(capsys):
 
 def test_generate_writes_data_that_runs(tmp_path, capsys):
     """generate writes the three inputs deterministically, and run accepts them."""
-    pytest.importorskip("carrier_sla.generate")
+    pytest.importorskip("carrier_sla.synthetic.generate")
     args = ["generate", "--period", PERIOD, "--periods", "1", "--scale", "200", "--seed", "7"]
     code, out, _ = cli(capsys, *args, "--out", tmp_path / "g1")
     assert code == 0 and out.startswith("wrote ")
@@ -671,7 +671,7 @@ def test_generate_writes_data_that_runs(tmp_path, capsys):
 )
 def test_generate_with_bad_arguments_exits_2(tmp_path, capsys, args):
     """generate with a bad period, scale, number of periods or format exits 2."""
-    pytest.importorskip("carrier_sla.generate")
+    pytest.importorskip("carrier_sla.synthetic.generate")
     assert cli(capsys, "generate", "--out", tmp_path / "g", *args)[0] == 2
 
 
@@ -903,7 +903,7 @@ def test_python_dash_m_runs_and_maps_errors_to_exit_codes(tmp_path, small_plan):
 
 def test_a_second_run_on_a_store_in_use_exits_4_at_once(tmp_path, capsys, small_plan):
     """While another run holds the store, run exits 4 with a message naming the holder; afterwards it runs."""
-    from carrier_sla.store import StoreLock
+    from carrier_sla.store.layout import StoreLock
 
     data = good_data(tmp_path / "data")
     out = tmp_path / "store"
@@ -925,7 +925,7 @@ def test_a_lock_left_by_a_killed_run_is_recovered_and_its_leftovers_cleared(tmp_
         [
             sys.executable,
             "-c",
-            "import sys, time\nfrom carrier_sla.store import StoreLock\n"
+            "import sys, time\nfrom carrier_sla.store.layout import StoreLock\n"
             f"lock = StoreLock({str(out)!r}, 'KILLED').__enter__()\nprint('locked', flush=True)\ntime.sleep(60)",
         ],
         stdout=subprocess.PIPE,

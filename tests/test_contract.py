@@ -15,10 +15,10 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import LINE_DEFAULTS, ORDER_DEFAULTS, TROUBLE_DEFAULTS, write_csv, write_inputs
 
-from carrier_sla import pipeline
-from carrier_sla.contract import REJECT_COLUMNS, Reason
+from carrier_sla.engine import pipeline
 from carrier_sla.errors import InputDataError, RejectRateExceeded
-from carrier_sla.plan import load_plan
+from carrier_sla.inputs.contract import REJECT_COLUMNS, Reason
+from carrier_sla.plan.load import load_plan
 
 PERIOD = "2026-10"
 ORDER_COLUMNS = ["order_id", *ORDER_DEFAULTS]
@@ -698,7 +698,7 @@ def test_taken_columns_are_gathered_when_read_and_equal_an_eager_take():
     set or removed afterwards behave as in a dict."""
     import numpy as np
 
-    from carrier_sla.contract import Records, Taken
+    from carrier_sla.inputs.contract import Records, Taken
 
     n = 50
     rng = np.random.default_rng(3)

@@ -16,13 +16,13 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import LINE_DEFAULTS, ORDER_DEFAULTS, TROUBLE_DEFAULTS, write_csv, write_inputs
 
-from carrier_sla import pipeline
-from carrier_sla.cli import main
+from carrier_sla.cli.main import main
+from carrier_sla.engine import pipeline
 from carrier_sla.errors import InputDataError
-from carrier_sla.plan import load_plan
+from carrier_sla.plan.load import load_plan
 
 PERIOD = "2026-10"
-# 0: the whole input in memory; 1: one partition per row (carrier_sla.spill)
+# 0: the whole input in memory; 1: one partition per row (carrier_sla.inputs.spill)
 PARTITIONS = pytest.mark.parametrize("partition_rows", [0, 1], ids=["whole", "partitioned"])
 
 

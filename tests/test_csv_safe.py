@@ -12,8 +12,8 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from carrier_sla import csv_safe, report
-from carrier_sla.cli import main
+from carrier_sla.cli.main import main
+from carrier_sla.readers import csv_safe, report
 from tests.conftest import write_inputs
 
 PERIOD = "2026-10"

@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 from conftest import write_inputs
 
-from carrier_sla import pipeline
-from carrier_sla.cli import main
-from carrier_sla.diff import CELL_KEY, diff_figures, diff_payments
-from carrier_sla.plan import load_plan
+from carrier_sla.cli.main import main
+from carrier_sla.engine import pipeline
+from carrier_sla.plan.load import load_plan
+from carrier_sla.readers.diff import CELL_KEY, diff_figures, diff_payments
 
 PERIOD = "2026-10"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from carrier_sla import evaluate
-from carrier_sla.contract import Records
+from carrier_sla.engine import evaluate
+from carrier_sla.inputs.contract import Records
 
 
 def _records(record_type: str, carriers: list[str | None], circuits: list[str | None], cats: list[str]) -> Records:

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from scipy import special
 from scipy import stats as sps
 
-from carrier_sla.exact import (
+from carrier_sla.engine.exact import (
     TestResult,
     binomial_rate,
     fisher_exact,
@@ -387,7 +387,7 @@ def test_floyd_positions_draw_uniform_subsets(monkeypatch, n_pool, k, pairwise_m
     """Every column of _floyd_positions holds k distinct positions of range(N), and all C(N, k) subsets come up
     equally often (chi-square), when clashes are found by pairwise comparison and by sorting alike.
     Tiny pools make clashes and redrawn draws (t_i above N - k + i) common."""
-    from carrier_sla import monte_carlo
+    from carrier_sla.engine import monte_carlo
 
     monkeypatch.setattr(monte_carlo, "_PAIRWISE_MAX_K", pairwise_max_k)
     rng = np.random.default_rng(2024)
@@ -405,7 +405,7 @@ def test_floyd_positions_draw_uniform_subsets(monkeypatch, n_pool, k, pairwise_m
 def test_monte_carlo_with_30_values_agrees_with_exact(monkeypatch, pairwise_max_k):
     """30 CLEC values against 3,000 retail records, clashes found by pairwise comparison or by sorting: Monte Carlo
     on floats is within Monte Carlo error of the exact p-value on the lattice."""
-    from carrier_sla import monte_carlo
+    from carrier_sla.engine import monte_carlo
 
     monkeypatch.setattr(monte_carlo, "_PAIRWISE_MAX_K", pairwise_max_k)
     rng = np.random.default_rng(12)
@@ -539,7 +539,7 @@ def test_seed_for_is_stable_and_distinct():
     a = seed_for(42, "CO", "OP-3", "resale_pots", "2026-10")
     assert a == seed_for(42, "CO", "OP-3", "resale_pots", "2026-10")
     assert 0 <= a < 2**63
-    code = "from carrier_sla.exact import seed_for; print(seed_for(42, 'CO', 'OP-3', 'resale_pots', '2026-10'))"
+    code = "from carrier_sla.engine.exact import seed_for; print(seed_for(42, 'CO', 'OP-3', 'resale_pots', '2026-10'))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert int(out) == a
     others = {

@@ -21,9 +21,12 @@ from conftest import write_csv
 from test_remedy_runs import data_folder
 from test_trueup import op3_plan
 
-from carrier_sla import excusals, package, pipeline, store
-from carrier_sla.cli import main
+from carrier_sla.cli.main import main
+from carrier_sla.engine import pipeline
 from carrier_sla.errors import InputDataError
+from carrier_sla.inputs import excusals
+from carrier_sla.readers import package
+from carrier_sla.store import layout as store
 
 D = Decimal
 MONTHS = ("2026-08", "2026-09", "2026-10")

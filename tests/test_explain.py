@@ -22,9 +22,9 @@ import pandas as pd
 import pytest
 from conftest import PLAIN_STATISTICS, example_document, write_inputs
 
-from carrier_sla import pipeline
-from carrier_sla.cli import main
-from carrier_sla.plan import plan_from_document
+from carrier_sla.cli.main import main
+from carrier_sla.engine import pipeline
+from carrier_sla.plan.load import plan_from_document
 
 PERIOD = "2026-10"
 LATE = {
@@ -227,7 +227,7 @@ def test_unknown_period_exits_2_naming_the_published_periods(store, capsys):
 def test_plan_of_a_run_without_plan_json_is_found_by_its_sha256(tmp_path, capsys):
     """A run that kept no plan.json is explained with the plan file of its manifest when the sha256 matches;
     when no file matches, the store cannot be explained (store error, exit 5) rather than under another plan."""
-    from carrier_sla.plan import load_plan
+    from carrier_sla.plan.load import load_plan
 
     out = tmp_path / "store"
     run = pipeline.run(
@@ -308,8 +308,8 @@ def test_generated_clec03_miss_is_explained(generated, capsys):
 
 def test_the_related_record_rule_reads_in_calendar_days_and_names_every_match_field(make_plan):
     """OP-5's and MR-7's rule text says '30 calendar days' and the fields matched; a plan in hours still says hours."""
-    from carrier_sla.explain_cell import value_text
-    from carrier_sla.plan import load_plan
+    from carrier_sla.plan.load import load_plan
+    from carrier_sla.readers.explain_cell import value_text
 
     plan = load_plan("example-qc")
     assert value_text(plan.measure("OP-5")) == (
@@ -331,8 +331,8 @@ def test_the_related_record_rule_reads_in_calendar_days_and_names_every_match_fi
 
 def test_the_rule_says_when_an_undefined_modified_z_was_decided_by_the_exact_test():
     """A cell routed to the modified z but decided by Fisher (zero retail variance) says so in its rule."""
-    from carrier_sla.explain_cell import rule
-    from carrier_sla.plan import load_plan
+    from carrier_sla.plan.load import load_plan
+    from carrier_sla.readers.explain_cell import rule
 
     plan = load_plan("example-qc")
     cell = {

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from conftest import PLAIN_STATISTICS, example_document
 
-from carrier_sla import pipeline
-from carrier_sla.cli import main
-from carrier_sla.plan import plan_from_document
+from carrier_sla.cli.main import main
+from carrier_sla.engine import pipeline
+from carrier_sla.plan.load import plan_from_document
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "explain-evidence"
 PERIOD = "2026-10"

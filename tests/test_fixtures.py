@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 from conftest import PLAIN_STATISTICS, example_document
 
-from carrier_sla import pipeline
+from carrier_sla.engine import pipeline
 from carrier_sla.errors import HolidaysNotListed
-from carrier_sla.plan import plan_from_document
+from carrier_sla.plan.load import plan_from_document
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 

@@ -24,8 +24,8 @@ from conftest import example_document
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from carrier_sla.cli import main
-from carrier_sla.fields import column_type, record_schema
+from carrier_sla.cli.main import main
+from carrier_sla.inputs.fields import column_type, record_schema
 
 FUZZ = settings(
     deadline=None,

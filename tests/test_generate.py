@@ -1,4 +1,4 @@
-"""Tests of carrier_sla.generate: synthetic data in the input contract, deterministic."""
+"""Tests of carrier_sla.synthetic.generate: synthetic data in the input contract, deterministic."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from carrier_sla.errors import UsageError
-from carrier_sla.generate import generate
-from carrier_sla.generate_world import (
+from carrier_sla.synthetic.generate import generate
+from carrier_sla.synthetic.world import (
     PRODUCTS,
     STATE_ZONES,
     STATES,

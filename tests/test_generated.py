@@ -6,14 +6,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from carrier_sla import pipeline
+from carrier_sla.engine import pipeline
 
 DATA = Path(__file__).resolve().parents[1] / "fixtures" / "generated-small"
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    from carrier_sla.plan import load_plan
+    from carrier_sla.plan.load import load_plan
 
     out = tmp_path_factory.mktemp("store")
     return pipeline.run(load_plan("example-qc"), DATA, "2026-10", out), out

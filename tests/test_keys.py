@@ -5,8 +5,8 @@ import pyarrow as pa
 from hypothesis import given
 from hypothesis import strategies as st
 
-from carrier_sla import keys
-from carrier_sla.keys import duplicate_mask, string_codes
+from carrier_sla.inputs import keys
+from carrier_sla.inputs.keys import duplicate_mask, string_codes
 
 
 def reference(values):
@@ -55,7 +55,7 @@ def test_string_codes_are_equal_exactly_where_the_strings_are(values):
 
 def test_string_codes_fall_back_when_two_different_strings_share_a_mix(monkeypatch):
     """A 64-bit mix collision between different strings is caught on the exact words: dictionary encoding then."""
-    from carrier_sla import keys
+    from carrier_sla.inputs import keys
 
     monkeypatch.setattr(keys, "_mix", lambda hi, lo: np.zeros(len(hi), dtype=np.uint64))
     values = ["C1", "C2", None, "C1", "C3", "C2"]

@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from carrier_sla import monte_carlo
-from carrier_sla.exact import Pool, permutation_test
+from carrier_sla.engine import monte_carlo
+from carrier_sla.engine.exact import Pool, permutation_test
 
 
 def _cell(seed: int, n: int = 8, retail: int = 4000, shift: float = 0.0) -> tuple[np.ndarray, ...]:

@@ -8,9 +8,12 @@ import json
 import pytest
 from conftest import write_inputs
 
-from carrier_sla import history, periods, pipeline, store
-from carrier_sla.cli import main
+from carrier_sla.cli.main import main
+from carrier_sla.engine import pipeline
 from carrier_sla.errors import UsageError
+from carrier_sla.plan import periods
+from carrier_sla.readers import history
+from carrier_sla.store import layout as store
 
 D = dt.date
 

@@ -12,10 +12,11 @@ from conftest import write_csv
 from test_plan_versions import version_documents, versions_folder
 from test_remedy_runs import data_folder
 
-from carrier_sla import months, pipeline, store
-from carrier_sla.cli import main
+from carrier_sla.cli.main import main
+from carrier_sla.engine import months, pipeline
 from carrier_sla.errors import StoreBusy, UsageError
-from carrier_sla.plan_versions import load_versions
+from carrier_sla.plan.versions import load_versions
+from carrier_sla.store import layout as store
 
 MONTHS = ("2026-08", "2026-09", "2026-10")
 TODAY = "2026-12-04"

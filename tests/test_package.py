@@ -12,9 +12,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from carrier_sla import package, store
-from carrier_sla.cli import main
+from carrier_sla.cli.main import main
 from carrier_sla.errors import StoreError
+from carrier_sla.readers import package
+from carrier_sla.store import layout as store
 
 MONTHS = ("2026-08", "2026-09", "2026-10")
 C, P = "CLEC03", "2026-10"

@@ -1,4 +1,4 @@
-"""Partitioned runs (carrier_sla.spill, carrier_sla.partitioned) against the whole-input run as
+"""Partitioned runs (carrier_sla.inputs.spill, carrier_sla.engine.partitioned) against the whole-input run as
 the oracle: the same verdicts, figures, rejects, audit rows, counts and remedies, whatever the
 number of partitions, the input format and the batch size."""
 
@@ -15,11 +15,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from carrier_sla import aggregate, spill, store
+from carrier_sla.engine import aggregate
+from carrier_sla.engine.pipeline import run
 from carrier_sla.errors import InputDataError, RejectRateExceeded
-from carrier_sla.generate import generate
-from carrier_sla.pipeline import run
-from carrier_sla.plan import load_plan
+from carrier_sla.inputs import spill
+from carrier_sla.plan.load import load_plan
+from carrier_sla.store import layout as store
+from carrier_sla.synthetic.generate import generate
 from tests.conftest import write_inputs
 
 PERIOD = "2026-10"
@@ -199,7 +201,7 @@ def test_partition_count_follows_the_rows_and_the_plan(tmp_path, monkeypatch):
     data = tmp_path / "data"
     generate(data, PERIOD, periods=1, scale=1000, seed=1, fmt="parquet", files_per_type=2)
     plan = load_plan("example-qc")
-    from carrier_sla import ingest
+    from carrier_sla.inputs import ingest
 
     found = ingest.discover(data, ("orders", "troubles", "lines"))
     rows = sum(pq.ParquetFile(f.path).metadata.num_rows for t in ("orders", "troubles") for f in found[t])
@@ -274,7 +276,7 @@ def test_related_measures_without_a_common_match_field_read_the_input_whole(tmp_
 
 
 def test_a_parquet_file_is_read_in_batches_with_its_partition_columns(tmp_path, monkeypatch):
-    from carrier_sla import ingest
+    from carrier_sla.inputs import ingest
 
     folder = tmp_path / "orders" / "region=west"
     folder.mkdir(parents=True)
@@ -294,7 +296,7 @@ def test_a_parquet_file_is_read_in_batches_with_its_partition_columns(tmp_path, 
 def test_explain_and_package_read_a_partitioned_store_as_a_whole_one(tmp_path, capsys):
     """A measure's records/ in one file per partition: explain tells the same story of a missed
     cell (only the run id and paths differ), and a CLEC's package is built."""
-    from carrier_sla.cli import main
+    from carrier_sla.cli.main import main
 
     data = tmp_path / "data"
     generate(data, PERIOD, periods=2, scale=3000, seed=5, fmt="parquet", files_per_type=2)
@@ -323,7 +325,7 @@ def test_explain_and_package_read_a_partitioned_store_as_a_whole_one(tmp_path, c
 
 @pytest.mark.parametrize("value", ["-1", "many"])
 def test_a_bad_partition_size_is_a_usage_error(tmp_path, capsys, value):
-    from carrier_sla.cli import main
+    from carrier_sla.cli.main import main
 
     data = write_inputs(tmp_path / "data", [{}], [{}], [{}])
     args = ["run", "--plan", "example-qc", "--data", str(data), "--period", PERIOD, "--out", str(tmp_path / "out")]

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from carrier_sla.errors import PlanError, PlanProblem
-from carrier_sla.plan import PLANS_DIR, bundled_plan_ids, dump_plan, load_plan, plan_from_document
+from carrier_sla.plan.load import PLANS_DIR, bundled_plan_ids, dump_plan, load_plan, plan_from_document
 
 
 def problems_of(doc) -> list[PlanProblem]:
@@ -584,7 +584,7 @@ def test_each_match_on_field_must_be_a_text_field_of_both_record_types():
 
 def test_validate_explains_the_new_options_with_their_pointers(tmp_path, capsys):
     """carrier-sla validate of a plan with a bad window and match field exits 2, naming each pointer."""
-    from carrier_sla.cli import main
+    from carrier_sla.cli.main import main
 
     doc = _related_change(window_hours=720, match_on=["carrier_id", "circuit"])
     path = tmp_path / "plan.json"

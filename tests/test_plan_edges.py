@@ -12,11 +12,12 @@ import pytest
 import yaml
 from conftest import example_document
 
-from carrier_sla import plan_document, remedies
-from carrier_sla.cli import main
+from carrier_sla.cli.main import main
+from carrier_sla.engine import remedies
 from carrier_sla.errors import PlanError
-from carrier_sla.plan import load_plan, plan_from_document
-from carrier_sla.plan_remedies import LEDGER_MAX
+from carrier_sla.plan import document as plan_document
+from carrier_sla.plan.load import load_plan, plan_from_document
+from carrier_sla.plan.remedy_rules import LEDGER_MAX
 
 
 def problems_of_file(path: Path) -> list[tuple[str, str]]:

@@ -22,10 +22,11 @@ import pytest
 from conftest import PLAIN_STATISTICS, example_document, keep_measures
 from test_remedy_runs import data_folder
 
-from carrier_sla import pipeline, remedies, store
-from carrier_sla.cli import main
+from carrier_sla.cli.main import main
+from carrier_sla.engine import pipeline, remedies
 from carrier_sla.errors import PlanError, StoreError, UsageError
-from carrier_sla.plan_versions import load_versions, recorded_plan
+from carrier_sla.plan.versions import load_versions, recorded_plan
+from carrier_sla.store import layout as store
 
 D = Decimal
 MONTHS = ("2026-08", "2026-09", "2026-10")

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from conftest import example_document, keep_measures, write_inputs
 
-from carrier_sla import pipeline
-from carrier_sla.cli import main
+from carrier_sla.cli.main import main
+from carrier_sla.engine import pipeline
 from carrier_sla.errors import NoRecords
-from carrier_sla.plan import load_plan, plan_from_document
+from carrier_sla.plan.load import load_plan, plan_from_document
 
 PERIOD = "2026-10"
 PARTITIONS = pytest.mark.parametrize("partition_rows", [0, 1], ids=["whole", "partitioned"])

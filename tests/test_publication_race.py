@@ -2,7 +2,7 @@
 every read through the library (store.read_table) and through the documented path (STORE/current
 resolved once) sees exactly one publication, complete.
 
-A publication here is what a run does at its end (carrier_sla.store.Staging: its files in its own
+A publication here is what a run does at its end (carrier_sla.store.layout.Staging: its files in its own
 view, a manifest listing them, then the one pointer swap), without the computing before it, so that
 hundreds of them happen during the reads. They alternate between 9 files and 2 files of one
 table and period, with another number of rows per file each time: a reader that listed one view's
@@ -20,7 +20,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from carrier_sla import store as storemod
+from carrier_sla.store import layout as storemod
 
 PERIOD = "2026-10"
 READS = 1500  # at least, through each way of reading

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from carrier_sla import remedies, stats
-from carrier_sla.plan_remedies import build_remedies
+from carrier_sla.engine import remedies, stats
+from carrier_sla.plan.remedy_rules import build_remedies
 
 D = Decimal
 
@@ -265,7 +265,7 @@ def test_prorate_never_exceeds_the_cap_and_never_goes_negative(limit):
 
 def test_per_measurement_basis_pays_a_flat_amount(bundled_plan):
     """example-ca pays per missed measurement: $600 for a high measure in month 1, x5 from the third month."""
-    from carrier_sla.plan import load_plan
+    from carrier_sla.plan.load import load_plan
 
     ca = load_plan("example-ca")
     results = run_months(ca, [[MR6]] * 3)
@@ -310,7 +310,7 @@ def test_plan_references_in_remedies_are_checked(make_plan):
 
 def test_remedies_section_round_trips(bundled_plan):
     """The remedies spec built from the dumped plan equals the loaded one."""
-    from carrier_sla.plan import dump_plan, plan_from_document
+    from carrier_sla.plan.load import dump_plan, plan_from_document
 
     again = plan_from_document(dump_plan(bundled_plan))
     assert again.remedies == bundled_plan.remedies == build_remedies(bundled_plan.document["remedies"])

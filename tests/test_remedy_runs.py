@@ -10,9 +10,10 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import write_inputs
 
-from carrier_sla import pipeline, store
-from carrier_sla.cli import main
+from carrier_sla.cli.main import main
+from carrier_sla.engine import pipeline
 from carrier_sla.errors import UsageError
+from carrier_sla.store import layout as store
 
 D = Decimal
 MONTHS = ("2026-08", "2026-09", "2026-10")

@@ -13,10 +13,10 @@ from decimal import Decimal
 import pandas as pd
 import pytest
 
-from carrier_sla import store
-from carrier_sla.cli import main
-from carrier_sla.report_charts import axis, line_chart
-from carrier_sla.report_words import STATUS_WORDS, critical, p_value, statistic
+from carrier_sla.cli.main import main
+from carrier_sla.readers.report_charts import axis, line_chart
+from carrier_sla.readers.report_words import STATUS_WORDS, critical, p_value, statistic
+from carrier_sla.store import layout as store
 
 MONTHS = ("2026-08", "2026-09", "2026-10")
 BROWSER = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from conftest import example_document, keep_measures
 
-from carrier_sla import pipeline
-from carrier_sla.generate import generate
-from carrier_sla.plan import PLANS_DIR, load_plan, plan_from_document
+from carrier_sla.engine import pipeline
+from carrier_sla.plan.load import PLANS_DIR, load_plan, plan_from_document
+from carrier_sla.synthetic.generate import generate
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
@@ -108,7 +108,7 @@ def test_a_clec_cell_of_one_gets_the_exact_permutation_p(run_checker, bundled_pl
 def test_exact_tests_give_the_same_results_on_one_thread_and_on_several(monkeypatch, tmp_path):
     """The small-sample tests of a measure run on a thread per core; each cell's Monte Carlo stream has its own
     seed, so one thread and four give identical results tables (Monte Carlo and Fisher cells included)."""
-    from carrier_sla import verdicts
+    from carrier_sla.engine import verdicts
 
     plan, data = load_plan("example-qc"), FIXTURES / "generated-small"
     monkeypatch.setattr(verdicts, "_workers", lambda jobs: 1)

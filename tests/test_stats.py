@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as sps
 
-from carrier_sla.stats import modified_z, sample_variance
+from carrier_sla.engine.stats import modified_z, sample_variance
 
 
 def z_one(
@@ -188,7 +188,7 @@ def test_a_rate_above_one_per_unit_is_undefined_only_under_the_binomial_variance
     and says why; under the Poisson variance (the default) the rate itself is the variance and z is defined."""
     import numpy as np
 
-    from carrier_sla.stats import modified_z
+    from carrier_sla.engine.stats import modified_z
 
     args = (
         "rate",
@@ -213,7 +213,7 @@ def test_a_rate_z_uses_the_retail_rate_as_its_variance():
     z = (0.03 - 0.01) / sqrt(0.01 x (1/1,000 + 1/100,000)) = 0.02 / 0.0031780 = 6.29317; binomial gives 6.32487."""
     import numpy as np
 
-    from carrier_sla.stats import modified_z
+    from carrier_sla.engine.stats import modified_z
 
     args = ("rate", np.array([False]), np.array([1000]), np.array([0.03]), np.array([100_000]), np.array([0.01]))
     assert modified_z(*args, np.array([0.0])).statistic[0] == pytest.approx(6.29317, abs=5e-5)

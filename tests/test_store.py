@@ -15,9 +15,11 @@ import pandas as pd
 import pytest
 from conftest import write_inputs
 
-from carrier_sla import history, pipeline, store
-from carrier_sla.cli import main
-from carrier_sla.generate import generate
+from carrier_sla.cli.main import main
+from carrier_sla.engine import pipeline
+from carrier_sla.readers import history
+from carrier_sla.store import layout as store
+from carrier_sla.synthetic.generate import generate
 
 PERIOD = "2026-10"
 
@@ -239,7 +241,7 @@ def test_progress_bar_only_on_an_interactive_console():
     """RunLog draws its bar (with records/s) only when told the console is a terminal."""
     import io
 
-    from carrier_sla.runlog import RunLog
+    from carrier_sla.engine.runlog import RunLog
 
     for interactive in (False, True):
         console = io.StringIO()

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from carrier_sla import store as storemod
-from carrier_sla.cli import main
+from carrier_sla.cli.main import main
+from carrier_sla.store import layout as storemod
 from tests.conftest import write_inputs
 
 PERIOD = "2026-10"

@@ -9,9 +9,9 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from carrier_sla import exact
-from carrier_sla.exact import Pool, permutation_test
-from carrier_sla.subset_sums import RetailTable, subset_sum_distribution
+from carrier_sla.engine import exact
+from carrier_sla.engine.exact import Pool, permutation_test
+from carrier_sla.engine.subset_sums import RetailTable, subset_sum_distribution
 
 
 def _whole_programme(monkeypatch, *args, **kwargs):

@@ -20,9 +20,11 @@ import pytest
 from conftest import PLAIN_STATISTICS, example_document, keep_measures
 from test_remedy_runs import data_folder
 
-from carrier_sla import history, package, pipeline, store
-from carrier_sla.cli import main
-from carrier_sla.plan import plan_from_document
+from carrier_sla.cli.main import main
+from carrier_sla.engine import pipeline
+from carrier_sla.plan.load import plan_from_document
+from carrier_sla.readers import history, package
+from carrier_sla.store import layout as store
 
 D = Decimal
 MONTHS = ("2026-08", "2026-09", "2026-10")

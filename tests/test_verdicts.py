@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from carrier_sla import exact
-from carrier_sla.plan import PLANS_DIR
-from carrier_sla.verdicts import allowed_misses
+from carrier_sla.engine import exact
+from carrier_sla.engine.verdicts import allowed_misses
+from carrier_sla.plan.load import PLANS_DIR
 
 
 @pytest.mark.parametrize(

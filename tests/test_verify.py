@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from carrier_sla import store as storemod
-from carrier_sla.cli import main
-from carrier_sla.generate import generate
+from carrier_sla.cli.main import main
+from carrier_sla.store import layout as storemod
+from carrier_sla.synthetic.generate import generate
 
 MONTHS = ("2026-08", "2026-09", "2026-10", "2026-10")
 

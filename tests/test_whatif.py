@@ -24,10 +24,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from carrier_sla import pipeline, whatif_spec
-from carrier_sla.cli import main
+from carrier_sla.cli.main import main
+from carrier_sla.engine import pipeline
 from carrier_sla.errors import UsageError
-from carrier_sla.plan import load_plan
+from carrier_sla.plan import whatif_spec
+from carrier_sla.plan.load import load_plan
 from tests.conftest import example_document, write_inputs
 
 PERIOD = "2026-10"

@@ -1,0 +1,207 @@
+"""One period's results from loaded records: each measure of the plan evaluated, aggregated into
+cells, audited record by record and judged, in plan order; and the cells that missed the month
+before (for plans with a stricter alpha after a miss).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+
+from carrier_sla.engine import aggregate, audit, evaluate, verdicts
+from carrier_sla.engine.runlog import RunLog
+from carrier_sla.engine.timings import Timings
+from carrier_sla.inputs.load import Loaded
+from carrier_sla.plan import calendar as calmod
+from carrier_sla.plan import holiday_years
+from carrier_sla.plan.load import Measure, Plan
+from carrier_sla.store import layout as store
+
+
+def compute(
+    plan: Plan,
+    period: str,
+    loaded: Loaded,
+    timings: Timings | None = None,
+    sink: Callable[[str, pa.Table], None] | None = None,
+    missed: frozenset[tuple] | set[tuple] = frozenset(),
+    log: RunLog | None = None,
+) -> tuple[pd.DataFrame, dict[str, pa.Table]]:
+    """Results frame and the records/ table of each measure for one period.
+
+    `missed` holds the cells that missed the month before (see previous_misses), for plans
+    with a stricter alpha after a miss.
+
+    With a `sink`, each measure's records/ table goes to sink(measure_id, table) as soon as
+    it is built (so it can be written while the next is computed) instead of being returned.
+    """
+    timings = Timings() if timings is None else timings
+    dim_fields = aggregate.dimension_fields(plan)
+    files_by_type: dict[str, list[str]] = {}
+    for f in loaded.files:
+        files_by_type.setdefault(f.record_type, []).append(str(f.path))
+    shared: dict = {}  # the period's rows, once per (type, period_by, month)
+    with timings.stage("evaluate"):
+        holiday_years.require(plan, holiday_years.missing_in_period(plan, period, loaded.records, shared))
+    last_use = {evaluate.period_key(m, period): i for i, m in enumerate(plan.measures, start=1)}
+    frames, record_tables = [], {}
+    evaluated = 0
+    for i, measure in enumerate(plan.measures, start=1):
+        tick = time.perf_counter()
+        part, table = evaluate_part(plan, measure, period, loaded.records, shared, dim_fields, files_by_type, timings)
+        judged, base_table = judge_measure(
+            plan, measure, period, [part], loaded.records, dim_fields, files_by_type, timings, missed
+        )
+        if base_table is not None:
+            table = pa.concat_tables([table, base_table])
+        for key in [k for k, last in last_use.items() if last == i]:
+            shared.pop(key, None)  # no later measure needs these rows
+        if log is not None:
+            cells = 0 if judged is None else len(judged)
+            seconds = time.perf_counter() - tick
+            evaluated += table.num_rows
+            log.event(
+                "measure",
+                f"{measure.id}: {table.num_rows:,} records, {cells:,} cells in {seconds:.2f} s",
+                measure=measure.id,
+                records=table.num_rows,
+                cells=cells,
+                seconds=round(seconds, 3),
+            )
+            log.progress(i, len(plan.measures), evaluated)
+        if sink is None:
+            record_tables[measure.id] = table
+        else:
+            sink(measure.id, table)
+        if judged is not None:
+            frames.append(judged)
+    return ordered_results(plan, frames, dim_fields), record_tables
+
+
+def ordered_results(plan: Plan, frames: list[pd.DataFrame], dim_fields: list[str]) -> pd.DataFrame:
+    """The judged cells of every measure as one frame in the results table's order."""
+    results = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=audit.result_columns(dim_fields))
+    order = {m.id: i for i, m in enumerate(plan.measures)}
+    results = results.assign(
+        _m=results["measure_id"].map(order),
+        _scope=(results["scope"] == "clec_aggregate").astype(int),
+        _carrier=results["carrier_id"].fillna(""),
+    ).sort_values(["_m", "state", "product", "submeasure", "_scope", "_carrier"], kind="stable")
+    return results.drop(columns=["_m", "_scope", "_carrier"]).reset_index(drop=True)
+
+
+def _key(measure_id: str, cell: Any) -> tuple:
+    """A cell's identity across months: measure, scope, carrier, state, product, dimension values."""
+    dims = tuple("" if _blank(cell.get(d)) else str(cell.get(d)) for d in ("dispatch", "channel"))
+    carrier = cell.get("carrier_id")
+    return (measure_id, cell["scope"], "" if _blank(carrier) else carrier, cell["state"], cell["product"], *dims)
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def previous_misses(out: Path, period: str) -> set[tuple]:
+    """Cells that missed in the month before `period`, from the store (empty if not published)."""
+    previous = calmod.period_text(calmod.period_index(period) - 1)
+    if not (Path(out) / "results" / f"period={previous}").exists():
+        return set()
+    frame = store.read_table(out, "results", previous).to_pandas()
+    frame = frame[frame["status"] == "miss"]
+    return {_key(row["measure_id"], row) for row in frame.to_dict("records")}
+
+
+@dataclass
+class MeasurePart:
+    """What one measure keeps of a batch of records (a partition): partial aggregates, the
+    value histogram (mean measures), the number of records evaluated."""
+
+    partial: aggregate.Partial
+    samples: aggregate.SampleIndex | None
+    records: int
+
+
+def evaluate_part(
+    plan: Plan,
+    measure: Measure,
+    period: str,
+    records: dict,
+    shared: dict,
+    dim_fields: list[str],
+    files_by_type: dict[str, list[str]],
+    timings: Timings,
+) -> tuple[MeasurePart, pa.Table]:
+    """One measure over a batch of records: its partial aggregates, histogram, audit rows."""
+    with timings.stage("evaluate"):
+        ev = evaluate.evaluate_measure(plan, measure, period, records, shared)
+    with timings.stage("aggregate"):
+        part = aggregate.partials(ev)
+        samples = aggregate.sample_index(ev) if measure.type == "mean" else None
+    with timings.stage("audit"):
+        table = audit.unify_record_schema(
+            audit.record_rows(plan, ev, dim_fields, files_by_type[measure.records]), dim_fields
+        )
+    return MeasurePart(part, samples, ev.records.n), table
+
+
+def judge_measure(
+    plan: Plan,
+    measure: Measure,
+    period: str,
+    parts: list[MeasurePart],
+    lines: dict,
+    dim_fields: list[str],
+    files_by_type: dict[str, list[str]],
+    timings: Timings,
+    missed: frozenset[tuple] | set[tuple] = frozenset(),
+    histograms: list[aggregate.SampleIndex] | None = None,
+) -> tuple[pd.DataFrame | None, pa.Table | None]:
+    """One measure's cells from the parts of all batches, judged; the audit rows of its rate
+    base (lines in service), if it has one. `histograms`: the parts' value histograms, when
+    kept apart from the parts."""
+    with timings.stage("aggregate"):
+        part = aggregate.merge([p.partial for p in parts])
+        base, base_table = None, None
+        if measure.rate_base is not None:
+            in_period = evaluate.lines_in_period(lines, measure, period)
+            part = aggregate.widen_carriers(part, list(in_period.cats["carrier_id"]))
+            base = aggregate.lines_base(in_period, measure, part)
+        cells = aggregate.cells(plan, measure, part, base)
+    if measure.rate_base is not None:
+        with timings.stage("audit"):
+            base_table = audit.unify_record_schema(
+                audit.base_rows(in_period, dim_fields, files_by_type["lines"], measure.rate_base.field), dim_fields
+            )
+    if cells.empty:
+        return None, base_table
+    with timings.stage("statistics"):
+        samples = None
+        if measure.type == "mean":
+            indexes = histograms if histograms is not None else [p.samples for p in parts if p.samples is not None]
+            samples = aggregate.CellSamples(plan, measure, indexes)
+        judged = verdicts.judge(plan, measure, cells, samples, lambda cell: _key(measure.id, cell) in missed)
+    split = audit.split_products(plan, measure)
+    dims = [d.field for d in measure.dimensions]
+    judged["submeasure"] = [
+        audit.submeasure_label(measure, split, p, dict(zip(dims, vals, strict=True)))
+        for p, vals in zip(
+            judged["product"], judged[dims].itertuples(index=False) if dims else [()] * len(judged), strict=True
+        )
+    ]
+    judged = judged.assign(
+        period=period,
+        data_period=evaluate.data_period(period, measure),
+        plan_id=plan.id,
+        plan_version=plan.version,
+        measure_id=measure.id,
+        direction=measure.direction,
+        unit=measure.unit,
+        clec_records_evaluated=judged["n_evaluated"].astype("int64"),
+    )
+    return judged, base_table

@@ -1,0 +1,175 @@
+"""Duplicate ids without hashing every id through a dictionary.
+
+Ids are short, so their bytes fit in two 64-bit words (up to 15 bytes, with the length in
+the top byte) that compare as integers; a sort of a 64-bit mix of the words finds the few
+candidate repeats, which are then confirmed on the exact words. Longer ids fall back to
+Arrow's dictionary encoding. The result is exact either way.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from carrier_sla.inputs.parse import null_mask
+
+MAX_BYTES = 15
+_K1 = np.uint64(0x9E3779B97F4A7C15)
+_K2 = np.uint64(0xC2B2AE3D27D4EB4F)
+
+
+def _buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(offsets as int64, data bytes, byte lengths, null mask) of a non-empty string array."""
+    n = len(arr)
+    buffers = arr.buffers()
+    offsets = np.frombuffer(buffers[1], np.int32, count=n + 1, offset=arr.offset * 4).astype(np.int64)
+    data = np.frombuffer(buffers[2], np.uint8) if buffers[2] is not None else np.zeros(1, np.uint8)
+    return offsets, data, np.diff(offsets), null_mask(arr)
+
+
+def _one_width(
+    offsets: np.ndarray, data: np.ndarray, lengths: np.ndarray, null: np.ndarray, columns: int
+) -> np.ndarray | None:
+    """Each string's bytes, zero-padded to `columns`, from one reshape of the data (no gathers)
+    when every non-null string has the same length (the usual shape of ids) and nulls take no
+    bytes; None otherwise."""
+    valid_count = len(null) - int(null.sum())
+    longest = int(lengths.max())
+    width = offsets[-1] - offsets[0]
+    if not longest or width != longest * valid_count or not np.all(lengths[~null] == longest):
+        return None
+    padded = np.zeros((len(null), columns), dtype=np.uint8)
+    rows = data[offsets[0] : offsets[0] + width].reshape(valid_count, longest)
+    if valid_count == len(null):
+        padded[:, :longest] = rows
+    else:
+        padded[~null, :longest] = rows
+    return padded
+
+
+def _exact_words(arr: pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
+    """(hi, lo) words holding each string's bytes and length; None when a string is too long."""
+    arr = arr.cast(pa.string())
+    n = len(arr)
+    if n == 0:
+        return np.zeros(0, np.uint64), np.zeros(0, np.uint64)
+    offsets, data, lengths, null = _buffers(arr)
+    valid = ~null
+    lengths = np.where(valid, lengths, 0)
+    longest = int(lengths.max())
+    if longest > MAX_BYTES:
+        return None
+    padded = _one_width(offsets, data, lengths, null, 16)
+    if padded is None:
+        padded = np.zeros((n, 16), dtype=np.uint8)
+        # one byte position at a time: a (n, longest) index matrix would take 8 * longest bytes per string
+        last = max(len(data) - 1, 0)
+        starts = offsets[:-1]
+        for j in range(longest):
+            padded[:, j] = np.where(j < lengths, data[np.minimum(starts + j, last)], 0)
+    padded[:, 15] = lengths
+    words = padded.view("<u8")
+    hi = words[:, 1].copy()
+    hi[~valid] = np.uint64(0xFFFFFFFFFFFFFFFF)  # a length byte no string has: nulls are their own key
+    return hi, words[:, 0].copy()
+
+
+def _mix(hi: np.ndarray, lo: np.ndarray | np.uint64) -> np.ndarray:
+    h = hi * _K1 ^ np.multiply(lo, _K2, dtype=np.uint64)
+    return h ^ (h >> np.uint64(29))
+
+
+def duplicate_mask(arr: pa.Array) -> np.ndarray:
+    """True for every copy of a string after its first, in array order; nulls never repeat."""
+    codes, repeated = _coded(arr)
+    repeat = np.zeros(len(arr), dtype=bool)
+    if len(repeated):
+        order = repeated[np.lexsort((repeated, codes[repeated]))]  # by code, then array order
+        repeat[order[1:]] = codes[order[1:]] == codes[order[:-1]]
+    return repeat & (codes >= 0)
+
+
+def string_codes(arr: pa.Array) -> np.ndarray:
+    """int64 codes equal exactly where the strings are equal; -1 for null (see _coded)."""
+    return _coded(arr)[0]
+
+
+def _coded(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, repeated): int64 codes equal exactly where the strings are equal, -1 for null, and
+    the positions of every string that occurs more than once (nulls may be among them), unordered.
+
+    Short strings: a sort of the 64-bit mix of their exact words, each run of equal mixes one
+    code, confirmed on the words themselves; longer strings (or, never yet seen, two different
+    strings with the same mix) go through Arrow's dictionary encoding. Code values differ
+    between the two ways: only their equality means anything.
+    """
+    null = null_mask(arr)
+    words = _exact_words(arr)
+    if words is not None and len(arr):
+        hi, lo = words
+        mixed = _mix(hi, lo)
+        order = np.argsort(mixed)  # the order within a run of equal mixes does not matter
+        run_start = np.empty(len(arr), dtype=bool)
+        run_start[0] = True
+        np.not_equal(mixed[order[1:]], mixed[order[:-1]], out=run_start[1:])
+        same = ~run_start[1:]
+        a, b = order[1:][same], order[:-1][same]
+        if (hi[a] == hi[b]).all() and (lo[a] == lo[b]).all():
+            codes = np.empty(len(arr), dtype=np.int64)
+            codes[order] = np.cumsum(run_start) - 1
+            codes[null] = -1
+            return codes, np.union1d(a, b)
+    encoded = arr.cast(pa.string()).dictionary_encode().indices.fill_null(-1)
+    codes = np.asarray(encoded.to_numpy(zero_copy_only=False), dtype=np.int64)
+    counts = np.bincount(codes + 1)  # slot 0 counts the nulls
+    return codes, np.flatnonzero(counts[codes + 1] > 1)
+
+
+def hash64(arr: pa.Array) -> np.ndarray:
+    """A deterministic 64-bit hash of each string's exact bytes and length (uint64; nulls hash
+    to 0), for spreading records over partitions. Any length. Strings of one width (the usual
+    shape of ids) are hashed from one reshape of the bytes, 8 bytes at a time; mixed widths
+    gather one byte position at a time. A dictionary array (a code column read from Parquet)
+    hashes its dictionary's values once and gathers them."""
+    n = len(arr)
+    if pa.types.is_dictionary(arr.type) and n:
+        values = hash64(arr.dictionary) if len(arr.dictionary) else np.zeros(1, dtype=np.uint64)
+        out = values[np.asarray(arr.indices.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)]
+        out[null_mask(arr)] = 0
+        return out
+    arr = arr.cast(pa.string())
+    out = np.zeros(n, dtype=np.uint64)
+    if n == 0:
+        return out
+    offsets, data, lengths, null = _buffers(arr)
+    longest = int(lengths.max())
+    words = (longest + 7) // 8
+    padded = _one_width(offsets, data, lengths, null, words * 8)
+    if padded is not None:
+        view = padded.view("<u8")
+        columns = [view[:, w] for w in range(words)]
+    else:
+        last = max(len(data) - 1, 0)
+        starts = offsets[:-1]
+        columns = []
+        for w in range(words):
+            word = np.zeros(n, dtype=np.uint64)
+            for b in range(8):
+                j = w * 8 + b
+                byte = np.where(j < lengths, data[np.minimum(starts + j, last)], 0).astype(np.uint64)
+                word |= byte << np.uint64(8 * b)
+            columns.append(word)
+    out = _mix(lengths.astype(np.uint64), np.uint64(0x243F6A8885A308D3))
+    for w, word in enumerate(columns):  # a string's hash depends on its own words only
+        out = np.where(lengths > 8 * w, _mix(out, word), out)
+    out[null] = 0
+    return out
+
+
+def hash64_rows(arrays: list[pa.Array]) -> np.ndarray:
+    """A deterministic 64-bit hash of each row's strings across several equal-length arrays
+    (uint64): hash64 of the first, mixed with hash64 of each further one, in order."""
+    out = hash64(arrays[0])
+    for arr in arrays[1:]:
+        out = _mix(out, hash64(arr))
+    return out

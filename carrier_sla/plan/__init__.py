@@ -1,0 +1,1 @@
+"""The plan: loading and checking plan documents, versions, calendars and holidays."""

@@ -1,0 +1,1 @@
+"""The commands that read a store: report, package, explain, diff, history, what-if."""

@@ -1,0 +1,1 @@
+"""The store: its layout, locking, staging, publication and verification."""
