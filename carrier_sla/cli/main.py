@@ -170,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
 # Commands for the people who read the results: each module has add_parser(sub) (adding its
 # subcommand, with set_defaults(command_module=<module name>)) and command(args) -> exit code.
 READER_COMMANDS = (
-    "carrier_sla.readers.report",
+    "carrier_sla.cli.report",
     "carrier_sla.readers.package",
     "carrier_sla.readers.explain",
     "carrier_sla.readers.diff",
