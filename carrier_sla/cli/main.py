@@ -174,7 +174,7 @@ READER_COMMANDS = (
     "carrier_sla.readers.package",
     "carrier_sla.readers.explain",
     "carrier_sla.readers.diff",
-    "carrier_sla.readers.whatif",
+    "carrier_sla.cli.whatif",
     "carrier_sla.store.verify",
 )
 
