@@ -171,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
 # subcommand, with set_defaults(command_module=<module name>)) and command(args) -> exit code.
 READER_COMMANDS = (
     "carrier_sla.cli.report",
-    "carrier_sla.readers.package",
+    "carrier_sla.cli.package",
     "carrier_sla.readers.explain",
     "carrier_sla.readers.diff",
     "carrier_sla.cli.whatif",
