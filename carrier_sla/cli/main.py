@@ -172,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
 READER_COMMANDS = (
     "carrier_sla.cli.report",
     "carrier_sla.cli.package",
-    "carrier_sla.readers.explain",
+    "carrier_sla.cli.explain",
     "carrier_sla.readers.diff",
     "carrier_sla.cli.whatif",
     "carrier_sla.store.verify",

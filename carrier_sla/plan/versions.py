@@ -239,6 +239,6 @@ def recorded_plan(out: Path, period: str, known: Plan | None = None) -> Plan:
     except (CarrierSlaError, ValueError, OSError) as exc:
         raise StoreError(f"cannot load the plan {period} was judged under (run {run_id}): {exc}") from exc
     raise StoreError(
-        f"the run {run_id} that published {period} kept no plan.json, and no plan file has its sha256 "
-        f"{want.get('sha256')}: the plan {period} was judged under cannot be read back"
+        f"run {run_id} kept no plan.json, and no plan file has its sha256 {want.get('sha256')}: the plan "
+        f"{period} was judged under (the plan of the run that published it) cannot be read back"
     )
