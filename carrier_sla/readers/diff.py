@@ -78,7 +78,7 @@ class Side:
         return set(self.view.periods("results", "remedies", "records"))
 
     def describe(self) -> dict[str, Any]:
-        view = str(self.view.root.resolve())
+        view = str(self.view.root)  # STORE/runs/RUN_ID/view, also for a current view (resolved when opened)
         return {"store": str(self.store), "run_id": self.run_id, "run_period": self.run_period, "view": view}
 
 

@@ -311,7 +311,7 @@ def run_plan(view: StoreView, period: str, run_id: str) -> tuple[Plan, str]:
     """The exact plan the month was judged under (StoreView.plan), and where it was read: the run's
     runs/RUN_ID/plan.json, or for runs made before that file was kept the plan file of the same sha256."""
     plan = view.plan(period)
-    if Path(plan.source) == view.store / "runs" / run_id / "plan.json":
+    if Path(plan.source).parent == view.run_folder(run_id):  # the plan the run kept in its own folder
         return plan, plan.source
     return plan, f"{plan.source} (the run kept no plan.json; same sha256 as its manifest)"
 

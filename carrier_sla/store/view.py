@@ -162,8 +162,12 @@ class StoreView:
         key = f"period={period}"
         return {t: by[key] for t, by in self.provenance.items() if key in by and (tables is None or t in tables)}
 
+    def run_folder(self, run_id: str) -> Path:
+        """runs/RUN_ID of the store: the run's manifest, log, plan and (a failed run's) rejects."""
+        return self.store / "runs" / run_id
+
     def manifest_path(self, run_id: str) -> Path:
-        return self.store / "runs" / run_id / "manifest.json"
+        return self.run_folder(run_id) / "manifest.json"
 
     def manifest(self, period: str | None = None, run_id: str | None = None, table: str = "results") -> dict[str, Any]:
         """The manifest of a run: `run_id`, or the run that published `table` of `period` in this view."""
@@ -301,7 +305,7 @@ class StoreView:
 
     def failed_rejects(self, run_id: str) -> pd.DataFrame:
         """The rejected rows of a run that failed on its reject limit (runs/RUN_ID/rejects.parquet, never published)."""
-        path = self.store / "runs" / run_id / "rejects.parquet"
+        path = self.run_folder(run_id) / "rejects.parquet"
         if not path.is_file():
             raise StoreError(f"{self.store}: run {run_id} left no rejects (only a run failed on its reject limit does)")
         try:
