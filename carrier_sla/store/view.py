@@ -265,14 +265,14 @@ class StoreView:
         return self.frame("escalation", period)
 
     def statements(self, period: str) -> pd.DataFrame:
-        """Per payee: the statement's lines and total (statements/period=P/statement-PAYEE.csv, read as text)."""
+        """Every payee's statement of the month, as written (statements/period=P/statement-PAYEE.csv, read as
+        text: amounts as their decimal strings; each statement ends with its total line)."""
         folder = self.root / "statements" / f"period={period}"
         if not folder.is_dir():
             raise StoreError(f"{self.store} ({self.label}): no published statements for period {period}")
         self.check(period, ("statements",))
         frames = [
-            pd.read_csv(p, dtype=str, keep_default_na=False).assign(payee=p.stem[len("statement-") :])
-            for p in sorted(folder.glob("statement-*.csv"))
+            pd.read_csv(p, dtype=str, keep_default_na=False) for p in sorted(folder.glob("statement-*.csv"))
         ]
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
