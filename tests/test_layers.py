@@ -1,6 +1,7 @@
-"""The package's layers, read from its source: no import cycles, readers that reach the store only through
-its one view (carrier_sla.store.view), the plan of a run found in one function, and argparse and printing
-in the CLI layer only."""
+"""The package's layers, read from its source. Its folders are its layers (README, Design): a layer imports
+only from the layers above it, and from the package's top-level modules (errors, timings and the like). And:
+no import cycles, readers that reach the store only through its one view (carrier_sla.store.view), the plan
+of a run read back in one function, and argparse and printing in the CLI layer only."""
 
 from __future__ import annotations
 
@@ -10,6 +11,63 @@ from pathlib import Path
 import carrier_sla
 
 PACKAGE = Path(carrier_sla.__file__).parent
+LAYERS = ("plan", "inputs", "store", "engine", "readers", "synthetic", "cli")
+
+
+def _imports(path: Path) -> set[str]:
+    """Every carrier_sla module a file imports, at module level or inside functions."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "carrier_sla":
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names if alias.name.split(".")[0] == "carrier_sla")
+    return found
+
+
+def _layer_violations() -> list[str]:
+    problems = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE).parts
+        if len(parts) == 1 or parts[0] not in LAYERS:
+            continue  # top-level modules: checked by the test below
+        rank = LAYERS.index(parts[0])
+        for module in _imports(path):
+            names = module.split(".")
+            if len(names) > 1 and names[1] in LAYERS and LAYERS.index(names[1]) > rank:
+                problems.append(f"{path.relative_to(PACKAGE)} imports {module} (layer {names[1]} is below {parts[0]})")
+    return problems
+
+
+def test_every_module_sits_in_a_layer_folder():
+    assert {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()} >= set(LAYERS)
+    loose = sorted(p.name for p in PACKAGE.glob("*.py"))
+    assert len(loose) <= 8, f"modules outside the layer folders: {loose}"
+
+
+def test_a_layer_imports_only_from_layers_above_it():
+    assert _layer_violations() == []
+
+
+def test_top_level_helpers_import_no_layer():
+    for path in PACKAGE.glob("*.py"):
+        if path.name in ("__init__.py", "__main__.py", "api.py"):
+            continue  # the public API and the entry point reach into the layers on purpose
+        layered = [m for m in _imports(path) if len(m.split(".")) > 1 and m.split(".")[1] in LAYERS]
+        assert layered == [], f"{path.name} imports {layered}"
+
+
+def test_the_check_finds_a_violation(tmp_path, monkeypatch):
+    """The layer check is not vacuous: a plan module importing the engine is reported."""
+    fake = tmp_path / "carrier_sla"
+    (fake / "plan").mkdir(parents=True)
+    (fake / "plan" / "bad.py").write_text("from carrier_sla.engine import verdicts\n")
+    monkeypatch.setattr(__import__(__name__), "PACKAGE", fake)
+    assert sorted(_layer_violations()) == ["plan/bad.py imports carrier_sla.engine (layer engine is below plan)",
+                                   "plan/bad.py imports carrier_sla.engine.verdicts (layer engine is below plan)"]
+
+
 READERS = ("readers",)  # the commands that read the store (report, package, explain, diff, what-if, history)
 STORE_IO = {  # what a reader must not do to the store itself: StoreView does it
     "modules": {"pyarrow.parquet", "pyarrow.dataset"},
@@ -154,13 +212,12 @@ def _functions_with_constant(value: str) -> set[str]:
 
 
 def test_the_plan_of_a_run_is_found_in_one_function():
-    """runs/RUN_ID/plan.json is written by the pipeline and read back by plan.versions.recorded_plan alone
+    """runs/RUN_ID/plan.json is written by the pipeline and read back by store.view.recorded_plan alone
     (StoreView.plan calls it); no reader looks for a run's plan itself."""
     found = _functions_with_constant("plan.json")
     writers = {f for f in found if f.startswith("carrier_sla.engine.pipeline:")}
-    assert len(writers) == 1 and found - writers == {"carrier_sla.plan.versions:recorded_plan"}
-    view = (PACKAGE / "store" / "view.py").read_text()
-    assert "from carrier_sla.plan.versions import recorded_plan" in view
+    assert len(writers) == 1 and found - writers == {"carrier_sla.store.view:recorded_plan"}
+    assert "return recorded_plan(self.root" in (PACKAGE / "store" / "view.py").read_text()  # StoreView.plan
 
 
 def test_a_store_view_and_a_table_read_are_defined_once():

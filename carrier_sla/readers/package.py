@@ -36,7 +36,7 @@ import pyarrow.csv as pcsv
 from carrier_sla import __version__
 from carrier_sla.engine.pipeline import check_period
 from carrier_sla.errors import StoreError, UsageError
-from carrier_sla.readers import csv_safe
+from carrier_sla.store import csv_safe
 from carrier_sla.store import layout as store
 from carrier_sla.store.view import open_store
 

@@ -29,7 +29,8 @@ from carrier_sla.engine.remedies import KEY as LEDGER_KEY
 from carrier_sla.errors import StoreError, UsageError
 from carrier_sla.plan import calendar as calmod
 from carrier_sla.plan.load import Measure, Plan
-from carrier_sla.readers import csv_safe, report_html, report_restated
+from carrier_sla.readers import report_html, report_restated
+from carrier_sla.store import csv_safe
 from carrier_sla.store.view import StoreView, open_store
 
 STATUSES = ("met", "miss", "no_activity", "no_retail_analog", "undetermined", "diagnostic")

@@ -24,13 +24,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from carrier_sla.engine import load as inputs
 from carrier_sla.engine import period_results, pipeline, remedy_chain
 from carrier_sla.errors import StoreError, UsageError
 from carrier_sla.inputs import excusals
-from carrier_sla.inputs import load as inputs
 from carrier_sla.plan.load import Plan
 from carrier_sla.plan.whatif_spec import what_if_plan
-from carrier_sla.readers import csv_safe
+from carrier_sla.store import csv_safe
 from carrier_sla.store.view import open_store
 
 CELL = ["measure_id", "submeasure", "state", "product", "scope", "carrier_id"]
