@@ -11,8 +11,9 @@ A view is resolved once when it is opened (STORE/current -> runs/RUN_ID/view, ne
 after its publication), so everything read through one StoreView belongs to one publication even
 while a run publishes. The readers (report, package, explain, diff, what-if, history, the portal)
 read the store only through this module: none of them lists folders, builds a table's path, opens
-a Parquet file or resolves STORE/current itself. `read_table` is the one function that reads a
-published table (the engine reads the months before the one it runs through it too).
+a Parquet file or resolves STORE/current itself. One function reads a published table's files
+(`_read_folder`): StoreView's tables, and `read_table(store, table, period)` for callers that hold a
+store's path (the engine reads the months before the one it runs through it).
 
 Before a (table, month) is read, its files are checked against the manifest of the run that wrote
 them (carrier_sla.store.verify.require_period: presence and size), once per view: a damaged store
@@ -36,7 +37,6 @@ import pyarrow.parquet as pq
 from carrier_sla.errors import CarrierSlaError, StoreDamaged, StoreError, UsageError
 from carrier_sla.plan.load import Plan, load_plan, plan_from_document, resolve_plan_path
 from carrier_sla.store import layout, verify
-from carrier_sla.store import layout as store
 
 MEASURE_PARTITIONS = ("measure_id=", "measure=")  # records/period=P/<key>=ID: the name of the key, newest first
 
@@ -322,11 +322,11 @@ def recorded_plan(out: Path, period: str, known: Plan | None = None) -> Plan:
     holds (its runs/RUN_ID/plan.json, with the sha256 of its manifest); `known` itself when its sha256
     is the manifest's (the same plan file, read already). For runs made before plan.json was kept: the
     manifest's plan file, when its sha256 is still the manifest's. StoreError otherwise."""
-    root = store.view_root(out)  # `out` may be a store (its current view) or a view (a past run's)
-    run_id = store.read_provenance(root).get("results", {}).get(f"period={period}")
+    root = layout.view_root(out)  # `out` may be a store (its current view) or a view (a past run's)
+    run_id = layout.read_provenance(root).get("results", {}).get(f"period={period}")
     if run_id is None:
         raise StoreError(f"{out}: the view does not say which run published the results of {period}")
-    folder = store.store_of(root) / "runs" / run_id
+    folder = layout.store_of(root) / "runs" / run_id
     try:
         manifest = json.loads((folder / "manifest.json").read_text())
     except (OSError, ValueError) as exc:
