@@ -569,7 +569,9 @@ def run_summary(result: RunResult) -> dict:
     """The machine summary of one month's run (`run --json`; keys in the README)."""
     m = result.manifest
     remedies = m.get("remedies")
-    this = remedies["periods"][result.period] if remedies else None
+    paid = None
+    if remedies:
+        paid = {"currency": remedies["currency"], "total": remedies["periods"][result.period]["total"]}
     return {
         "run_id": result.run_id,
         "period": result.period,
@@ -582,7 +584,7 @@ def run_summary(result: RunResult) -> dict:
         "verdicts": m["verdicts"],
         "misses": int(m["verdicts"].get("miss", 0)),
         "measures_without_records": m.get("measures_without_records", []),
-        "remedies": None if this is None else {"currency": remedies["currency"], "total": this["total"]},
+        "remedies": paid,
         "warnings": m.get("warnings", []),
         "manifest": str(result.manifest_path),
     }
