@@ -487,7 +487,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _retract(args)
     versions = load_versions(args.plan)
     if args.command == "validate":
-        from carrier_sla.inputs.validate import validate_versions
+        from carrier_sla.engine.validate import validate_versions
 
         lines = validate_versions(versions, args.data)
         if args.json:

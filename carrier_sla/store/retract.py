@@ -64,7 +64,7 @@ def _published_months(provenance: dict[str, dict[str, str]]) -> dict[str, set[st
 
 def dependents(store: Path, period: str) -> list[str]:
     """The published months after `period` that depend on it, directly or through each other, in order."""
-    from carrier_sla.plan.versions import recorded_plan
+    from carrier_sla.store.view import recorded_plan
 
     months = _published_months(layout.current_provenance(store))
     chain = {period}
