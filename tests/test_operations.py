@@ -431,3 +431,12 @@ def test_help_prints_the_example_last(name, capsys):
     assert main([name, "--help"]) == 0
     printed = capsys.readouterr().out.rstrip().splitlines()
     assert printed[-2:] == ["example:", f"  {EXAMPLES[name]}"]
+
+
+def test_retract_waits_for_no_one_while_a_run_holds_the_lock(store, capsys):
+    """A retract under a held lock is refused at once (exit 4, store busy), the view unchanged."""
+    before = current_files(store)
+    with layout.StoreLock(store, "a run in progress"):
+        assert main(["retract", "--store", str(store), "--period", "2026-10"]) == 4
+    assert "store busy" in capsys.readouterr().err
+    assert current_files(store) == before

@@ -36,6 +36,15 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"carrier-sla: error: {message}\n")
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Descriptions wrapped to the terminal; the example epilog kept as written (one command a line)."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text.startswith("example:"):
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
 def _date(text: str) -> dt.date:
     try:
         return dt.date.fromisoformat(text)
@@ -203,10 +212,10 @@ def build_parser() -> argparse.ArgumentParser:
     ) in sub.choices.items():  # --debug and --config after the command too (SUPPRESS: not over the first)
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
         command.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-        command.formatter_class = argparse.RawDescriptionHelpFormatter
+        command.formatter_class = _HelpFormatter
         command.epilog = f"example:\n  {EXAMPLES[name]}" if name in EXAMPLES else None
     parser.epilog = "example:\n  carrier-sla run --period auto   (plan, data and store from ./carrier-sla.toml)"
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.formatter_class = _HelpFormatter
     parser.commands = dict(sub.choices)  # type: ignore[attr-defined]  # for the config file
     return parser
 
