@@ -7,7 +7,7 @@ DEMO_STORE := out/demo-store
 DEMO_PERIOD := 2026-10
 DEMO_EARLIER := 2026-08 2026-09
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test bench lint readme clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ test: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) -m benchmarks.run --sizes 1000000,5000000,20000000 --real 8000000
+
+# Run every example of README.md in a scratch folder and rewrite its outputs from that run
+# (review with git diff); tests/test_readme_examples.py checks that they match.
+readme: $(VENV)/.installed
+	$(PY) -m tests.readme_examples --write
 
 lint: $(VENV)/.installed
 	$(PY) -m pip install --quiet ruff mypy pandas-stubs
