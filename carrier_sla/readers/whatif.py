@@ -118,7 +118,7 @@ def compute_what_if(plan: Plan, out: Path, period: str, data_dir: Path, baseline
         codes = table.column("exclusion_reason").to_pandas()
         counts.append(pd.DataFrame({"measure_id": measure_id, "code": codes}))
 
-    missed = period_results.previous_misses(out, period) if plan.statistics.alpha_after_miss is not None else set()
+    missed = period_results.previous_misses(out, period, plan) if plan.statistics.alpha_after_miss is not None else set()
     excused = excusals.read(Path(data_dir))  # the month's approved exclusions apply as in a run
     excused_now = excused.of_period(period) if excused is not None else ()
     judged = excusals.with_record_exclusions(plan, excused_now)
