@@ -55,10 +55,16 @@ def cell_key(dimensions: Sequence[str] | None = None) -> tuple[str, ...]:
 
 # The key of a cell in any table of results (results, remedies, diff, what-if, explain).
 CELL_KEY = cell_key()
-# The cell of a measure without its scope and CLEC (a statement line, a package's cell); a
-# payment line's cell is its tier (which fixes the scope) and these with carrier_id.
+# The cell of a measure without its scope and CLEC (a package's cell) ...
 MEASURE_CELL = CELL_KEY[:4]
-LEDGER_KEY = ("tier", *MEASURE_CELL, "carrier_id")
+# ... an escalation count's: its tier (which fixes the scope) and CLEC ...
+ESCALATION_KEY = ("tier", *MEASURE_CELL, "carrier_id")
+# ... and a payment line's: its tier and payee (the CLEC, or a state's fund).
+PAYMENT_KEY = ("tier", "payee", *MEASURE_CELL)
+# The order of a payee's statement lines (and, after the payee, of the adjustments table).
+STATEMENT_ORDER = ("tier", "state", "measure_id", "submeasure", "product")
+# The order of cells in the report's tables: a cell's key columns as a reader scans them.
+READING_ORDER = ("measure_id", "state", "product", "submeasure", "carrier_id")
 
 
 def cell_id(measure_id: str, dimensions: Sequence[str], cell: Mapping[str, Any]) -> tuple[str, ...]:

@@ -10,9 +10,9 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from carrier_sla.vocabulary import AGGREGATE
 from carrier_sla.engine import pipeline
 from carrier_sla.plan.load import PLANS_DIR, load_plan, plan_from_document
+from carrier_sla.vocabulary import AGGREGATE
 
 ORDER_DEFAULTS: dict[str, Any] = {
     "carrier_id": "CLEC01",

@@ -20,6 +20,7 @@ from carrier_sla.engine.evaluate import Evaluated
 from carrier_sla.inputs.contract import Records
 from carrier_sla.plan.load import Measure, Plan
 
+
 def split_products(plan: Plan, measure: Measure) -> dict[str, set[str]]:
     """Per dimension field, the products whose records are split by it (CLEC products
     the split applies to, and their retail analogs)."""

@@ -9,7 +9,6 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -87,7 +86,8 @@ def compute(
 
 def ordered_results(plan: Plan, frames: list[pd.DataFrame], dim_fields: Mapping[str, pa.DataType]) -> pd.DataFrame:
     """The judged cells of every measure as one frame in the results table's order."""
-    results = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["period", *audit.result_columns(dim_fields)])
+    empty = pd.DataFrame(columns=["period", *audit.result_columns(dim_fields)])
+    results = pd.concat(frames, ignore_index=True) if frames else empty
     order = {m.id: i for i, m in enumerate(plan.measures)}
     results = results.assign(
         _m=results["measure_id"].map(order),
@@ -183,7 +183,9 @@ def judge_measure(
         if measure.type == "mean":
             indexes = histograms if histograms is not None else [p.samples for p in parts if p.samples is not None]
             samples = aggregate.CellSamples(plan, measure, indexes)
-        judged = verdicts.judge(plan, measure, cells, samples, lambda cell: vocabulary.cell_id(measure.id, dims, cell) in missed)
+        judged = verdicts.judge(
+            plan, measure, cells, samples, lambda cell: vocabulary.cell_id(measure.id, dims, cell) in missed
+        )
     split = audit.split_products(plan, measure)
     dims = [d.field for d in measure.dimensions]
     judged["submeasure"] = [

@@ -45,7 +45,7 @@ from carrier_sla.plan.remedy_rules import CENT, Remedies, Tier
 
 MONEY = vocabulary.MONEY
 STATE_FUND = "state_fund:"
-KEY = list(vocabulary.LEDGER_KEY)  # escalation: a cell of a tier (the tier fixes the scope)
+KEY = list(vocabulary.ESCALATION_KEY)  # escalation: a cell of a tier (the tier fixes the scope)
 NO_VERDICT = vocabulary.NO_VERDICT
 
 # the ledger's files (vocabulary.REMEDIES: the period is the partition folder) ...
@@ -352,7 +352,7 @@ def statements(ledger: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """One statement per payee: its ledger lines, numbered, then a `total` line."""
     out = {}
     for payee, lines in ledger.groupby("payee", sort=True):
-        lines = lines.sort_values(["tier", "state", "measure_id", "submeasure", "product"], kind="stable")
+        lines = lines.sort_values(list(vocabulary.STATEMENT_ORDER), kind="stable")
         body = lines.assign(
             line=[str(i) for i in range(1, len(lines) + 1)], occurrences=[_number(x) for x in lines["occurrences"]]
         )[STATEMENT_COLUMNS]

@@ -43,7 +43,7 @@ from carrier_sla.plan import calendar as calmod
 from carrier_sla.store import layout as store
 
 ZERO = Decimal("0.00")
-KEY = ["tier", "payee", *vocabulary.MEASURE_CELL]  # a payee's cell
+KEY = list(vocabulary.PAYMENT_KEY)
 TABLE = "adjustments"
 ADJUSTMENT_SCHEMA = vocabulary.ADJUSTMENTS.schema()  # the files: the period is the partition folder
 ADJUSTMENT_COLUMNS = ["period", *ADJUSTMENT_SCHEMA.names]  # the frames in memory carry it
@@ -157,7 +157,7 @@ def adjustments(
         }
     )
     frame = frame.assign(carrier_id=frame["carrier_id"].where(frame["carrier_id"].notna(), None))
-    order = ["payee", "tier", "state", "measure_id", "submeasure", "product"]
+    order = ["payee", *vocabulary.STATEMENT_ORDER]
     return frame.sort_values(order, kind="stable").reset_index(drop=True)[ADJUSTMENT_COLUMNS]
 
 
@@ -248,7 +248,7 @@ def statements(ledger: pd.DataFrame, adjusted: pd.DataFrame) -> dict[str, pd.Dat
         amounts = pd.Series([a if isinstance(a, Decimal) else ZERO for a in merged["amount"]], dtype=object)
         merged = merged.assign(amount=amounts.to_numpy())
         merged["currency"] = merged["currency"].where(merged["currency"].notna(), merged["_currency"])
-        merged = merged.sort_values(["tier", "state", "measure_id", "submeasure", "product"], kind="stable")
+        merged = merged.sort_values(list(vocabulary.STATEMENT_ORDER), kind="stable")
         merged = merged.assign(line=[str(i) for i in range(1, len(merged) + 1)])
         columns = remedies.STATEMENT_COLUMNS + EXTRA_STATEMENT_COLUMNS
         total = {c: "" for c in columns} | {

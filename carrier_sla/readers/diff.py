@@ -37,10 +37,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 
+from carrier_sla import vocabulary
 from carrier_sla.errors import StoreError, UsageError
 from carrier_sla.store import verify
 
-CELL_KEY = ["measure_id", "submeasure", "state", "product", "scope", "carrier_id"]
+CELL_KEY = list(vocabulary.CELL_KEY)
 FIGURES = (
     "clec_n",
     "clec_value",
@@ -52,7 +53,7 @@ FIGURES = (
     "excusal_reference",
 )
 TEXT_FIGURES = ("method", "excusal_reference")  # excusal_reference: the commission's excusal of the cell, if any
-LEDGER_KEY = ["tier", "payee", "measure_id", "submeasure", "state", "product"]
+LEDGER_KEY = list(vocabulary.PAYMENT_KEY)
 RECORD_KEY = ["record_type", "record_id"]
 RECORD_FIELDS = ("included", "exclusion_reason", "value", "state", "product", "carrier_id", "submeasure")
 REL_TOL = 1e-9
@@ -284,11 +285,12 @@ def compare_period(a: Side, b: Side, period: str) -> PeriodDiff:
     ra, rb = _read_pair(a, b, "results", period, [*CELL_KEY, "status", *FIGURES, "plan_id", "plan_version"], CELL_KEY)
     la, lb = _read_pair(a, b, "remedies", period, [*LEDGER_KEY, "occurrences", "amount", "currency"], LEDGER_KEY)
     fa, fb = a.folder("records", period), b.folder("records", period)
-    names = {p.name for f in (fa, fb) if f.is_dir() for p in f.iterdir() if p.name.startswith("measure=")}
-    measures = [diff_records(_records(None), _records(None)).assign(measure="")]
+    names = {p.name for f in (fa, fb) if f.is_dir() for p in f.iterdir() if p.name.startswith("measure_id=")}
+    measures = [diff_records(_records(None), _records(None)).assign(measure_id="")]
     for name in sorted(names):  # one measure at a time: the memory of the largest measure, not the month's
         if not _same_files(fa / name, fb / name):
-            measures.append(diff_records(_records(fa / name), _records(fb / name)).assign(measure=name[8:]))
+            changed = diff_records(_records(fa / name), _records(fb / name))
+            measures.append(changed.assign(measure_id=name.split("=", 1)[1]))
     records = pd.concat(measures, ignore_index=True)
     in_a, in_b = period in a.periods(), period in b.periods()
     plans = {
@@ -303,7 +305,7 @@ def compare_period(a: Side, b: Side, period: str) -> PeriodDiff:
         diff_verdicts(ra, rb),
         diff_figures(ra, rb),
         *diff_payments(la, lb),
-        records[["measure", *RECORD_KEY, *records.columns.drop(["measure", *RECORD_KEY])]],
+        records[["measure_id", *RECORD_KEY, *records.columns.drop(["measure_id", *RECORD_KEY])]],
     )
 
 

@@ -26,6 +26,7 @@ from typing import Any
 import pandas as pd
 import pyarrow.dataset as ds
 
+from carrier_sla import vocabulary
 from carrier_sla.errors import CarrierSlaError, StoreError, UsageError
 from carrier_sla.plan.load import Plan, load_plan, plan_from_document, resolve_plan_path
 from carrier_sla.readers import explain_evidence as evidence
@@ -260,16 +261,17 @@ def find_cell(
     product: str | None = None,
     submeasure: str | None = None,
 ) -> dict[str, Any]:
-    """The one result row of the key (carrier 'all': the aggregate); UsageError naming what exists otherwise."""
+    """The one result row of the key (carrier vocabulary.AGGREGATE: the all-CLEC aggregate); UsageError naming
+    what exists otherwise."""
     period = str(results["period"].iloc[0]) if len(results) else "this period"
     m = results[results["measure_id"].astype(str) == measure]
     if m.empty:
         known = ", ".join(dict.fromkeys(results["measure_id"].astype(str)))
         raise UsageError(f"no results for measure {measure!r} in {period} (measures: {known})")
-    aggregate = carrier.lower() == "all"
+    aggregate = carrier == vocabulary.AGGREGATE
     c = m[m["scope"] == "clec_aggregate"] if aggregate else m[(m["scope"] == "clec") & (m["carrier_id"] == carrier)]
     if c.empty:
-        known = ", ".join(["all", *sorted(m["carrier_id"].dropna().astype(str).unique())])
+        known = ", ".join(sorted(m["carrier_id"].dropna().astype(str).unique()))
         raise UsageError(f"no {measure} cells for carrier {carrier!r} in {period} (carriers: {known})")
     wanted = {"state": state, "product": product, "submeasure": submeasure}
     sel = c
@@ -352,7 +354,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--store", required=True, type=Path, help="the output store")
     p.add_argument("--period", required=True, help="reporting month YYYY-MM")
     p.add_argument("--measure", required=True, help="measure id, e.g. OP-3")
-    p.add_argument("--carrier", required=True, help="CLEC id, or 'all' for the all-CLEC aggregate")
+    p.add_argument("--carrier", required=True, help=f"CLEC id, or {vocabulary.AGGREGATE} for the all-CLEC aggregate")
     p.add_argument("--state", help="narrow down to this state, e.g. CO")
     p.add_argument("--product", help="narrow down to this CLEC product, e.g. resale_pots")
     p.add_argument("--submeasure", help="e.g. all, dispatch=true")
@@ -385,7 +387,7 @@ def command(args: argparse.Namespace) -> int:
     plan, source = run_plan(store, producer, manifest)
     if cell["measure_id"] not in {m.id for m in plan.measures}:
         raise StoreError(f"the plan of run {producer} has no measure {cell['measure_id']}")
-    records_dir = view / "records" / key / f"measure={cell['measure_id']}"
+    records_dir = view / "records" / key / f"measure_id={cell['measure_id']}"
     if not records_dir.is_dir():
         raise StoreError(f"{records_dir}: no records/ published for {cell['measure_id']} in {args.period}")
     tables = {

@@ -26,6 +26,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 
+from carrier_sla import vocabulary
 from carrier_sla.engine import period_results, pipeline, remedy_chain
 from carrier_sla.errors import PlanError, StoreError, UsageError
 from carrier_sla.inputs import excusals
@@ -36,10 +37,10 @@ from carrier_sla.readers import csv_safe
 from carrier_sla.store import layout as store
 from carrier_sla.store import verify
 
-CELL = ["measure_id", "submeasure", "state", "product", "scope", "carrier_id"]
-LINE = ["tier", "payee", "measure_id", "submeasure", "state", "product"]
+CELL = list(vocabulary.CELL_KEY)
+LINE = list(vocabulary.PAYMENT_KEY)
 NUMBERS = ["clec_n", "clec_value", "retail_value", "p_value"]
-STATUSES = ("met", "miss", "no_activity", "no_retail_analog", "undetermined", "diagnostic")
+STATUSES = vocabulary.STATUSES
 SHOWN = 40  # status changes listed in the text output (all of them in --json and --out)
 
 
@@ -90,11 +91,13 @@ def read_baseline(out: Path, period: str) -> Baseline:
     ledger = store.read_table(view, "remedies", period).to_pandas() if has_ledger else None
     counts = pd.DataFrame(columns=["measure_id", "code"])
     if (view / "records" / f"period={period}").is_dir():
-        records = ds.dataset(view / "records" / f"period={period}", format="parquet", partitioning="hive")
-        table = records.to_table(columns=["measure", "exclusion_reason"])
+        records = ds.dataset(
+            view / "records" / f"period={period}", format="parquet", partitioning=store.partitioning("records")
+        )
+        table = records.to_table(columns=["measure_id", "exclusion_reason"])
         counts = pd.DataFrame(
             {
-                "measure_id": table["measure"].to_pandas().astype(str),
+                "measure_id": table["measure_id"].to_pandas().astype(str),
                 "code": table["exclusion_reason"].to_pandas().astype(object),
             }
         )
@@ -118,7 +121,8 @@ def compute_what_if(plan: Plan, out: Path, period: str, data_dir: Path, baseline
         codes = table.column("exclusion_reason").to_pandas()
         counts.append(pd.DataFrame({"measure_id": measure_id, "code": codes}))
 
-    missed = period_results.previous_misses(out, period, plan) if plan.statistics.alpha_after_miss is not None else set()
+    stricter = plan.statistics.alpha_after_miss is not None
+    missed = period_results.previous_misses(out, period, plan) if stricter else set()
     excused = excusals.read(Path(data_dir))  # the month's approved exclusions apply as in a run
     excused_now = excused.of_period(period) if excused is not None else ()
     judged = excusals.with_record_exclusions(plan, excused_now)
@@ -136,8 +140,7 @@ def compute_what_if(plan: Plan, out: Path, period: str, data_dir: Path, baseline
 
 
 def _cells(results: pd.DataFrame) -> pd.DataFrame:
-    frame = pd.DataFrame({c: results[c].astype(str) for c in CELL if c != "carrier_id"})
-    frame["carrier_id"] = results["carrier_id"].astype(object).where(results["carrier_id"].notna(), "").astype(str)
+    frame = pd.DataFrame({c: results[c].astype(str) for c in CELL})
     frame["status"] = results["status"].astype(str)
     frame["method"] = results["method"].astype(object).where(results["method"].notna(), "").astype(str)
     for column in NUMBERS:
@@ -279,7 +282,6 @@ def summarize(
 def _status_table(changes: list[dict[str, Any]]) -> str:
     """Status changes as a text table: n, CLEC and retail values, p-value, each was/now."""
     frame = pd.DataFrame(changes[:SHOWN])
-    frame["carrier_id"] = frame["carrier_id"].replace("", "(all)")
     frame["change"] = frame["status_before"] + " -> " + frame["status_after"]
     names = {"clec_n": ("n", "{:.0f}"), "clec_value": ("clec", "{:.2f}"), "retail_value": ("retail", "{:.2f}")}
     names["p_value"] = ("p", "{:.2g}")

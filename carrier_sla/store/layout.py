@@ -373,13 +373,8 @@ def read_table(store: Path, table: str, period: str) -> pa.Table:
     verify.require_period(root, period, (table,))
     import pyarrow.dataset as ds
 
-    from carrier_sla import vocabulary
-
-    spec = vocabulary.TABLES.get(table)
-    inner = [p for p in spec.partitions if p != "period"] if spec is not None else []
-    partitioning = ds.partitioning(pa.schema([(p, pa.string()) for p in inner]), flavor="hive") if inner else None
     try:
-        dataset = ds.dataset(folder, format="parquet", partitioning=partitioning)
+        dataset = ds.dataset(folder, format="parquet", partitioning=partitioning(table))
         if dataset.files:
             require_schema_version(store_of(root), dataset.files[0])
         data = dataset.to_table()
@@ -387,6 +382,18 @@ def read_table(store: Path, table: str, period: str) -> pa.Table:
         raise StoreDamaged(str(store_of(root)), [f"{folder}: unreadable ({_short(exc)})"]) from exc
     # the partition key, from the path (Hive): a column of the table as any Hive reader gives it
     return data.append_column("period", pa.array([period] * data.num_rows, pa.string()))
+
+
+def partitioning(table: str) -> Any:
+    """The Hive partitioning of a table's folders below period=P (measure_id=ID under records),
+    every key text: a measure id such as 1 is not a number."""
+    import pyarrow.dataset as ds
+
+    from carrier_sla import vocabulary
+
+    spec = vocabulary.TABLES.get(table)
+    inner = [p for p in spec.partitions if p != "period"] if spec is not None else []
+    return ds.partitioning(pa.schema([(p, pa.string()) for p in inner]), flavor="hive") if inner else None
 
 
 def schema_version(path: Path | str) -> str | None:
