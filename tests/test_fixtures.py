@@ -92,7 +92,7 @@ def test_mr_no_access_matches_the_hand_computed_readme(plan, tmp_path):
     troubles = next(i for i in run.manifest["inputs"] if i["record_type"] == "troubles")
     assert (troubles["rows_read"], troubles["rows_accepted"], troubles["rows_rejected"]) == (10, 8, 2)
     rejects = pd.read_parquet(tmp_path / "store" / "rejects" / "period=2026-03")
-    assert rejects[["record_id", "column", "raw_value", "reason"]].values.tolist() == [
+    assert rejects[["record_id", "input_field", "raw_value", "reason"]].values.tolist() == [
         ["C2", "no_access_hours", "3.5", "no_access_exceeds_duration"],
         ["C3", "no_access_hours", "1.5", "no_access_exceeds_duration"],
     ]

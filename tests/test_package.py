@@ -77,7 +77,7 @@ def test_package_holds_the_clec_results_records_remedies_and_statement(built):
         "manifest.json",
         "README.txt",
     } <= names
-    assert any(n.startswith("records/measure=") for n in names)
+    assert any(n.startswith("records/measure_id=") for n in names)
     stored = store.read_table(out, "results", P).to_pandas()
     own = stored[(stored["scope"] == "clec") & (stored["carrier_id"] == C)]
     results = pd.read_parquet(pkg / "results.parquet")
@@ -131,7 +131,7 @@ def test_package_records_are_exactly_the_records_of_the_clec(built):
     out, pkg = built
     records = _store_records(out)
     expected = sorted(map(tuple, records.loc[records["carrier_id"] == C, ["measure", "record_id"]].to_numpy()))
-    parts = pd.concat([pd.read_parquet(p) for p in sorted((pkg / "records").glob("measure=*.parquet"))])
+    parts = pd.concat([pd.read_parquet(p) for p in sorted((pkg / "records").glob("measure_id=*.parquet"))])
     assert sorted(map(tuple, parts[["measure_id", "record_id"]].to_numpy())) == expected
     csv = pd.read_csv(pkg / "records.csv", dtype=str)
     assert sorted(map(tuple, csv[["measure_id", "record_id"]].to_numpy())) == expected

@@ -116,7 +116,7 @@ def test_a_duplicate_id_in_another_partition_is_still_a_duplicate(tmp_path):
     _assert_same_outputs(tmp_path / "whole", tmp_path / "parted")
     rejects = _tables(tmp_path / "parted")["rejects"]
     dup = rejects[rejects["reason"] == "duplicate_id"]
-    assert dup[["record_id", "row", "carrier_id"]].values.tolist() == [["O3", 41, "CLEC02"]]
+    assert dup[["record_id", "input_row", "carrier_id"]].values.tolist() == [["O3", 41, "CLEC02"]]
 
 
 def test_no_access_longer_than_the_trouble_is_rejected_alike_in_a_partitioned_run(tmp_path):
@@ -135,7 +135,7 @@ def test_no_access_longer_than_the_trouble_is_rejected_alike_in_a_partitioned_ru
     assert _manifest(whole)["inputs"] == _manifest(parted)["inputs"]
     rejects = _tables(tmp_path / "parted")["rejects"]
     assert rejects["reason"].tolist() == ["no_access_exceeds_duration"] * 10
-    assert rejects["row"].tolist() == list(range(1, 31, 3))
+    assert rejects["input_row"].tolist() == list(range(1, 31, 3))
     troubles_read = next(i for i in _manifest(parted)["inputs"] if i["record_type"] == "troubles")
     assert (troubles_read["rows_read"], troubles_read["rows_accepted"], troubles_read["rows_rejected"]) == (30, 20, 10)
 
@@ -160,7 +160,7 @@ def test_too_many_rejects_in_a_partitioned_run_is_an_input_error_with_the_reject
         run(load_plan("example-qc"), data, PERIOD, tmp_path / "out", partition_rows=10, run_id="r1")
     assert "orders" in str(info.value)
     kept = pq.read_table(tmp_path / "out" / "runs" / "r1" / "rejects.parquet").to_pandas()
-    assert kept["row"].tolist() == [1, 11, 21, 31, 41]  # in read order
+    assert kept["input_row"].tolist() == [1, 11, 21, 31, 41]  # in read order
     assert json.loads((tmp_path / "out" / "runs" / "r1" / "manifest.json").read_text())["exit_code"] == 3
 
 

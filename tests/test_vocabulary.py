@@ -272,3 +272,10 @@ def test_a_plan_split_by_a_boolean_or_a_code_field(tmp_path, field, arrow_type):
     op3_missed = [k for k in missed if k[0] == "OP-3"]
     assert all(k[-1].startswith(f"{field}=") for k in op3_missed)
     assert len(op3_missed) == int((misses["measure_id"] == "OP-3").sum())
+
+
+def test_readme_lists_the_vocabularys_tables():
+    """The README's output tables section is the text vocabulary.table_markdown() generates."""
+    text = (PACKAGE.parent / "README.md").read_text()
+    start, end = "<!-- vocabulary:tables -->\n", "<!-- /vocabulary:tables -->"
+    assert text[text.index(start) + len(start) : text.index(end)] == vocabulary.table_markdown()

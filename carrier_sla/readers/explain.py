@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.dataset as ds
 
 from carrier_sla import vocabulary
@@ -151,7 +152,7 @@ def _figure(side: dict[str, Any], rule_: dict[str, Any]) -> str:
 def render(e: dict[str, Any]) -> str:
     """The explanation as plain text, in the order of its sections."""
     c, r, rl, t, p, f = (e[k] for k in ("cell", "run", "rule", "test", "population", "figures"))
-    who = c["carrier_id"] or "all CLECs"
+    who = "all CLECs" if c["carrier_id"] == vocabulary.AGGREGATE else c["carrier_id"]
     data = f" (records of {e['data_period']})" if e["data_period"] != e["period"] else ""
     kind = f"provisional as of {e['provisional_as_of']}" if e["provisional"] else "final"
     started = str(r["started_at"])[:19].replace("T", " ")
@@ -271,7 +272,7 @@ def find_cell(
     aggregate = carrier == vocabulary.AGGREGATE
     c = m[m["scope"] == "clec_aggregate"] if aggregate else m[(m["scope"] == "clec") & (m["carrier_id"] == carrier)]
     if c.empty:
-        known = ", ".join(sorted(m["carrier_id"].dropna().astype(str).unique()))
+        known = ", ".join([vocabulary.AGGREGATE, *sorted(m[m["scope"] == "clec"]["carrier_id"].astype(str).unique())])
         raise UsageError(f"no {measure} cells for carrier {carrier!r} in {period} (carriers: {known})")
     wanted = {"state": state, "product": product, "submeasure": submeasure}
     sel = c
@@ -297,8 +298,13 @@ def _read(folder: Path, **equal: str) -> pd.DataFrame:
         table = ds.dataset(folder, format="parquet", partitioning="hive").to_table(filter=where)
     except (OSError, ValueError) as exc:  # pyarrow's errors derive from these
         raise StoreError(f"cannot read {folder}: {exc}") from exc
+    return _frame(table)
+
+
+def _frame(table: pa.Table) -> pd.DataFrame:
+    """A table as a frame; seeds exact (63-bit integers with nulls, not through float64)."""
     frame = table.to_pandas()
-    if "seed" in frame:  # uint64 Monte Carlo seeds as exact integers, not through float64
+    if "seed" in frame:
         frame["seed"] = pd.Series(table.column("seed").to_pylist(), index=frame.index, dtype=object)
     return frame
 
@@ -323,7 +329,7 @@ def load(store: Path, period: str, run_id: str | None) -> tuple[Path, str, dict[
     if not folder.is_dir():
         periods = ", ".join(storemod.published_periods(view, "results")) or "none"
         raise UsageError(f"no results for period {period} in {label} of {store} (periods: {periods})")
-    return view, label, provenance, _read(folder)
+    return view, label, provenance, _frame(storemod.read_table(view, "results", period))
 
 
 def run_plan(store: Path, run_id: str, manifest: dict[str, Any]) -> tuple[Plan, str]:
