@@ -95,7 +95,7 @@ def run_dir(plan, data: Path, out: Path, period: str = PERIOD, **kwargs: Any) ->
 
 
 def read_records(out: Path, measure_id: str, period: str = PERIOD) -> pd.DataFrame:
-    return pd.read_parquet(out / "records" / f"period={period}" / f"measure={measure_id}")
+    return pd.read_parquet(out / "records" / f"period={period}" / f"measure_id={measure_id}")
 
 
 def read_rejects(out: Path, period: str = PERIOD) -> pd.DataFrame:

@@ -141,7 +141,7 @@ def test_a_parquet_non_finite_no_access_time_is_rejected(tmp_path, qc_plan, part
     got = the_reject(tmp_path / "out", "troubles", "T2")
     assert (got["input_field"], got["reason"]) == ("no_access_hours", "not_finite")
     assert "finite" in got["message"]
-    records = pd.read_parquet(tmp_path / "out" / "records" / f"period={PERIOD}" / "measure=MR-6")
+    records = pd.read_parquet(tmp_path / "out" / "records" / f"period={PERIOD}" / "measure_id=MR-6")
     assert "T2" not in set(records["record_id"])
 
 

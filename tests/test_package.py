@@ -16,6 +16,7 @@ from carrier_sla.cli.main import main
 from carrier_sla.errors import StoreError
 from carrier_sla.readers import package
 from carrier_sla.store import layout as store
+from carrier_sla.vocabulary import AGGREGATE
 
 MONTHS = ("2026-08", "2026-09", "2026-10")
 C, P = "CLEC03", "2026-10"
@@ -37,7 +38,7 @@ def _package(out: Path, target: Path, *extra: str, carrier: str = C, period: str
 
 
 def _store_records(out: Path) -> pd.DataFrame:
-    return pd.read_parquet(out / "records" / f"period={P}").astype({"carrier_id": str, "measure": str})
+    return pd.read_parquet(out / "records" / f"period={P}").astype({"carrier_id": str, "measure_id": str})
 
 
 def _texts(pkg: Path) -> dict[str, str]:
@@ -86,7 +87,7 @@ def test_package_holds_the_clec_results_records_remedies_and_statement(built):
     cells = set(map(tuple, own[key].to_numpy()))
     aggregate = results[results["scope"] == "clec_aggregate"]
     assert set(map(tuple, aggregate[key].to_numpy())) == cells
-    assert aggregate["carrier_id"].isna().all()
+    assert (aggregate["carrier_id"] == AGGREGATE).all()
     assert list(results.columns) == [c for c in stored.columns]  # every result column, in the store's order
     assert len(pd.read_csv(pkg / "results.csv")) == len(results)
     statement = out / "statements" / f"period={P}" / f"statement-{C}.csv"
@@ -245,15 +246,15 @@ def test_selections_leave_out_other_carriers_and_other_cells():
         [
             {"measure_id": "OP-3", **cell, "scope": "clec", "carrier_id": C},
             {"measure_id": "OP-3", **cell, "scope": "clec", "carrier_id": "CLEC01"},
-            {"measure_id": "OP-3", **cell, "scope": "clec_aggregate", "carrier_id": None},
+            {"measure_id": "OP-3", **cell, "scope": "clec_aggregate", "carrier_id": AGGREGATE},
             {"measure_id": "OP-4", **cell, "scope": "clec", "carrier_id": "CLEC01"},
-            {"measure_id": "OP-4", **cell, "scope": "clec_aggregate", "carrier_id": None},
+            {"measure_id": "OP-4", **cell, "scope": "clec_aggregate", "carrier_id": AGGREGATE},
         ]
     )
     kept = package.select_results(results, C).to_pylist()
     assert [(r["measure_id"], r["scope"], r["carrier_id"]) for r in kept] == [
         ("OP-3", "clec", C),
-        ("OP-3", "clec_aggregate", None),
+        ("OP-3", "clec_aggregate", AGGREGATE),
     ]
     ledger = pa.table({"payee": [C, "CLEC01", "state_fund:CO"], "tier": ["tier1", "tier1", "tier2"]})
     assert package.select_remedies(ledger, C)["payee"].to_pylist() == [C]

@@ -45,7 +45,7 @@ def _assert_same_outputs(whole, parted) -> None:
     pd.testing.assert_frame_equal(a.pop("rejects"), b.pop("rejects"))  # in read order, like a whole run
     ka, kb = (
         t.astype({c: object for c in t.columns if isinstance(t[c].dtype, pd.CategoricalDtype)})
-        .sort_values(["measure", "record_type", "source_file", "source_row"], kind="stable")
+        .sort_values(["measure_id", "record_type", "source_file", "source_row"], kind="stable")
         .reset_index(drop=True)
         for t in (a.pop("records"), b.pop("records"))
     )
@@ -239,12 +239,12 @@ def test_a_two_field_match_keeps_each_carriers_related_pairs_in_one_partition(tm
     assert _manifest(parted)["partitions"] > 5
     _assert_same_outputs(tmp_path / "whole", tmp_path / "parted")
     records = _tables(tmp_path / "parted")["records"]
-    mr7 = records[(records["measure"] == "MR-7") & records["included"]]
+    mr7 = records[(records["measure_id"] == "MR-7") & records["included"]]
     repeats = mr7.groupby("carrier_id", observed=True)["value"].agg(["count", "sum"])
     assert repeats.loc["CLEC01"].tolist() == [45, 15]  # 30 first troubles (0) and 15 second ones (1)
     assert repeats.loc["CLEC02"].tolist() == [30, 0]
     assert repeats.loc["ILEC"].tolist() == [30, 0]
-    op5 = records[(records["measure"] == "OP-5") & records["included"]]
+    op5 = records[(records["measure_id"] == "OP-5") & records["included"]]
     assert len(op5) == 30 and (op5["value"] == 0).all()  # CLEC01's own trouble of Oct 5: day 17
 
 
@@ -303,7 +303,7 @@ def test_explain_and_package_read_a_partitioned_store_as_a_whole_one(tmp_path, c
     plan = load_plan("example-qc")
     whole = run(plan, data, PERIOD, tmp_path / "whole", partition_rows=0, max_reject_rate=0.05)
     parted = run(plan, data, PERIOD, tmp_path / "parted", partition_rows=1000, max_reject_rate=0.05)
-    assert len(list((tmp_path / "parted" / "records" / f"period={PERIOD}" / "measure=MR-6").iterdir())) == 7
+    assert len(list((tmp_path / "parted" / "records" / f"period={PERIOD}" / "measure_id=MR-6").iterdir())) == 7
     results = _tables(tmp_path / "whole")["results"]
     miss = results[(results["status"] == "miss") & (results["measure_id"] == "MR-6")].iloc[0]
     key = ["--measure", "MR-6", "--carrier", miss["carrier_id"], "--state", miss["state"]]

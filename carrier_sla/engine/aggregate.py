@@ -379,4 +379,5 @@ class _Lookup:
 
 
 def _rolled(value: object) -> bool:
-    return value is None or (isinstance(value, float) and np.isnan(value))
+    """Whether a cell's carrier_id stands for every CLEC (the aggregate)."""
+    return value is None or value == vocabulary.AGGREGATE or (isinstance(value, float) and np.isnan(value))

@@ -92,6 +92,7 @@ def write_parquet(path: Path, table: pa.Table, metadata: dict[str, str]) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     existing = table.schema.metadata or {}
     merged = {**existing, **{k.encode(): str(v).encode() for k, v in metadata.items()}}
+    merged[SCHEMA_VERSION_KEY] = OUTPUT_SCHEMA_VERSION.encode()  # every file the store writes says its version
     # dictionary pages only where the column is dictionary-typed: trying them on unique ids
     # and row numbers costs time and gains nothing. Min/max statistics on the others only: on
     # a dictionary column they cost a quarter of the write, and every file holds all its
