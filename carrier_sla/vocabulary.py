@@ -87,7 +87,7 @@ def _blank(value: object) -> bool:
 
 # ------------------------------------------------------------------------------- dimensions
 
-# Arrow type of a column by the input contract's field type (carrier_sla.inputs.fields.column_type).
+# Arrow type of a column by the input contract's field type (carrier_sla.plan.fields.column_type).
 ARROW_OF_FIELD_TYPE: dict[str, pa.DataType] = {
     "bool": pa.bool_(),
     "code": pa.string(),
@@ -97,19 +97,6 @@ ARROW_OF_FIELD_TYPE: dict[str, pa.DataType] = {
     "date": pa.date32(),
     "timestamp": pa.timestamp("us", tz="UTC"),
 }
-
-
-def dimension_types(plan: Any) -> dict[str, pa.DataType]:
-    """Every dimension field the plan's measures split by (in first-use order), with its Arrow
-    type from the field's type in the contract of the record type the measure reads."""
-    from carrier_sla.inputs.fields import fields_of
-
-    out: dict[str, pa.DataType] = {}
-    for m in plan.measures:
-        for d in m.dimensions:
-            if d.field not in out:
-                out[d.field] = ARROW_OF_FIELD_TYPE[fields_of(m.records)[d.field]]
-    return out
 
 
 # --------------------------------------------------------------------------------- the tables

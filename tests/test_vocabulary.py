@@ -20,7 +20,7 @@ from carrier_sla import vocabulary
 from carrier_sla.engine import pipeline
 from carrier_sla.engine.period_results import previous_misses
 from carrier_sla.errors import StoreError
-from carrier_sla.inputs.fields import record_schema
+from carrier_sla.plan.fields import dimension_types, record_schema
 from carrier_sla.plan.load import plan_from_document
 from carrier_sla.store import layout
 from carrier_sla.store.view import open_store
@@ -148,7 +148,7 @@ def test_every_client_reads_every_table_alike(demo_store, table):
     assert arrow.num_rows > 0 or table.name == "adjustments"
     names = set(arrow.column_names)
     assert names == set(table.names) | set(table.partitions) | set(
-        vocabulary.dimension_types(_plan()) if table.dimensions_after else []
+        dimension_types(_plan()) if table.dimensions_after else []
     )
     glob = str(folder / "**" / "*.parquet")
     con = duckdb.connect()

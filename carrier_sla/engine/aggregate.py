@@ -20,6 +20,7 @@ import pyarrow as pa
 from carrier_sla import vocabulary
 from carrier_sla.engine.evaluate import Evaluated
 from carrier_sla.inputs.contract import Records
+from carrier_sla.plan import fields
 from carrier_sla.plan.load import Measure, Plan
 
 STATS = ["n_evaluated", "n", "sum", "m2"]
@@ -28,7 +29,7 @@ BASE = "base"  # rate measures: lines in service
 
 def dimension_fields(plan: Plan) -> dict[str, pa.DataType]:
     """Every dimension field any measure of the plan splits by (result columns), with its Arrow type."""
-    return vocabulary.dimension_types(plan)
+    return fields.dimension_types(plan)
 
 
 def dim_codes(rec: Records, name: str) -> tuple[np.ndarray, list[object]]:

@@ -18,7 +18,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from carrier_sla import vocabulary
-from carrier_sla.inputs.fields import column_type, record_schema
 from carrier_sla.inputs.parse import (
     encode,
     null_mask,
@@ -30,6 +29,7 @@ from carrier_sla.inputs.parse import (
 )
 from carrier_sla.plan import calendar as calmod
 from carrier_sla.plan.calendar import NS_PER_DAY, NS_PER_S, NULL
+from carrier_sla.plan.fields import column_type, record_schema
 from carrier_sla.plan.load import Plan
 
 
