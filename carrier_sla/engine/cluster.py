@@ -1,0 +1,204 @@
+"""Where a period's batches and statistics run: in this process, or as tasks on Dask workers.
+
+InProcess evaluates the batches one after the other (the next one read on a thread meanwhile) and
+judges each measure's cells in one call. OnDask submits a task per batch (read, evaluate, write
+its audit rows into the run's staging folder; partials, histograms, counts and rejects come
+back), spreads the input files over workers when they are spilled, and judges a measure's cells
+in tasks that each hold whole retail pools (every cell compared with the same retail values in
+one task, so the pool is gathered and built once), the measure's value histograms sent to the
+workers once.
+
+`connect(workers, scheduler, batches)` chooses: `scheduler` (an address): an existing Dask
+cluster; else `workers` processes of a distributed.LocalCluster started for the run and closed
+after it (None: the machine's cores when the input spans more than one batch, else 1), where 1
+means in this process, without Dask.
+
+A worker that dies while it holds a task (killed, out of memory) has the task run again on
+another worker by Dask's scheduler (up to distributed.scheduler.allowed-failures times); past
+that the run fails with WorkerLost (exit 5) and publishes nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from carrier_sla.engine import verdicts
+from carrier_sla.engine.period import BatchResult, Context, Source, evaluate_batch, run_batch
+from carrier_sla.engine.timings import Timings
+from carrier_sla.errors import UsageError, WorkerLost
+from carrier_sla.inputs import spill
+from carrier_sla.plan.load import Measure, Plan
+
+TASKS_PER_WORKER = 4  # judging tasks per worker and measure: whole pools, balanced by cells
+
+
+def cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+class InProcess:
+    """Everything in this process: the batches in order, the next one read on a thread meanwhile."""
+
+    in_process = True
+    workers = 1
+
+    def batches(self, ctx: Context, source: Source, timings: Timings) -> Iterator[BatchResult]:
+        loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="partition-loader")
+        try:
+            pending = loader.submit(source.load, ctx.plan, 0, timings, ctx.as_of)
+            for k in range(source.count):
+                loaded = pending.result()
+                if k + 1 < source.count:
+                    pending = loader.submit(source.load, ctx.plan, k + 1, timings, ctx.as_of)
+                result = evaluate_batch(ctx, loaded, k, timings)
+                del loaded
+                source.done(k)
+                yield result  # its stages timed on the run's own clock
+        finally:
+            loader.shutdown(wait=True, cancel_futures=True)
+
+    def map(self, fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
+        return spill.thread_map(fn, items)
+
+    def judge(self, plan: Plan, measure: Measure, cells: pd.DataFrame, samples: Any, missed: Any) -> pd.DataFrame:
+        return verdicts.judge(plan, measure, cells, samples, missed)
+
+    def close(self) -> None:
+        pass
+
+
+class OnDask:
+    """Batches, spreading and statistics as tasks of a Dask distributed client."""
+
+    in_process = False
+
+    def __init__(self, client: Any):
+        self.client = client
+        self.workers = max(1, len(client.scheduler_info().get("workers", {})))
+
+    def _gather(self, futures: list[Any]) -> list[Any]:
+        from distributed import KilledWorker
+
+        try:
+            return list(self.client.gather(futures))
+        except KilledWorker as exc:
+            raise WorkerLost(f"a Dask worker died while running {exc.args[0] if exc.args else 'a task'}") from exc
+
+    def batches(self, ctx: Context, source: Source, timings: Timings) -> Iterator[BatchResult]:
+        """Each batch's result as it comes (its stages timed on its worker's clock, in result.timings)."""
+
+        with self.client.as_current():  # as_completed finds the client there
+            yield from self._batches(ctx, source)
+
+    def _batches(self, ctx: Context, source: Source) -> Iterator[BatchResult]:
+        from distributed import KilledWorker, as_completed
+
+        [shared_ctx, shared_source] = self.client.scatter([ctx, source], broadcast=True, hash=False)
+        futures = [
+            self.client.submit(run_batch, shared_ctx, shared_source, k, pure=False, key=f"batch-{k}-{id(ctx)}")
+            for k in range(source.count)
+        ]
+        try:
+            for future in as_completed(futures):
+                try:
+                    result = future.result()
+                except KilledWorker as exc:
+                    raise WorkerLost(
+                        f"a Dask worker died while evaluating a batch ({exc}); nothing was published"
+                    ) from exc
+                future.release()
+                yield result
+        finally:
+            for future in futures:
+                future.cancel()
+
+    def map(self, fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
+        return self._gather(self.client.map(fn, items, pure=False))
+
+    def judge(self, plan: Plan, measure: Measure, cells: pd.DataFrame, samples: Any, missed: Any) -> pd.DataFrame:
+        """The cells judged in tasks of whole retail pools, in their order."""
+        groups = pool_groups(plan, measure, cells, self.workers * TASKS_PER_WORKER)
+        if len(groups) <= 1:
+            return verdicts.judge(plan, measure, cells, samples, missed)
+        indexes = None if samples is None else self.client.scatter(samples.indexes, hash=False)
+        futures = [
+            self.client.submit(_judge_task, plan, measure, cells.iloc[rows], indexes, missed, pure=False)
+            for rows in groups
+        ]
+        judged = pd.concat(self._gather(futures))
+        return judged.loc[cells.index]
+
+    def close(self) -> None:
+        pass
+
+
+def _judge_task(plan: Plan, measure: Measure, cells: pd.DataFrame, indexes: Any, missed: Any) -> pd.DataFrame:
+    from carrier_sla.engine import aggregate
+
+    samples = None if indexes is None else aggregate.CellSamples(plan, measure, indexes)
+    return verdicts.judge(plan, measure, cells, samples, missed)
+
+
+def pool_groups(plan: Plan, measure: Measure, cells: pd.DataFrame, tasks: int) -> list[np.ndarray]:
+    """Row positions of `cells` in at most `tasks` groups, each holding whole retail pools (the
+    cells compared with the same retail values: state, retail analog product, dimension values),
+    balanced by number of cells (largest pools first, each to the smallest group)."""
+    if cells.empty:
+        return []
+    analog = {p: plan.product(p).retail_analog for p in cells["product"].unique()}
+    key = cells["state"].astype(str) + "\x1f" + cells["product"].map(analog).astype(str)
+    for d in measure.dimensions:
+        key = key + "\x1f" + cells[d.field].astype(object).where(cells[d.field].notna(), "*").astype(str)
+    codes, uniques = pd.factorize(key.to_numpy(), sort=True)
+    sizes = np.bincount(codes, minlength=len(uniques))
+    bins = min(tasks, len(uniques))
+    load = np.zeros(bins, dtype=np.int64)
+    assign = np.zeros(len(uniques), dtype=np.int64)
+    for pool in np.argsort(-sizes, kind="stable"):
+        target = int(np.argmin(load))
+        assign[pool] = target
+        load[target] += sizes[pool]
+    group_of = assign[codes]
+    return [np.flatnonzero(group_of == g) for g in range(bins) if (group_of == g).any()]
+
+
+def default_workers(batches: int) -> int:
+    return cores() if batches > 1 else 1
+
+
+@contextlib.contextmanager
+def connect(workers: int | None, scheduler: str | None, batches: int) -> Iterator[InProcess | OnDask]:
+    """The executor of a run (see the module's docstring); a LocalCluster started here is closed
+    on the way out, whatever happens."""
+    if workers is not None and workers < 1:
+        raise UsageError(f"--workers {workers}: at least 1")
+    if scheduler is None and (workers or default_workers(batches)) == 1:
+        yield InProcess()
+        return
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as exc:  # pragma: no cover - a dependency
+        raise UsageError("--workers above 1 and --scheduler need dask[distributed] installed") from exc
+    with contextlib.ExitStack() as stack:
+        if scheduler is not None:
+            client = stack.enter_context(Client(scheduler, set_as_default=False))
+        else:
+            cluster = stack.enter_context(
+                LocalCluster(
+                    n_workers=workers or default_workers(batches),
+                    processes=True,
+                    threads_per_worker=1,
+                    dashboard_address=None,
+                    silence_logs=logging.ERROR,
+                )
+            )
+            client = stack.enter_context(Client(cluster, set_as_default=False))
+        yield OnDask(client)
