@@ -10,8 +10,8 @@ workers once.
 
 `connect(workers, scheduler, batches)` chooses: `scheduler` (an address): an existing Dask
 cluster; else `workers` processes of a distributed.LocalCluster started for the run and closed
-after it (None: the machine's cores when the input spans more than one batch, else 1), where 1
-means in this process, without Dask.
+after it (None: the machine's cores when the input is spread over partitions and spans more than
+one of the default size, else 1), where 1 means in this process, without Dask.
 
 A worker that dies while it holds a task (killed, out of memory) has the task run again on
 another worker by Dask's scheduler (up to distributed.scheduler.allowed-failures times); past
@@ -170,17 +170,22 @@ def pool_groups(plan: Plan, measure: Measure, cells: pd.DataFrame, tasks: int) -
     return [np.flatnonzero(group_of == g) for g in range(bins) if (group_of == g).any()]
 
 
-def default_workers(batches: int) -> int:
-    return cores() if batches > 1 else 1
+def default_workers(batches: int, rows: int) -> int:
+    """The machine's cores when the input is spread over partitions and spans more than one of the
+    default size (spill.DEFAULT_PARTITION_ROWS), else 1: starting worker processes costs seconds,
+    more than a smaller input takes in this process (and the test suite's small partitions stay
+    in-process)."""
+    return cores() if batches > 1 and rows > spill.DEFAULT_PARTITION_ROWS else 1
 
 
 @contextlib.contextmanager
-def connect(workers: int | None, scheduler: str | None, batches: int) -> Iterator[InProcess | OnDask]:
-    """The executor of a run (see the module's docstring); a LocalCluster started here is closed
-    on the way out, whatever happens."""
+def connect(workers: int | None, scheduler: str | None, batches: int, rows: int = 0) -> Iterator[InProcess | OnDask]:
+    """The executor of a run over `batches` batches of `rows` input rows (see the module's
+    docstring); a LocalCluster started here is closed on the way out, whatever happens."""
     if workers is not None and workers < 1:
         raise UsageError(f"--workers {workers}: at least 1")
-    if scheduler is None and (workers or default_workers(batches)) == 1:
+    workers = workers or default_workers(batches, rows)
+    if scheduler is None and workers == 1:
         yield InProcess()
         return
     try:
@@ -193,7 +198,7 @@ def connect(workers: int | None, scheduler: str | None, batches: int) -> Iterato
         else:
             cluster = stack.enter_context(
                 LocalCluster(
-                    n_workers=workers or default_workers(batches),
+                    n_workers=workers,
                     processes=True,
                     threads_per_worker=1,
                     dashboard_address=None,

@@ -69,7 +69,7 @@ def run(
     partition_rows: int = spill.DEFAULT_PARTITION_ROWS,
     allow_empty: bool = False,
     held_lock: store.StoreLock | None = None,
-    workers: int | None = 1,
+    workers: int | None = None,
     scheduler: str | None = None,
 ) -> RunResult:
     """Run the checker for one period and publish its outputs to the store `out`.
@@ -232,7 +232,8 @@ def _run_locked(
                     "to all: no partition can keep every related pair together, so the input is held in memory whole",
                 )
             source = period_loop.source_for(found, parts, out / ".staging" / run_id)
-            with cluster.connect(workers, scheduler, parts) as executor:
+            rows = spill.estimated_rows(found) if workers is None and parts > 1 else 0
+            with cluster.connect(workers, scheduler, parts, rows) as executor:
                 if not executor.in_process:
                     log.event("workers", f"{executor.workers} Dask workers", workers=executor.workers)
                 sink = audit_files.AuditFiles(
