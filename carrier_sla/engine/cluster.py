@@ -60,7 +60,6 @@ class InProcess:
                     pending = loader.submit(source.load, ctx.plan, k + 1, timings, ctx.as_of)
                 result = evaluate_batch(ctx, loaded, k, timings)
                 del loaded
-                source.done(k)
                 yield result  # its stages timed on the run's own clock
         finally:
             loader.shutdown(wait=True, cancel_futures=True)

@@ -127,8 +127,9 @@ class Partitions:
         return load(plan, spilled.files, read, timings, as_of)
 
     def done(self, k: int) -> None:
-        """The partition's files are removed once it is evaluated (not when read: a task retried
-        after its worker died reads them again), so the folder shrinks as the run goes."""
+        """The partition's files are removed once the run holds its result (not when read: a task
+        run again after its worker died, before or after it finished, reads them again), so the
+        folder shrinks as the run goes."""
         if self.spilled is not None:
             self.spilled.remove_part(k)
 
@@ -238,8 +239,7 @@ def run_batch(ctx: Context, source: Source, k: int) -> BatchResult:
     tick = time.perf_counter()
     loaded = source.load(ctx.plan, k, timings, ctx.as_of)
     result = evaluate_batch(ctx, loaded, k, timings)
-    del loaded
-    source.done(k)
+    del loaded  # the partition's files stay: the run removes them once it holds the result
     release_free_memory()
     result.seconds = time.perf_counter() - tick
     result.timings = dict(timings)
@@ -330,6 +330,7 @@ def compute(
             for stage, seconds in result.timings.items():  # a worker's own clock
                 timings[stage] = timings.get(stage, 0.0) + seconds
             evaluated += result.evaluated
+            source.done(result.k)  # only now: a worker lost before its result came would be asked again
             if source.count > 1:
                 log.event(
                     "partition",

@@ -1,6 +1,7 @@
-"""One period's results from loaded records: each measure of the plan evaluated, aggregated into
-cells, audited record by record and judged, in plan order; and the cells that missed the month
-before (for plans with a stricter alpha after a miss).
+"""The steps of a period's results that the loop (carrier_sla.engine.period) runs: one measure
+evaluated over a batch of records (partial aggregates, value histogram, audit rows), one
+measure's cells from the parts of all batches, judged; the results in the results table's order;
+and the cells that missed the month before (for plans with a stricter alpha after a miss).
 """
 
 from __future__ import annotations

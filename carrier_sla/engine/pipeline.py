@@ -25,7 +25,7 @@ import pandas as pd
 
 from carrier_sla import __version__
 from carrier_sla.engine import aggregate, audit, audit_files, cluster, remedies, remedy_chain, trueup
-from carrier_sla.engine import period as period_loop
+from carrier_sla.engine.period import compute, source_for
 from carrier_sla.engine.period_results import previous_misses
 from carrier_sla.engine.runlog import RunLog
 from carrier_sla.engine.timings import Timings
@@ -231,7 +231,7 @@ def _run_locked(
                     f"related-record measures match on {', '.join(spill.match_fields(plan))} with no field common "
                     "to all: no partition can keep every related pair together, so the input is held in memory whole",
                 )
-            source = period_loop.source_for(found, parts, out / ".staging" / run_id)
+            source = source_for(found, parts, out / ".staging" / run_id)
             rows = spill.estimated_rows(found) if workers is None and parts > 1 else 0
             with cluster.connect(workers, scheduler, parts, rows) as executor:
                 if not executor.in_process:
@@ -239,7 +239,7 @@ def _run_locked(
                 sink = audit_files.AuditFiles(
                     staging.root, period, metadata, approved.active, writer if executor.in_process else None
                 )
-                computed = period_loop.compute(
+                computed = compute(
                     judged_plan,
                     period,
                     source,
