@@ -144,7 +144,8 @@ def shutil_rmtree(folder: Path) -> None:
 
 
 class Source(Protocol):
-    count: int
+    @property
+    def count(self) -> int: ...
 
     def prepare(self, plan: Plan, timings: Timings, log: RunLog, mapper: Mapper) -> Source: ...
     def lines(self, plan: Plan, timings: Timings, as_of: dt.date | None) -> Loaded | None: ...
