@@ -46,6 +46,7 @@ import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pyarrow.parquet as pq
@@ -124,8 +125,7 @@ def measure_run(data: Path, store: Path, workers: int) -> dict:
     ]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd)
-    peak = _sample_tree(proc)
-    _, status, usage = os.wait4(proc.pid, 0)
+    peak, status, usage = _sample_tree(proc)
     wall = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"run failed with exit {os.waitstatus_to_exitcode(status)}")
@@ -148,18 +148,21 @@ def measure_run(data: Path, store: Path, workers: int) -> dict:
     }
 
 
-def _sample_tree(proc: subprocess.Popen, every: float = 0.05) -> int:
+def _sample_tree(proc: subprocess.Popen, every: float = 0.05) -> tuple[int, int, Any]:
     """Peak of the resident set summed over the run's process and all its descendants (the Dask
     scheduler lives in the run's process; nannies and workers are its children), sampled every
-    `every` seconds until the run exits."""
+    `every` seconds until the run exits; and its exit status and resource usage (os.wait4)."""
     root = psutil.Process(proc.pid)
     peak = 0
-    while proc.poll() is None:
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            return peak, status, usage
         total = 0
         try:
             family = [root, *root.children(recursive=True)]
         except psutil.NoSuchProcess:
-            break
+            continue
         for p in family:
             try:
                 total += p.memory_info().rss
@@ -167,7 +170,6 @@ def _sample_tree(proc: subprocess.Popen, every: float = 0.05) -> int:
                 continue
         peak = max(peak, total)
         time.sleep(every)
-    return peak
 
 
 def measure_floor(run: dict) -> dict:

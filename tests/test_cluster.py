@@ -76,11 +76,12 @@ def one_worker(data, tmp_path_factory):
     return out
 
 
-def test_two_worker_processes_give_the_tables_of_one_process(data, one_worker, tmp_path):
+def test_two_worker_processes_give_the_tables_of_one_process(data, one_worker, tmp_path, monkeypatch):
     """--workers 2 (a LocalCluster of two processes: partitions, spreading, judging as tasks) publishes
     every table with the content of --workers 1, exactly (floats too: partials merged in partition
     order, seeds per cell)."""
     out = tmp_path / "two"
+    monkeypatch.setattr(cluster, "MIN_CELLS_ON_WORKERS", 1)  # every measure's cells judged on the workers
     assert _run(data, out, "--workers", "2") == 0
     parts = _manifest(out)["partitions"]
     assert parts == _manifest(one_worker)["partitions"] > 3
