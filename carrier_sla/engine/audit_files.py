@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from carrier_sla.inputs import excusals
 from carrier_sla.store import layout as store
@@ -18,11 +19,13 @@ from carrier_sla.store import layout as store
 class Written:
     """One records/ file: where, its rows and digest; the approved exclusions its rows applied."""
 
+    measure_id: str
     name: str
     path: Path | None  # None: handed to the run's own writer threads, which record it
     rows: int
     digest: tuple[str, int] | None
     approved: frozenset[tuple[str, str, str]]
+    own_rows: int  # rows that are records of the measure's own type (not the lines of its rate base)
 
 
 @dataclass
@@ -35,6 +38,7 @@ class AuditFiles:
     period: str
     metadata: dict[str, str]
     approved_active: bool
+    own_type: dict[str, str]  # measure id -> the record type it evaluates
     writer: store.Writer | None = field(default=None, compare=False)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -45,8 +49,22 @@ class AuditFiles:
         matches.observe(measure_id, table)
         path = self.root / "records" / f"period={self.period}" / f"measure={measure_id}" / f"part-{part}.parquet"
         name = f"records/{measure_id}"
+        own = own_rows(table, self.own_type[measure_id])
         if self.writer is not None:
             self.writer.submit(name, path, table, self.metadata)
-            return Written(name, None, table.num_rows, None, frozenset(matches.found))
+            return Written(measure_id, name, None, table.num_rows, None, frozenset(matches.found), own)
         rows = store.write_parquet(path, table, self.metadata)
-        return Written(name, path, rows, store.file_digest(path), frozenset(matches.found))
+        return Written(measure_id, name, path, rows, store.file_digest(path), frozenset(matches.found), own)
+
+
+def own_rows(table: pa.Table, record_type: str) -> int:
+    """Rows of a measure's records/ table that are records of its own type (not the lines of its rate base)."""
+    if "record_type" not in table.column_names:
+        return table.num_rows
+    rows = 0
+    for chunk in table.column("record_type").chunks:
+        if pa.types.is_dictionary(chunk.type) and chunk.dictionary.to_pylist() == [record_type]:
+            rows += len(chunk)  # the audit rows of one evaluation: one record type
+        else:
+            rows += int(pc.sum(pc.equal(chunk.cast(pa.string()), record_type)).as_py() or 0)
+    return rows

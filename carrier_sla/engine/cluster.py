@@ -31,11 +31,11 @@ import numpy as np
 import pandas as pd
 
 from carrier_sla.engine import verdicts
-from carrier_sla.engine.period import BatchResult, Context, Source, evaluate_batch, run_batch
-from carrier_sla.engine.timings import Timings
+from carrier_sla.engine.period import BatchResult, Context, Progress, Source, evaluate_batch, run_batch
 from carrier_sla.errors import UsageError, WorkerLost
 from carrier_sla.inputs import spill
 from carrier_sla.plan.load import Measure, Plan
+from carrier_sla.timings import Timings
 
 TASKS_PER_WORKER = 4  # judging tasks per worker and measure: whole pools, balanced by cells
 # A measure of fewer cells is judged in the run's process: sending its histograms and cells to the
@@ -54,10 +54,12 @@ class InProcess:
     in_process = True
     workers = 1
 
-    def batches(self, ctx: Context, source: Source, timings: Timings) -> Iterator[BatchResult]:
+    def batches(
+        self, ctx: Context, source: Source, timings: Timings, progress: Progress = None
+    ) -> Iterator[BatchResult]:
         loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="partition-loader")
         try:
-            pending = loader.submit(source.load, ctx.plan, 0, timings, ctx.as_of)
+            pending = loader.submit(source.load, ctx.plan, 0, timings, ctx.as_of, progress)
             for k in range(source.count):
                 loaded = pending.result()
                 if k + 1 < source.count:
@@ -95,7 +97,9 @@ class OnDask:
         except KilledWorker as exc:
             raise WorkerLost(f"a Dask worker died while running {exc.args[0] if exc.args else 'a task'}") from exc
 
-    def batches(self, ctx: Context, source: Source, timings: Timings) -> Iterator[BatchResult]:
+    def batches(
+        self, ctx: Context, source: Source, timings: Timings, progress: Progress = None
+    ) -> Iterator[BatchResult]:
         """Each batch's result as it comes (its stages timed on its worker's clock, in result.timings)."""
 
         with self.client.as_current():  # as_completed finds the client there

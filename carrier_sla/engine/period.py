@@ -39,14 +39,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from carrier_sla.engine import aggregate, audit, evaluate
+from carrier_sla.engine import aggregate, audit, evaluate, holiday_years
+from carrier_sla.engine.load import Loaded, check_reject_rate, load, read_whole, records_in_month
 from carrier_sla.engine.period_results import MeasurePart, evaluate_part, judge_measure, ordered_results
 from carrier_sla.engine.runlog import RunLog
-from carrier_sla.engine.timings import Timings
 from carrier_sla.inputs import ingest, merge, spill
-from carrier_sla.inputs.load import Loaded, check_reject_rate, load, read_whole, records_in_month
-from carrier_sla.plan import holiday_years
 from carrier_sla.plan.load import Plan
+from carrier_sla.timings import Timings
 
 TRIM_EVERY = 4  # partitions
 # The evaluating thread, the partition loader and the Parquet writers hand the interpreter lock
@@ -80,8 +79,8 @@ class WholeInput:
     def lines(self, plan: Plan, timings: Timings, as_of: dt.date | None) -> Loaded | None:
         return None  # read with the batch
 
-    def load(self, plan: Plan, k: int, timings: Timings, as_of: dt.date | None) -> Loaded:
-        return load(plan, self.found, read_whole, timings, as_of)
+    def load(self, plan: Plan, k: int, timings: Timings, as_of: dt.date | None, progress: Progress = None) -> Loaded:
+        return load(plan, self.found, read_whole, timings, as_of, progress)
 
     def done(self, k: int) -> None:
         pass
@@ -117,14 +116,14 @@ class Partitions:
         whole = {t: f for t, f in self.found.items() if t in spill.WHOLE}
         return load(plan, whole, read_whole, timings, as_of) if whole else None
 
-    def load(self, plan: Plan, k: int, timings: Timings, as_of: dt.date | None) -> Loaded:
+    def load(self, plan: Plan, k: int, timings: Timings, as_of: dt.date | None, progress: Progress = None) -> Loaded:
         assert self.spilled is not None, "prepare() spreads the input first"
         spilled = self.spilled
 
         def read(rtype: str, index: int, source: ingest.InputFile) -> tuple[pa.Table, np.ndarray, np.ndarray]:
             return spilled.read(rtype, index, k)
 
-        return load(plan, spilled.files, read, timings, as_of)
+        return load(plan, spilled.files, read, timings, as_of, progress)
 
     def done(self, k: int) -> None:
         """The partition's files are removed once the run holds its result (not when read: a task
@@ -149,7 +148,9 @@ class Source(Protocol):
 
     def prepare(self, plan: Plan, timings: Timings, log: RunLog, mapper: Mapper) -> Source: ...
     def lines(self, plan: Plan, timings: Timings, as_of: dt.date | None) -> Loaded | None: ...
-    def load(self, plan: Plan, k: int, timings: Timings, as_of: dt.date | None) -> Loaded: ...
+    def load(
+        self, plan: Plan, k: int, timings: Timings, as_of: dt.date | None, progress: Progress = None
+    ) -> Loaded: ...
     def done(self, k: int) -> None: ...
     def remove(self) -> None: ...
 
@@ -160,6 +161,7 @@ def source_for(found: dict[str, list[ingest.InputFile]], parts: int, folder: Pat
 
 
 Mapper = Callable[[Callable[[Any], Any], list[Any]], list[Any]]
+Progress = Callable[[int, int], None] | None  # progress(files done, files) while a batch is read
 
 
 # ------------------------------------------------------------------------ one batch
@@ -270,7 +272,9 @@ class Executor(Protocol):
 
     in_process: bool
 
-    def batches(self, ctx: Context, source: Source, timings: Timings) -> Iterator[BatchResult]: ...
+    def batches(
+        self, ctx: Context, source: Source, timings: Timings, progress: Progress = None
+    ) -> Iterator[BatchResult]: ...
     def map(self, fn: Callable[[Any], Any], items: list[Any]) -> list[Any]: ...
     def judge(self, plan: Plan, measure: Any, cells: pd.DataFrame, samples: Any, missed: Any) -> pd.DataFrame: ...
 
@@ -327,7 +331,10 @@ def compute(
         sunk: list[Any] = []
         waiting: dict[int, BatchResult] = {}
         evaluated, merged = 0, 0
-        for result in executor.batches(ctx, source, timings):
+        files_read = None
+        if source.count == 1:  # the bar counts the files read, then the measures
+            files_read = lambda done, of: log.progress(done, of, what="files read")  # noqa: E731
+        for result in executor.batches(ctx, source, timings, files_read):
             for stage, seconds in result.timings.items():  # a worker's own clock
                 timings[stage] = timings.get(stage, 0.0) + seconds
             evaluated += result.evaluated
@@ -348,7 +355,8 @@ def compute(
                 missing = holiday_years.combine(missing + done.missing)
                 sunk += done.sunk
                 merged += 1
-            log.progress(merged, source.count, evaluated)
+            if source.count > 1:
+                log.progress(merged, source.count, evaluated, what="partitions")
             if settle is not None:
                 settle()
             if executor.in_process and merged % TRIM_EVERY == 0:
@@ -358,7 +366,7 @@ def compute(
     _log_read(log, summary, timings)
     holiday_years.require(plan, missing)  # after the reject rate, before any verdict
     frames = []
-    for measure in plan.measures:
+    for judged_count, measure in enumerate(plan.measures, start=1):
         tick = time.perf_counter()
         records = kept[measure.id].records
         judged, base = judge_measure(
@@ -380,6 +388,10 @@ def compute(
         if judged is not None:
             frames.append(judged)
         cells = 0 if judged is None else len(judged)
+        if source.count > 1:  # statistics come last: the bar says so
+            log.progress(judged_count, len(plan.measures), what="measures judged (statistics)")
+        else:
+            log.progress(judged_count, len(plan.measures), evaluated)
         log.event(
             "measure",
             f"{measure.id}: {records:,} records, {cells:,} cells judged in {time.perf_counter() - tick:.2f} s",

@@ -15,10 +15,10 @@ import pandas as pd
 import pyarrow as pa
 
 from carrier_sla.engine import aggregate, audit, evaluate, verdicts
-from carrier_sla.engine.timings import Timings
 from carrier_sla.plan import calendar as calmod
 from carrier_sla.plan.load import Measure, Plan
 from carrier_sla.store import layout as store
+from carrier_sla.timings import Timings
 
 
 def ordered_results(plan: Plan, frames: list[pd.DataFrame], dim_fields: list[str]) -> pd.DataFrame:

@@ -25,22 +25,21 @@ import pandas as pd
 
 from carrier_sla import __version__
 from carrier_sla.engine import aggregate, audit, audit_files, cluster, remedies, remedy_chain, trueup
-from carrier_sla.engine.period import compute, source_for
-from carrier_sla.engine.period_results import previous_misses
-from carrier_sla.engine.runlog import RunLog
-from carrier_sla.engine.timings import Timings
-from carrier_sla.errors import InputDataError, PlanError, RejectRateExceeded, StoreError, UsageError
-from carrier_sla.inputs import excusals, ingest, spill
-from carrier_sla.inputs.load import (
+from carrier_sla.engine.load import (
     Loaded,
     needed_record_types,
     require_records,
 )
+from carrier_sla.engine.period import compute, source_for
+from carrier_sla.engine.period_results import previous_misses
+from carrier_sla.engine.runlog import RunLog
+from carrier_sla.errors import InputDataError, PlanError, RejectRateExceeded, StoreError, UsageError
+from carrier_sla.inputs import excusals, ingest, spill
 from carrier_sla.plan.load import Plan, dump_plan
 from carrier_sla.plan.periods import Cutoff, check_in_force, check_period
-from carrier_sla.readers import csv_safe
+from carrier_sla.store import csv_safe, verify
 from carrier_sla.store import layout as store
-from carrier_sla.store import verify
+from carrier_sla.timings import Timings
 
 DEFAULT_MAX_REJECT_RATE = 0.01
 
@@ -215,6 +214,7 @@ def _run_locked(
     worker_files: list[tuple[str, int, Path]] = []  # records/ files the workers wrote
     worker_digests: dict[Path, tuple[str, int]] = {}
     try:
+        evaluated: Counter[str] = Counter()  # per measure, records of its type in its data month
 
         missed = previous_misses(out, period) if plan.statistics.alpha_after_miss is not None else set()
         try:
@@ -237,7 +237,12 @@ def _run_locked(
                 if not executor.in_process:
                     log.event("workers", f"{executor.workers} Dask workers", workers=executor.workers)
                 sink = audit_files.AuditFiles(
-                    staging.root, period, metadata, approved.active, writer if executor.in_process else None
+                    staging.root,
+                    period,
+                    metadata,
+                    approved.active,
+                    {m.id: m.records for m in plan.measures},
+                    writer if executor.in_process else None,
                 )
                 computed = compute(
                     judged_plan,
@@ -255,6 +260,7 @@ def _run_locked(
             results, loaded = computed.results, computed.loaded
             for written in computed.sunk:
                 approved.found |= written.approved
+                evaluated[written.measure_id] += written.own_rows
                 if written.path is not None:  # written by a worker
                     worker_files.append((written.name, written.rows, written.path))
                     worker_digests[written.path] = written.digest
@@ -280,6 +286,9 @@ def _run_locked(
         if cutoff.as_of is not None:
             manifest["records_after_as_of"] = loaded.not_yet_known
         manifest["partitions"] = parts
+        manifest["measures_without_records"] = without_records(plan, period, evaluated)
+        for gap in manifest["measures_without_records"]:
+            log.event("warning", describe_without_records(gap), **gap)
         results = results.assign(
             provisional=cutoff.provisional,
             provisional_as_of=cutoff.provisional_as_of.isoformat() if cutoff.provisional_as_of else None,
@@ -414,6 +423,33 @@ def _store_error(exc: BaseException, out: Path) -> StoreError | None:
     return StoreError(
         f"cannot write to the store {out}: {store.describe_os_error(exc)}; the run was marked failed and "
         "nothing was published"
+    )
+
+
+def without_records(plan: Plan, period: str, evaluated: Counter[str]) -> list[dict[str, Any]]:
+    """The measures that evaluated no record: their type had none in their data month (for a measure
+    in arrears, the month before the period: the first month of a data set). Their cells are absent
+    from the results; the manifest and the summary name them instead of letting them vanish."""
+    from carrier_sla.engine.evaluate import data_period
+
+    return [
+        {
+            "measure_id": m.id,
+            "record_type": m.records,
+            "data_period": data_period(period, m),
+            "arrears_months": m.arrears_months,
+        }
+        for m in plan.measures
+        if evaluated[m.id] == 0
+    ]
+
+
+def describe_without_records(gap: dict[str, Any]) -> str:
+    """One line for a measure without records: which, what type, which month."""
+    arrears = f", reported {gap['arrears_months']} month(s) in arrears" if gap["arrears_months"] else ""
+    return (
+        f"{gap['measure_id']}: no {gap['record_type']} in its data month {gap['data_period']}{arrears}; "
+        "no result for it"
     )
 
 

@@ -28,16 +28,15 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 
 from carrier_sla.engine import cluster, period_results, pipeline, remedy_chain
+from carrier_sla.engine import load as inputs
 from carrier_sla.engine import period as period_loop
-from carrier_sla.engine.timings import Timings
 from carrier_sla.errors import PlanError, StoreError, UsageError
 from carrier_sla.inputs import excusals, ingest, spill
-from carrier_sla.inputs import load as inputs
 from carrier_sla.plan.load import Plan, load_plan
 from carrier_sla.plan.whatif_spec import what_if_plan
-from carrier_sla.readers import csv_safe
+from carrier_sla.store import csv_safe, verify
 from carrier_sla.store import layout as store
-from carrier_sla.store import verify
+from carrier_sla.timings import Timings
 
 CELL = ["measure_id", "submeasure", "state", "product", "scope", "carrier_id"]
 LINE = ["tier", "payee", "measure_id", "submeasure", "state", "product"]
