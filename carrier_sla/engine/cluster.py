@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -109,19 +110,24 @@ class OnDask:
         from distributed import KilledWorker, as_completed
 
         [shared_ctx, shared_source] = self.client.scatter([ctx, source], broadcast=True, hash=False)
+        run = uuid.uuid4().hex  # task keys of this run's own (a shared cluster serves other runs too)
         futures = [
-            self.client.submit(run_batch, shared_ctx, shared_source, k, pure=False, key=f"batch-{k}-{id(ctx)}")
+            self.client.submit(run_batch, shared_ctx, shared_source, k, pure=False, key=f"batch-{k}-{run}")
             for k in range(source.count)
         ]
+        received: set[str] = set()
         try:
             for future in as_completed(futures):
+                if future.key in received:  # finished again after a worker holding it died: already merged
+                    continue
                 try:
                     result = future.result()
                 except KilledWorker as exc:
                     raise WorkerLost(
                         f"a Dask worker died while evaluating a batch ({exc}); nothing was published"
                     ) from exc
-                future.release()
+                received.add(future.key)
+                future.release()  # nothing to compute again if a worker dies later
                 yield result
         finally:
             for future in futures:
