@@ -202,7 +202,7 @@ def connect(workers: int | None, scheduler: str | None, batches: int, rows: int 
         yield InProcess()
         return
     try:
-        from distributed import Client, LocalCluster
+        from distributed import Client, LocalCluster, fire_and_forget
     except ImportError as exc:  # pragma: no cover - a dependency
         raise UsageError("--workers above 1 and --scheduler need dask[distributed] installed") from exc
     with contextlib.ExitStack() as stack:
@@ -219,4 +219,12 @@ def connect(workers: int | None, scheduler: str | None, batches: int, rows: int 
                 )
             )
             client = stack.enter_context(Client(cluster, set_as_default=False))
+        for address in client.scheduler_info()["workers"]:  # imports on the workers while this process works
+            fire_and_forget(client.submit(_warm_up, workers=[address], allow_other_workers=False, pure=False))
         yield OnDask(client)
+
+
+def _warm_up() -> None:
+    """Import what the tasks use (pandas, pyarrow, scipy, the engine), so that the first tasks
+    do not pay for it."""
+    import carrier_sla.engine.cluster  # noqa: F401  the engine, through the batch and judging tasks
