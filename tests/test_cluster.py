@@ -16,6 +16,7 @@ from carrier_sla.engine import cluster
 from carrier_sla.engine.period import KILL_HOOK
 from carrier_sla.plan.load import load_plan
 from carrier_sla.store import layout as store
+from carrier_sla.store.view import read_table
 from carrier_sla.synthetic.generate import generate
 from tests.conftest import write_inputs
 
@@ -42,7 +43,7 @@ def _tables(out) -> dict[str, pd.DataFrame]:
     for name in store.ALL_TABLES:
         if name == "statements" or not (out / name / f"period={PERIOD}").exists():
             continue
-        frame = store.read_table(out, name, PERIOD).to_pandas()
+        frame = read_table(out, name, PERIOD).to_pandas()
         frame = frame.astype({c: object for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)})
         if name == "records":
             frame = frame.sort_values(["measure", "record_type", "source_file", "source_row"], kind="stable")
@@ -85,7 +86,7 @@ def test_two_worker_processes_give_the_tables_of_one_process(data, one_worker, t
     assert _run(data, out, "--workers", "2") == 0
     parts = _manifest(out)["partitions"]
     assert parts == _manifest(one_worker)["partitions"] > 3
-    results = store.read_table(out, "results", PERIOD).to_pandas()
+    results = read_table(out, "results", PERIOD).to_pandas()
     assert results["method"].str.startswith("permutation").sum() > 50  # judged in pool tasks on the workers
     _assert_same_tables(one_worker, out)
     assert _manifest(out)["inputs"] == _manifest(one_worker)["inputs"]
@@ -133,6 +134,18 @@ def test_a_worker_killed_every_time_fails_the_run_with_exit_5_and_publishes_noth
         pd.testing.assert_frame_equal(frame, after[name])
     staging = out / ".staging"
     assert not staging.exists() or not any(staging.iterdir())
+
+
+def test_a_run_on_an_existing_cluster_gives_the_same_tables(data, one_worker, tmp_path):
+    """--scheduler ADDRESS: the run uses a Dask cluster it did not start (and leaves it running)."""
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None) as existing:
+        out = tmp_path / "remote"
+        assert _run(data, out, "--scheduler", existing.scheduler_address) == 0
+        with Client(existing, set_as_default=False) as client:
+            assert len(client.scheduler_info()["workers"]) == 2  # still there for its other users
+    _assert_same_tables(one_worker, out)
 
 
 def test_cells_are_grouped_by_retail_pool_into_balanced_tasks():
