@@ -46,7 +46,7 @@ def _tables(out) -> dict[str, pd.DataFrame]:
         frame = read_table(out, name, PERIOD).to_pandas()
         frame = frame.astype({c: object for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)})
         if name == "records":
-            frame = frame.sort_values(["measure", "record_type", "source_file", "source_row"], kind="stable")
+            frame = frame.sort_values(["measure_id", "record_type", "source_file", "source_row"], kind="stable")
         tables[name] = frame.reset_index(drop=True)
     statements = out / "statements" / f"period={PERIOD}"
     tables["statements"] = pd.DataFrame(

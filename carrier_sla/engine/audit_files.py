@@ -47,7 +47,7 @@ class AuditFiles:
     def __call__(self, measure_id: str, table: pa.Table, part: int) -> Written:
         matches = excusals.RecordMatches(self.approved_active)
         matches.observe(measure_id, table)
-        path = self.root / "records" / f"period={self.period}" / f"measure={measure_id}" / f"part-{part}.parquet"
+        path = self.root / "records" / f"period={self.period}" / f"measure_id={measure_id}" / f"part-{part}.parquet"
         name = f"records/{measure_id}"
         own = own_rows(table, self.own_type[measure_id])
         if self.writer is not None:

@@ -175,7 +175,7 @@ class Context:
     period: str
     as_of: dt.date | None
     sink: Sink
-    dim_fields: tuple[str, ...]
+    dim_fields: dict[str, pa.DataType]  # the plan's dimension fields and their Arrow types
     files_by_type: dict[str, list[str]]
 
 
@@ -200,7 +200,7 @@ def evaluate_batch(ctx: Context, loaded: Loaded, k: int, timings: Timings) -> Ba
     tick = time.perf_counter()
     _kill_hook(k)
     plan, period = ctx.plan, ctx.period
-    dim_fields = list(ctx.dim_fields)
+    dim_fields = ctx.dim_fields
     shared: dict = {}  # the period's rows, once per (type, period_by, month)
     with timings.stage("evaluate"):
         missing = holiday_years.missing_in_period(plan, period, loaded.records, shared)
@@ -231,7 +231,7 @@ def base_table(ctx: Context, measure: Any, lines: dict) -> pa.Table:
     """The audit rows of a rate measure's base (lines in service of its data month)."""
     assert measure.rate_base is not None
     in_period = evaluate.lines_in_period(lines, measure, ctx.period)
-    dim_fields = list(ctx.dim_fields)
+    dim_fields = ctx.dim_fields
     rows = audit.base_rows(in_period, dim_fields, ctx.files_by_type[measure.rate_base.records], measure.rate_base.field)
     return audit.unify_record_schema(rows, dim_fields)
 
@@ -321,7 +321,7 @@ def compute(
             period,
             as_of,
             sink,
-            tuple(aggregate.dimension_fields(plan)),
+            aggregate.dimension_fields(plan),
             {t: [str(f.path) for f in files] for t, files in source_found(source).items()},
         )
         kept: dict[str, MeasurePart] = {}  # one running part per measure, merged in batch order
@@ -375,7 +375,7 @@ def compute(
             period,
             [kept.pop(measure.id)],
             summary.records,
-            list(ctx.dim_fields),
+            ctx.dim_fields,
             ctx.files_by_type,
             timings,
             missed,
@@ -400,7 +400,7 @@ def compute(
             cells=cells,
             seconds=round(time.perf_counter() - tick, 3),
         )
-    return Period(ordered_results(plan, frames, list(ctx.dim_fields)), summary, sunk)
+    return Period(ordered_results(plan, frames, ctx.dim_fields), summary, sunk)
 
 
 def source_found(source: Source) -> dict[str, list[ingest.InputFile]]:
@@ -486,7 +486,7 @@ def _summary(found: dict[str, list[ingest.InputFile]], parts: list[Loaded], line
     rejects = pa.concat_tables(tables) if tables else pa.table({})
     if rejects.num_rows and len(tables) > 1:  # files in read order (types in order, then files): by file, then row
         rank = pc.index_in(rejects.column("source_file"), value_set=pa.array([str(f.path) for f in files]))
-        rejects = rejects.append_column("__rank", rank).sort_by([("__rank", "ascending"), ("row", "ascending")])
+        rejects = rejects.append_column("__rank", rank).sort_by([("__rank", "ascending"), ("input_row", "ascending")])
         rejects = rejects.drop_columns(["__rank"])
     elif tables:
         rejects = tables[0]

@@ -6,7 +6,7 @@ and the cells that missed the month before (for plans with a stricter alpha afte
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
+from carrier_sla import vocabulary
 from carrier_sla.engine import aggregate, audit, evaluate, verdicts
 from carrier_sla.plan import calendar as calmod
 from carrier_sla.plan.load import Measure, Plan
@@ -21,23 +22,17 @@ from carrier_sla.store.view import read_table
 from carrier_sla.timings import Timings
 
 
-def ordered_results(plan: Plan, frames: list[pd.DataFrame], dim_fields: list[str]) -> pd.DataFrame:
+def ordered_results(plan: Plan, frames: list[pd.DataFrame], dim_fields: Mapping[str, pa.DataType]) -> pd.DataFrame:
     """The judged cells of every measure as one frame in the results table's order."""
-    results = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=audit.result_columns(dim_fields))
+    empty = pd.DataFrame(columns=["period", *audit.result_columns(dim_fields)])
+    results = pd.concat(frames, ignore_index=True) if frames else empty
     order = {m.id: i for i, m in enumerate(plan.measures)}
     results = results.assign(
         _m=results["measure_id"].map(order),
-        _scope=(results["scope"] == "clec_aggregate").astype(int),
-        _carrier=results["carrier_id"].fillna(""),
+        _scope=(results["scope"] == vocabulary.CLEC_AGGREGATE).astype(int),
+        _carrier=results["carrier_id"],
     ).sort_values(["_m", "state", "product", "submeasure", "_scope", "_carrier"], kind="stable")
     return results.drop(columns=["_m", "_scope", "_carrier"]).reset_index(drop=True)
-
-
-def _key(measure_id: str, cell: Any) -> tuple:
-    """A cell's identity across months: measure, scope, carrier, state, product, dimension values."""
-    dims = tuple("" if _blank(cell.get(d)) else str(cell.get(d)) for d in ("dispatch", "channel"))
-    carrier = cell.get("carrier_id")
-    return (measure_id, cell["scope"], "" if _blank(carrier) else carrier, cell["state"], cell["product"], *dims)
 
 
 @dataclass(frozen=True)
@@ -45,27 +40,31 @@ class MissedBefore:
     """Whether a cell of the measure missed the month before (picklable: it goes to workers)."""
 
     measure_id: str
+    dimensions: tuple[str, ...]
     missed: frozenset[tuple]
 
     def __call__(self, cell: Any) -> bool:
-        return bool(self.missed) and _key(self.measure_id, cell) in self.missed
+        return bool(self.missed) and vocabulary.cell_id(self.measure_id, self.dimensions, cell) in self.missed
 
 
 Judge = Callable[..., pd.DataFrame]
 
 
-def _blank(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and value != value)
-
-
-def previous_misses(out: Path, period: str) -> set[tuple]:
-    """Cells that missed in the month before `period`, from the store (empty if not published)."""
+def previous_misses(out: Path, period: str, plan: Plan) -> set[tuple]:
+    """Cells that missed in the month before `period`, from the store (empty if not published),
+    each as vocabulary.cell_id under its measure's dimensions in `plan` (measures the plan no
+    longer has cannot be judged again, and are left out)."""
     previous = calmod.period_text(calmod.period_index(period) - 1)
     if not (Path(out) / "results" / f"period={previous}").exists():
         return set()
     frame = read_table(out, "results", previous).to_pandas()
     frame = frame[frame["status"] == "miss"]
-    return {_key(row["measure_id"], row) for row in frame.to_dict("records")}
+    dims = {m.id: [d.field for d in m.dimensions] for m in plan.measures}
+    return {
+        vocabulary.cell_id(row["measure_id"], dims[row["measure_id"]], row)
+        for row in frame.to_dict("records")
+        if row["measure_id"] in dims
+    }
 
 
 @dataclass
@@ -84,7 +83,7 @@ def evaluate_part(
     period: str,
     records: dict,
     shared: dict,
-    dim_fields: list[str],
+    dim_fields: Mapping[str, pa.DataType],
     files_by_type: dict[str, list[str]],
     timings: Timings,
 ) -> tuple[MeasurePart, pa.Table]:
@@ -107,7 +106,7 @@ def judge_measure(
     period: str,
     parts: list[MeasurePart],
     lines: dict,
-    dim_fields: list[str],
+    dim_fields: Mapping[str, pa.DataType],
     files_by_type: dict[str, list[str]],
     timings: Timings,
     missed: frozenset[tuple] | set[tuple] = frozenset(),
@@ -137,10 +136,11 @@ def judge_measure(
         return None, base_table
     with timings.stage("statistics"):
         samples = None
+        dims = [d.field for d in measure.dimensions]
         if measure.type == "mean":
             indexes = histograms if histograms is not None else [p.samples for p in parts if p.samples is not None]
             samples = aggregate.CellSamples(plan, measure, indexes)
-        judged = judge(plan, measure, cells, samples, MissedBefore(measure.id, frozenset(missed)))
+        judged = judge(plan, measure, cells, samples, MissedBefore(measure.id, tuple(dims), frozenset(missed)))
     split = audit.split_products(plan, measure)
     dims = [d.field for d in measure.dimensions]
     judged["submeasure"] = [

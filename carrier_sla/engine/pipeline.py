@@ -200,6 +200,7 @@ def _run_locked(
 
     try:
         verify.require_intact(out, replaced=_replaced(plan, period, out))
+        store.require_current_schema(out)
         chain = remedy_chain.check_chain(out, period) if plan.remedies is not None else None
         staging = store.Staging(out, run_id)
     except StoreError as exc:
@@ -216,7 +217,7 @@ def _run_locked(
     try:
         evaluated: Counter[str] = Counter()  # per measure, records of its type in its data month
 
-        missed = previous_misses(out, period) if plan.statistics.alpha_after_miss is not None else set()
+        missed = previous_misses(out, period, plan) if plan.statistics.alpha_after_miss is not None else set()
         try:
             excused = excusals.read(Path(data_dir))  # approved exclusions: optional input, every row checked
             excused_now = excused.of_period(period) if excused is not None else ()
