@@ -176,6 +176,7 @@ READER_COMMANDS = (
     "carrier_sla.readers.diff",
     "carrier_sla.readers.whatif",
     "carrier_sla.store.verify",
+    "carrier_sla.cli.portal",  # serve, user add
 )
 
 

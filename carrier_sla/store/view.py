@@ -16,6 +16,7 @@ read the store only through this class: none of them lists folders or opens Parq
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
@@ -29,6 +30,10 @@ from carrier_sla.store import layout
 
 if TYPE_CHECKING:
     from carrier_sla.plan.load import Plan
+
+
+_PAYEE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # carrier ids and state funds: never a path
+_PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 
 class StoreView:
@@ -57,6 +62,11 @@ class StoreView:
     def run(self, run_id: str) -> StoreView:
         """The store as run `run_id` published it (every month of its view, unchanged since)."""
         return StoreView(self.store, run_id)
+
+    def runs(self) -> list[str]:
+        """The ids of the store's runs that published a view, oldest first: what `run(run_id)` opens."""
+        folder = self.store / "runs"
+        return sorted(p.parent.name for p in folder.glob(f"*/{layout.VIEW}") if p.is_dir()) if folder.is_dir() else []
 
     def current(self) -> StoreView:
         """The store's current view, resolved again now."""
@@ -143,6 +153,17 @@ class StoreView:
 
     def statements(self, period: str) -> pd.DataFrame:
         return self.frame("statements", period)
+
+    def statement(self, period: str, payee: str) -> str | None:
+        """The text of one payee's payment statement of a month (statements/ holds one CSV per payee:
+        its ledger lines, then a total line), as written; None when the month has none for `payee`."""
+        if not _PAYEE.match(payee) or not _PERIOD.match(period):
+            raise UsageError(f"{payee!r} of {period!r} is not a payee id and a month YYYY-MM")
+        path = self.root / "statements" / f"period={period}" / f"statement-{payee}.csv"
+        try:
+            return path.read_text(encoding="utf-8") if path.is_file() else None
+        except OSError as exc:
+            raise StoreError(f"{path}: cannot read the statement: {exc.strerror}") from exc
 
     def adjustments(self, period: str) -> pd.DataFrame:
         """Paid, restated and adjustment per cell of a month restated after payment."""
