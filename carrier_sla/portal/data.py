@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
 from carrier_sla.readers import csv_safe, explain, package
@@ -325,7 +326,10 @@ class Portal:
         if table == "records":
             if measure_id not in {m.id for m in view.plan(period).measures}:
                 raise NotFound(str(measure_id))
-            data: pa.Table | None = package.select_records(view.table("records", period), carrier, measure_id)
+            records = view.table("records", period)  # every measure, its id the partition column
+            part = "measure_id" if "measure_id" in records.column_names else "measure"
+            records = records.filter(pc.equal(records[part].cast(pa.string()), measure_id)).drop_columns([part])
+            data: pa.Table | None = package.select_records(records, carrier, measure_id)
         elif table == "results":
             data = package.select_results(view.table("results", period), carrier)
         elif table == "remedies" and view.has("remedies", period):
