@@ -154,12 +154,12 @@ class Portal:
             for row in mine.to_dict("records"):
                 key = tuple(str(row[k]) for k in CELL)
                 paid[key] = paid.get(key, Decimal(0)) + row["amount"]
-        measures = []
+        measures: list[dict[str, Any]] = []
         for measure_id, rows in own.groupby("measure_id", sort=False):
             counts = rows["status"].value_counts()
             measures.append(
                 {
-                    "measure_id": measure_id,
+                    "measure_id": str(measure_id),
                     "title": titles.get(str(measure_id), ""),
                     "cells": len(rows),
                     "miss": int(counts.get("miss", 0)),
@@ -182,7 +182,7 @@ class Portal:
         }
 
     @staticmethod
-    def _cell_line(row: dict[str, Any], titles: dict[str, str]) -> dict[str, Any]:
+    def _cell_line(row: dict[Any, Any], titles: dict[str, str]) -> dict[str, Any]:
         return {
             k: row[k]
             for k in (
