@@ -30,7 +30,13 @@ from carrier_sla.store.verify import verify_store
 from carrier_sla.store.view import open_store
 
 C, OTHER, P = "CLEC03", "CLEC07", "2026-10"
-PASSWORDS = {"ana": "ana-password", "olga": "olga-password", "sam": "sam-password", "ivy": "ivy-password"}
+PASSWORDS = {
+    "ana": "ana-password",
+    "olga": "olga-password",
+    "sam": "sam-password",
+    "ivy": "ivy-password",
+    "zed": "zed-password",
+}
 
 
 class Clock:
@@ -48,6 +54,7 @@ def users():
         "olga": User("olga", "clec", OTHER, hash_password(PASSWORDS["olga"])),
         "sam": User("sam", "staff", None, hash_password(PASSWORDS["sam"])),
         "ivy": User("ivy", "ilec", None, hash_password(PASSWORDS["ivy"])),
+        "zed": User("zed", "clec", "CLEC99", hash_password(PASSWORDS["zed"])),
     }
 
 
@@ -237,6 +244,16 @@ def test_staff_and_ilec_users_see_every_carrier_and_can_switch(as_user, store_fa
         switched = client.get(f"/?go={OTHER}", follow_redirects=False)
         assert switched.headers["location"] == f"/c/{OTHER}"
         assert client.get("/?go=NOSUCH").status_code == 404
+
+
+def test_a_clec_without_results_sees_the_months_and_nothing_else(as_user, store_facts):
+    """A CLEC user whose carrier has no row in the store: the months (0 cells, 0.00 owed), and 404 for a
+    month's page, its package and its files (nothing of the carrier to show)."""
+    client = as_user("zed")
+    months = client.get("/c/CLEC99")
+    assert months.status_code == 200 and months.text.count('<td class="n">0.00</td>') == 3
+    for url in routes("CLEC99", store_facts)[2:]:
+        assert client.get(url).status_code == 404, url
 
 
 # ---------------------------------------------------------------------- the numbers on the pages
@@ -481,7 +498,9 @@ def test_the_portal_folder_is_none_of_verify_s_or_a_run_s_business(portal_store,
     assert found.problems == [] and found.notes == []
     before = (store / "portal" / "access.jsonl").read_bytes()
     data = generated_store[1]
-    assert main(["run", "--plan", "example-qc", "--data", str(data), "--period", P, "--out", str(store), "--quiet"]) == 0
+    assert (
+        main(["run", "--plan", "example-qc", "--data", str(data), "--period", P, "--out", str(store), "--quiet"]) == 0
+    )
     assert (store / "portal" / "access.jsonl").read_bytes() == before
     assert verify_store(store).problems == []
     assert "portal" not in open_store(store).periods() and not (store / "current" / "portal").exists()

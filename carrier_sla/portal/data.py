@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
+from carrier_sla.errors import UsageError
 from carrier_sla.readers import csv_safe, explain, package
 from carrier_sla.readers.explain_cell import KEY, plain_row
 from carrier_sla.readers.report_charts import bar_chart, line_chart
@@ -317,7 +318,12 @@ class Portal:
 
     def csv(self, view: StoreView, period: str, carrier: str, table: str, measure_id: str | None = None) -> bytes:
         """One of the carrier's tables of the month as CSV, text cells neutralised against formula injection;
-        the rows are those of the package's file of the same name."""
+        the rows are those of the package's file of the same name. NotFound, as for the package, when the
+        carrier has neither a result row nor a ledger line in the month."""
+        ledger = self._table(view, "remedies", period)
+        paid = ledger is not None and not ledger.empty and bool((ledger["payee"] == carrier).any())
+        if self._own(self.results(view, period), carrier).empty and not paid:
+            raise NotFound(carrier)
         if table == "statement":
             text = view.statement(period, carrier)
             if text is None:
@@ -350,7 +356,10 @@ class Portal:
         the same files and manifest, in a folder package-C-P/."""
         with tempfile.TemporaryDirectory(prefix="carrier-sla-portal-") as tmp:
             out = Path(tmp) / f"package-{carrier}-{period}"
-            package.build_package(self.store, period, carrier, out, run_id=run_id)
+            try:
+                package.build_package(self.store, period, carrier, out, run_id=run_id)
+            except UsageError as exc:  # no results and no remedies of the carrier in the month
+                raise NotFound(carrier) from exc
             sink = io.BytesIO()
             with zipfile.ZipFile(sink, "w", zipfile.ZIP_DEFLATED) as archive:
                 for path in sorted(p for p in out.rglob("*") if p.is_file()):
