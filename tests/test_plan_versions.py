@@ -25,8 +25,9 @@ from test_remedy_runs import data_folder
 from carrier_sla.cli.main import main
 from carrier_sla.engine import pipeline, remedies
 from carrier_sla.errors import PlanError, StoreError, UsageError
-from carrier_sla.plan.versions import load_versions, recorded_plan
+from carrier_sla.plan.versions import load_versions
 from carrier_sla.store import layout as store
+from carrier_sla.store.view import recorded_plan
 
 D = Decimal
 MONTHS = ("2026-08", "2026-09", "2026-10")

@@ -388,7 +388,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
     versions = load_versions(args.plan)
     if args.command == "validate":
-        from carrier_sla.inputs.validate import validate_versions
+        from carrier_sla.engine.validate import validate_versions
 
         for line in validate_versions(versions, args.data):
             print(line)

@@ -25,14 +25,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from carrier_sla.engine import aggregate
+from carrier_sla.engine import aggregate, holiday_years
+from carrier_sla.engine.load import Loaded, check_reject_rate, load, read_whole, records_in_month
 from carrier_sla.engine.period_results import MeasurePart, evaluate_part, judge_measure, ordered_results
 from carrier_sla.engine.runlog import RunLog
-from carrier_sla.engine.timings import Timings
 from carrier_sla.inputs import ingest, merge, spill
-from carrier_sla.inputs.load import Loaded, check_reject_rate, load, read_whole, records_in_month
-from carrier_sla.plan import holiday_years
 from carrier_sla.plan.load import Plan
+from carrier_sla.timings import Timings
 
 TRIM_EVERY = 4  # partitions
 # The evaluating thread, the partition loader and the Parquet writers hand the interpreter lock

@@ -26,12 +26,7 @@ import pyarrow as pa
 
 from carrier_sla import __version__
 from carrier_sla.engine import aggregate, audit, partitioned, remedies, remedy_chain, trueup
-from carrier_sla.engine.period_results import compute, previous_misses
-from carrier_sla.engine.runlog import RunLog
-from carrier_sla.engine.timings import Timings
-from carrier_sla.errors import InputDataError, PlanError, RejectRateExceeded, StoreError, UsageError
-from carrier_sla.inputs import excusals, ingest, spill
-from carrier_sla.inputs.load import (
+from carrier_sla.engine.load import (
     Loaded,
     check_reject_rate,
     load,
@@ -40,11 +35,15 @@ from carrier_sla.inputs.load import (
     records_in_month,
     require_records,
 )
+from carrier_sla.engine.period_results import compute, previous_misses
+from carrier_sla.engine.runlog import RunLog
+from carrier_sla.errors import InputDataError, PlanError, RejectRateExceeded, StoreError, UsageError
+from carrier_sla.inputs import excusals, ingest, spill
 from carrier_sla.plan.load import Plan, dump_plan
 from carrier_sla.plan.periods import Cutoff, check_in_force, check_period
-from carrier_sla.readers import csv_safe
+from carrier_sla.store import csv_safe, verify
 from carrier_sla.store import layout as store
-from carrier_sla.store import verify
+from carrier_sla.timings import Timings
 
 DEFAULT_MAX_REJECT_RATE = 0.01
 

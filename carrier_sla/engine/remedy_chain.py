@@ -8,7 +8,7 @@ months of its calendar year paid (annual caps). So:
   without a gap; their remedies are recomputed from their published results, in order, and
   published with this run, so their month counts and caps reflect the restated month. Each
   later month is priced under the plan version it was judged under (the plan of the run that
-  published its results: carrier_sla.plan.versions.recorded_plan), never the restating run's.
+  published its results: carrier_sla.store.view.recorded_plan), never the restating run's.
 The store's first period starts every count at zero. Excused cells (carrier_sla.inputs.excusals) pay
 nothing and leave their escalation count as it was.
 """
@@ -26,8 +26,8 @@ from carrier_sla.errors import UsageError
 from carrier_sla.inputs import excusals
 from carrier_sla.plan import calendar as calmod
 from carrier_sla.plan.load import Plan
-from carrier_sla.plan.versions import recorded_plan
 from carrier_sla.store import layout as store
+from carrier_sla.store.view import recorded_plan
 
 
 @dataclass(frozen=True)

@@ -26,9 +26,10 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
 from carrier_sla.errors import UsageError
-from carrier_sla.readers import csv_safe, explain, package
+from carrier_sla.readers import explain, package
 from carrier_sla.readers.explain_cell import KEY, plain_row
 from carrier_sla.readers.report_charts import bar_chart, line_chart
+from carrier_sla.store import csv_safe
 from carrier_sla.store.view import StoreView, open_store
 
 CELL = ("measure_id", "state", "product", "submeasure")  # a CLEC cell in a URL, with the carrier in the path

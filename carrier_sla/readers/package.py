@@ -38,9 +38,8 @@ import pyarrow.dataset as ds
 from carrier_sla import __version__
 from carrier_sla.engine.pipeline import check_period
 from carrier_sla.errors import StoreError, UsageError
-from carrier_sla.readers import csv_safe
+from carrier_sla.store import csv_safe, verify
 from carrier_sla.store import layout as store
-from carrier_sla.store import verify
 
 PACKAGE_FORMAT_VERSION = "1"
 USED_TABLES = ("results", "records", "rejects", "remedies", "statements", "adjustments")  # the tables a package reads

@@ -32,9 +32,9 @@ from carrier_sla.engine.remedies import KEY as LEDGER_KEY
 from carrier_sla.errors import UsageError
 from carrier_sla.plan import calendar as calmod
 from carrier_sla.plan.load import Measure, Plan, plan_from_document
-from carrier_sla.readers import csv_safe, report_html, report_restated
+from carrier_sla.readers import report_html, report_restated
+from carrier_sla.store import csv_safe, verify
 from carrier_sla.store import layout as store
-from carrier_sla.store import verify
 
 STATUSES = ("met", "miss", "no_activity", "no_retail_analog", "undetermined", "diagnostic")
 MEASURE_COLUMNS = [

@@ -26,15 +26,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 
+from carrier_sla.engine import load as inputs
 from carrier_sla.engine import period_results, pipeline, remedy_chain
 from carrier_sla.errors import PlanError, StoreError, UsageError
 from carrier_sla.inputs import excusals
-from carrier_sla.inputs import load as inputs
 from carrier_sla.plan.load import Plan, load_plan
 from carrier_sla.plan.whatif_spec import what_if_plan
-from carrier_sla.readers import csv_safe
+from carrier_sla.store import csv_safe, verify
 from carrier_sla.store import layout as store
-from carrier_sla.store import verify
 
 CELL = ["measure_id", "submeasure", "state", "product", "scope", "carrier_id"]
 LINE = ["tier", "payee", "measure_id", "submeasure", "state", "product"]

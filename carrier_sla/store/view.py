@@ -18,19 +18,18 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 
-from carrier_sla.errors import StoreError, UsageError
+from carrier_sla.errors import CarrierSlaError, StoreError, UsageError
+from carrier_sla.plan.load import Plan, load_plan, plan_from_document, resolve_plan_path
 from carrier_sla.store import layout
-
-if TYPE_CHECKING:
-    from carrier_sla.plan.load import Plan
-
+from carrier_sla.store import layout as store
 
 _PAYEE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # carrier ids and state funds: never a path
 _PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
@@ -111,8 +110,6 @@ class StoreView:
 
     def plan(self, period: str, known: Plan | None = None) -> Plan:
         """The plan `period` was judged under (that of the run which published its results)."""
-        from carrier_sla.plan.versions import recorded_plan
-
         return recorded_plan(self.root, period, known=known)
 
     # ------------------------------------------------------------------ tables
@@ -168,6 +165,42 @@ class StoreView:
     def adjustments(self, period: str) -> pd.DataFrame:
         """Paid, restated and adjustment per cell of a month restated after payment."""
         return self.frame("adjustments", period)
+
+
+def recorded_plan(out: Path, period: str, known: Plan | None = None) -> Plan:
+    """The plan `period` was judged under: that of the run whose results of the period the current view
+    holds (its runs/RUN_ID/plan.json, with the sha256 of its manifest); `known` itself when its sha256
+    is the manifest's (the same plan file, read already). For runs made before plan.json was kept: the
+    manifest's plan file, when its sha256 is still the manifest's. StoreError otherwise."""
+    root = store.view_root(out)  # `out` may be a store (its current view) or a view (a past run's)
+    run_id = store.read_provenance(root).get("results", {}).get(f"period={period}")
+    if run_id is None:
+        raise StoreError(f"{out}: the view does not say which run published the results of {period}")
+    folder = store.store_of(root) / "runs" / run_id
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise StoreError(f"{folder / 'manifest.json'}: cannot read the manifest of the run of {period}: {exc}") from exc
+    want = manifest.get("plan", {})
+    if known is not None and known.sha256 and known.sha256 == want.get("sha256"):
+        return known
+    try:
+        if (folder / "plan.json").exists():
+            plan = plan_from_document(json.loads((folder / "plan.json").read_text()), str(folder / "plan.json"))
+            return replace(plan, sha256=want.get("sha256", plan.sha256))
+        for candidate in filter(None, (want.get("source"), want.get("id"))):
+            try:
+                plan = load_plan(resolve_plan_path(candidate))
+            except CarrierSlaError:
+                continue
+            if plan.sha256 == want.get("sha256"):
+                return plan
+    except (CarrierSlaError, ValueError, OSError) as exc:
+        raise StoreError(f"cannot load the plan {period} was judged under (run {run_id}): {exc}") from exc
+    raise StoreError(
+        f"the run {run_id} that published {period} kept no plan.json, and no plan file has its sha256 "
+        f"{want.get('sha256')}: the plan {period} was judged under cannot be read back"
+    )
 
 
 def open_store(store: Path | str, run_id: str | None = None) -> StoreView:

@@ -12,11 +12,11 @@ import numpy as np
 import pyarrow as pa
 
 from carrier_sla.engine import evaluate
-from carrier_sla.engine.timings import Timings
 from carrier_sla.errors import NoRecords, RejectRateExceeded
 from carrier_sla.inputs import contract, ingest, merge
 from carrier_sla.plan import calendar as calmod
 from carrier_sla.plan.load import Plan
+from carrier_sla.timings import Timings
 
 WORKERS = 2  # threads reading and checking files
 
