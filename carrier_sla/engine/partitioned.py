@@ -129,7 +129,7 @@ def compute(
                 rows=rows,
                 seconds=round(time.perf_counter() - tick, 3),
             )
-            log.progress(k + 1, parts, evaluated)
+            log.progress(k + 1, parts, evaluated, what="partitions")
             if settle is not None:
                 settle()
             if k % TRIM_EVERY == TRIM_EVERY - 1:
@@ -138,7 +138,7 @@ def compute(
     check_reject_rate(summary, max_reject_rate)
     holiday_years.require(plan, missing)  # as a whole run would: after the reject rate, before any verdict
     frames = []
-    for measure in plan.measures:
+    for i, measure in enumerate(plan.measures, start=1):
         tick = time.perf_counter()
         records = kept[measure.id].records
         judged, base_table = judge_measure(
@@ -158,6 +158,7 @@ def compute(
         if judged is not None:
             frames.append(judged)
         cells = 0 if judged is None else len(judged)
+        log.progress(i, len(plan.measures), what="measures judged (statistics)")
         log.event(
             "measure",
             f"{measure.id}: {records:,} records, {cells:,} cells judged in {time.perf_counter() - tick:.2f} s",

@@ -41,6 +41,9 @@ def runs(out: Path, period: str | None = None, warnings: list[str] | None = None
             continue
         remedies = m.get("remedies", {}).get("periods", {})
         periods = [m.get("period")] + [p for p, r in remedies.items() if r.get("recomputed_after_restatement")]
+        restated = periods[1:]
+        retracted = m.get("retracted", []) if m.get("kind") == "retract" else []
+        periods += [p for p in retracted if p not in periods]
         if period is not None and period not in periods:
             continue
         current = sorted(
@@ -59,8 +62,9 @@ def runs(out: Path, period: str | None = None, warnings: list[str] | None = None
                 "status": m.get("status", "unknown"),
                 "exit": m.get("exit_code"),
                 "period": m.get("period"),
-                "restated_remedies": periods[1:],
-                "kind": "provisional" if m.get("provisional") else "final",
+                "restated_remedies": restated,
+                "kind": "retract" if m.get("kind") == "retract" else "provisional" if m.get("provisional") else "final",
+                "retracted": retracted,
                 "as_of": m.get("as_of"),
                 "plan": f"{m['plan']['id']} {m['plan']['version']}" if "plan" in m else "",
                 "plan_sha256": m.get("plan", {}).get("sha256", ""),
@@ -91,6 +95,8 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
             return f"provisional as of {row['as_of']}"
         if column == "started_at":
             return str(value)[:19].replace("T", " ")
+        if column == "period" and row["retracted"]:
+            return f"{value} retracted" + (f" (+{','.join(row['retracted'][1:])})" if row["retracted"][1:] else "")
         if column == "period" and row["restated_remedies"]:
             return f"{value} (+remedies {','.join(row['restated_remedies'])})"
         if column == "paid" and row.get("adjustments"):

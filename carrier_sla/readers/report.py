@@ -267,10 +267,11 @@ def render(r: Report) -> str:
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="the monthly filing report: one HTML file and its tables as CSV")
-    p.add_argument("--store", required=True, type=Path)
-    p.add_argument("--period", required=True, help="YYYY-MM")
+    p.add_argument("--store", required=True, type=Path, help="the output store")
+    p.add_argument("--period", required=True, help="the published month to report, YYYY-MM")
     p.add_argument("--state", help="only this state")
     p.add_argument("--out", required=True, type=Path, help="folder for report.html and the CSV tables")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout instead of text (README)")
     p.set_defaults(command_module="carrier_sla.readers.report")
     return p
 
@@ -279,6 +280,23 @@ def command(args: argparse.Namespace) -> int:
     verify.refuse_inside(args.out, args.store)
     report = build(args.store, args.period, args.state)
     files = write(report, args.out)
+    if getattr(args, "json", False):
+        import json
+
+        summary = {
+            "command": "report",
+            "exit_code": 0,
+            "period": report.period,
+            "state": report.state,
+            "run_id": report.run_id,
+            "provisional": bool(report.provisional),
+            "provisional_as_of": str(report.provisional_as_of) if report.provisional_as_of else None,
+            "misses": len(report.misses),
+            "total_paid": str(report.total_paid),
+            "files": [str(path) for path in files],
+        }
+        print(json.dumps(summary))
+        return 0
     state = f" {report.state}" if report.state else ""
     kind = f"PROVISIONAL as of {report.provisional_as_of}" if report.provisional else "final"
     print(f"report {report.period}{state} ({kind}), run {report.run_id}: {len(report.misses)} CLEC misses, "

@@ -234,18 +234,22 @@ class Staging:
     def path(self, table: str, period: str, *parts: str) -> Path:
         return self.root.joinpath(table, f"period={period}", *parts)
 
-    def publish(self) -> None:
-        """Link in what the run did not write, record provenance, swap STORE/current."""
+    def publish(self, drop_periods: frozenset[str] = frozenset()) -> None:
+        """Link in what the run did not write, record provenance, swap STORE/current.
+
+        `drop_periods`: months of the current view left out of the new one (carrier_sla.store.retract)."""
         current = self.store / CURRENT
         written = [(t.name, p.name) for t in self.root.iterdir() if t.is_dir() for p in t.iterdir() if p.is_dir()]
         provenance: dict[str, dict[str, str]] = {}
+        dropped = {f"period={p}" for p in drop_periods}
         if current.exists():
             old = current.resolve()
             provenance = read_provenance(old)
+            provenance = {t: {k: r for k, r in by.items() if k not in dropped} for t, by in provenance.items()}
             for table_dir in sorted(p for p in old.iterdir() if p.is_dir()):
                 for period_dir in sorted(p for p in table_dir.iterdir() if p.is_dir()):
                     target = self.root / table_dir.name / period_dir.name
-                    if not target.exists():
+                    if not target.exists() and period_dir.name not in dropped:
                         _link_tree(period_dir, target)
         for table, period_dir_name in written:
             provenance.setdefault(table, {})[period_dir_name] = self.run_id
