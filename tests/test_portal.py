@@ -10,7 +10,6 @@ import json
 import re
 import zipfile
 from decimal import Decimal
-from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
@@ -230,6 +229,10 @@ def test_a_published_run_is_served_to_its_carriers(as_user, store_facts, portal_
         assert client.get(url).status_code == 200, url
     for url in routes(OTHER, facts, run):
         assert client.get(url).status_code == 404, url
+    cell = client.get(f"/c/{C}/{P}/cell?{urlencode(facts['key'])}&run={view.run_of(P)}")
+    assert cell.status_code == 200 and f"the view of run {view.run_of(P)}" in cell.text
+    back = re.search(r'<a href="([^"]+)" id="current-view">', cell.text).group(1).replace("&amp;", "&")
+    assert back == f"/c/{C}/{P}/cell?{urlencode(facts['key'])}"  # the same page in the current view
 
 
 def test_staff_and_ilec_users_see_every_carrier_and_can_switch(as_user, store_facts):
@@ -579,7 +582,3 @@ def test_add_user_replaces_a_user(tmp_path):
     add_user(path, "ana", "password-two", role="ilec")
     assert load_users(path)["ana"].role == "ilec" and len(load_users(path)) == 1
 
-
-def test_package_path_is_listed_in_the_access_log_folder_only(portal_store):
-    """The access log lies in STORE/portal, beside runs/ and current, not inside any view."""
-    assert Path(AccessLog(portal_store).path).parent == portal_store / "portal"

@@ -133,8 +133,16 @@ class Site:
                 carriers = self.portal.carriers(self.portal.view(run))
             except NotFound:
                 carriers = []
+        others = [(k, v) for k, v in request.query_params.multi_items() if k != "run"]
+        current_view = request.url.path + ("?" + urlencode(others) if others else "")
         html = self.templates.get_template(template).render(
-            request=request, csrf=self.csrf(request), link=link, version=__version__, carriers=carriers, **context
+            request=request,
+            csrf=self.csrf(request),
+            link=link,
+            version=__version__,
+            carriers=carriers,
+            current_view=current_view,
+            **context,
         )
         return HTMLResponse(html, status_code=status)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import math
 import tempfile
+import threading
 import zipfile
 from collections import OrderedDict
 from decimal import Decimal
@@ -48,6 +49,7 @@ class Portal:
         self.store = Path(store)
         self._cache: OrderedDict[tuple[str, str, str], Any] = OrderedDict()
         self._cache_size = cache_size
+        self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ views, cached per publication
 
@@ -62,13 +64,15 @@ class Portal:
     def _cached(self, view: StoreView, what: str, period: str, load: Any) -> Any:
         """A table read once per published view (a view's files never change after publication)."""
         key = (str(view.root), what, period)
-        if key in self._cache:
-            self._cache.move_to_end(key)
-            return self._cache[key]
+        with self._lock:  # pages are served from a thread pool
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
         value = load()
-        self._cache[key] = value
-        if len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
+        with self._lock:
+            self._cache[key] = value
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
         return value
 
     def results(self, view: StoreView, period: str) -> pd.DataFrame:
