@@ -24,7 +24,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Serve the store's current view and every published run to the users of a users file: each "
         "CLEC sees its own data and the all-CLEC aggregate, staff and ILEC users every carrier. Sessions are "
         f"signed with ${SECRET_ENV} when set, else with a key made at start (sessions end at a restart).",
-        epilog="example: carrier-sla serve --store out/demo-store --users out/demo-users.toml --port 8400",
     )
     serve.add_argument("--store", required=True, type=Path, help="the output store")
     serve.add_argument("--users", type=Path, help="the users file (default STORE/portal/users.toml)")
@@ -43,10 +42,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "user",
         help="manage the portal's users file",
         description="Add or replace a user of the portal; the password is stored as an Argon2id hash only.",
-        epilog="example: carrier-sla user add ana --users portal-users.toml --carrier CLEC07",
     )
     actions = user.add_subparsers(dest="user_action", required=True)
-    add = actions.add_parser("add", help="add or replace a user")
+    add = actions.add_parser(
+        "add",
+        help="add or replace a user",
+        description="Add or replace a user of the portal; the password is stored as an Argon2id hash only.",
+        epilog='example: echo "$PASSWORD" | carrier-sla user add ana --users portal-users.toml --carrier CLEC03 '
+        "--password-stdin",
+    )
     add.add_argument("name", help="the user name (letters, digits, _ . @ -)")
     add.add_argument("--users", required=True, type=Path, help="the users file (TOML; created when missing)")
     who = add.add_mutually_exclusive_group(required=True)
