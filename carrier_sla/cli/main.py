@@ -239,15 +239,16 @@ EXAMPLES = {
 }
 
 
-# Commands for the people who read the results: each module has add_parser(sub) (adding its
-# subcommand, with set_defaults(command_module=<module name>)) and command(args) -> exit code.
+# Commands for the people who read the results: each module of carrier_sla.cli has add_parser(sub) (adding
+# its subcommand, with set_defaults(command_module=<module name>)) and command(args) -> exit code; the library
+# functions they call (carrier_sla.readers, carrier_sla.store.verify) take plain arguments and return data or text.
 READER_COMMANDS = (
-    "carrier_sla.readers.report",
-    "carrier_sla.readers.package",
-    "carrier_sla.readers.explain",
-    "carrier_sla.readers.diff",
-    "carrier_sla.readers.whatif",
-    "carrier_sla.store.verify",
+    "carrier_sla.cli.report",
+    "carrier_sla.cli.package",
+    "carrier_sla.cli.explain",
+    "carrier_sla.cli.diff",
+    "carrier_sla.cli.whatif",
+    "carrier_sla.cli.verify",
     "carrier_sla.cli.portal",  # serve, user add
 )
 

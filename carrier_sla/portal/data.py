@@ -330,10 +330,10 @@ class Portal:
         if self._own(self.results(view, period), carrier).empty and not paid:
             raise NotFound(carrier)
         if table == "statement":
-            text = view.statement(period, carrier)
-            if text is None:
+            path = view.statement_file(period, carrier)  # carrier and period are ids the view lists
+            if path is None:
                 raise NotFound(table)
-            return text.encode()
+            return path.read_bytes()  # as written, as the package copies it
         if table == "records":
             if measure_id not in {m.id for m in view.plan(period).measures}:
                 raise NotFound(str(measure_id))

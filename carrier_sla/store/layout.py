@@ -356,24 +356,6 @@ def write_manifest(store: Path, run_id: str, manifest: dict[str, Any]) -> Path:
     return folder / "manifest.json"
 
 
-def read_table(store: Path, table: str, period: str) -> pa.Table:
-    """Read one published table of a period (all its files) from the current view, resolved once
-    (or from `store` when it is a view); StoreDamaged when a file its run wrote is missing."""
-    from carrier_sla.store import verify
-
-    root = view_root(store)
-    folder = root / table / f"period={period}"
-    if not folder.exists():
-        raise StoreError(f"{Path(store) / table / f'period={period}'}: no published {table} for period {period}")
-    verify.require_period(root, period, (table,))
-    import pyarrow.dataset as ds
-
-    try:
-        return ds.dataset(folder, format="parquet", partitioning="hive").to_table()
-    except (OSError, pa.ArrowInvalid) as exc:
-        raise StoreDamaged(str(store_of(root)), [f"{folder}: unreadable ({_short(exc)})"]) from exc
-
-
 def published_periods(store: Path, table: str) -> list[str]:
     """The periods with a published `table` in the current view (or in `store`, a view), in order."""
     folder = view_root(store) / table
