@@ -19,6 +19,7 @@ pytest.importorskip("argon2")
 
 from starlette.testclient import TestClient
 
+from carrier_sla import vocabulary
 from carrier_sla.cli.main import main
 from carrier_sla.portal import throttle as throttle_mod
 from carrier_sla.portal.access import AccessLog
@@ -91,8 +92,8 @@ def store_facts(portal_store):
     view = open_store(portal_store)
     results = view.results(P)
     own = results[(results["scope"] == "clec") & (results["carrier_id"] == C)]
-    missed = own[own["status"] == "miss"].sort_values(["measure_id", "state", "product", "submeasure"]).iloc[0]
-    key = {k: str(missed[k]) for k in ("measure_id", "state", "product", "submeasure")}
+    missed = own[own["status"] == "miss"].sort_values(list(vocabulary.READING_ORDER)).iloc[0]
+    key = {k: str(missed[k]) for k in vocabulary.MEASURE_CELL}
     other_cells = results[(results["scope"] == "clec") & (results["carrier_id"] == OTHER)]
     own_keys = {tuple(str(r[k]) for k in key) for r in own.to_dict("records")}
     only_other = next(r for r in other_cells.to_dict("records") if tuple(str(r[k]) for k in key) not in own_keys)
@@ -196,6 +197,21 @@ def test_another_carriers_cell_record_and_run_are_404_under_the_own_carrier(as_u
     assert client.get("/?go=CLEC07", follow_redirects=False).headers["location"] == f"/c/{C}"  # no switch for a CLEC
 
 
+def test_the_aggregate_is_no_carrier_of_its_own(as_user, store_facts):
+    """The all-CLEC aggregate's carrier_id `_all` is not a carrier: /c/_all/... is a 404 on every route for a
+    CLEC user (as for another carrier) and for staff alike, the switch refuses it, and no page lists it
+    among the carriers; its figures appear only beside a CLEC's own cells."""
+    agg = vocabulary.AGGREGATE
+    assert (store_facts["results"]["carrier_id"] == agg).any()  # the store does hold _all rows
+    for name in ("ana", "sam"):
+        client = as_user(name)
+        for url in routes(agg, dict(store_facts, other_record=store_facts["own_record"])):
+            assert client.get(url).status_code == 404, (name, url)
+    staff = as_user("sam")
+    assert staff.get(f"/?go={agg}").status_code == 404
+    assert f"/c/{agg}" not in staff.get("/").text and agg not in store_facts["carriers"]
+
+
 @pytest.mark.parametrize(
     "url",
     [
@@ -265,7 +281,7 @@ def test_a_clec_without_results_sees_the_months_and_nothing_else(as_user, store_
 def test_summary_lists_misses_first_and_the_money_owed(as_user, store_facts):
     """The month's page: the missed cells before every other, and the ledger total paid to the carrier."""
     page = as_user("ana").get(f"/c/{C}/{P}").text
-    rows = re.findall(r'<tr class="(miss|met|no_activity|undetermined|no_retail_analog|diagnostic)">', page)
+    rows = re.findall(rf'<tr class="({"|".join(vocabulary.STATUSES)})">', page)
     results = store_facts["results"]
     own = results[(results["scope"] == "clec") & (results["carrier_id"] == C)]
     misses = int((own["status"] == "miss").sum())
@@ -288,6 +304,7 @@ def test_cell_page_shows_the_explanation_with_the_stores_figures(as_user, store_
     agg = results[(results["scope"] == "clec_aggregate")]
     for k, v in key.items():
         agg = agg[agg[k].astype(str) == v]
+    assert list(agg["carrier_id"]) == [vocabulary.AGGREGATE]  # the aggregate row of the cell, spelt _all
     agg_n = re.search(r'<tr id="fig-aggregate"><td>all CLECs</td><td class="n">([\d,]+)</td>', page).group(1)
     assert int(agg_n.replace(",", "")) == int(agg["clec_n"].iloc[0])
     assert f"{missed['clec_value']:,.4f}" in page
@@ -581,4 +598,3 @@ def test_add_user_replaces_a_user(tmp_path):
     add_user(path, "ana", "password-one", carrier="CLEC01")
     add_user(path, "ana", "password-two", role="ilec")
     assert load_users(path)["ana"].role == "ilec" and len(load_users(path)) == 1
-

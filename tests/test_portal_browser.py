@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from carrier_sla import vocabulary
+
 BROWSER = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 REQUIRED = bool(os.environ.get("CARRIER_SLA_REQUIRE_BROWSER"))
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -120,10 +122,14 @@ def test_a_clec_signs_in_checks_a_missed_cell_downloads_and_cannot_reach_another
 
     key = {k: unquote_plus(v) for k, v in key.items()}
     row = own
-    for k in ("measure_id", "state", "product", "submeasure"):
+    agg = results[results["carrier_id"] == vocabulary.AGGREGATE]
+    for k in vocabulary.MEASURE_CELL:
         row = row[row[k].astype(str) == key[k]]
+        agg = agg[agg[k].astype(str) == key[k]]
     assert len(row) == 1 and row["status"].iloc[0] == "miss"
     assert cells[0] == C and int(cells[1].replace(",", "")) == int(row["clec_n"].iloc[0])
+    aggregate = page.locator("#fig-aggregate td").all_inner_texts()  # the cell's _all row, beside the CLEC's
+    assert len(agg) == 1 and int(aggregate[1].replace(",", "")) == int(agg["clec_n"].iloc[0])
     assert float(cells[3].rstrip("%").split()[0].replace(",", "")) == pytest.approx(row["clec_value"].iloc[0], abs=1e-4)
     assert page.locator("figure.trend svg").count() == 1
     _shot(page, "cell", tmp_path)
@@ -145,8 +151,9 @@ def test_a_clec_signs_in_checks_a_missed_cell_downloads_and_cannot_reach_another
     assert page.locator("figure.trend").count() >= 5
     _shot(page, "trends", tmp_path)
 
-    # editing the URL to another carrier: 404, and nothing of it shown
-    for url in (f"{server}/c/{OTHER}/{P}", page.url.replace(f"/c/{C}/", f"/c/{OTHER}/")):
+    # editing the URL to another carrier, or to the aggregate's _all: 404, and nothing of it shown
+    agg_id = vocabulary.AGGREGATE
+    for url in (f"{server}/c/{OTHER}/{P}", page.url.replace(f"/c/{C}/", f"/c/{OTHER}/"), f"{server}/c/{agg_id}/{P}"):
         response = page.goto(url)
         assert response is not None and response.status == 404, url
         assert page.inner_text("h1") == "Not found"

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtr, ndtri
 
+from carrier_sla import vocabulary
 from carrier_sla.engine import exact, stats
 from carrier_sla.engine.aggregate import BASE
 from carrier_sla.plan.load import Measure, Plan, Standard
@@ -333,8 +334,7 @@ def exact_test(
         return exact.modified_t(float(c.mean()), len(c), float(r.mean()), float(r.var(ddof=1)), len(r), worse_is_higher)
     cv, cc = np.unique(clec_values, return_counts=True)
     retail = pool if pool is not None else exact.Pool.of_samples(retail_values)
-    key = [measure.id, str(cell["scope"]), str(cell.get("carrier_id")), str(cell["state"]), str(cell["product"])]
-    key += [f"{d.field}={cell.get(d.field)}" for d in measure.dimensions]
+    key = vocabulary.cell_id(measure.id, [d.field for d in measure.dimensions], cell)
     return exact.permutation_test(
         cv,
         cc,

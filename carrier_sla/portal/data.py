@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
+from carrier_sla import vocabulary
 from carrier_sla.errors import UsageError
 from carrier_sla.readers import explain, package
 from carrier_sla.readers.explain_cell import KEY, plain_row
@@ -33,7 +34,7 @@ from carrier_sla.readers.report_charts import bar_chart, line_chart
 from carrier_sla.store import csv_safe
 from carrier_sla.store.view import StoreView, open_store
 
-CELL = ("measure_id", "state", "product", "submeasure")  # a CLEC cell in a URL, with the carrier in the path
+CELL = vocabulary.MEASURE_CELL  # a CLEC cell in a URL (measure_id, submeasure, state, product), the carrier in the path
 CSV_TABLES = ("results", "remedies", "rejects", "statement")  # the per-month CSV downloads (records: per measure)
 TREND_MONTHS = 12
 
@@ -102,11 +103,11 @@ class Portal:
         found: set[str] = set()
         for period in view.periods():
             r = self.results(view, period)
-            found |= set(r.loc[r["scope"] == "clec", "carrier_id"].dropna().astype(str))
-        return sorted(found)
+            found |= set(r.loc[r["scope"] == vocabulary.CLEC, "carrier_id"].dropna().astype(str))
+        return sorted(found - {vocabulary.AGGREGATE})  # the aggregate is never a carrier
 
     def check_carrier(self, view: StoreView, carrier: str) -> str:
-        if carrier not in self.carriers(view):
+        if carrier == vocabulary.AGGREGATE or carrier not in self.carriers(view):
             raise NotFound(carrier)
         return carrier
 
@@ -135,7 +136,16 @@ class Portal:
 
     @staticmethod
     def _own(results: pd.DataFrame, carrier: str) -> pd.DataFrame:
-        return results[(results["scope"] == "clec") & (results["carrier_id"] == carrier)]
+        """The carrier's own cells (scope clec): never the aggregate's, whatever is asked."""
+        if carrier == vocabulary.AGGREGATE:
+            return results.iloc[0:0]
+        return results[(results["scope"] == vocabulary.CLEC) & (results["carrier_id"] == carrier)]
+
+    @staticmethod
+    def _aggregate(results: pd.DataFrame) -> pd.DataFrame:
+        """The all-CLEC aggregate's cells (scope clec_aggregate, carrier_id _all)."""
+        aggregate = (results["scope"] == vocabulary.CLEC_AGGREGATE) & (results["carrier_id"] == vocabulary.AGGREGATE)
+        return results[aggregate]
 
     def owed(self, view: StoreView, period: str, carrier: str) -> Decimal:
         """The ledger lines paid to the carrier in the month, to the cent (the package's total)."""
@@ -170,13 +180,13 @@ class Portal:
                     "cells": len(rows),
                     "miss": int(counts.get("miss", 0)),
                     "met": int(counts.get("met", 0)),
-                    "other": int(len(rows) - counts.get("miss", 0) - counts.get("met", 0)),
+                    "other": int(len(rows) - sum(counts.get(v, 0) for v in vocabulary.VERDICTS)),
                 }
             )
         order = [m.id for m in plan.measures]
         measures.sort(key=lambda m: (-m["miss"], order.index(m["measure_id"]) if m["measure_id"] in order else 999))
         cells = []
-        for row in own.sort_values(["measure_id", "state", "product", "submeasure"]).to_dict("records"):
+        for row in own.sort_values(list(vocabulary.READING_ORDER)).to_dict("records"):
             key = tuple(str(row[k]) for k in CELL)
             cells.append(self._cell_line(row, titles) | {"paid": paid.get(key)})
         cells.sort(key=lambda c: c["status"] != "miss")  # stable: misses first, each group in key order
@@ -247,7 +257,7 @@ class Portal:
             escalation=self._table(view, "escalation", period),
             adjustments=self._table(view, "adjustments", period),
         )
-        aggregate = results[(results["scope"] == "clec_aggregate") & results["carrier_id"].isna()]
+        aggregate = self._aggregate(results)
         for k in CELL:
             aggregate = aggregate[aggregate[k].astype(str) == cell[k]]
         e["aggregate"] = plain_row(aggregate.iloc[0].to_dict()) if len(aggregate) else None
@@ -262,8 +272,8 @@ class Portal:
             same = r
             for k in CELL:
                 same = same[same[k].astype(str) == cell[k]]
-            own = same[(same["scope"] == "clec") & (same["carrier_id"] == carrier)]
-            agg = same[same["scope"] == "clec_aggregate"]
+            own = self._own(same, carrier)
+            agg = self._aggregate(same)
             series["this CLEC"].append(_value(own, "clec_value"))
             series["all CLECs"].append(_value(agg, "clec_value"))
             series["retail"].append(_value(agg, "retail_value"))
@@ -287,8 +297,8 @@ class Portal:
             for month in months:
                 r = self.results(view, month)
                 r = r[r["measure_id"] == measure.id]
-                own = r[(r["scope"] == "clec") & (r["carrier_id"] == carrier)]
-                agg = r[r["scope"] == "clec_aggregate"]
+                own = self._own(r, carrier)
+                agg = self._aggregate(r)
                 series["this CLEC"].append(_pooled(own, "clec", measure.scale))
                 series["all CLECs"].append(_pooled(agg, "clec", measure.scale))
                 parity = agg[agg["standard"] == "parity"]
@@ -337,9 +347,8 @@ class Portal:
         if table == "records":
             if measure_id not in {m.id for m in view.plan(period).measures}:
                 raise NotFound(str(measure_id))
-            records = view.table("records", period)  # every measure, its id the partition column
-            part = "measure_id" if "measure_id" in records.column_names else "measure"
-            records = records.filter(pc.equal(records[part].cast(pa.string()), measure_id)).drop_columns([part])
+            records = view.table("records", period)  # every measure, its id the partition column the view appends
+            records = records.filter(pc.equal(records["measure_id"], measure_id))
             data: pa.Table | None = package.select_records(records, carrier, measure_id)
         elif table == "results":
             data = package.select_results(view.table("results", period), carrier)

@@ -21,11 +21,13 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from carrier_sla import vocabulary
 from carrier_sla.errors import UsageError
 
 ROLES = ("clec", "staff", "ilec")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
-CARRIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")  # the input contract's carrier id
+# the input contract's carrier id: it cannot spell the all-CLEC aggregate's `_all` (vocabulary.AGGREGATE)
+CARRIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
 MIN_PASSWORD = 8
 
 
@@ -42,6 +44,10 @@ class User:
         return self.role != "clec"
 
     def may_see(self, carrier: str) -> bool:
+        """Whether the user may open the pages of `carrier`. The all-CLEC aggregate is never a carrier of
+        its own (its rows are shown beside a CLEC's cells), so /c/_all/... is nobody's."""
+        if carrier == vocabulary.AGGREGATE:
+            return False
         return self.sees_all or carrier == self.carrier
 
 
