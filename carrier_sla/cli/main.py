@@ -254,6 +254,8 @@ EXAMPLES = {
     "diff": "carrier-sla diff --store store --run RUN_A --run RUN_B",
     "what-if": "carrier-sla what-if --store store --period 2026-10 --data demo-data --plan my-plan.json",
     "verify": "carrier-sla verify --store store",
+    "serve": "carrier-sla serve --store store --users portal-users.toml --port 8400",
+    "user": "carrier-sla user add ana --users portal-users.toml --carrier CLEC03",
 }
 
 
@@ -267,6 +269,7 @@ READER_COMMANDS = (
     "carrier_sla.cli.diff",
     "carrier_sla.cli.whatif",
     "carrier_sla.cli.verify",
+    "carrier_sla.cli.portal",  # serve, user add
 )
 
 
