@@ -67,9 +67,9 @@ STATEMENT_ORDER = ("tier", "state", "measure_id", "submeasure", "product")
 READING_ORDER = ("measure_id", "state", "product", "submeasure", "carrier_id")
 
 
-def cell_id(measure_id: str, dimensions: Sequence[str], cell: Mapping[str, Any]) -> tuple[str, ...]:
-    """The identity of one cell of a measure split by `dimensions`, as text: the same for the
-    engine's cell and for its row read back from the store. It seeds the cell's Monte Carlo
+def cell_id(measure_id: str, dimensions: Sequence[str], cell: Any) -> tuple[str, ...]:
+    """The identity of one cell (a mapping or a pandas row) of a measure split by `dimensions`, as
+    text: the same for the engine's cell and for its row read back from the store. It seeds the cell's Monte Carlo
     resampling (carrier_sla.engine.exact.seed_for), so its text never changes: the aggregate's
     carrier is 'None' (as when seeds were first drawn) and a dimension is `field=value`."""
     carrier = cell.get("carrier_id")
