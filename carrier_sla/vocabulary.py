@@ -85,6 +85,20 @@ def _blank(value: object) -> bool:
     return value is None or (isinstance(value, float) and value != value)
 
 
+# ------------------------------------------------------------------------------------ money
+
+
+def money(amount: Any, currency: str | None = None, sign: bool = False) -> str:
+    """An amount as every command's text prints it: `USD 1,500.00` (thousands grouped, to the cent,
+    the currency first when known; `sign`: +/- always shown, for differences). Machine outputs
+    (JSON, CSV, Parquet) keep plain decimals such as 1500.00."""
+    from decimal import Decimal
+
+    value = amount if isinstance(amount, Decimal) else Decimal(str(amount))
+    text = f"{value:+,.2f}" if sign else f"{value:,.2f}"
+    return f"{currency} {text}" if currency else text
+
+
 # ------------------------------------------------------------------------------- dimensions
 
 # Arrow type of a column by the input contract's field type (carrier_sla.plan.fields.column_type).
