@@ -67,9 +67,9 @@ STATEMENT_ORDER = ("tier", "state", "measure_id", "submeasure", "product")
 READING_ORDER = ("measure_id", "state", "product", "submeasure", "carrier_id")
 
 
-def cell_id(measure_id: str, dimensions: Sequence[str], cell: Mapping[str, Any]) -> tuple[str, ...]:
-    """The identity of one cell of a measure split by `dimensions`, as text: the same for the
-    engine's cell and for its row read back from the store. It seeds the cell's Monte Carlo
+def cell_id(measure_id: str, dimensions: Sequence[str], cell: Any) -> tuple[str, ...]:
+    """The identity of one cell (a mapping or a pandas row) of a measure split by `dimensions`, as
+    text: the same for the engine's cell and for its row read back from the store. It seeds the cell's Monte Carlo
     resampling (carrier_sla.engine.exact.seed_for), so its text never changes: the aggregate's
     carrier is 'None' (as when seeds were first drawn) and a dimension is `field=value`."""
     carrier = cell.get("carrier_id")
@@ -83,6 +83,20 @@ def cell_id(measure_id: str, dimensions: Sequence[str], cell: Mapping[str, Any])
 
 def _blank(value: object) -> bool:
     return value is None or (isinstance(value, float) and value != value)
+
+
+# ------------------------------------------------------------------------------------ money
+
+
+def money(amount: Any, currency: str | None = None, sign: bool = False) -> str:
+    """An amount as every command's text prints it: `USD 1,500.00` (thousands grouped, to the cent,
+    the currency first when known; `sign`: +/- always shown, for differences). Machine outputs
+    (JSON, CSV, Parquet) keep plain decimals such as 1500.00."""
+    from decimal import Decimal
+
+    value = amount if isinstance(amount, Decimal) else Decimal(str(amount))
+    text = f"{value:+,.2f}" if sign else f"{value:,.2f}"
+    return f"{currency} {text}" if currency else text
 
 
 # ------------------------------------------------------------------------------- dimensions
