@@ -12,7 +12,10 @@ would type them: the first block's `generate` makes `demo-data/` (the Makefile's
 a test checks they agree) and its three `run`s make `out/demo-store`, as `make demo` does.
 `carrier-sla` on PATH runs `python -m carrier_sla` of this checkout, with the interpreter running
 this module. A command runs through bash (`set -o pipefail`), so `| tail -1`, `head -4 FILE` and
-`cat FILE` work; it must exit with the code its trailing comment gives (`# exit 3`), else 0.
+`cat FILE` work; it must exit with the code its trailing comment gives (`# exit 3`), else 0. A command whose
+comment says it runs `until Ctrl-C` (a server) is stopped with Ctrl-C once it has printed as many
+lines as the README shows (or after SERVER_WAIT_S) and SERVER_SETTLE_S more; it must not have
+stopped by itself before.
 The files the README's prose has the reader make before a command (a broken plan, plan
 versions, excusals, ...) are made by the preparations in PREPARATIONS, each run before the first
 command that names its file, as the prose describes them; each says which README text it follows.
@@ -38,12 +41,15 @@ test lists such blocks.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import difflib
 import json
 import os
 import re
+import selectors
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -64,9 +70,12 @@ STAGE_MARKER = "(stage lines on stderr left out)"
 STAGE_LINE = re.compile(r"^\[\s*\d+(?:\.\d+)?s\] ")
 CUT_LINE = re.compile(r"^\s*(?:\.\.\.|\[\.\.\. .*\.\.\.\])\s*$")
 EXIT_COMMENT = re.compile(r"#.*?\bexit (\d+)")
+UNTIL_STOPPED = re.compile(r"#.*\buntil Ctrl-C")
 NOT_CHECKED = re.compile(r"^<!-- not checked: (.*?) -->\s*$")
 COMMAND_TIMEOUT_S = 600
 CUT_STEP = 1e-6
+SERVER_WAIT_S = 60
+SERVER_SETTLE_S = 2
 
 
 # ---------------------------------------------------------------------------------------------
@@ -86,6 +95,10 @@ class Example:
     def exit_code(self) -> int:
         found = EXIT_COMMENT.search(self.command)
         return int(found.group(1)) if found else 0
+
+    @property
+    def until_stopped(self) -> bool:
+        return UNTIL_STOPPED.search(self.command) is not None
 
 
 @dataclass
@@ -397,6 +410,28 @@ def make_bad_data(cwd: Path) -> None:
     (target / "excusals.csv").write_text(BAD_EXCUSALS)
 
 
+def makefile_variables() -> dict[str, str]:
+    """The Makefile's `NAME := value` lines."""
+    return dict(re.findall(r"^(\w+) := (.*)$", (REPO / "Makefile").read_text(), re.MULTILINE))
+
+
+def make_demo_users(cwd: Path) -> None:
+    """README, the CLEC portal: "`make demo` ends by printing how to start it on the demo store, with
+    two demo users in `out/demo-users.toml`": the Makefile's two `user add` commands."""
+    variables = makefile_variables()
+    users = cwd / variables["DEMO_USERS"]
+    users.parent.mkdir(parents=True, exist_ok=True)
+    for name, who in (("demo-clec", ["--carrier", variables["DEMO_CARRIER"]]), ("demo-staff", ["--role", "staff"])):
+        subprocess.run(
+            [sys.executable, "-m", "carrier_sla", "user", "add", name, "--users", str(users), *who, "--password-stdin"],
+            input=variables["DEMO_PASSWORD"] + "\n",
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+
+
 # (text a command names, preparation): each runs once, before the first command naming it.
 PREPARATIONS: list[tuple[str, Callable[[Path], None]]] = [
     ("broken-plan.json", make_broken_plan),
@@ -406,6 +441,7 @@ PREPARATIONS: list[tuple[str, Callable[[Path], None]]] = [
     ("plans/qc", make_plan_versions),
     ("demo-data/excusals.csv", make_excusals),
     ("bad-data", make_bad_data),
+    ("out/demo-users.toml", make_demo_users),
 ]
 
 
@@ -516,18 +552,22 @@ def run_scenario(text: str, cwd: Path, *, echo: Callable[[str], None] | None = N
             if echo:
                 echo(f"README.md:{example.line}: $ {command}")
             begin = time.monotonic()
-            done = subprocess.run(
-                ["bash", "-c", f"set -o pipefail\n{command}"],
-                cwd=cwd,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                timeout=COMMAND_TIMEOUT_S,
-                check=False,
-            )
-            actual = localise(done.stdout, cwd).rstrip("\n").split("\n") if done.stdout.strip() else []
+            if example.until_stopped:
+                exit_code, output = _run_until_stopped(command, cwd, env, len(example.expected), example.exit_code)
+            else:
+                done = subprocess.run(
+                    ["bash", "-c", f"set -o pipefail\n{command}"],
+                    cwd=cwd,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                    timeout=COMMAND_TIMEOUT_S,
+                    check=False,
+                )
+                exit_code, output = done.returncode, done.stdout
+            actual = localise(output, cwd).rstrip("\n").split("\n") if output.strip() else []
             actual = [line for line in actual if not STAGE_LINE.match(line)]
             if example.expected[:1] == [STAGE_MARKER]:
                 actual.insert(0, STAGE_MARKER)
@@ -538,10 +578,53 @@ def run_scenario(text: str, cwd: Path, *, echo: Callable[[str], None] | None = N
             else:
                 scenario.ids.update(ids)
             scenario.outcomes.append(
-                Outcome(example, block, command, done.returncode, actual, ids, time.monotonic() - begin)
+                Outcome(example, block, command, exit_code, actual, ids, time.monotonic() - begin)
             )
     scenario.seconds = time.monotonic() - started
     return scenario
+
+
+def _run_until_stopped(command: str, cwd: Path, env: dict[str, str], lines: int, expected_exit: int) -> tuple[int, str]:
+    """A server's first `lines` lines, then Ctrl-C (SIGINT to its process group). The exit code is
+    the expected one when it was still running, its own when it stopped by itself."""
+    process = subprocess.Popen(
+        ["bash", "-c", f"exec {command}"],
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    assert process.stdout is not None
+    output = b""
+    deadline = time.monotonic() + SERVER_WAIT_S
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stdout, selectors.EVENT_READ)
+        while output.count(b"\n") < lines and time.monotonic() < deadline:
+            if not selector.select(timeout=max(0.0, deadline - time.monotonic())):
+                continue
+            chunk = os.read(process.stdout.fileno(), 65536)
+            if not chunk:
+                break  # it stopped by itself
+            output += chunk
+    with contextlib.suppress(subprocess.TimeoutExpired):  # a failing command prints its lines and exits
+        process.wait(timeout=SERVER_SETTLE_S)
+    running = process.poll() is None
+    if running:
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    else:
+        output += process.stdout.read()
+    process.stdout.close()
+    text = output.decode()
+    if running:  # what it printed up to the README's lines; the rest is its shutdown
+        text = "".join(text.splitlines(keepends=True)[:lines])
+    return (expected_exit if running else process.returncode), text
 
 
 def _ids_from_alignment(expected: list[str], actual: list[str], known: dict[str, str]) -> dict[str, str]:

@@ -44,7 +44,7 @@ def test_every_preparation_is_used_and_no_block_is_skipped(scenario):
 def test_the_readme_generates_the_demo_data_as_the_makefile_does():
     """The README's `generate` (which the scenario runs) has the Makefile's arguments."""
     makefile = (rx.REPO / "Makefile").read_text()
-    variables = dict(re.findall(r"^(\w+) := (.*)$", makefile, re.MULTILINE))
+    variables = rx.makefile_variables()
     recipe = re.search(r"-m carrier_sla (generate .*)$", makefile, re.MULTILINE)
     assert recipe is not None
     expanded = re.sub(r"\$\((\w+)\)", lambda found: variables[found.group(1)], recipe.group(1))
@@ -100,3 +100,12 @@ def test_the_exit_code_comes_from_the_commands_comment():
     block = rx.parse("```\n$ carrier-sla validate --plan p   # the same: exit 2\n$ cat f  # a note\nx\n```\n")[0]
     assert [e.exit_code for e in block.examples] == [2, 0]
     assert block.examples[1].expected == ["x"]
+
+
+def test_a_command_that_runs_until_ctrl_c_is_stopped_after_the_lines_the_readme_shows(tmp_path):
+    """A server's first lines are read, then it is stopped; one that stops by itself keeps its exit code."""
+    env = {"PATH": "/usr/bin:/bin"}
+    code, text = rx._run_until_stopped("bash -c 'echo one; echo two; sleep 600'", tmp_path, env, 1, 0)
+    assert (code, text) == (0, "one\n")
+    code, text = rx._run_until_stopped("bash -c 'echo failed; exit 2'", tmp_path, env, 1, 0)
+    assert (code, text) == (2, "failed\n")
