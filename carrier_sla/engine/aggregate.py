@@ -10,8 +10,9 @@ can stream or be distributed; cells are roll-ups of merged partials over axes.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -344,7 +345,7 @@ class CellSamples:
             value, count = value[order], count[order]
         return np.repeat(value, count)
 
-    def __call__(self, cell: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, cell: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
         plan, measure = self.plan, self.measure
         carrier = cell.get("carrier_id")
         carriers: list[object]

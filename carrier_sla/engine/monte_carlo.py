@@ -91,7 +91,7 @@ def _position_values(
     if n_pool > _EXPAND_LIMIT:
         cum = np.cumsum(counts)
         return lambda pos: items.take(np.searchsorted(cum, pos, side="right"))
-    narrow = items.dtype.kind == "i" and int(items[-1]) < 2**31
+    narrow = items.dtype.kind == "i" and int(items.max()) < 2**31
     value_type = np.dtype(np.int32) if narrow else items.dtype
     index_type = np.dtype(np.uint8 if items.size <= 2**8 else np.uint16 if items.size <= 2**16 else np.int32)
     if n_pool * value_type.itemsize <= _GATHER_BYTES or index_type.itemsize >= value_type.itemsize:
@@ -123,42 +123,118 @@ def tail_count(
     stop_at: int | None = None,
     expanded: Callable[[], np.ndarray] | None = None,
 ) -> tuple[int, int]:
-    """(b, L): of the first L resampled subset sums, b are at least as bad as `observed` (see permutation_test).
+    """(b, L): of the first L resampled k-subset sums of the pool np.repeat(items, counts), b are at least as
+    bad as `observed` (total minus the sum when `complement`); tail_counts for one cell without values of its
+    own. Without `stop_at`, L = resamples; with it the draws stop at the stop_at-th sum at least as bad."""
+    b, drawn = tail_counts(
+        items, counts, np.zeros((1, 0), dtype=items.dtype), k, np.array([observed]), upper, complement,
+        resamples, seed, stop_at, expanded, totals=np.array([total]),
+    )  # fmt: skip
+    return int(b[0]), int(drawn[0])
 
-    Without `stop_at`, L = resamples. With it (sequential Monte Carlo, Besag and Clifford 1991) the
-    draws stop at the stop_at-th sum at least as bad: then b = stop_at and L is the index of that draw
-    (counted from 1), or L = resamples and b < stop_at when it never comes. `expanded`: see
-    _position_values.
 
-    Subsets are drawn by _floyd_positions in batches of a fixed schedule (_batches); the schedule is
-    part of the random stream, so a given seed reproduces the same p-value only with the same
-    constants. A sequential test finds its stopping draw inside a batch, so L is the draw a
-    draw-by-draw loop over the same stream would stop at; the rest of that batch is discarded.
-    Values are gathered in slices of about _GATHER_POSITIONS positions and each subset's k values
-    added in draw order, in float64 (int64 on a lattice).
+def tail_counts(
+    items: np.ndarray,
+    counts: np.ndarray,
+    own: np.ndarray,
+    k: int,
+    observed: np.ndarray,
+    upper: bool,
+    complement: bool,
+    resamples: int,
+    seed: int,
+    stop_at: int | None = None,
+    expanded: Callable[[], np.ndarray] | None = None,
+    totals: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(b, L) for each of several cells that share one retail pool and one stream of draws (common random
+    numbers): of the first L resampled subset sums of cell c, b are at least as bad as observed[c].
+
+    The pool of cell c is the retail, np.repeat(items, counts) (N values, ascending), followed by the m
+    values of its own row own[c]: positions 0 .. N - 1 are the retail's, N .. N + m - 1 the cell's. One
+    stream of random k-subsets of range(N + m) (_floyd_positions, seeded by `seed`) serves every cell: a
+    subset's retail part is summed once for all cells, and only the few subsets holding one of the cells'
+    own positions (about k m / (N + m) of them) are summed again per cell, each of its k values added in
+    draw order. A cell's draws are thus exactly those it would get alone with the same seed, whatever the
+    other cells, and its counts the same. With `complement` a cell's resampled sum is its total (retail and
+    own values; `totals` when given) minus the subset's sum.
+
+    Without `stop_at`, L = resamples for every cell. With it (sequential Monte Carlo, Besag and Clifford
+    1991) a cell stops at its stop_at-th sum at least as bad: b = stop_at and L the index of that draw
+    (counted from 1), or L = resamples and b < stop_at when it never comes; the stream goes on while any
+    cell has not stopped. Subsets come in batches of a fixed schedule (_batches), part of the random
+    stream: a given seed reproduces the same counts only with the same constants. Sums are float64, or
+    int64 on a lattice (integer items); resampled float sums within SUM_RTOL of the observed count as ties.
     """
     rng = np.random.default_rng(seed)
-    n_pool = int(counts.sum())
+    n_retail = int(counts.sum())
+    cells, m = own.shape
+    n_pool = n_retail + m
     integer = items.dtype.kind == "i"
-    tol = 0.0 if integer else SUM_RTOL * max(1.0, abs(observed))
+    sum_type = np.dtype(np.int64 if integer else np.float64)
+    own = own.astype(sum_type, copy=False)
+    observed = np.asarray(observed, dtype=sum_type if integer else np.float64)
+    tol = np.zeros(cells) if integer else SUM_RTOL * np.maximum(1.0, np.abs(observed))
+    threshold = observed - tol if upper else observed + tol
+    if complement and totals is None:
+        retail_total = int(np.dot(items, counts)) if integer else float((items * counts).sum())
+        totals = retail_total + own.sum(axis=1, dtype=sum_type)
+    if m:  # the cells' own positions gather a 0 from the shared table: their values are added per cell
+        items, counts = np.append(items, np.zeros(1, items.dtype)), np.append(counts, m)
+        if expanded is not None:
+            retail_expanded = expanded
+            expanded = lambda: np.concatenate([retail_expanded(), np.zeros(m, dtype=items.dtype)])  # noqa: E731
     chunk = max(1, _CHUNK_POSITIONS // max(k, 1))
     step = max(1, _GATHER_POSITIONS // max(k, 1))  # subsets gathered at a time
     values_at = _position_values(items, counts, min(chunk, step) * k, expanded)
-    chunk_sums: np.ndarray = np.empty(chunk, dtype=np.int64 if integer else np.float64)
-    hits = 0
+    chunk_sums: np.ndarray = np.empty(chunk, dtype=sum_type)
+    hits = np.zeros(cells, dtype=np.int64)
+    drawn = np.full(cells, resamples, dtype=np.int64)
+    active = np.arange(cells)
     for start, rows in _batches(resamples, chunk, sequential=stop_at is not None):
         pos = _floyd_positions(rng, n_pool, k, rows)
-        sums = chunk_sums[:rows]
+        shared = chunk_sums[:rows]
         for c in range(0, rows, step):
-            values_at(pos[:, c : c + step]).sum(axis=0, dtype=sums.dtype, out=sums[c : c + step])
-        if complement:
-            sums = total - sums
-        bad = sums >= observed - tol if upper else sums <= observed + tol
-        found = int(np.count_nonzero(bad))
-        if stop_at is not None and hits + found >= stop_at:
-            return stop_at, start + int(np.flatnonzero(bad)[stop_at - hits - 1]) + 1
-        hits += found
-    return hits, resamples
+            values_at(pos[:, c : c + step]).sum(axis=0, dtype=sum_type, out=shared[c : c + step])
+        mixed = np.flatnonzero(pos.max(axis=0) >= n_retail) if m and k else np.zeros(0, dtype=np.intp)
+        if mixed.size:
+            at = pos[:, mixed]
+            retail_part = np.empty(at.shape, dtype=sum_type)
+            for c in range(0, mixed.size, step):
+                retail_part[:, c : c + step] = values_at(at[:, c : c + step])
+            is_own = at >= n_retail
+            own_at = np.clip(at - n_retail, 0, m - 1)
+        block = max(1, (1 << 20) // rows)  # cells compared at a time: a (cells, rows) array stays small
+        stopped = []
+        for b0 in range(0, active.size, block):
+            group = active[b0 : b0 + block]
+            sums = np.repeat(shared[None, :], group.size, axis=0)
+            if mixed.size:
+                values = own[group][:, own_at]  # (cells, k, mixed subsets)
+                acc = np.where(is_own[0], values[:, 0], retail_part[0])
+                for i in range(1, k):
+                    acc += np.where(is_own[i], values[:, i], retail_part[i])
+                sums[:, mixed] = acc
+            if complement:
+                assert totals is not None
+                sums = totals[group, None] - sums
+            bad = sums >= threshold[group, None] if upper else sums <= threshold[group, None]
+            found = np.count_nonzero(bad, axis=1)
+            if stop_at is not None:
+                done = hits[group] + found >= stop_at
+                if done.any():
+                    need = stop_at - hits[group[done]]
+                    before = (np.cumsum(bad[done], axis=1) < need[:, None]).sum(axis=1)  # draws before the need-th
+                    drawn[group[done]] = start + before + 1
+                    hits[group[done]] = stop_at
+                    stopped.append(group[done])
+                    found[done] = 0
+            hits[group] += found
+        if stopped:
+            active = np.setdiff1d(active, np.concatenate(stopped), assume_unique=True)
+            if not active.size:
+                break
+    return hits, drawn
 
 
 def _batches(resamples: int, chunk: int, sequential: bool) -> Iterator[tuple[int, int]]:
