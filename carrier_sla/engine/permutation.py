@@ -97,12 +97,13 @@ class Pool:
     from `expanded` (the values one per record, ascending) made once. Not thread-safe until `expanded`
     has been built: build it before sharing."""
 
-    __slots__ = ("_expanded", "_lock", "_tables", "_units", "counts", "n", "values")
+    __slots__ = ("_below", "_expanded", "_lock", "_tables", "_units", "counts", "n", "values")
 
     def __init__(self, values: object, counts: object):
         self.values, self.counts = _merge(*_histogram(values, counts, "retail"))
         self.n = int(self.counts.sum())
         self._units: dict[float, np.ndarray | None] = {}
+        self._below: np.ndarray | None = None
         self._expanded: np.ndarray | None = None
         self._tables: dict[tuple[float, int], RetailTable | None] = {}
         self._lock = threading.Lock()
@@ -122,6 +123,12 @@ class Pool:
         if self._expanded is None:
             self._expanded = np.repeat(self.values, self.counts)
         return self._expanded
+
+    def below(self) -> np.ndarray:
+        """below[i]: the records of the values before values[i] (i = 0 .. size), made once."""
+        if self._below is None:
+            self._below = np.concatenate([[0], np.cumsum(self.counts)])
+        return self._below
 
     def units(self, lattice: float) -> np.ndarray | None:
         """The distinct values in lattice units (int64), or None when some value is off the lattice; made once."""
@@ -248,74 +255,59 @@ def permutation_tests(
     out: list[TestResult | ValueError | None] = [None] * len(clec)
     tables: dict[int, list[tuple[int, np.ndarray, float]]] = {}  # n -> (cell, its values in units, its sum)
     drawn: dict[tuple[int, bool], list[tuple[int, np.ndarray, float, float, str]]] = {}
-    pool_units = pool.units(lattice) if lattice is not None else None
-    for i, (values, counts) in enumerate(clec):
-        try:
-            cv, cc = _histogram(values, counts, "clec")
-        except ValueError as exc:
-            out[i] = exc
-            continue
-        n = int(cc.sum())
-        if n == 0:
-            out[i] = ValueError("the CLEC histogram is empty: nothing to test")
-            continue
-        statistic = float(np.dot(cv, cc))
-        units = _lattice_units(cv, lattice) if lattice is not None and pool_units is not None else None
-        note = "no lattice given: Monte Carlo"
-        if lattice is not None:
-            note = f"values are not all multiples of the lattice {lattice!r}: Monte Carlo"
-        if units is not None and pool_units is not None:
-            top = max(int(pool_units.max(initial=0)), int(units.max(initial=0)))
-            if float(top) * (pool.n + n) >= 2.0**62:
-                units, note = None, "lattice sums would overflow 64-bit integers: Monte Carlo on floats"
-        if units is not None and pool_units is not None:
-            assert lattice is not None
-            items, pooled = _add(pool_units, pool.counts, *_merge(units, cc))
-            if items.size == 1:
-                out[i] = _all_equal(statistic)
-                continue
-            k = min(n, pool.n)
-            base = int(items[0])
-            d = items - base
-            step = int(np.gcd.reduce(d))
-            d //= step
-            cells = (k + 1) * (k * int(d[-1]) + 1) * items.size
-            table = pool.table(lattice, max_exact_cells) if cells <= max_exact_cells and k == n else None
-            if table is not None and table.serves(units, n):
-                tables.setdefault(n, []).append((i, np.repeat(units, cc), statistic))
-                continue
-            if cells <= max_exact_cells:
-                out[i] = make_result(
-                    "permutation_exact", _programme(d, pooled, n, k, units, cc, base, step, worse_is_higher), statistic
-                )
-                continue
-            note = f"exact distribution needs {cells:,} cells, above the limit of {max_exact_cells:,}: Monte Carlo"
-            if n <= 2:
-                p = _small_subset_tail(items, pooled, n, int(np.dot(units, cc)), worse_is_higher)
-                out[i] = make_result("permutation_exact", p, statistic, note="all subsets of one or two counted")
-                continue
-            drawn.setdefault((n, True), []).append((i, np.repeat(units, cc), float(np.dot(units, cc)), statistic, note))
-            continue
-        if pool.values.size == 1 and bool(np.all(cv == pool.values[0])):
+    cells = _Cells.of(clec, out)
+    pool_units = pool.units(lattice) if lattice is not None and cells.index.size else None
+    table = pool.table(lattice, max_exact_cells) if lattice is not None and pool_units is not None else None
+    on_lattice, units = cells.units(lattice) if pool_units is not None else (np.zeros(cells.index.size, bool), None)
+    on_grid = on_lattice.copy()  # before the overflow check
+    served = np.zeros(cells.index.size, dtype=bool)
+    if on_lattice.any() and units is not None and pool_units is not None:
+        top = np.maximum(cells.reduce(np.maximum, units), int(pool_units.max(initial=0)))
+        on_lattice &= top.astype(float) * (pool.n + cells.n) < 2.0**62  # else Monte Carlo on floats, below
+        if table is not None:
+            low, high = cells.reduce(np.minimum, units), cells.reduce(np.maximum, units)
+            on_step = ~cells.reduce(np.logical_or, (units - table.base) % table.step != 0)
+            narrow = cells.n * ((high - low) // table.step) <= table.rows * table.span  # no wider than the table
+            served = on_lattice & on_step & narrow & (cells.n <= table.rows) & (cells.n <= pool.n)
+    single = pool.values.size == 1
+    for at, i in enumerate(cells.index.tolist()):
+        cv, cc = cells.histograms[at]
+        n, statistic = int(cells.n[at]), float(cells.statistic[at])
+        if single and cells.low[at] == cells.high[at] == pool.values[0]:
             out[i] = _all_equal(statistic)
-            continue
-        if n <= 2:  # one or two CLEC values: every n-subset can be counted, exactly and at once
+        elif served[at]:
+            tables.setdefault(n, []).append((i, np.repeat(cells.slice(units, at), cc), statistic))
+        elif on_lattice[at]:
+            assert lattice is not None and pool_units is not None
+            found = _on_lattice(
+                pool, pool_units, cells.slice(units, at), cc, statistic, worse_is_higher, max_exact_cells
+            )
+            if isinstance(found, TestResult):
+                out[i] = found
+            else:
+                drawn.setdefault((n, True), []).append((i, *found))
+        elif n == 1:
+            out[i] = _one_of_pool(pool, float(cv[0]), worse_is_higher)
+        elif n == 2:  # two CLEC values: every pair can be counted, exactly and at once
             items, pooled = _add(pool.values, pool.counts, cv, cc)
             p = _small_subset_tail(items, pooled, n, statistic, worse_is_higher)
             out[i] = make_result("permutation_exact", p, statistic, note="all subsets of one or two counted")
-            continue
-        drawn.setdefault((n, False), []).append((i, np.repeat(cv, cc), statistic, statistic, note))
+        else:
+            note = "no lattice given: Monte Carlo"
+            if lattice is not None:
+                note = f"values are not all multiples of the lattice {lattice!r}: Monte Carlo"
+                if on_grid[at]:
+                    note = "lattice sums would overflow 64-bit integers: Monte Carlo on floats"
+            drawn.setdefault((n, False), []).append((i, np.repeat(cv, cc), statistic, statistic, note))
 
     for members in tables.values():
-        assert lattice is not None
-        table = pool.table(lattice, max_exact_cells)
         assert table is not None
         p_values = table.tails(np.stack([m[1] for m in members]), worse_is_higher)
         for (i, _units, statistic), p in zip(members, p_values.tolist(), strict=True):
             out[i] = make_result("permutation_exact", p, statistic)
-    for (n, on_lattice), sampled in drawn.items():
+    for (n, in_units), sampled in drawn.items():
         out_cells = _monte_carlo(
-            pool, pool_units if on_lattice else None, n, sampled, worse_is_higher, resamples, seeds(n), sequential_h
+            pool, pool_units if in_units else None, n, sampled, worse_is_higher, resamples, seeds(n), sequential_h
         )
         for i, result in out_cells:
             out[i] = result
@@ -324,6 +316,99 @@ def permutation_tests(
 
 def _all_equal(statistic: float) -> TestResult:
     return make_result("permutation_exact", 1.0, statistic, note="all pooled values are equal: every subset ties")
+
+
+def _on_lattice(
+    pool: Pool,
+    pool_units: np.ndarray,
+    units: np.ndarray,
+    cc: np.ndarray,
+    statistic: float,
+    upper: bool,
+    max_exact_cells: int,
+) -> TestResult | tuple[np.ndarray, float, float, str]:
+    """A lattice cell that the pool's table does not serve: the whole dynamic programme when it needs at
+    most max_exact_cells cells, else all pairs counted (one or two values), else what Monte Carlo needs
+    (its values in units, their sum, the statistic, the note)."""
+    n = int(cc.sum())
+    items, pooled = _add(pool_units, pool.counts, *_merge(units, cc))
+    if items.size == 1:
+        return _all_equal(statistic)
+    k = min(n, pool.n)  # taking the complement when n > N keeps the subset size, and the work, small
+    base = int(items[0])
+    d = items - base
+    step = int(np.gcd.reduce(d))
+    d //= step
+    cells = (k + 1) * (k * int(d[-1]) + 1) * items.size
+    if cells <= max_exact_cells:
+        return make_result("permutation_exact", _programme(d, pooled, n, k, units, cc, base, step, upper), statistic)
+    if n <= 2:
+        p = _small_subset_tail(items, pooled, n, int(np.dot(units, cc)), upper)
+        return make_result("permutation_exact", p, statistic, note="all subsets of one or two counted")
+    note = f"exact distribution needs {cells:,} cells, above the limit of {max_exact_cells:,}: Monte Carlo"
+    return np.repeat(units, cc), float(np.dot(units, cc)), statistic, note
+
+
+def _one_of_pool(pool: Pool, value: float, upper: bool) -> TestResult:
+    """The exact test of a single CLEC value x: the share of the N + 1 pooled values at least as bad as x
+    (x itself included; values within SUM_RTOL of x tie)."""
+    tol = SUM_RTOL * max(1.0, abs(value))
+    below = pool.below()
+    if upper:
+        bad = pool.n - int(below[np.searchsorted(pool.values, value - tol, side="left")]) + 1
+    else:
+        bad = int(below[np.searchsorted(pool.values, value + tol, side="right")]) + 1
+    return make_result("permutation_exact", bad / (pool.n + 1), value, note="all subsets of one or two counted")
+
+
+class _Cells:
+    """The valid CLEC histograms of a batch of cells, concatenated, with per-cell figures."""
+
+    def __init__(self, index: np.ndarray, histograms: list[tuple[np.ndarray, np.ndarray]]):
+        self.index = index  # positions of the valid cells in the batch
+        self.histograms = histograms
+        sizes = np.array([h[0].size for h in histograms], dtype=np.int64)
+        self.starts = np.cumsum(sizes) - sizes
+        self.values = np.concatenate([h[0] for h in histograms]) if histograms else np.zeros(0)
+        self.counts = np.concatenate([h[1] for h in histograms]) if histograms else np.zeros(0, np.int64)
+        self.n = self.reduce(np.add, self.counts)
+        self.statistic = np.array([float(np.dot(v, c)) for v, c in histograms])
+        self.low, self.high = self.reduce(np.minimum, self.values), self.reduce(np.maximum, self.values)
+        self.off = np.zeros(self.values.size, dtype=bool)
+
+    @classmethod
+    def of(cls, clec: Sequence[tuple[object, object]], out: list) -> _Cells:
+        """The valid cells of `clec`; each invalid one gets its ValueError in `out`."""
+        index, histograms = [], []
+        for i, (values, counts) in enumerate(clec):
+            try:
+                cv, cc = _histogram(values, counts, "clec")
+            except ValueError as exc:
+                out[i] = exc
+                continue
+            if cc.size == 0:
+                out[i] = ValueError("the CLEC histogram is empty: nothing to test")
+                continue
+            index.append(i)
+            histograms.append((cv, cc))
+        return cls(np.array(index, dtype=np.int64), histograms)
+
+    def reduce(self, ufunc: np.ufunc, x: np.ndarray) -> np.ndarray:
+        """ufunc over each cell's entries of x (one per distinct value)."""
+        return ufunc.reduceat(x, self.starts) if self.starts.size else x[:0]
+
+    def slice(self, x: np.ndarray | None, at: int) -> np.ndarray:
+        assert x is not None
+        return x[self.starts[at] : self.starts[at] + self.histograms[at][0].size]
+
+    def units(self, lattice: float | None) -> tuple[np.ndarray, np.ndarray | None]:
+        """(whether each cell's values are all on the lattice, every value in lattice units as int64)."""
+        if lattice is None or not self.values.size:
+            return np.zeros(self.index.size, dtype=bool), None
+        u = self.values / lattice
+        r = np.rint(u)
+        self.off = (np.abs(u - r) > LATTICE_RTOL * np.maximum(1.0, np.abs(u))) | (r >= 2.0**53)
+        return ~self.reduce(np.logical_or, self.off), np.where(self.off, 0, r).astype(np.int64)
 
 
 def _programme(

@@ -116,18 +116,20 @@ class RetailTable:
     @classmethod
     def of(cls, units: np.ndarray, counts: np.ndarray, max_cells: int, rows: int = TABLE_ROWS) -> RetailTable | None:
         """The table of the distinct retail values `units` (lattice units, ascending) and their counts, or
-        None when there are none or its (rows + 1) x (rows x span + 1) entries would exceed max_cells."""
+        None when there are none or the programme that builds it would exceed max_cells cells, counted as
+        the permutation test counts them: (rows + 1) x (rows x span + 1) entries x distinct values."""
         if units.size == 0:
             return None
         step = int(np.gcd.reduce(units - units[0])) or 1
         span = int(units[-1] - units[0]) // step
-        return cls(units, counts, rows) if (rows + 1) * (rows * span + 1) <= max_cells else None
+        return cls(units, counts, rows) if (rows + 1) * (rows * span + 1) * units.size <= max_cells else None
 
     def __init__(self, units: np.ndarray, counts: np.ndarray, rows: int = TABLE_ROWS):
         """units: the distinct retail values in lattice units, ascending; counts: their records."""
         self.base = int(units[0])
         self.step = int(np.gcd.reduce(units - self.base)) or 1
         v = (units - self.base) // self.step
+        self.span = int(v[-1])  # the value range in steps
         self.n = int(counts.sum())
         self.rows = rows
         table = subset_sum_distribution(v, counts, rows, all_rows=True)
