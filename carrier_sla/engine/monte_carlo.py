@@ -1,10 +1,12 @@
-"""Seeded Monte Carlo for the permutation test (exact.permutation_test): how many of `resamples`
+"""Seeded Monte Carlo for the permutation test (permutation.permutation_tests): how many of `resamples`
 uniformly random k-subsets of a pooled value histogram have a sum at least as bad as the CLEC's, or,
-sequentially, after how many draws the h-th such sum comes (Besag and Clifford 1991).
+sequentially, after how many draws the h-th such sum comes (Besag and Clifford 1991); for several
+CLEC cells of one retail pool and size at once, from one stream of draws (tail_counts).
 
-Subsets are drawn by Floyd's algorithm, vectorised over many subsets at once; values are looked up
-through cache-sized arrays. The random stream depends only on the seed and the constants below,
-never on threads or on other cells.
+Subsets are drawn by rejection of draws with a repeated position, or by Floyd's algorithm where
+repeats are common, vectorised over many subsets at once; values are looked up through cache-sized
+arrays. The random stream depends only on the seed and the constants below, never on threads or on
+other cells.
 """
 
 from __future__ import annotations
@@ -28,6 +30,27 @@ _GATHER_BYTES = 1 << 22
 _EXPAND_LIMIT = 1 << 24
 # Subsets of at most this many draws find clashes by comparing every pair of draws, larger ones by sorting.
 _PAIRWISE_MAX_K = 32
+
+
+def _subset_positions(rng: np.random.Generator, n_pool: int, k: int, rows: int) -> np.ndarray:
+    """`rows` uniformly random k-subsets of range(n_pool), one per column of a (k, rows) array.
+
+    When a column of k independent uniform draws rarely holds a value twice (k (k - 1) <= n_pool / 4:
+    at most about one column in eight), by rejection: the k * rows draws come from one rng.integers
+    call, and the columns holding a value twice are drawn again, whole, until none does; k distinct
+    independent uniform draws are a uniformly random k-subset. Otherwise by Floyd's algorithm
+    (_floyd_positions), which never redraws. The choice depends only on n_pool and k.
+    """
+    if k * (k - 1) > n_pool // 4:
+        return _floyd_positions(rng, n_pool, k, rows)
+    dtype = np.int32 if n_pool < 2**31 else np.int64  # int32 positions sort and compare faster
+    pos = rng.integers(0, n_pool, size=(k, rows), dtype=dtype)
+    clash = _clashing(pos)
+    while clash.size:
+        fresh = rng.integers(0, n_pool, size=(k, clash.size), dtype=dtype)
+        pos[:, clash] = fresh
+        clash = clash[_clashing(fresh)]
+    return pos
 
 
 def _floyd_positions(rng: np.random.Generator, n_pool: int, k: int, rows: int) -> np.ndarray:
@@ -60,10 +83,10 @@ def _floyd_positions(rng: np.random.Generator, n_pool: int, k: int, rows: int) -
 def _clashing(pos: np.ndarray) -> np.ndarray:
     """The columns of `pos` holding some value twice: found by comparing every pair of rows when there
     are at most _PAIRWISE_MAX_K rows (k (k - 1) / 2 vectorised comparisons) and the columns are many
-    enough to pay for that many numpy calls (at least 8 k^2: a sequential test's first batches are
-    small), else by sorting each column. Either way the same columns: the draws do not depend on it."""
+    enough to pay for that many numpy calls (at least 64 k, measured: a sequential test's first
+    batches are small), else by sorting each column. Either way the same columns: the draws do not depend on it."""
     k = pos.shape[0]
-    if k <= _PAIRWISE_MAX_K and 8 * k * k <= pos.shape[1]:
+    if k <= _PAIRWISE_MAX_K and 64 * k <= pos.shape[1]:
         dup = np.zeros(pos.shape[1], dtype=bool)
         for i in range(1, k):
             dup |= (pos[:i] == pos[i]).any(axis=0)
@@ -86,11 +109,12 @@ def _position_values(
     no narrower, else to indices into `items` in the narrowest integer type (2 MB for a million records
     and up to 65,536 distinct values) and gathered twice; above _EXPAND_LIMIT items, binary search.
     The positions are converted to intp (what take works on) and gathered into arrays made once.
+    A position at or past the end of the pool gives its last value (tail_counts replaces those sums).
     """
     n_pool = int(counts.sum())
     if n_pool > _EXPAND_LIMIT:
         cum = np.cumsum(counts)
-        return lambda pos: items.take(np.searchsorted(cum, pos, side="right"))
+        return lambda pos: items.take(np.searchsorted(cum, pos, side="right"), mode="clip")
     narrow = items.dtype.kind == "i" and int(items.max()) < 2**31
     value_type = np.dtype(np.int32) if narrow else items.dtype
     index_type = np.dtype(np.uint8 if items.size <= 2**8 else np.uint16 if items.size <= 2**16 else np.int32)
@@ -152,12 +176,12 @@ def tail_counts(
 
     The pool of cell c is the retail, np.repeat(items, counts) (N values, ascending), followed by the m
     values of its own row own[c]: positions 0 .. N - 1 are the retail's, N .. N + m - 1 the cell's. One
-    stream of random k-subsets of range(N + m) (_floyd_positions, seeded by `seed`) serves every cell: a
-    subset's retail part is summed once for all cells, and only the few subsets holding one of the cells'
-    own positions (about k m / (N + m) of them) are summed again per cell, each of its k values added in
-    draw order. A cell's draws are thus exactly those it would get alone with the same seed, whatever the
-    other cells, and its counts the same. With `complement` a cell's resampled sum is its total (retail and
-    own values; `totals` when given) minus the subset's sum.
+    stream of random k-subsets of range(N + m) (_subset_positions, seeded by `seed`) serves every cell: a
+    subset is summed once for all cells (positions past the retail's gather its last value), and the few
+    subsets holding one of the cells' own positions (about k m / (N + m) of them) are summed again per
+    cell, each of its k values added in draw order. A cell's draws are thus exactly those it would get
+    alone with the same seed, whatever the other cells, and its counts the same. With `complement` a
+    cell's resampled sum is its total (retail and own values; `totals` when given) minus the subset's sum.
 
     Without `stop_at`, L = resamples for every cell. With it (sequential Monte Carlo, Besag and Clifford
     1991) a cell stops at its stop_at-th sum at least as bad: b = stop_at and L the index of that draw
@@ -179,11 +203,8 @@ def tail_counts(
     if complement and totals is None:
         retail_total = int(np.dot(items, counts)) if integer else float((items * counts).sum())
         totals = retail_total + own.sum(axis=1, dtype=sum_type)
-    if m:  # the cells' own positions gather a 0 from the shared table: their values are added per cell
-        items, counts = np.append(items, np.zeros(1, items.dtype)), np.append(counts, m)
-        if expanded is not None:
-            retail_expanded = expanded
-            expanded = lambda: np.concatenate([retail_expanded(), np.zeros(m, dtype=items.dtype)])  # noqa: E731
+    if not n_retail:  # no retail: every subset is empty (k = 0), but the gather needs a table
+        items, counts, expanded = np.zeros(1, items.dtype), np.ones(1, np.int64), None
     chunk = max(1, _CHUNK_POSITIONS // max(k, 1))
     step = max(1, _GATHER_POSITIONS // max(k, 1))  # subsets gathered at a time
     values_at = _position_values(items, counts, min(chunk, step) * k, expanded)
@@ -192,7 +213,7 @@ def tail_counts(
     drawn = np.full(cells, resamples, dtype=np.int64)
     active = np.arange(cells)
     for start, rows in _batches(resamples, chunk, sequential=stop_at is not None):
-        pos = _floyd_positions(rng, n_pool, k, rows)
+        pos = _subset_positions(rng, n_pool, k, rows)
         shared = chunk_sums[:rows]
         for c in range(0, rows, step):
             values_at(pos[:, c : c + step]).sum(axis=0, dtype=sum_type, out=shared[c : c + step])
@@ -208,17 +229,19 @@ def tail_counts(
         stopped = []
         for b0 in range(0, active.size, block):
             group = active[b0 : b0 + block]
-            sums = np.repeat(shared[None, :], group.size, axis=0)
-            if mixed.size:
-                values = own[group][:, own_at]  # (cells, k, mixed subsets)
-                acc = np.where(is_own[0], values[:, 0], retail_part[0])
-                for i in range(1, k):
-                    acc += np.where(is_own[i], values[:, i], retail_part[i])
-                sums[:, mixed] = acc
+            limit = threshold[group, None]
             if complement:
                 assert totals is not None
+                sums = np.repeat(shared[None, :], group.size, axis=0)
+                if mixed.size:
+                    sums[:, mixed] = _mixed_sums(own[group], own_at, is_own, retail_part)
                 sums = totals[group, None] - sums
-            bad = sums >= threshold[group, None] if upper else sums <= threshold[group, None]
+                bad = sums >= limit if upper else sums <= limit
+            else:
+                bad = shared[None, :] >= limit if upper else shared[None, :] <= limit
+                if mixed.size:
+                    mixed_sums = _mixed_sums(own[group], own_at, is_own, retail_part)
+                    bad[:, mixed] = mixed_sums >= limit if upper else mixed_sums <= limit
             found = np.count_nonzero(bad, axis=1)
             if stop_at is not None:
                 done = hits[group] + found >= stop_at
@@ -235,6 +258,14 @@ def tail_counts(
             if not active.size:
                 break
     return hits, drawn
+
+
+def _mixed_sums(own: np.ndarray, own_at: np.ndarray, is_own: np.ndarray, retail_part: np.ndarray) -> np.ndarray:
+    """(cells, subsets): the sums of the subsets holding some of the cells' own positions, each cell's
+    values (own[:, own_at] where is_own, the retail's retail_part elsewhere) added in draw order
+    (a cumulative sum: one addition after another, whatever the shapes)."""
+    values = np.where(is_own[None], own[:, own_at], retail_part[None])  # (cells, k, subsets)
+    return np.cumsum(values, axis=1)[:, -1]
 
 
 def _batches(resamples: int, chunk: int, sequential: bool) -> Iterator[tuple[int, int]]:

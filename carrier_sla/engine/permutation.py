@@ -99,8 +99,11 @@ class Pool:
 
     __slots__ = ("_below", "_expanded", "_lock", "_tables", "_units", "counts", "n", "values")
 
-    def __init__(self, values: object, counts: object):
-        self.values, self.counts = _merge(*_histogram(values, counts, "retail"))
+    def __init__(self, values: object, counts: object, distinct: bool = False):
+        """values and counts: a retail histogram (checked here); distinct: its values are already distinct
+        and ascending (no merge needed)."""
+        checked = _histogram(values, counts, "retail")
+        self.values, self.counts = checked if distinct else _merge(*checked)
         self.n = int(self.counts.sum())
         self._units: dict[float, np.ndarray | None] = {}
         self._below: np.ndarray | None = None
@@ -112,9 +115,12 @@ class Pool:
     def of_samples(cls, samples: object) -> Pool:
         """The pool of a sample of values (one per record), its expansion built (from the sample when sorted)."""
         sample = np.asarray(samples, dtype=float).ravel()
-        values, counts = np.unique(sample, return_counts=True)
-        pool = cls(values, counts)
-        ascending = sample.size == int(pool.counts.sum()) and bool(np.all(sample[1:] >= sample[:-1]))
+        ascending = bool(np.all(sample[1:] >= sample[:-1]))  # as CellSamples gives them: no sort needed
+        if ascending:
+            first = np.flatnonzero(np.concatenate([[True], sample[1:] != sample[:-1]])) if sample.size else sample[:0]
+            pool = cls(sample[first.astype(np.intp)], np.diff(np.append(first, sample.size)), distinct=True)
+        else:
+            pool = cls(*np.unique(sample, return_counts=True), distinct=True)
         pool._expanded = sample if ascending else np.repeat(pool.values, pool.counts)
         return pool
 
@@ -379,6 +385,13 @@ class _Cells:
     @classmethod
     def of(cls, clec: Sequence[tuple[object, object]], out: list) -> _Cells:
         """The valid cells of `clec`; each invalid one gets its ValueError in `out`."""
+        vs = [np.asarray(v, dtype=float).ravel() for v, _ in clec]
+        cs = [np.asarray(c).ravel() for _, c in clec]
+        if vs and all(v.shape == c.shape and v.size for v, c in zip(vs, cs, strict=True)):
+            v, c = np.concatenate(vs), np.concatenate(cs)
+            if np.isfinite(v).all() and (v >= 0).all() and c.dtype.kind in "iu" and (c > 0).all():
+                histograms = [(x, y.astype(np.int64, copy=False)) for x, y in zip(vs, cs, strict=True)]
+                return cls(np.arange(len(clec), dtype=np.int64), histograms)  # all valid, as _histogram finds
         index, histograms = [], []
         for i, (values, counts) in enumerate(clec):
             try:
