@@ -135,7 +135,8 @@ def hypergeom_tails(x: np.ndarray, draws: np.ndarray, hits: np.ndarray, total: n
         logt[~inside] = -np.inf
         weight = np.exp(logt - logt.max(axis=1, keepdims=True))
         tail = (y >= x[:, None]) if upper else (y <= x[:, None])
-        p[small] = np.where(tail, weight, 0.0).sum(axis=1) / weight.sum(axis=1)
+        # sums in order (cumulative): a row's padding adds exact zeros, so its p has the same bits in any batch
+        p[small] = np.cumsum(np.where(tail, weight, 0.0), axis=1)[:, -1] / np.cumsum(weight, axis=1)[:, -1]
     return np.clip(p, 0.0, 1.0)
 
 

@@ -164,7 +164,7 @@ class RetailTable:
         of the cell's n values (as v - min v) summing to a, counted exactly (below 2^53) by a programme over
         the n values vectorised over the cells:
             p = sum_j  C(N, n - j) / C(N + n, n)  sum_a E[j, a] P(R_{n-j} >= T - a - j min v_c).
-        A row's p-value does not depend on the other rows.
+        A row's p-value does not depend on the other rows, to the last bit.
         """
         cells, n = clec.shape
         out = np.empty(cells)
@@ -190,8 +190,11 @@ class RetailTable:
             rest = target[rows, None, None] - a[None, None, :] - (j[None, :, None] * low[rows, None, None])
             col = np.clip(rest, 0, width) if upper else np.clip(rest + 1, 0, width)
             beyond = tails[(n - j)[None, :, None], col]
-            out[rows] = ((count * beyond).sum(axis=2) * coef[None, :]).sum(axis=1)
-        return np.clip(out, 0.0, 1.0)
+            # sums in order, one addition after another (cumulative sums): a row's padding adds exact zeros,
+            # so its p-value has the same bits alone or among other rows
+            terms = np.cumsum(count * beyond, axis=2)[:, :, -1] * coef[None, :]
+            out[rows] = np.cumsum(terms, axis=1)[:, -1]
+        return out
 
 
 def _subset_counts(values: np.ndarray, n: int) -> np.ndarray:
