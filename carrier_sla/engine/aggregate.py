@@ -371,14 +371,13 @@ def _groups_by_labels(index: SampleIndex) -> dict[tuple, tuple[int, int]]:
 
 
 def _canonical(values: list[np.ndarray], counts: list[np.ndarray]) -> np.ndarray:
-    """The values of several histogram slices, one per record, in one canonical order (by value)."""
+    """The values of several histogram slices, one per record, in one canonical order (ascending: equal
+    values are the same number, so their order does not show)."""
     if not values:
         return np.zeros(0)
-    value, count = np.concatenate(values), np.concatenate(counts)
-    if len(values) > 1:  # several groups or batches: one canonical order
-        order = np.argsort(value, kind="stable")
-        value, count = value[order], count[order]
-    return np.repeat(value, count)
+    if len(values) == 1:  # one slice: already ascending
+        return np.repeat(values[0], counts[0])
+    return np.sort(np.repeat(np.concatenate(values), np.concatenate(counts)))
 
 
 def _rolled(value: object) -> bool:
