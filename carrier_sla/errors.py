@@ -37,7 +37,7 @@ class PlanError(CarrierSlaError, ValueError):
 
 class HolidaysNotListed(PlanError):
     """Records reach years whose holidays the plan does not list, so their business days are
-    unknown (carrier_sla.plan.holiday_years); `years` names them, ascending."""
+    unknown (carrier_sla.engine.holiday_years); `years` names them, ascending."""
 
     def __init__(self, source: str, problems: list[PlanProblem], years: list[int]):
         self.years = tuple(sorted(set(years)))

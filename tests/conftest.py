@@ -155,9 +155,9 @@ class Run:
         return pd.read_parquet(self.out / "rejects" / f"period={self.result.period}" / "part-0.parquet")
 
     def remedies(self) -> pd.DataFrame:
-        from carrier_sla.store import layout as store
+        from carrier_sla.store.view import read_table
 
-        return store.read_table(self.out, "remedies", self.result.period).to_pandas()
+        return read_table(self.out, "remedies", self.result.period).to_pandas()
 
     def cell(self, measure_id: str, carrier_id: str | None = "CLEC01", **keys: Any) -> pd.Series:
         frame = self.results[self.results["measure_id"] == measure_id]

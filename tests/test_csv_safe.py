@@ -13,7 +13,8 @@ import pyarrow as pa
 import pytest
 
 from carrier_sla.cli.main import main
-from carrier_sla.readers import csv_safe, report
+from carrier_sla.readers import report
+from carrier_sla.store import csv_safe
 from tests.conftest import write_inputs
 
 PERIOD = "2026-10"

@@ -27,6 +27,7 @@ from carrier_sla.errors import InputDataError
 from carrier_sla.inputs import excusals
 from carrier_sla.readers import package
 from carrier_sla.store import layout as store
+from carrier_sla.store.view import read_table
 
 D = Decimal
 MONTHS = ("2026-08", "2026-09", "2026-10")
@@ -47,12 +48,12 @@ def run_all(plan, data: Path, out: Path, months=MONTHS, **options) -> list[pipel
 
 
 def ledger(out: Path, period: str) -> dict[tuple[str, str], tuple[int, D]]:
-    frame = store.read_table(out, "remedies", period).to_pandas()
+    frame = read_table(out, "remedies", period).to_pandas()
     return {(r.tier, r.payee): (int(r.consecutive_months), r.amount) for r in frame.itertuples()}
 
 
 def cell(out: Path, period: str, scope: str = "clec") -> dict:
-    results = store.read_table(out, "results", period).to_pandas()
+    results = read_table(out, "results", period).to_pandas()
     return results[(results["measure_id"] == "OP-3") & (results["scope"] == scope)].iloc[0].to_dict()
 
 
@@ -84,7 +85,7 @@ def test_an_excused_cell_keeps_its_verdict_and_figures_and_pays_nothing(excused_
         assert september["excusal_reason"] == STORM["reason"]
     assert ledger(out, "2026-08") == {("tier1", "CLEC01"): (1, D("1200.00"))}
     assert ledger(out, "2026-09") == {}
-    escalation = store.read_table(out, "escalation", "2026-09").to_pandas().set_index("tier")["consecutive_months"]
+    escalation = read_table(out, "escalation", "2026-09").to_pandas().set_index("tier")["consecutive_months"]
     assert escalation.to_dict() == {"tier1": 1, "tier2": 1}  # August's miss, September's excused: unchanged
     assert not cell(out, "2026-08")["excused"]
     assert runs[1].manifest["excusals"]["cells"][0]["reference"] == "PUC-26-0417"
@@ -125,8 +126,8 @@ def test_record_excusals_in_a_partitioned_run_are_those_of_a_whole_run(excused_s
     spread = tmp_path / "spread"
     run_all(op3_plan(), data, spread, partition_rows=100)
     for period in MONTHS:
-        a = store.read_table(out, "results", period).to_pandas()
-        b = store.read_table(spread, "results", period).to_pandas()
+        a = read_table(out, "results", period).to_pandas()
+        b = read_table(spread, "results", period).to_pandas()
         pd.testing.assert_frame_equal(a.drop(columns="seed"), b.drop(columns="seed"))
     reasons = pd.read_parquet(spread / "records" / "period=2026-10" / "measure=OP-3")["exclusion_reason"]
     assert (reasons == "approved:PUC-26-0500").sum() == 9

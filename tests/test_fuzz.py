@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from carrier_sla.cli.main import main
-from carrier_sla.inputs.fields import column_type, record_schema
+from carrier_sla.plan.fields import column_type, record_schema
 
 FUZZ = settings(
     deadline=None,

@@ -13,7 +13,7 @@ from carrier_sla.engine import pipeline
 from carrier_sla.errors import UsageError
 from carrier_sla.plan import periods
 from carrier_sla.readers import history
-from carrier_sla.store import layout as store
+from carrier_sla.store.view import read_table
 
 D = dt.date
 
@@ -65,7 +65,7 @@ def test_as_of_uses_only_the_data_known_at_the_end_of_that_day(tmp_path, plan):
         plan, data, "2026-10", tmp_path / "s", max_reject_rate=1.0, today=D(2026, 11, 2), allow_empty=True
     )
     assert op3(final)["clec_n"] == 9 and not final.results["provisional"].any()
-    published = store.read_table(tmp_path / "s", "results", "2026-10").to_pandas()
+    published = read_table(tmp_path / "s", "results", "2026-10").to_pandas()
     assert not published["provisional"].any()  # the final run replaced the provisional one
     kinds = [(r["kind"], r["as_of"]) for r in history.runs(tmp_path / "s")]
     assert kinds == [("provisional", "2026-10-15"), ("final", None)]

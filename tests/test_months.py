@@ -17,6 +17,7 @@ from carrier_sla.engine import months, pipeline
 from carrier_sla.errors import StoreBusy, UsageError
 from carrier_sla.plan.versions import load_versions
 from carrier_sla.store import layout as store
+from carrier_sla.store.view import read_table
 
 MONTHS = ("2026-08", "2026-09", "2026-10")
 TODAY = "2026-12-04"
@@ -24,7 +25,7 @@ TODAY = "2026-12-04"
 
 def tables(out: Path, period: str) -> dict[str, pd.DataFrame]:
     """The published tables of a month, without what names the run (run ids live in metadata and manifests)."""
-    frames = {t: store.read_table(out, t, period).to_pandas() for t in ("results", "remedies", "escalation")}
+    frames = {t: read_table(out, t, period).to_pandas() for t in ("results", "remedies", "escalation")}
     frames["statements"] = pd.concat(
         [
             pd.read_csv(p, dtype=str).assign(file=p.name)
@@ -63,7 +64,7 @@ def test_a_range_run_equals_the_same_months_run_one_by_one(tmp_path, capsys):
         a, b = tables(ranged, period), tables(single, period)
         for name in a:
             pd.testing.assert_frame_equal(a[name], b[name], check_exact=True)
-    versions = {p: set(store.read_table(ranged, "results", p).to_pandas()["plan_version"]) for p in MONTHS}
+    versions = {p: set(read_table(ranged, "results", p).to_pandas()["plan_version"]) for p in MONTHS}
     assert versions == {"2026-08": {"1.0.0"}, "2026-09": {"1.0.0"}, "2026-10": {"2.0.0"}}
 
 

@@ -16,6 +16,7 @@ from carrier_sla.cli.main import main
 from carrier_sla.errors import StoreError
 from carrier_sla.readers import package
 from carrier_sla.store import layout as store
+from carrier_sla.store.view import read_table
 
 MONTHS = ("2026-08", "2026-09", "2026-10")
 C, P = "CLEC03", "2026-10"
@@ -78,7 +79,7 @@ def test_package_holds_the_clec_results_records_remedies_and_statement(built):
         "README.txt",
     } <= names
     assert any(n.startswith("records/measure=") for n in names)
-    stored = store.read_table(out, "results", P).to_pandas()
+    stored = read_table(out, "results", P).to_pandas()
     own = stored[(stored["scope"] == "clec") & (stored["carrier_id"] == C)]
     results = pd.read_parquet(pkg / "results.parquet")
     assert len(results[results["scope"] == "clec"]) == len(own) > 0
@@ -93,7 +94,7 @@ def test_package_holds_the_clec_results_records_remedies_and_statement(built):
     assert (pkg / "statement.csv").read_bytes() == statement.read_bytes()
     readme = (pkg / "README.txt").read_text()
     assert f"contains only data of CLEC {C} and all-CLEC aggregate figures" in readme
-    rejects = store.read_table(out, "rejects", P).to_pandas()
+    rejects = read_table(out, "rejects", P).to_pandas()
     own_rejects = rejects[rejects["carrier_id"] == C]
     assert len(own_rejects) > 0  # the generator writes some bad rows for every carrier
     packaged = pd.read_parquet(pkg / "rejects.parquet")
@@ -106,8 +107,8 @@ def test_no_other_carrier_appears_anywhere_in_the_package(built):
     in any string of any file, and every record row, result row and ledger line is C's."""
     out, pkg = built
     records = _store_records(out)
-    results = store.read_table(out, "results", P).to_pandas()
-    ledger = store.read_table(out, "remedies", P).to_pandas()
+    results = read_table(out, "results", P).to_pandas()
+    ledger = read_table(out, "remedies", P).to_pandas()
     carriers = set(records["carrier_id"]) | set(results["carrier_id"].dropna()) | set(ledger["payee"])
     others = carriers - {C}
     assert {"ILEC", "CLEC01", "CLEC02", "CLEC05"} <= others  # the scan has something to find

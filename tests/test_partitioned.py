@@ -20,7 +20,7 @@ from carrier_sla.engine.pipeline import run
 from carrier_sla.errors import InputDataError, RejectRateExceeded
 from carrier_sla.inputs import spill
 from carrier_sla.plan.load import load_plan
-from carrier_sla.store import layout as store
+from carrier_sla.store.view import read_table
 from carrier_sla.synthetic.generate import generate
 from tests.conftest import write_inputs
 
@@ -28,9 +28,9 @@ PERIOD = "2026-10"
 
 
 def _tables(out, period=PERIOD) -> dict[str, pd.DataFrame]:
-    tables = {t: store.read_table(out, t, period).to_pandas() for t in ("results", "rejects", "records")}
+    tables = {t: read_table(out, t, period).to_pandas() for t in ("results", "rejects", "records")}
     if (out / "remedies" / f"period={period}").exists():
-        tables["remedies"] = store.read_table(out, "remedies", period).to_pandas()
+        tables["remedies"] = read_table(out, "remedies", period).to_pandas()
     return tables
 
 

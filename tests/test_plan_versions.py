@@ -25,8 +25,8 @@ from test_remedy_runs import data_folder
 from carrier_sla.cli.main import main
 from carrier_sla.engine import pipeline, remedies
 from carrier_sla.errors import PlanError, StoreError, UsageError
-from carrier_sla.plan.versions import load_versions, recorded_plan
-from carrier_sla.store import layout as store
+from carrier_sla.plan.versions import load_versions
+from carrier_sla.store.view import read_table, recorded_plan
 
 D = Decimal
 MONTHS = ("2026-08", "2026-09", "2026-10")
@@ -59,7 +59,7 @@ def run_months(versions, data: Path, out: Path, months=MONTHS) -> list[pipeline.
 
 
 def line(out: Path, period: str, tier: str = "tier1") -> dict | None:
-    ledger = store.read_table(out, "remedies", period).to_pandas()
+    ledger = read_table(out, "remedies", period).to_pandas()
     rows = ledger[(ledger["measure_id"] == "OP-3") & (ledger["tier"] == tier)]
     return None if rows.empty else rows.iloc[0].to_dict()
 
@@ -73,7 +73,7 @@ def test_each_month_is_judged_and_priced_under_the_version_in_force(tmp_path):
     runs = run_months(versions, data, out)
     assert [r.manifest["plan"]["version"] for r in runs] == ["1.0.0", "1.0.0", "2.0.0"]
     for period, version, cv in zip(MONTHS, ["1.0.0", "1.0.0", "2.0.0"], [1.645, 1.645, 1.04], strict=True):
-        results = store.read_table(out, "results", period).to_pandas()
+        results = read_table(out, "results", period).to_pandas()
         assert set(results["plan_version"]) == {version} and set(results["critical_value"]) == {cv}
         assert recorded_plan(out, period).version == version
     assert (line(out, "2026-08")["occurrences"], line(out, "2026-08")["amount"]) == (8, D("1200.00"))  # 8 x 150
@@ -97,11 +97,11 @@ def test_a_restatement_of_september_leaves_october_priced_under_v2(tmp_path):
     assert (october["unit_amount"], october["amount"]) == (D("2000.00"), D("4000.00"))
     months = result.manifest["remedies"]["periods"]
     assert months["2026-10"]["recomputed_after_restatement"] and months["2026-10"]["plan"]["version"] == "2.0.0"
-    metadata = store.read_table(out, "remedies", "2026-10").schema.metadata
+    metadata = read_table(out, "remedies", "2026-10").schema.metadata
     assert metadata[b"carrier_sla.plan_version"] == b"2.0.0"
     # the case the issue reproduced: the same October results priced under the restating run's v1 pay $300
-    frame = store.read_table(out, "results", "2026-10").to_pandas().assign(period="2026-10")
-    escalation = store.read_table(out, "escalation", "2026-09").to_pandas()
+    frame = read_table(out, "results", "2026-10").to_pandas().assign(period="2026-10")
+    escalation = read_table(out, "escalation", "2026-09").to_pandas()
     under_v1 = remedies.period_remedies(versions.versions[0], "2026-10", frame, escalation, {})
     assert list(under_v1.ledger[under_v1.ledger["tier"] == "tier1"]["amount"]) == [D("300.00")]
 

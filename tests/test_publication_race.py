@@ -1,5 +1,5 @@
 """Readers never see a mixture: while publications follow each other as fast as the store makes them,
-every read through the library (store.read_table) and through the documented path (STORE/current
+every read through the library (carrier_sla.store.view.read_table) and through the documented path (STORE/current
 resolved once) sees exactly one publication, complete.
 
 A publication here is what a run does at its end (carrier_sla.store.layout.Staging: its files in its own
@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 
 from carrier_sla.store import layout as storemod
+from carrier_sla.store.view import read_table
 
 PERIOD = "2026-10"
 READS = 1500  # at least, through each way of reading
@@ -76,7 +77,7 @@ def test_readers_never_see_a_mixture_while_runs_publish(tmp_path):
     lock = threading.Lock()
 
     def library() -> pa.Table:
-        return storemod.read_table(store, "records", PERIOD)
+        return read_table(store, "records", PERIOD)
 
     def documented() -> pa.Table:
         view = os.path.realpath(store / "current")  # resolved once, then read under it
@@ -111,4 +112,4 @@ def test_readers_never_see_a_mixture_while_runs_publish(tmp_path):
         for thread in threads:
             thread.join()
     assert failures == [], f"{len(failures)} bad reads of {sum(reads.values())}, first: {failures[:3]}"
-    assert check(storemod.read_table(store, "records", PERIOD)) is None
+    assert check(read_table(store, "records", PERIOD)) is None

@@ -14,6 +14,7 @@ from carrier_sla.cli.main import main
 from carrier_sla.engine import pipeline
 from carrier_sla.errors import UsageError
 from carrier_sla.store import layout as store
+from carrier_sla.store.view import read_table
 
 D = Decimal
 MONTHS = ("2026-08", "2026-09", "2026-10")
@@ -47,7 +48,7 @@ def data_folder(tmp_path: Path, name: str, late_by_month: dict[str, int]) -> Pat
 
 
 def op3_line(out: Path, period: str) -> pd.Series | None:
-    ledger = store.read_table(out, "remedies", period).to_pandas()
+    ledger = read_table(out, "remedies", period).to_pandas()
     line = ledger[(ledger["measure_id"] == "OP-3") & (ledger["payee"] == "CLEC01")]
     return None if line.empty else line.iloc[0]
 
@@ -95,8 +96,8 @@ def test_running_in_order_equals_a_restatement_in_place(tmp_path, plan):
     pipeline.run(plan, restated, "2026-08", replayed, max_reject_rate=1.0, allow_empty=True)
     for period in MONTHS:
         for table in ("remedies", "escalation"):
-            a = store.read_table(in_order, table, period).to_pandas()
-            b = store.read_table(replayed, table, period).to_pandas()
+            a = read_table(in_order, table, period).to_pandas()
+            b = read_table(replayed, table, period).to_pandas()
             pd.testing.assert_frame_equal(a, b)
 
 
@@ -135,7 +136,7 @@ def test_ledger_statements_and_manifests_agree_to_the_cent(generated_store):
     out, _, manifests = generated_store
     grand = D("0.00")
     for period, manifest in zip(MONTHS, manifests, strict=True):
-        ledger = store.read_table(out, "remedies", period).to_pandas()
+        ledger = read_table(out, "remedies", period).to_pandas()
         by_payee = ledger.groupby("payee")["amount"].sum()
         sheets = {}
         for path in (out / "statements" / f"period={period}").glob("*.csv"):
@@ -165,8 +166,8 @@ def test_every_ledger_line_traces_to_a_missed_result_row(generated_store):
     """Each ledger line joins to exactly one result row of its period with status miss."""
     out, _, _ = generated_store
     for period in MONTHS:
-        ledger = store.read_table(out, "remedies", period).to_pandas()
-        results = store.read_table(out, "results", period).to_pandas()
+        ledger = read_table(out, "remedies", period).to_pandas()
+        results = read_table(out, "results", period).to_pandas()
         keys = ["measure_id", "submeasure", "state", "product", "scope", "carrier_id"]
         joined = ledger[keys].merge(results[[*keys, "status"]].astype({"carrier_id": object}), on=keys, how="left")
         assert len(joined) == len(ledger) and (joined["status"] == "miss").all()

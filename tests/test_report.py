@@ -16,7 +16,7 @@ import pytest
 from carrier_sla.cli.main import main
 from carrier_sla.readers.report_charts import axis, line_chart
 from carrier_sla.readers.report_words import STATUS_WORDS, critical, p_value, statistic
-from carrier_sla.store import layout as store
+from carrier_sla.store.view import read_table
 
 MONTHS = ("2026-08", "2026-09", "2026-10")
 BROWSER = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
@@ -34,13 +34,13 @@ def reported(generated_store, tmp_path_factory):
 def test_report_tables_add_up_to_the_store(reported):
     """summary.csv counts the CLEC cells per state and status; payments.csv sums to the ledger, per payee."""
     out, rep = reported
-    results = store.read_table(out, "results", "2026-10").to_pandas()
+    results = read_table(out, "results", "2026-10").to_pandas()
     clec = results[results["scope"] == "clec"]
     summary = pd.read_csv(rep / "summary.csv").set_index("state")
     expected = clec.groupby(["state", "status"]).size()
     for (state, status), count in expected.items():
         assert summary.loc[state, status] == count
-    ledger = store.read_table(out, "remedies", "2026-10").to_pandas()
+    ledger = read_table(out, "remedies", "2026-10").to_pandas()
     payments = pd.read_csv(rep / "payments.csv", dtype=str)
     paid = {p: Decimal(a) for p, a in zip(payments["payee"], payments["amount"], strict=True)}
     assert paid == {p: a for p, a in ledger.groupby("payee")["amount"].sum().items()}
@@ -82,7 +82,7 @@ def test_report_renders_in_a_headless_browser_without_console_errors(reported, t
     dom = subprocess.run([*flags, "--dump-dom", url], capture_output=True, text=True, timeout=120)
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert "CONSOLE" not in dom.stderr, [line for line in dom.stderr.splitlines() if "CONSOLE" in line]
-    total = sum(store.read_table(out, "remedies", "2026-10").to_pandas()["amount"], Decimal("0.00"))
+    total = sum(read_table(out, "remedies", "2026-10").to_pandas()["amount"], Decimal("0.00"))
     assert re.search(r'id="total-paid">([0-9,.]+)<', dom.stdout).group(1) == f"{total:,.2f}"
     assert dom.stdout.count("<svg") >= 9 and "Results by measure" in dom.stdout
     shot = tmp_path / "report.png"
@@ -97,7 +97,7 @@ def test_report_for_one_state(reported, tmp_path):
     out, _ = reported
     assert main(["report", "--store", str(out), "--period", "2026-10", "--state", "CO", "--out", str(tmp_path)]) == 0
     assert set(pd.read_csv(tmp_path / "measures.csv")["state"]) == {"CO"}
-    ledger = store.read_table(out, "remedies", "2026-10").to_pandas()
+    ledger = read_table(out, "remedies", "2026-10").to_pandas()
     payments = pd.read_csv(tmp_path / "payments.csv", dtype=str)
     assert sum(map(Decimal, payments["amount"])) == sum(ledger.loc[ledger["state"] == "CO", "amount"], Decimal(0))
 
@@ -116,7 +116,7 @@ def test_misses_give_the_threshold_that_would_have_passed_and_the_amount_paid(re
     """Each missed CLEC cell carries its ledger line's threshold, amount and currency (joined on the cell
     key); with the all-CLEC cells' payments they add up to the month's ledger."""
     out, rep = reported
-    ledger = store.read_table(out, "remedies", "2026-10").to_pandas()
+    ledger = read_table(out, "remedies", "2026-10").to_pandas()
     misses = pd.read_csv(rep / "misses.csv", dtype={"amount": str})
     tier1 = ledger[ledger["scope"] == "clec"].set_index(["measure_id", "submeasure", "state", "product", "carrier_id"])
     assert len(tier1) > 0
@@ -143,7 +143,7 @@ def test_report_speaks_in_words(reported):
     assert '<h3 id="measure-PO-5">PO-5 Firm order confirmations on time</h3>' in text
     assert re.search(r'<span class="cur">USD</span>&nbsp;[0-9,]+\.[0-9]{2}</td>', text)
     assert "inf" not in re.sub(r"<h2 id=\"glossary\">.*", "", text, flags=re.S).lower().replace("infinite", "")
-    results = store.read_table(out, "results", "2026-10").to_pandas()
+    results = read_table(out, "results", "2026-10").to_pandas()
     assert (results["method"].eq("fisher_exact") & results["statistic"].eq(-math.inf)).any()  # the case exists
     glossary = text[text.index('<h2 id="glossary">') :]
     assert all(f"<dt>{word}</dt>" in glossary for word in STATUS_WORDS.values())

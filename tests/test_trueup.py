@@ -24,7 +24,7 @@ from carrier_sla.cli.main import main
 from carrier_sla.engine import pipeline
 from carrier_sla.plan.load import plan_from_document
 from carrier_sla.readers import history, package
-from carrier_sla.store import layout as store
+from carrier_sla.store.view import read_table
 
 D = Decimal
 MONTHS = ("2026-08", "2026-09", "2026-10")
@@ -50,7 +50,7 @@ def filed_then_restated(tmp_path: Path, plan, today: dt.date = TODAY) -> tuple[P
 
 
 def adjustments(out: Path, period: str) -> pd.DataFrame:
-    return store.read_table(out, "adjustments", period).to_pandas()
+    return read_table(out, "adjustments", period).to_pandas()
 
 
 def statement(out: Path, period: str, payee: str) -> pd.DataFrame:
@@ -79,8 +79,8 @@ def test_adjustments_are_new_minus_last_published_per_payee_and_cell(restated_st
         assert set(lines["paid_run_id"]) == {filed_run.run_id}
         assert set(lines["restated_run_id"]) == {restatement.run_id}
         # paid is what the filed run published, restated what the store's ledger now says, per payee
-        before = store.read_table(out / "runs" / filed_run.run_id / "view", "remedies", period).to_pandas()
-        now = store.read_table(out, "remedies", period).to_pandas()
+        before = read_table(out / "runs" / filed_run.run_id / "view", "remedies", period).to_pandas()
+        now = read_table(out, "remedies", period).to_pandas()
         for payee, rows in lines.groupby("payee"):
             assert sum(rows["paid"], D(0)) == sum(before[before["payee"] == payee]["amount"], D(0))
             assert sum(rows["restated"], D(0)) == sum(now[now["payee"] == payee]["amount"], D(0))
@@ -130,7 +130,7 @@ def test_lookback_months_limits_how_far_back_money_changes(tmp_path):
         assert lines["paid"].sum() != lines["restated"].sum()  # the restated amount is on record all the same
     october = adjustments(out, "2026-10")
     assert list(october["adjustment"]) == [D("-2000.00"), D("-4000.00")] and october["within_lookback"].all()
-    assert store.read_table(out, "remedies", "2026-09").to_pandas()["amount"].sum() == D("1200.00")
+    assert read_table(out, "remedies", "2026-09").to_pandas()["amount"].sum() == D("1200.00")
     assert not restatement.manifest["remedies"]["periods"]["2026-08"]["restatement"]["within_lookback"]
 
 

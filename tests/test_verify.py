@@ -16,6 +16,7 @@ import pytest
 
 from carrier_sla.cli.main import main
 from carrier_sla.store import layout as storemod
+from carrier_sla.store.view import read_table
 from carrier_sla.synthetic.generate import generate
 
 MONTHS = ("2026-08", "2026-09", "2026-10", "2026-10")
@@ -164,7 +165,7 @@ def test_a_run_refuses_when_the_month_before_is_missing_and_names_it(damaged, ca
     assert current_run(store) == runs[-1]
     assert main(cli_run(store, data, "2026-09")) == 0
     assert main(cli_run(store, data, "2026-10")) == 0
-    assert len(storemod.read_table(store, "results", "2026-09")) > 0
+    assert len(read_table(store, "results", "2026-09")) > 0
     assert main(["verify", "--store", str(store)]) == 5  # the old view keeps its damage: history
     assert f"current view: run {current_run(store)}'s, intact" in capsys.readouterr().out
 

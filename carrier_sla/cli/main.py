@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import errno
+import json
 import sys
 import traceback
 from decimal import Decimal
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from carrier_sla import __version__
+from carrier_sla.cli import config
 from carrier_sla.errors import CarrierSlaError, InputDataError, PlanError, StoreBusy, StoreError, UsageError
 from carrier_sla.inputs import spill
 from carrier_sla.store.layout import describe_os_error
@@ -32,6 +34,15 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # argparse exits 2 on usage errors, as we do
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"carrier-sla: error: {message}\n")
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Descriptions wrapped to the terminal; the example epilog kept as written (one command a line)."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text.startswith("example:"):
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
 
 
 def _date(text: str) -> dt.date:
@@ -69,6 +80,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = sub.add_parser("run", help="check one period and publish results to the store")
+    run.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object summing up the run(s) on stdout (keys in the README); no human summary",
+    )
+    run.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default="text",
+        help="the log lines on stderr: readable text (default), or the JSON lines the store's log.jsonl holds",
+    )
     run.add_argument(
         "--plan",
         required=True,
@@ -127,23 +149,39 @@ def build_parser() -> argparse.ArgumentParser:
         "without computing results",
     )
     val.add_argument("--plan", required=True, help="plan file, bundled plan id, or folder of the plan's versions")
-    val.add_argument("--data", type=Path)
+    val.add_argument("--data", type=Path, help="input directory: also check its files, columns and holiday years")
+    val.add_argument("--json", action="store_true", help="print one JSON object on stdout instead of text lines")
+
+    ret = sub.add_parser(
+        "retract",
+        help="remove a month from the store's current view (kept in history; the month can be run again)",
+        description="Publish the store's current view without a month: its results, records, rejects and "
+        "remedies. The month stays readable in history (runs/RUN_ID/view) and the retract is listed by "
+        "`history`. Refused while a later month depends on it (its remedies escalate from it, or its "
+        "verdicts used its misses), unless --cascade.",
+    )
+    ret.add_argument("--store", required=True, type=Path, help="the output store")
+    ret.add_argument("--period", required=True, help="the published month to retract, YYYY-MM")
+    ret.add_argument(
+        "--cascade", action="store_true", help="retract the later months that depend on it too (listed when refused)"
+    )
+    ret.add_argument("--json", action="store_true", help="print one JSON object on stdout instead of text")
 
     gen = sub.add_parser("generate", help="write deterministic synthetic input data")
-    gen.add_argument("--out", required=True, type=Path)
+    gen.add_argument("--out", required=True, type=Path, help="the folder to write the input files to")
     gen.add_argument("--period", required=True, help="last month to generate, YYYY-MM")
     gen.add_argument("--periods", type=int, default=3, help="number of months ending with --period (default 3)")
     gen.add_argument("--scale", type=int, default=20_000, help="about this many orders+troubles per month")
-    gen.add_argument("--seed", type=int, default=0)
-    gen.add_argument("--format", choices=["csv", "parquet"], default="csv")
-    gen.add_argument("--files-per-type", type=int, default=1)
+    gen.add_argument("--seed", type=int, default=0, help="random seed: the same seed gives the same files (default 0)")
+    gen.add_argument("--format", choices=["csv", "parquet"], default="csv", help="file format (default csv)")
+    gen.add_argument("--files-per-type", type=int, default=1, help="split each record type over N files (default 1)")
     gen.add_argument("--clecs", type=int, default=12, help="number of CLECs (default 12; a real population: 200)")
     gen.add_argument(
         "--zipf", type=float, default=1.1, help="CLEC sizes fall as rank ** -ZIPF (default 1.1; real population: 1.3)"
     )
 
     hist = sub.add_parser("history", help="list the runs of a store: time, plan, inputs, status, verdicts")
-    hist.add_argument("--store", required=True, type=Path)
+    hist.add_argument("--store", required=True, type=Path, help="the output store")
     hist.add_argument("--period", help="only runs that published this month, YYYY-MM")
     hist.add_argument("--json", action="store_true", help="JSON lines instead of a table")
 
@@ -162,20 +200,53 @@ def build_parser() -> argparse.ArgumentParser:
     hol.add_argument("--years", required=True, help="a year or a range, e.g. 2026 or 2020-2035")
     for module in _reader_commands():
         module.add_parser(sub)
-    for command in sub.choices.values():  # --debug after the command too (SUPPRESS: not over the first)
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="PATH",
+        help=f"the config file of defaults (default: ./{config.FILENAME} when present)",
+    )
+    for (
+        name,
+        command,
+    ) in sub.choices.items():  # --debug and --config after the command too (SUPPRESS: not over the first)
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        command.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        command.formatter_class = _HelpFormatter
+        command.epilog = f"example:\n  {EXAMPLES[name]}" if name in EXAMPLES else None
+    parser.epilog = "example:\n  carrier-sla run --period auto   (plan, data and store from ./carrier-sla.toml)"
+    parser.formatter_class = _HelpFormatter
+    parser.commands = dict(sub.choices)  # type: ignore[attr-defined]  # for the config file
     return parser
 
 
-# Commands for the people who read the results: each module has add_parser(sub) (adding its
-# subcommand, with set_defaults(command_module=<module name>)) and command(args) -> exit code.
+EXAMPLES = {
+    "run": "carrier-sla run --plan example-qc --data demo-data --period 2026-10 --out store",
+    "validate": "carrier-sla validate --plan example-qc --data demo-data --json",
+    "retract": "carrier-sla retract --store store --period 2026-10 --cascade",
+    "generate": "carrier-sla generate --out demo-data --period 2026-10 --periods 3 --scale 20000",
+    "history": "carrier-sla history --store store --period 2026-10",
+    "plans": "carrier-sla plans --versions plans/qc/",
+    "holidays": "carrier-sla holidays --country US --subdivision CO --years 2026-2027",
+    "report": "carrier-sla report --store store --period 2026-10 --out report-2026-10",
+    "package": "carrier-sla package --store store --period 2026-10 --carrier CLEC03 --out clec03-2026-10",
+    "explain": "carrier-sla explain --store store --period 2026-10 --measure OP-3 --carrier CLEC01",
+    "diff": "carrier-sla diff --store store --run RUN_A --run RUN_B",
+    "what-if": "carrier-sla what-if --store store --period 2026-10 --data demo-data --plan my-plan.json",
+    "verify": "carrier-sla verify --store store",
+}
+
+
+# Commands for the people who read the results: each module of carrier_sla.cli has add_parser(sub) (adding
+# its subcommand, with set_defaults(command_module=<module name>)) and command(args) -> exit code; the library
+# functions they call (carrier_sla.readers, carrier_sla.store.verify) take plain arguments and return data or text.
 READER_COMMANDS = (
-    "carrier_sla.readers.report",
-    "carrier_sla.readers.package",
-    "carrier_sla.readers.explain",
-    "carrier_sla.readers.diff",
-    "carrier_sla.readers.whatif",
-    "carrier_sla.store.verify",
+    "carrier_sla.cli.report",
+    "carrier_sla.cli.package",
+    "carrier_sla.cli.explain",
+    "carrier_sla.cli.diff",
+    "carrier_sla.cli.whatif",
+    "carrier_sla.cli.verify",
 )
 
 
@@ -193,6 +264,8 @@ def _reader_commands() -> list:
 
 
 def _print_summary(result, out: Path) -> None:
+    from carrier_sla.engine.pipeline import describe_without_records
+
     frame = result.results
     print(
         f"run {result.run_id}: period {result.period}, plan {result.manifest['plan']['id']} "
@@ -214,6 +287,8 @@ def _print_summary(result, out: Path) -> None:
             f"excused by the commission ({', '.join(references)}): {len(excused['cells'])} cell(s) (verdict kept, "
             f"nothing paid), {sum(excused['records'].values())} record(s) excluded as approved"
         )
+    for gap in result.manifest.get("measures_without_records", []):
+        print(f"not reported: {describe_without_records(gap)}")
     if frame.empty:
         print("no results")
         return
@@ -284,17 +359,49 @@ def _print_remedies(summary: dict, period: str) -> None:
         print(f"  warning: {summary['warning']}")
 
 
+def _config_path(argv: list[str]) -> Path | None:
+    """The value of --config wherever it stands (before the command or after it)."""
+    for i, arg in enumerate(argv):
+        if arg == "--config" and i + 1 < len(argv):
+            return Path(argv[i + 1])
+        if arg.startswith("--config="):
+            return Path(arg.split("=", 1)[1])
+    return None
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    """Parse the command line over the config file's defaults (the command line wins)."""
+    parser = build_parser()
+    path = config.find(_config_path(argv))
+    if path is not None:
+        commands = parser.commands  # type: ignore[attr-defined]
+        for name, values in config.defaults(path, config.read(path), commands).items():
+            command = commands[name]
+            for action in command._actions:
+                if action.dest in values:
+                    action.required = False  # given by the file
+            command.set_defaults(**values)
+    return parser.parse_args(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        args = build_parser().parse_args(argv)
+        args = parse(argv)
     except SystemExit as exc:  # --help, --version and usage errors: return the code, never exit
         return int(exc.code or 0)
+    except UsageError as exc:  # the config file
+        print(f"carrier-sla: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         return _dispatch(args)
     except CarrierSlaError as exc:
         if args.debug:
             traceback.print_exc()
-        return _error_code(exc)
+        code = _error_code(exc)
+        if getattr(args, "json", False) and args.command in JSON_ERRORS:
+            print(json.dumps({"command": args.command, "exit_code": code, "error": str(exc)}))
+        return code
     except BrokenPipeError:  # output piped into head and the like: not an error of ours
         sys.stderr.close()
         return EXIT_OK
@@ -313,6 +420,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERNAL
 
 
+JSON_ERRORS = ("run", "validate", "report", "retract")  # with --json, an error is a JSON object on stdout too
 DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS)  # one line, no traceback
 
 
@@ -385,20 +493,25 @@ def _dispatch(args: argparse.Namespace) -> int:
         return int(importlib.import_module(args.command_module).command(args))
     from carrier_sla.plan.versions import load_versions
 
+    if args.command == "retract":
+        return _retract(args)
     versions = load_versions(args.plan)
     if args.command == "validate":
-        from carrier_sla.inputs.validate import validate_versions
+        from carrier_sla.engine.validate import validate_versions
 
-        for line in validate_versions(versions, args.data):
-            print(line)
+        lines = validate_versions(versions, args.data)
+        if args.json:
+            plans = [{"id": p.id, "version": p.version, "sha256": p.sha256} for p in versions.versions]
+            print(json.dumps({"command": "validate", "exit_code": EXIT_OK, "plans": plans, "checks": lines}))
+        else:
+            for line in lines:
+                print(line)
         return EXIT_OK
+    from carrier_sla.engine import months
     from carrier_sla.engine.pipeline import run
-    from carrier_sla.engine.runlog import RunLog
     from carrier_sla.plan.periods import auto_periods
 
     today = args.today or dt.datetime.now(dt.UTC).date()
-    from carrier_sla.engine import months
-
     if months.is_range(args.period):
         return _run_range(args, versions, months.parse_range(args.period), today)
     if args.period == "auto":
@@ -409,35 +522,103 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"carrier-sla: --period auto on {today}: {chosen}", file=sys.stderr)
     else:
         jobs = [(args.period, args.as_of)]
-    misses = 0
-    for period, as_of in jobs:
-        log = RunLog(console=None if args.quiet else sys.stderr, interactive=sys.stderr.isatty())
-        result = run(
-            versions.for_period(period),
-            args.data,
-            period,
-            args.out,
-            max_reject_rate=args.max_reject_rate,
-            as_of=as_of,
-            today=today,
-            log=log,
-            partition_rows=args.partition_rows,
-            allow_empty=args.allow_empty,
+    done: list[RunResult] = []
+    log = _run_log(args)
+    try:
+        for period, as_of in jobs:
+            result = run(
+                versions.for_period(period),
+                args.data,
+                period,
+                args.out,
+                max_reject_rate=args.max_reject_rate,
+                as_of=as_of,
+                today=today,
+                log=log,
+                partition_rows=args.partition_rows,
+                allow_empty=args.allow_empty,
+            )
+            done.append(result)
+            _report_run(args, result)
+    finally:
+        log.detach()
+    return _run_exit(args, done)
+
+
+def _run_log(args: argparse.Namespace):
+    from carrier_sla.engine.runlog import RunLog
+
+    return RunLog(
+        console=None if args.quiet else sys.stderr,
+        interactive=sys.stderr.isatty(),
+        console_format=args.log_format,
+    )
+
+
+def _report_run(args: argparse.Namespace, result: RunResult) -> None:
+    """After each month: the human summary on stdout (not with --json or --quiet)."""
+    if args.json:
+        return
+    if not args.quiet:
+        _print_summary(result, args.out)
+    else:  # the log lines are off: damage found on the way is still worth a line
+        for warning in result.manifest.get("warnings", []):
+            print(f"carrier-sla: warning: {warning}", file=sys.stderr)
+
+
+def _run_exit(args: argparse.Namespace, done: list[RunResult]) -> int:
+    """The exit code of `run` (1 with --fail-on miss and a miss), and with --json the machine summary."""
+    misses = sum(int((r.results["status"] == "miss").sum()) for r in done if len(r.results))
+    code = EXIT_MISS if args.fail_on == "miss" and misses else EXIT_OK
+    if args.json:
+        print(json.dumps({"command": "run", "exit_code": code, "runs": [run_summary(r) for r in done]}))
+    return code
+
+
+def run_summary(result: RunResult) -> dict:
+    """The machine summary of one month's run (`run --json`; keys in the README)."""
+    m = result.manifest
+    remedies = m.get("remedies")
+    paid = None
+    if remedies:
+        paid = {"currency": remedies["currency"], "total": remedies["periods"][result.period]["total"]}
+    return {
+        "run_id": result.run_id,
+        "period": result.period,
+        "status": m["status"],
+        "provisional": m["provisional"],
+        "provisional_as_of": m["provisional_as_of"],
+        "plan": {"id": m["plan"]["id"], "version": m["plan"]["version"], "sha256": m["plan"]["sha256"]},
+        "rows_read": sum(i["rows_read"] for i in m["inputs"]),
+        "rows_rejected": sum(i["rows_rejected"] for i in m["inputs"]),
+        "verdicts": m["verdicts"],
+        "misses": int(m["verdicts"].get("miss", 0)),
+        "measures_without_records": m.get("measures_without_records", []),
+        "remedies": paid,
+        "warnings": m.get("warnings", []),
+        "manifest": str(result.manifest_path),
+    }
+
+
+def _retract(args: argparse.Namespace) -> int:
+    from carrier_sla.store.retract import retract
+
+    done = retract(args.store, args.period, cascade=args.cascade)
+    if args.json:
+        summary = {"command": "retract", "exit_code": EXIT_OK, "run_id": done.run_id, "retracted": list(done.periods)}
+        print(json.dumps(summary | {"manifest": str(done.manifest_path)}))
+    else:
+        print(
+            f"retracted {', '.join(done.periods)} from {args.store} (run {done.run_id}); the earlier views stay "
+            f"under {args.store}/runs/; run the month again to publish it anew"
         )
-        if not args.quiet:
-            _print_summary(result, args.out)
-        else:  # the log lines are off: damage found on the way is still worth a line
-            for warning in result.manifest.get("warnings", []):
-                print(f"carrier-sla: warning: {warning}", file=sys.stderr)
-        misses += int((result.results["status"] == "miss").sum()) if len(result.results) else 0
-    return EXIT_MISS if args.fail_on == "miss" and misses else EXIT_OK
+    return EXIT_OK
 
 
 def _run_range(args: argparse.Namespace, versions: PlanVersions, periods: list[str], today: dt.date) -> int:
     """run --period FIRST..LAST: the months in order under one lock; each month reported as it ends;
     the first failure stops the range (main maps its error to the exit code)."""
     from carrier_sla.engine import months
-    from carrier_sla.engine.runlog import RunLog
 
     if args.as_of:
         raise UsageError("--as-of dates one month: leave it out of a range of months")
@@ -445,13 +626,14 @@ def _run_range(args: argparse.Namespace, versions: PlanVersions, periods: list[s
 
     def report(result: RunResult) -> None:
         done.append(result)
+        _report_run(args, result)
         if not args.quiet:
-            _print_summary(result, args.out)
             print(f"carrier-sla: {result.period} completed (run {result.run_id})", file=sys.stderr)
 
     first, last = periods[0], periods[-1]
     if not args.quiet:
         print(f"carrier-sla: --period {first}..{last}: {len(periods)} month(s) in order, one lock", file=sys.stderr)
+    log = _run_log(args)
     try:
         months.run_months(
             versions,
@@ -461,7 +643,7 @@ def _run_range(args: argparse.Namespace, versions: PlanVersions, periods: list[s
             done=report,
             max_reject_rate=args.max_reject_rate,
             today=today,
-            log=RunLog(console=None if args.quiet else sys.stderr, interactive=sys.stderr.isatty()),
+            log=log,
             partition_rows=args.partition_rows,
             allow_empty=args.allow_empty,
         )
@@ -475,8 +657,9 @@ def _run_range(args: argparse.Namespace, versions: PlanVersions, periods: list[s
             file=sys.stderr,
         )
         raise
-    misses = sum(int((r.results["status"] == "miss").sum()) for r in done if len(r.results))
-    return EXIT_MISS if args.fail_on == "miss" and misses else EXIT_OK
+    finally:
+        log.detach()
+    return _run_exit(args, done)
 
 
 def _plan_versions(folder: Path) -> int:

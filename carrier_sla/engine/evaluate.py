@@ -15,11 +15,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from carrier_sla.inputs.contract import Records
-from carrier_sla.inputs.fields import fields_of
 from carrier_sla.inputs.keys import string_codes
 from carrier_sla.inputs.parse import null_mask
 from carrier_sla.plan import calendar as calmod
 from carrier_sla.plan.calendar import NS_PER_S, NULL
+from carrier_sla.plan.fields import fields_of
 from carrier_sla.plan.load import Condition, Measure, Plan, ValueSpec
 
 NOT_COMPUTABLE = "value_not_computable"  # engine reason: included by the plan, but no value can be computed

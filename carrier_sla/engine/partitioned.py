@@ -25,14 +25,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from carrier_sla.engine import aggregate
+from carrier_sla.engine import aggregate, holiday_years
+from carrier_sla.engine.load import Loaded, check_reject_rate, load, read_whole, records_in_month
 from carrier_sla.engine.period_results import MeasurePart, evaluate_part, judge_measure, ordered_results
 from carrier_sla.engine.runlog import RunLog
-from carrier_sla.engine.timings import Timings
 from carrier_sla.inputs import ingest, merge, spill
-from carrier_sla.inputs.load import Loaded, check_reject_rate, load, read_whole, records_in_month
-from carrier_sla.plan import holiday_years
 from carrier_sla.plan.load import Plan
+from carrier_sla.timings import Timings
 
 TRIM_EVERY = 4  # partitions
 # The evaluating thread, the partition loader and the Parquet writers hand the interpreter lock
@@ -130,7 +129,7 @@ def compute(
                 rows=rows,
                 seconds=round(time.perf_counter() - tick, 3),
             )
-            log.progress(k + 1, parts, evaluated)
+            log.progress(k + 1, parts, evaluated, what="partitions")
             if settle is not None:
                 settle()
             if k % TRIM_EVERY == TRIM_EVERY - 1:
@@ -139,7 +138,7 @@ def compute(
     check_reject_rate(summary, max_reject_rate)
     holiday_years.require(plan, missing)  # as a whole run would: after the reject rate, before any verdict
     frames = []
-    for measure in plan.measures:
+    for i, measure in enumerate(plan.measures, start=1):
         tick = time.perf_counter()
         records = kept[measure.id].records
         judged, base_table = judge_measure(
@@ -159,6 +158,7 @@ def compute(
         if judged is not None:
             frames.append(judged)
         cells = 0 if judged is None else len(judged)
+        log.progress(i, len(plan.measures), what="measures judged (statistics)")
         log.event(
             "measure",
             f"{measure.id}: {records:,} records, {cells:,} cells judged in {time.perf_counter() - tick:.2f} s",

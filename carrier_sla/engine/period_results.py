@@ -14,14 +14,13 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from carrier_sla.engine import aggregate, audit, evaluate, verdicts
+from carrier_sla.engine import aggregate, audit, evaluate, holiday_years, verdicts
+from carrier_sla.engine.load import Loaded
 from carrier_sla.engine.runlog import RunLog
-from carrier_sla.engine.timings import Timings
-from carrier_sla.inputs.load import Loaded
 from carrier_sla.plan import calendar as calmod
-from carrier_sla.plan import holiday_years
 from carrier_sla.plan.load import Measure, Plan
-from carrier_sla.store import layout as store
+from carrier_sla.store.view import read_table
+from carrier_sla.timings import Timings
 
 
 def compute(
@@ -112,7 +111,7 @@ def previous_misses(out: Path, period: str) -> set[tuple]:
     previous = calmod.period_text(calmod.period_index(period) - 1)
     if not (Path(out) / "results" / f"period={previous}").exists():
         return set()
-    frame = store.read_table(out, "results", previous).to_pandas()
+    frame = read_table(out, "results", previous).to_pandas()
     frame = frame[frame["status"] == "miss"]
     return {_key(row["measure_id"], row) for row in frame.to_dict("records")}
 

@@ -23,15 +23,11 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from carrier_sla import __version__
 from carrier_sla.engine import aggregate, audit, partitioned, remedies, remedy_chain, trueup
-from carrier_sla.engine.period_results import compute, previous_misses
-from carrier_sla.engine.runlog import RunLog
-from carrier_sla.engine.timings import Timings
-from carrier_sla.errors import InputDataError, PlanError, RejectRateExceeded, StoreError, UsageError
-from carrier_sla.inputs import excusals, ingest, spill
-from carrier_sla.inputs.load import (
+from carrier_sla.engine.load import (
     Loaded,
     check_reject_rate,
     load,
@@ -40,11 +36,15 @@ from carrier_sla.inputs.load import (
     records_in_month,
     require_records,
 )
+from carrier_sla.engine.period_results import compute, previous_misses
+from carrier_sla.engine.runlog import RunLog
+from carrier_sla.errors import InputDataError, PlanError, RejectRateExceeded, StoreError, UsageError
+from carrier_sla.inputs import excusals, ingest, spill
 from carrier_sla.plan.load import Plan, dump_plan
 from carrier_sla.plan.periods import Cutoff, check_in_force, check_period
-from carrier_sla.readers import csv_safe
+from carrier_sla.store import csv_safe, verify
 from carrier_sla.store import layout as store
-from carrier_sla.store import verify
+from carrier_sla.timings import Timings
 
 DEFAULT_MAX_REJECT_RATE = 0.01
 
@@ -213,9 +213,12 @@ def _run_locked(
     digests: ingest.Digests | None = None
     approved = excusals.RecordMatches()
     try:
+        own_type = {m.id: m.records for m in plan.measures}
+        evaluated: Counter[str] = Counter()  # per measure, records of its type in its data month
 
         def write_records(measure_id: str, table: pa.Table, part: int = 0) -> None:
             approved.observe(measure_id, table)
+            evaluated[measure_id] += _own_rows(table, own_type[measure_id])
             path = staging.path("records", period, f"measure={measure_id}", f"part-{part}.parquet")
             writer.submit(f"records/{measure_id}", path, table, metadata)
 
@@ -235,7 +238,8 @@ def _run_locked(
                     "to all: no partition can keep every related pair together, so the input is held in memory whole",
                 )
             if parts == 1:
-                loaded = load(plan, found, read_whole, timings, cutoff.as_of)  # the files found above
+                files_read = lambda done, of: log.progress(done, of, what="files read")  # noqa: E731
+                loaded = load(plan, found, read_whole, timings, cutoff.as_of, files_read)  # the files found above
                 check_reject_rate(loaded, max_reject_rate)
                 _log_read(log, loaded, timings)
                 results, _ = compute(judged_plan, period, loaded, timings, sink=write_records, missed=missed, log=log)
@@ -278,6 +282,9 @@ def _run_locked(
         if cutoff.as_of is not None:
             manifest["records_after_as_of"] = loaded.not_yet_known
         manifest["partitions"] = parts
+        manifest["measures_without_records"] = without_records(plan, period, evaluated)
+        for gap in manifest["measures_without_records"]:
+            log.event("warning", describe_without_records(gap), **gap)
         results = results.assign(
             provisional=cutoff.provisional,
             provisional_as_of=cutoff.provisional_as_of.isoformat() if cutoff.provisional_as_of else None,
@@ -412,6 +419,46 @@ def _store_error(exc: BaseException, out: Path) -> StoreError | None:
     return StoreError(
         f"cannot write to the store {out}: {store.describe_os_error(exc)}; the run was marked failed and "
         "nothing was published"
+    )
+
+
+def _own_rows(table: pa.Table, record_type: str) -> int:
+    """Rows of a measure's records/ table that are records of its own type (not the lines of its rate base)."""
+    if "record_type" not in table.column_names:
+        return table.num_rows
+    rows = 0
+    for chunk in table.column("record_type").chunks:
+        if pa.types.is_dictionary(chunk.type) and chunk.dictionary.to_pylist() == [record_type]:
+            rows += len(chunk)  # the audit rows of one evaluation: one record type
+        else:
+            rows += int(pc.sum(pc.equal(chunk.cast(pa.string()), record_type)).as_py() or 0)
+    return rows
+
+
+def without_records(plan: Plan, period: str, evaluated: Counter[str]) -> list[dict[str, Any]]:
+    """The measures that evaluated no record: their type had none in their data month (for a measure
+    in arrears, the month before the period: the first month of a data set). Their cells are absent
+    from the results; the manifest and the summary name them instead of letting them vanish."""
+    from carrier_sla.engine.evaluate import data_period
+
+    return [
+        {
+            "measure_id": m.id,
+            "record_type": m.records,
+            "data_period": data_period(period, m),
+            "arrears_months": m.arrears_months,
+        }
+        for m in plan.measures
+        if evaluated[m.id] == 0
+    ]
+
+
+def describe_without_records(gap: dict[str, Any]) -> str:
+    """One line for a measure without records: which, what type, which month."""
+    arrears = f", reported {gap['arrears_months']} month(s) in arrears" if gap["arrears_months"] else ""
+    return (
+        f"{gap['measure_id']}: no {gap['record_type']} in its data month {gap['data_period']}{arrears}; "
+        "no result for it"
     )
 
 

@@ -8,7 +8,7 @@ months of its calendar year paid (annual caps). So:
   without a gap; their remedies are recomputed from their published results, in order, and
   published with this run, so their month counts and caps reflect the restated month. Each
   later month is priced under the plan version it was judged under (the plan of the run that
-  published its results: carrier_sla.plan.versions.recorded_plan), never the restating run's.
+  published its results: carrier_sla.store.view.recorded_plan), never the restating run's.
 The store's first period starts every count at zero. Excused cells (carrier_sla.inputs.excusals) pay
 nothing and leave their escalation count as it was.
 """
@@ -26,8 +26,8 @@ from carrier_sla.errors import UsageError
 from carrier_sla.inputs import excusals
 from carrier_sla.plan import calendar as calmod
 from carrier_sla.plan.load import Plan
-from carrier_sla.plan.versions import recorded_plan
 from carrier_sla.store import layout as store
+from carrier_sla.store.view import read_table, recorded_plan
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ def paid_this_year(out: Path, before: str, computed: list[remedies.PeriodRemedie
         if month in fresh:
             by_state = fresh[month].paid_by_state()
         else:
-            ledger = store.read_table(out, "remedies", month).to_pandas()
+            ledger = read_table(out, "remedies", month).to_pandas()
             by_state = {}
             for state, amount in zip(ledger["state"], ledger["amount"], strict=True):
                 by_state[state] = by_state.get(state, Decimal("0.00")) + amount
@@ -109,12 +109,12 @@ def compute_chain(
     """Remedies of `period`, then of every later published period in order, each under its plan in
     `plans` (month_plans; default: `plan` for `period` alone)."""
     plans = plans if plans is not None else {period: plan}
-    state = store.read_table(out, "escalation", chain.previous).to_pandas() if chain.previous else None
+    state = read_table(out, "escalation", chain.previous).to_pandas() if chain.previous else None
     done: list[remedies.PeriodRemedies] = []
     for month in (period, *chain.later):
         if month not in plans:
             break
-        frame = results if month == period else store.read_table(out, "results", month).to_pandas()
+        frame = results if month == period else read_table(out, "results", month).to_pandas()
         frame = frame.assign(period=frame["period"].astype(str)) if "period" in frame else frame
         frame = excusals.for_remedies(frame)
         result = remedies.period_remedies(plans[month], month, frame, state, paid_this_year(out, month, done))

@@ -17,7 +17,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from carrier_sla.inputs.fields import column_type, record_schema
 from carrier_sla.inputs.parse import (
     encode,
     null_mask,
@@ -29,6 +28,7 @@ from carrier_sla.inputs.parse import (
 )
 from carrier_sla.plan import calendar as calmod
 from carrier_sla.plan.calendar import NS_PER_DAY, NS_PER_S, NULL
+from carrier_sla.plan.fields import column_type, record_schema
 from carrier_sla.plan.load import Plan
 
 

@@ -35,7 +35,7 @@ import pyarrow.compute as pc
 
 from carrier_sla.errors import InputDataError
 from carrier_sla.inputs import ingest
-from carrier_sla.inputs.fields import SCHEMA_DIR
+from carrier_sla.plan.fields import SCHEMA_DIR
 from carrier_sla.plan.load import Plan
 
 RECORD_TYPE = "excusals"

@@ -21,7 +21,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from carrier_sla.errors import InputDataError
-from carrier_sla.inputs.fields import record_schema
+from carrier_sla.plan.fields import record_schema
 
 SUFFIXES = (".csv", ".parquet")
 

@@ -15,9 +15,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from carrier_sla.inputs.contract import MESSAGES, REASONS, Flags, Reason, Records
-from carrier_sla.inputs.fields import record_schema
 from carrier_sla.inputs.keys import duplicate_mask
 from carrier_sla.inputs.parse import recode
+from carrier_sla.plan.fields import record_schema
 
 
 @dataclass(frozen=True)

@@ -43,9 +43,9 @@ import pyarrow.parquet as pq
 from carrier_sla.errors import InputDataError
 from carrier_sla.inputs import ingest
 from carrier_sla.inputs.contract import record_ids
-from carrier_sla.inputs.fields import column_type, record_schema
 from carrier_sla.inputs.keys import duplicate_mask, hash64, hash64_rows
 from carrier_sla.inputs.parse import null_mask
+from carrier_sla.plan.fields import column_type, record_schema
 from carrier_sla.plan.load import Plan
 
 POSITION = "__carrier_sla_position"  # read order within a record type: file index * 2**40 + 1-based row

@@ -8,7 +8,7 @@ same bit pattern as numpy's NaT) marks a missing value in both.
   time that does not exist (clocks going forward) has no instant and is reported.
 - Business days: the plan's weekmask minus the holidays the plan lists for the state (its
   own list, or the calendar's), per year; nothing here reads the `holidays` package. A year
-  the plan does not list has no holidays in these tables: carrier_sla.plan.holiday_years stops a
+  the plan does not list has no holidays in these tables: carrier_sla.engine.holiday_years stops a
   run whose records reach one.
 """
 

@@ -15,7 +15,7 @@ import jsonschema
 from jsonschema.exceptions import best_match
 
 from carrier_sla.errors import PlanProblem
-from carrier_sla.inputs import fields
+from carrier_sla.plan import fields
 from carrier_sla.plan.remedy_rules import remedies_problems
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"

@@ -123,7 +123,7 @@ class Measure:
 class HolidaySpec:
     """The holidays of a business calendar as the plan lists them, per year (calendar.holidays,
     or a state's own). A year the plan does not list is unknown: business days in it cannot be
-    computed (carrier_sla.plan.holiday_years), while a year listed with no dates has none."""
+    computed (carrier_sla.engine.holiday_years), while a year listed with no dates has none."""
 
     years: tuple[tuple[int, tuple[dt.date, ...]], ...] = ()  # (year, its dates ascending), by year
 

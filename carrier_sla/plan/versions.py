@@ -10,7 +10,7 @@ judged under the one version in force for it. Every problem is reported at once,
 `FILE#/json/pointer` (e.g. `v2.json#/effective_from`); a gap names the months no version covers.
 
 The version a month was judged under is the plan of the run that published its results
-(`runs/RUN_ID/plan.json`, the run's manifest gives its sha256): recorded_plan reads it back, so a
+(`runs/RUN_ID/plan.json`, the run's manifest gives its sha256): store.view.recorded_plan reads it back, so a
 restatement prices each later month under that month's own version, never the restating run's.
 """
 
@@ -18,15 +18,13 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from carrier_sla.errors import CarrierSlaError, PlanError, PlanProblem, StoreError, UsageError
-from carrier_sla.plan.load import Plan, _read_document, load_plan, plan_from_document, resolve_plan_path
+from carrier_sla.errors import PlanError, PlanProblem, UsageError
+from carrier_sla.plan.load import Plan, _read_document, load_plan
 from carrier_sla.plan.periods import check_in_force, check_period
-from carrier_sla.store import layout as store
 
 VERSION_SUFFIXES = (".json", ".yaml", ".yml")
 
@@ -203,42 +201,3 @@ def describe(versions: PlanVersions) -> list[str]:
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-
-
-# ------------------------------------------------------------------ the version recorded per month
-
-
-def recorded_plan(out: Path, period: str, known: Plan | None = None) -> Plan:
-    """The plan `period` was judged under: that of the run whose results of the period the current view
-    holds (its runs/RUN_ID/plan.json, with the sha256 of its manifest); `known` itself when its sha256
-    is the manifest's (the same plan file, read already). For runs made before plan.json was kept: the
-    manifest's plan file, when its sha256 is still the manifest's. StoreError otherwise."""
-    root = store.view_root(out)  # `out` may be a store (its current view) or a view (a past run's)
-    run_id = store.read_provenance(root).get("results", {}).get(f"period={period}")
-    if run_id is None:
-        raise StoreError(f"{out}: the view does not say which run published the results of {period}")
-    folder = store.store_of(root) / "runs" / run_id
-    try:
-        manifest = json.loads((folder / "manifest.json").read_text())
-    except (OSError, ValueError) as exc:
-        raise StoreError(f"{folder / 'manifest.json'}: cannot read the manifest of the run of {period}: {exc}") from exc
-    want = manifest.get("plan", {})
-    if known is not None and known.sha256 and known.sha256 == want.get("sha256"):
-        return known
-    try:
-        if (folder / "plan.json").exists():
-            plan = plan_from_document(json.loads((folder / "plan.json").read_text()), str(folder / "plan.json"))
-            return replace(plan, sha256=want.get("sha256", plan.sha256))
-        for candidate in filter(None, (want.get("source"), want.get("id"))):
-            try:
-                plan = load_plan(resolve_plan_path(candidate))
-            except CarrierSlaError:
-                continue
-            if plan.sha256 == want.get("sha256"):
-                return plan
-    except (CarrierSlaError, ValueError, OSError) as exc:
-        raise StoreError(f"cannot load the plan {period} was judged under (run {run_id}): {exc}") from exc
-    raise StoreError(
-        f"the run {run_id} that published {period} kept no plan.json, and no plan file has its sha256 "
-        f"{want.get('sha256')}: the plan {period} was judged under cannot be read back"
-    )

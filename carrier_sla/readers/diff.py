@@ -19,14 +19,12 @@ different months; else every period of either view (one held by one view only is
 all removed). A difference is information: exit 0 with or without differences, 2 (UsageError)
 for an unknown store, run or period or a wrong combination of arguments.
 
-This module reads the two views and compares them into one PeriodDiff per period;
-carrier_sla.readers.diff_report writes the report (text, JSON, CSV).
+This module reads the two views (StoreView) and compares them into one PeriodDiff per period;
+carrier_sla.readers.diff_report writes the report (text, JSON, CSV); carrier_sla.cli.diff is the command.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -35,10 +33,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.dataset as ds
 
-from carrier_sla.errors import StoreError, UsageError
-from carrier_sla.store import verify
+from carrier_sla.errors import UsageError
+from carrier_sla.plan.periods import check_period
+from carrier_sla.store.view import StoreView, open_store
 
 CELL_KEY = ["measure_id", "submeasure", "state", "product", "scope", "carrier_id"]
 FIGURES = (
@@ -64,21 +62,24 @@ KINDS = ("changed", "added", "removed")
 class Side:
     """One side of the diff: a run's view of a store, or a store's current view."""
 
-    store: Path
-    view: Path
-    run_id: str | None = None
-    run_period: str | None = None
+    view: StoreView
+    run_period: str | None = None  # the month the run computed (a run's view)
 
-    def folder(self, table: str, period: str) -> Path:
-        return self.view / table / f"period={period}"
+    @property
+    def store(self) -> Path:
+        return self.view.store
+
+    @property
+    def run_id(self) -> str | None:
+        return self.view.at_run
 
     def periods(self) -> set[str]:
         """The periods any table of the view holds."""
-        tables = [self.view / t for t in ("results", "remedies", "records")]
-        return {p.name[7:] for t in tables if t.is_dir() for p in t.iterdir() if p.name.startswith("period=")}
+        return set(self.view.periods("results", "remedies", "records"))
 
     def describe(self) -> dict[str, Any]:
-        return {"store": str(self.store), "run_id": self.run_id, "run_period": self.run_period, "view": str(self.view)}
+        view = str(self.view.root)  # STORE/runs/RUN_ID/view, also for a current view (resolved when opened)
+        return {"store": str(self.store), "run_id": self.run_id, "run_period": self.run_period, "view": view}
 
 
 @dataclass(frozen=True)
@@ -112,36 +113,17 @@ def resolve_sides(stores: list[Path], runs: list[str]) -> tuple[Side, Side]:
     )
 
 
-def _check_store(store: Path, current: bool = False) -> None:
-    if not ((store / "runs").is_dir() or (store / "current").exists()):
-        raise UsageError(f"{store}: no such store")
-    if current and not (store / "current").exists():
-        raise UsageError(f"{store}: nothing published yet")
-
-
 def _run_side(store: Path, run_id: str) -> Side:
-    _check_store(store)
-    folder = store / "runs" / run_id
-    if "/" in run_id or run_id in ("", ".", "..") or not (folder / "manifest.json").is_file():
-        raise UsageError(f"unknown run {run_id!r} in {store} (carrier-sla history --store {store} lists the runs)")
-    try:
-        manifest = json.loads((folder / "manifest.json").read_text())
-    except (OSError, ValueError) as exc:
-        raise StoreError(f"{folder / 'manifest.json'}: unreadable: {exc}") from exc
-    if not (folder / "view").is_dir():
-        raise UsageError(f"run {run_id} has no published view (status {manifest.get('status', 'unknown')})")
-    return Side(store, folder / "view", run_id, manifest.get("period"))
+    view = open_store(store, run_id)  # UsageError naming the runs with a view when it has none
+    return Side(view, view.manifest(run_id=run_id).get("period"))
 
 
 def _current_side(store: Path) -> Side:
-    _check_store(store, current=True)
-    return Side(store, (store / "current").resolve())
+    return Side(open_store(store).require_published())
 
 
 def choose_periods(a: Side, b: Side, requested: list[str]) -> list[str]:
     """The periods to compare (see the module docstring); an unknown period is a usage error."""
-    from carrier_sla.engine.pipeline import check_period
-
     in_a, in_b = a.periods(), b.periods()
     listed = f"(A: {', '.join(sorted(in_a)) or 'none'}; B: {', '.join(sorted(in_b)) or 'none'})"
     for period in requested:
@@ -155,43 +137,37 @@ def choose_periods(a: Side, b: Side, requested: list[str]) -> list[str]:
     return sorted(chosen)
 
 
-def _read(folder: Path | None, columns: list[str], keys: list[str]) -> pd.DataFrame:
-    """The columns of the Parquet files under `folder` (dictionaries decoded, absent columns null,
-    key columns as text with null as ''); no rows when the folder is None or absent."""
+def _read(
+    side: Side, table: str, period: str, columns: list[str], keys: list[str], measure_id: str | None = None
+) -> pd.DataFrame:
+    """The columns of a table of the period (one measure's records with `measure_id`), dictionaries decoded,
+    absent columns null, key columns as text with null as ''; no rows when the view holds none."""
     frame = pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
-    if folder is not None and folder.is_dir():
-        try:
-            dataset = ds.dataset(folder, format="parquet")
-            table = dataset.to_table(columns=[c for c in columns if c in dataset.schema.names])
-        except (OSError, pa.ArrowException) as exc:
-            raise StoreError(f"{folder}: unreadable: {exc}") from exc
-        for i, f in enumerate(table.schema):
+    held = side.view.has(table, period) if measure_id is None else measure_id in side.view.measures(period)
+    if held:
+        data = side.view.table(table, period, columns, measure_id=measure_id)
+        for i, f in enumerate(data.schema):
             if pa.types.is_dictionary(f.type):
-                table = table.set_column(i, f.name, table.column(i).cast(f.type.value_type))
-        if table.num_rows:  # (an empty Arrow column of no chunks cannot be merged in pandas 3.0)
-            frame = table.to_pandas().reindex(columns=columns)
+                data = data.set_column(i, f.name, data.column(i).cast(f.type.value_type))
+        if data.num_rows:  # (an empty Arrow column of no chunks cannot be merged in pandas 3.0)
+            frame = data.to_pandas().reindex(columns=columns)
     frame[keys] = frame[keys].fillna("").astype(str)
     return frame
 
 
-def _records(folder: Path | None) -> pd.DataFrame:
-    return _read(folder, [*RECORD_KEY, *RECORD_FIELDS], RECORD_KEY)
+def _records(side: Side, period: str, measure_id: str) -> pd.DataFrame:
+    return _read(side, "records", period, [*RECORD_KEY, *RECORD_FIELDS], RECORD_KEY, measure_id)
 
 
-def _same_files(x: Path, y: Path) -> bool:
-    """Whether two folders hold the very same files (the hard links of an unchanged table)."""
-
-    def ids(folder: Path) -> dict[str, tuple[int, int]]:
-        stats = {p: p.stat() for p in folder.rglob("*") if p.is_file()}
-        return {str(p.relative_to(folder)): (s.st_dev, s.st_ino) for p, s in stats.items()}
-
-    return x.is_dir() and y.is_dir() and ids(x) == ids(y)
+def _same_files(a: Side, b: Side, table: str, period: str, measure_id: str | None = None) -> bool:
+    """Whether both views hold the very same files (the hard links of an unchanged table)."""
+    fa = a.view.fingerprint(table, period, measure_id)
+    return bool(fa) and fa == b.view.fingerprint(table, period, measure_id)
 
 
 def _read_pair(a: Side, b: Side, table: str, period: str, columns: list[str], keys: list[str]) -> list[pd.DataFrame]:
-    fa, fb = a.folder(table, period), b.folder(table, period)
-    left = _read(fa, columns, keys)
-    return [left, left if _same_files(fa, fb) else _read(fb, columns, keys)]
+    left = _read(a, table, period, columns, keys)
+    return [left, left if _same_files(a, b, table, period) else _read(b, table, period, columns, keys)]
 
 
 def _same(x: pd.Series, y: pd.Series) -> np.ndarray:
@@ -280,15 +256,16 @@ def diff_records(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
 def compare_period(a: Side, b: Side, period: str) -> PeriodDiff:
     """Read the period's results, ledger and records of both views and compare them."""
     for side in (a, b):
-        verify.require_period(side.view, period)  # every file its runs wrote is there
+        side.view.check(period)  # every file its runs wrote is there
     ra, rb = _read_pair(a, b, "results", period, [*CELL_KEY, "status", *FIGURES, "plan_id", "plan_version"], CELL_KEY)
     la, lb = _read_pair(a, b, "remedies", period, [*LEDGER_KEY, "occurrences", "amount", "currency"], LEDGER_KEY)
-    fa, fb = a.folder("records", period), b.folder("records", period)
-    names = {p.name for f in (fa, fb) if f.is_dir() for p in f.iterdir() if p.name.startswith("measure=")}
-    measures = [diff_records(_records(None), _records(None)).assign(measure="")]
-    for name in sorted(names):  # one measure at a time: the memory of the largest measure, not the month's
-        if not _same_files(fa / name, fb / name):
-            measures.append(diff_records(_records(fa / name), _records(fb / name)).assign(measure=name[8:]))
+    empty = pd.DataFrame({c: pd.Series(dtype=object) for c in [*RECORD_KEY, *RECORD_FIELDS]})
+    measures = [diff_records(empty, empty).assign(measure="")]
+    for measure_id in sorted(set(a.view.measures(period)) | set(b.view.measures(period))):
+        # one measure at a time: the memory of the largest measure, not the month's
+        if not _same_files(a, b, "records", period, measure_id):
+            pair = (_records(a, period, measure_id), _records(b, period, measure_id))
+            measures.append(diff_records(*pair).assign(measure=measure_id))
     records = pd.concat(measures, ignore_index=True)
     in_a, in_b = period in a.periods(), period in b.periods()
     plans = {
@@ -307,63 +284,10 @@ def compare_period(a: Side, b: Side, period: str) -> PeriodDiff:
     )
 
 
-def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = sub.add_parser(
-        "diff",
-        help="what changed between two runs of a store, the current views of two stores, or two plan versions",
-        description="Compare verdicts, figures, payments and input records of two runs (one --store, two --run) "
-        "or of the current views of two stores (two --store); or, with two --plan, list what changed between "
-        "two versions of a plan in words. Exit 0 with or without differences.",
-    )
-    p.add_argument("--store", action="append", type=Path, help="the store; twice: two stores")
-    p.add_argument("--plan", action="append", help="a plan file or bundled id; twice: the two versions to compare")
-    p.add_argument("--run", action="append", help="a run id of the store (give two)")
-    p.add_argument(
-        "--period",
-        action="append",
-        help="compare this month, YYYY-MM (repeatable); default: the months both views hold when the runs computed "
-        "different months, else every month of either view",
-    )
-    p.add_argument("--json", action="store_true", help="print one JSON object instead of the text report")
-    p.add_argument("--out", type=Path, help="write verdicts.csv, figures.csv, payments.csv, records.csv, summary.json")
-    p.add_argument("--top", type=int, default=20, help="record ids and text rows shown per kind (default 20)")
-    p.set_defaults(command_module="carrier_sla.readers.diff")
-    return p
-
-
-def command(args: argparse.Namespace) -> int:
-    """Compare, print the text report (or the JSON object), write --out; 0 with or without differences."""
-    from carrier_sla.readers.diff_report import format_text, summarize, write_out  # it imports this module's tables
-
-    if args.top < 0:
-        raise UsageError("--top must be 0 or more")
-    if args.plan:
-        return _plans(args)
-    if not args.store:
-        raise UsageError("diff needs --store (a store and two --run, or two stores), or two --plan")
-    if args.out:
-        verify.refuse_inside(args.out, *args.store)
-    a, b = resolve_sides(args.store, args.run or [])
-    diffs = {period: compare_period(a, b, period) for period in choose_periods(a, b, args.period or [])}
-    report = summarize(a, b, diffs, args.top)
-    written = write_out(args.out, diffs, report) if args.out else []
-    if args.json:
-        print(json.dumps(report, default=str, allow_nan=False))
-    else:
-        print(format_text(report, diffs, args.top))
-        if written:
-            print(f"\nwrote {', '.join(p.name for p in written)} to {args.out}")
-    return 0
-
-
-def _plans(args: argparse.Namespace) -> int:
-    """diff --plan A --plan B: the changes between two plan versions, in words (or JSON)."""
-    from carrier_sla.plan import diff as plan_diff
-    from carrier_sla.plan.load import load_plan
-
-    if len(args.plan) != 2 or args.store or args.run:
-        raise UsageError("diff --plan compares two plans: give --plan twice, without --store or --run")
-    a, b = (load_plan(p) for p in args.plan)
-    found = plan_diff.changes(a.document, b.document)
-    print(json.dumps(plan_diff.as_json(a, b, found)) if args.json else plan_diff.render(a, b, found))
-    return 0
+def diff_stores(
+    stores: list[Path], runs: list[str], periods: list[str] | None = None
+) -> tuple[Side, Side, dict[str, PeriodDiff]]:
+    """Two runs of one store (one store, two run ids) or the current views of two stores, compared per
+    period (see the module docstring for the periods chosen); carrier_sla.readers.diff_report writes it out."""
+    a, b = resolve_sides([Path(s) for s in stores], runs)
+    return a, b, {period: compare_period(a, b, period) for period in choose_periods(a, b, periods or [])}

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from carrier_sla.errors import UsageError
-from carrier_sla.readers import csv_safe
 from carrier_sla.readers.diff import CELL_KEY, KINDS, RECORD_KEY, ZERO, PeriodDiff, Side
+from carrier_sla.store import csv_safe
 
 OUTPUTS = ("verdicts", "figures", "payments", "records")  # the CSV files of --out, one per PeriodDiff table
 

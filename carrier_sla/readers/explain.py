@@ -7,8 +7,9 @@ figures (records evaluated, included, excluded by reason, for the CLEC and the r
 figures, the test and why its critical value or alpha applied, the ledger lines with their
 arithmetic written out (or why nothing was paid), the records that contributed most to the gap
 and the CLEC's excluded records, each listed record with its input as written next to the derived
-values. `explanation` is pure and returns a JSON-ready dict; `render` writes it as text; `load`,
-`run_plan` and `command` do the I/O (the input rows: carrier_sla.readers.explain_evidence).
+values. `explanation` is pure and returns a JSON-ready dict; `render` writes it as text; `explain` reads
+the store through its StoreView (`load`, `run_plan`) and the input rows (carrier_sla.readers.explain_evidence)
+and returns the explanation; `carrier-sla explain` (carrier_sla.cli.explain) prints it.
 
 The sections themselves (rule, population, test, remedies, records) are reconstructed by the pure
 functions of carrier_sla.readers.explain_cell; this module puts them together, writes them and reads the store.
@@ -16,18 +17,16 @@ functions of carrier_sla.readers.explain_cell; this module puts them together, w
 
 from __future__ import annotations
 
-import argparse
-import hashlib
-import json
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pyarrow.dataset as ds
+import pyarrow as pa
 
-from carrier_sla.errors import CarrierSlaError, StoreError, UsageError
-from carrier_sla.plan.load import Plan, load_plan, plan_from_document, resolve_plan_path
+from carrier_sla.errors import StoreError, UsageError
+from carrier_sla.plan.load import Plan
+from carrier_sla.plan.periods import check_period
 from carrier_sla.readers import explain_evidence as evidence
 from carrier_sla.readers.explain_cell import (
     KEY,
@@ -46,8 +45,7 @@ from carrier_sla.readers.explain_cell import (
     val,
     verdict_section,
 )
-from carrier_sla.store import layout as storemod
-from carrier_sla.store import verify
+from carrier_sla.store.view import StoreView, open_store
 
 # ------------------------------------------------------------------------------- the explanation
 
@@ -288,129 +286,87 @@ def find_cell(
     return plain_row(sel.iloc[0].to_dict())
 
 
-def _read(folder: Path, **equal: str) -> pd.DataFrame:
-    """A Parquet folder of the store as a frame (rows where the given columns equal the values); seeds exact."""
-    try:
-        where = ds.field(*equal) == next(iter(equal.values())) if equal else None
-        table = ds.dataset(folder, format="parquet", partitioning="hive").to_table(filter=where)
-    except (OSError, ValueError) as exc:  # pyarrow's errors derive from these
-        raise StoreError(f"cannot read {folder}: {exc}") from exc
+def _frame(table: pa.Table) -> pd.DataFrame:
+    """A table of the store as a frame, uint64 Monte Carlo seeds as exact integers (not through float64)."""
     frame = table.to_pandas()
-    if "seed" in frame:  # uint64 Monte Carlo seeds as exact integers, not through float64
+    if "seed" in frame:
         frame["seed"] = pd.Series(table.column("seed").to_pylist(), index=frame.index, dtype=object)
     return frame
 
 
-def load(store: Path, period: str, run_id: str | None) -> tuple[Path, str, dict[str, dict[str, str]], pd.DataFrame]:
-    """The view to read (the current one or a run's), its label, its provenance, and the period's results."""
-    if not store.is_dir():
-        raise UsageError(f"{store}: no such store")
+def load(store: Path, period: str, run_id: str | None) -> tuple[StoreView, str, pd.DataFrame]:
+    """The view to read (the current one or a run's), its label, and the period's results."""
+    view = open_store(store, run_id)
+    label = "the current view" if run_id is None else f"the view of run {run_id}"
     if run_id is None:
-        if not (store / storemod.CURRENT).exists():
-            raise UsageError(f"{store}: nothing published yet")
-        view, label = (store / storemod.CURRENT).resolve(), "the current view"
-        provenance = storemod.read_provenance(view)
-    else:
-        view, label = store / "runs" / run_id / storemod.VIEW, f"the view of run {run_id}"
-        if Path(run_id).name != run_id or not view.is_dir():
-            known = sorted(p.parent.name for p in (store / "runs").glob(f"*/{storemod.VIEW}"))
-            raise UsageError(f"no published run {run_id!r} in {store} (runs with a view: {', '.join(known) or 'none'})")
-        provenance = storemod.read_provenance(view)
-    verify.require_period(view, period)  # every file its runs wrote is there
-    folder = view / "results" / f"period={period}"
-    if not folder.is_dir():
-        periods = ", ".join(storemod.published_periods(view, "results")) or "none"
+        view.require_published()
+    view.check(period)  # every file its runs wrote is there
+    if not view.has("results", period):
+        periods = ", ".join(view.periods()) or "none"
         raise UsageError(f"no results for period {period} in {label} of {store} (periods: {periods})")
-    return view, label, provenance, _read(folder)
+    return view, label, _frame(view.table("results", period))
 
 
-def run_plan(store: Path, run_id: str, manifest: dict[str, Any]) -> tuple[Plan, str]:
-    """The exact plan a run used, and where it was read: runs/RUN_ID/plan.json; for runs made before that file
-    was kept, the manifest's plan file or the bundled plan of its id, only when its sha256 is the manifest's."""
-    path, want = store / "runs" / run_id / "plan.json", manifest.get("plan", {})
-    try:
-        if path.exists():
-            return plan_from_document(json.loads(path.read_text()), str(path)), str(path)
-        for candidate in filter(None, (want.get("source"), want.get("id"))):
-            try:
-                file = resolve_plan_path(candidate)
-            except CarrierSlaError:
-                continue
-            if hashlib.sha256(file.read_bytes()).hexdigest() == want.get("sha256"):
-                return load_plan(file), f"{file} (the run kept no plan.json; same sha256 as its manifest)"
-    except (CarrierSlaError, ValueError, OSError) as exc:
-        raise StoreError(f"cannot load the plan of run {run_id}: {exc}") from exc
-    raise StoreError(f"run {run_id} kept no plan.json, and no plan file has its sha256 {want.get('sha256')}")
+def run_plan(view: StoreView, period: str, run_id: str) -> tuple[Plan, str]:
+    """The exact plan the month was judged under (StoreView.plan), and where it was read: the run's
+    runs/RUN_ID/plan.json, or for runs made before that file was kept the plan file of the same sha256."""
+    plan = view.plan(period)
+    if Path(plan.source).parent == view.run_folder(run_id):  # the plan the run kept in its own folder
+        return plan, plan.source
+    return plan, f"{plan.source} (the run kept no plan.json; same sha256 as its manifest)"
 
 
-def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = sub.add_parser(
-        "explain",
-        help="one verdict end to end: rule, population, test, remedies, worst records",
-        description=__doc__.split("\n\n")[1].replace("\n", " "),
-    )
-    p.add_argument("--store", required=True, type=Path, help="the output store")
-    p.add_argument("--period", required=True, help="reporting month YYYY-MM")
-    p.add_argument("--measure", required=True, help="measure id, e.g. OP-3")
-    p.add_argument("--carrier", required=True, help="CLEC id, or 'all' for the all-CLEC aggregate")
-    p.add_argument("--state", help="narrow down to this state, e.g. CO")
-    p.add_argument("--product", help="narrow down to this CLEC product, e.g. resale_pots")
-    p.add_argument("--submeasure", help="e.g. all, dispatch=true")
-    p.add_argument("--run", help="read this run's view (STORE/runs/RUN_ID/view) instead of the current one")
-    p.add_argument("--json", action="store_true", help="one JSON object with the same content")
-    p.add_argument("--top", type=int, default=10, help="records behind the gap to list (default 10)")
-    p.add_argument("--excluded", type=int, default=50, help="excluded CLEC records to list (default 50)")
-    p.set_defaults(command_module="carrier_sla.readers.explain")
-    return p
-
-
-def command(args: argparse.Namespace) -> int:
-    """Print the explanation of one cell; UsageError (exit 2) when the key matches none or several cells."""
-    from carrier_sla.engine.pipeline import check_period
-
-    check_period(args.period)
-    if args.top < 0 or args.excluded < 0:
+def explain(
+    store: Path,
+    period: str,
+    measure: str,
+    carrier: str,
+    *,
+    state: str | None = None,
+    product: str | None = None,
+    submeasure: str | None = None,
+    run_id: str | None = None,
+    top: int = 10,
+    excluded: int = 50,
+) -> dict[str, Any]:
+    """The explanation of one cell of `period` (carrier 'all': the all-CLEC aggregate), read from the store's
+    current view or, with `run_id`, that run's; UsageError (exit 2) when the key matches none or several cells."""
+    check_period(period)
+    if top < 0 or excluded < 0:
         raise UsageError("--top and --excluded must be 0 or more")
-    store, key = Path(args.store), f"period={args.period}"
-    view, label, provenance, results = load(store, args.period, args.run)
-    cell = find_cell(results, args.measure, args.carrier, args.state, args.product, args.submeasure)
-    producer = provenance.get("results", {}).get(key) or args.run
+    view, label, results = load(Path(store), period, run_id)
+    cell = find_cell(results, measure, carrier, state, product, submeasure)
+    producer = view.run_of(period) or run_id
     if producer is None:
-        raise StoreError(f"{label} of {store} does not say which run produced the results of {args.period}")
-    manifest_path = store / "runs" / producer / "manifest.json"
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except (OSError, ValueError) as exc:
-        raise StoreError(f"cannot read {manifest_path}: {exc}") from exc
-    plan, source = run_plan(store, producer, manifest)
+        raise StoreError(f"{label} of {store} does not say which run produced the results of {period}")
+    manifest = view.manifest(run_id=producer)
+    plan, source = run_plan(view, period, producer)
     if cell["measure_id"] not in {m.id for m in plan.measures}:
         raise StoreError(f"the plan of run {producer} has no measure {cell['measure_id']}")
-    records_dir = view / "records" / key / f"measure={cell['measure_id']}"
-    if not records_dir.is_dir():
-        raise StoreError(f"{records_dir}: no records/ published for {cell['measure_id']} in {args.period}")
+    if cell["measure_id"] not in view.measures(period):
+        raise StoreError(f"{store} ({view.label}): no records/ published for {cell['measure_id']} in {period}")
     tables = {
-        t: _read(view / t / key) if (view / t / key).is_dir() else None
+        t: _frame(view.table(t, period)) if view.has(t, period) else None
         for t in ("remedies", "escalation", "adjustments")
     }
     run = {
         "run_id": producer,
         "view": label,
         **{k: manifest.get(k) for k in ("status", "started_at", "finished_at", "as_of")},
-        "manifest": str(manifest_path),
+        "manifest": str(view.manifest_path(producer)),
         "plan": {**{k: manifest.get("plan", {}).get(k) for k in ("id", "version", "sha256")}, "source": source},
-        "remedies_run": provenance.get("remedies", {}).get(key),
+        "remedies_run": view.run_of(period, "remedies"),
     }
+    records = view.table("records", period, where={"state": cell["state"]}, measure_id=cell["measure_id"])
     result = explanation(
         plan,
         cell,
-        _read(records_dir, state=cell["state"]),
+        _frame(records),
         run=run,
         ledger=tables["remedies"],
         escalation=tables["escalation"],
-        top=args.top,
-        excluded=args.excluded,
+        top=top,
+        excluded=excluded,
         adjustments=tables["adjustments"],
     )
-    result = evidence.with_input(result, plan, *evidence.read_rows(plan, manifest, evidence.listed(result)))
-    print(json.dumps(result, indent=1, default=str) if args.json else render(result))
-    return 0
+    return evidence.with_input(result, plan, *evidence.read_rows(plan, manifest, evidence.listed(result)))

@@ -35,8 +35,8 @@ from carrier_sla.engine.evaluate import derive
 from carrier_sla.errors import CarrierSlaError
 from carrier_sla.inputs import ingest, spill
 from carrier_sla.inputs.contract import check_table, record_ids
-from carrier_sla.inputs.fields import DERIVED, DERIVED_FROM, fields_of, record_schema
 from carrier_sla.plan.calendar import NS_PER_S, NULL
+from carrier_sla.plan.fields import DERIVED, DERIVED_FROM, fields_of, record_schema
 from carrier_sla.plan.load import Measure, Plan
 from carrier_sla.readers.explain_cell import SOURCE_ORDER, json_value, num, text_table
 

@@ -7,9 +7,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from carrier_sla.errors import UsageError
 from carrier_sla.store import layout as store
 from carrier_sla.store import verify
+from carrier_sla.store.view import open_store
 
 COLUMNS = ("run_id", "started_at", "status", "exit", "period", "kind", "plan", "inputs", "verdicts", "paid", "current")
 
@@ -27,40 +27,42 @@ def runs(out: Path, period: str | None = None, warnings: list[str] | None = None
     (its results, or its remedies recomputed after a restatement). StoreDamaged when the current
     view is (carrier_sla.store.verify); a run whose manifest cannot be read, and which the current view
     does not need, is left out with a line in `warnings`."""
-    folder = Path(out) / "runs"
-    if not Path(out).is_dir():
-        raise UsageError(f"{out}: no such store")
+    view = open_store(out)  # UsageError when there is no such store
     verify.require_intact(out)
-    provenance = store.current_provenance(out)
+    provenance = view.provenance
     rows = []
-    for path in sorted(folder.glob("*/manifest.json")) if folder.is_dir() else []:
-        m = verify.read_manifest(out, path.parent.name)
+    for run_id in view.run_ids():
+        m = verify.read_manifest(out, run_id)
         if isinstance(m, verify.Problem):  # not in the current view: require_intact would have said so
             if warnings is not None:
-                warnings.append(f"{m}; run {path.parent.name} left out")
+                warnings.append(f"{m}; run {run_id} left out")
             continue
         remedies = m.get("remedies", {}).get("periods", {})
         periods = [m.get("period")] + [p for p, r in remedies.items() if r.get("recomputed_after_restatement")]
+        restated = periods[1:]
+        retracted = m.get("retracted", []) if m.get("kind") == "retract" else []
+        periods += [p for p in retracted if p not in periods]
         if period is not None and period not in periods:
             continue
         current = sorted(
             f"{table}/{key.split('=', 1)[1]}"
             for table, by_period in provenance.items()
-            for key, run_id in by_period.items()
-            if run_id == path.parent.name and (period is None or key == f"period={period}")
+            for key, producer in by_period.items()
+            if producer == run_id and (period is None or key == f"period={period}")
         )
         verdicts = m.get("verdicts", {})
         this = remedies.get(m.get("period"), {})
         rows.append(
             {
-                "run_id": m.get("run_id", path.parent.name),
+                "run_id": m.get("run_id", run_id),
                 "started_at": m.get("started_at", ""),
                 "finished_at": m.get("finished_at"),
                 "status": m.get("status", "unknown"),
                 "exit": m.get("exit_code"),
                 "period": m.get("period"),
-                "restated_remedies": periods[1:],
-                "kind": "provisional" if m.get("provisional") else "final",
+                "restated_remedies": restated,
+                "kind": "retract" if m.get("kind") == "retract" else "provisional" if m.get("provisional") else "final",
+                "retracted": retracted,
                 "as_of": m.get("as_of"),
                 "plan": f"{m['plan']['id']} {m['plan']['version']}" if "plan" in m else "",
                 "plan_sha256": m.get("plan", {}).get("sha256", ""),
@@ -91,6 +93,8 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
             return f"provisional as of {row['as_of']}"
         if column == "started_at":
             return str(value)[:19].replace("T", " ")
+        if column == "period" and row["retracted"]:
+            return f"{value} retracted" + (f" (+{','.join(row['retracted'][1:])})" if row["retracted"][1:] else "")
         if column == "period" and row["restated_remedies"]:
             return f"{value} (+remedies {','.join(row['restated_remedies'])})"
         if column == "paid" and row.get("adjustments"):

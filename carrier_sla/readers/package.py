@@ -16,7 +16,6 @@ leaves a half package; DIR may exist only when empty.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -33,47 +32,19 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
-import pyarrow.dataset as ds
 
 from carrier_sla import __version__
 from carrier_sla.engine.pipeline import check_period
 from carrier_sla.errors import StoreError, UsageError
-from carrier_sla.readers import csv_safe
+from carrier_sla.store import csv_safe
 from carrier_sla.store import layout as store
-from carrier_sla.store import verify
+from carrier_sla.store.view import open_store
 
 PACKAGE_FORMAT_VERSION = "1"
 USED_TABLES = ("results", "records", "rejects", "remedies", "statements", "adjustments")  # the tables a package reads
 CELL = ("measure_id", "submeasure", "state", "product")
 CARRIER_COLUMNS = ("carrier_id", "payee")  # columns that name a carrier, checked on every table written
 CARRIER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")  # the input contract's pattern
-
-
-def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = sub.add_parser("package", help="write a confidential package of one CLEC's results, records and remedies")
-    p.add_argument("--store", required=True, type=Path, help="the output store")
-    p.add_argument("--period", required=True, help="reporting month YYYY-MM")
-    p.add_argument("--carrier", required=True, help="the CLEC's carrier id, e.g. CLEC03")
-    p.add_argument("--out", required=True, type=Path, help="the package folder (must not exist, or be empty)")
-    p.add_argument("--run", help="read the view of this run (STORE/runs/RUN_ID/view) instead of the current one")
-    p.set_defaults(command_module="carrier_sla.readers.package")
-    return p
-
-
-def command(args: argparse.Namespace) -> int:
-    """Write the package and print what it holds; returns 0."""
-    verify.refuse_inside(args.out, args.store)
-    manifest = build_package(args.store, args.period, args.carrier, args.out, run_id=args.run)
-    runs = sorted(set(manifest["source"]["runs"].values()))
-    print(f"package of {manifest['carrier_id']} for {manifest['period']} in {args.out} (runs {', '.join(runs)})")
-    for item in manifest["files"]:
-        rows = "" if item["rows"] is None else f"{item['rows']:>9,} rows"
-        print(f"  {item['path']:<34} {rows:>14} {item['bytes']:>12,} bytes")
-    print("  manifest.json")
-    if manifest["remedies"] is not None:
-        remedies = manifest["remedies"]
-        print(f"remedies to {manifest['carrier_id']}: {remedies['currency']} {remedies['total']}")
-    return 0
 
 
 # ---- selections: pure functions of the store's tables -------------------------------------------
@@ -148,63 +119,31 @@ def column_total(table: pa.Table, column: str) -> Decimal:
 
 
 class View:
-    """One published view of the store, resolved once: the current one or a run's."""
+    """The tables of one month of one published view of the store (carrier_sla.store.view.StoreView,
+    resolved once: the current view or a run's), as the package reads them."""
 
     def __init__(self, store_path: Path, period: str, run_id: str | None):
-        self.store = Path(store_path)
-        self.period = period
-        if not self.store.is_dir():
-            raise UsageError(f"{self.store}: no such store")
-        if run_id is not None:
-            if not run_id or Path(run_id).name != run_id or run_id.startswith("."):
-                raise UsageError(f"--run {run_id!r} is not a run id")
-            run_dir = self.store / "runs" / run_id
-            if not (run_dir / "manifest.json").exists():
-                raise UsageError(f"unknown run {run_id} in {self.store}")
-            if not (run_dir / store.VIEW).is_dir():
-                status = _read_json(run_dir / "manifest.json").get("status", "unknown")
-                raise UsageError(f"run {run_id} has no published view (status {status})")
-            self.root = (run_dir / store.VIEW).resolve()
-            self.label = f"runs/{run_id}/{store.VIEW}"
-        else:
-            if not (self.store / store.CURRENT).exists():
-                raise UsageError(f"{self.store}: nothing published yet (no {store.CURRENT} view)")
-            self.root = (self.store / store.CURRENT).resolve()
-            self.label = store.CURRENT
-        verify.require_period(self.root, period, USED_TABLES)  # every file its runs wrote is there
-        if not self.folder("results").is_dir():
-            periods = sorted(p.name.split("=", 1)[1] for p in (self.root / "results").glob("period=*"))
-            known = ", ".join(periods) or "none"
+        self.view = open_store(store_path, run_id).require_published()
+        self.store, self.period, self.label = self.view.store, period, self.view.label
+        self.view.check(period, USED_TABLES)  # every file its runs wrote is there
+        if not self.view.has("results", period):
+            known = ", ".join(self.view.periods()) or "none"
             raise UsageError(f"no results for period {period} in {self.store} ({self.label}); periods: {known}")
-        provenance = _read_json(self.root / store.PROVENANCE)
-        key = f"period={period}"
-        self.runs = {t: by[key] for t, by in provenance.items() if key in by and t in USED_TABLES}
+        self.runs = self.view.runs_of(period, USED_TABLES)
 
-    def folder(self, table: str) -> Path:
-        return self.root / table / f"period={self.period}"
+    def has(self, table: str) -> bool:
+        return self.view.has(table, self.period)
 
-    def read(self, table: str, folder: Path | None = None, carrier: str | None = None) -> pa.Table:
-        """A table of the period (or one of its sub-folders), filtered on carrier_id when given."""
-        where = folder or self.folder(table)
-        try:
-            dataset = ds.dataset(where, format="parquet")
-            return dataset.to_table(filter=pc.field("carrier_id") == carrier if carrier else None)
-        except (OSError, pa.ArrowInvalid) as exc:
-            raise StoreError(f"cannot read {where}: {exc}") from exc
+    def read(self, table: str, carrier: str | None = None, measure_id: str | None = None) -> pa.Table:
+        """A table of the period (one measure's records with `measure_id`), only C's rows when `carrier` is given."""
+        where = {"carrier_id": carrier} if carrier else None
+        return self.view.table(table, self.period, where=where, measure_id=measure_id)
 
     def run_manifest(self, table: str) -> dict[str, Any]:
         run_id = self.runs.get(table)
-        path = self.store / "runs" / str(run_id) / "manifest.json"
-        if run_id is None or not path.exists():
+        if run_id is None:
             raise StoreError(f"{self.store}: no manifest of the run that published {table} of {self.period}")
-        return _read_json(path)
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return dict(json.loads(path.read_text())) if path.exists() else {}
-    except (OSError, ValueError) as exc:
-        raise StoreError(f"cannot read {path}: {exc}") from exc
+        return self.view.manifest(run_id=run_id)
 
 
 # ---- writing --------------------------------------------------------------------------------------
@@ -281,17 +220,17 @@ def build_package(
         raise UsageError(f"{out} exists and is not an empty folder: choose a new package folder")
     view = View(store_path, period, run_id)
     results = select_results(view.read("results"), carrier)
-    remedies = select_remedies(view.read("remedies"), carrier) if view.folder("remedies").is_dir() else None
+    remedies = select_remedies(view.read("remedies"), carrier) if view.has("remedies") else None
     paid = remedies is not None and remedies.num_rows > 0
-    adjustments = select_remedies(view.read("adjustments"), carrier) if view.folder("adjustments").is_dir() else None
+    adjustments = select_remedies(view.read("adjustments"), carrier) if view.has("adjustments") else None
     adjustments = adjustments if adjustments is not None and adjustments.num_rows else None
     paid = paid or adjustments is not None
     if not int(pc.sum(pc.equal(results["scope"], "clec")).as_py() or 0) and not paid:
         raise UsageError(f"carrier {carrier!r} has no CLEC results and no remedies in period {period} ({view.label})")
-    measures = sorted(p for p in view.folder("records").glob("measure=*") if p.is_dir())
-    records = [select_records(view.read("records", m, carrier), carrier, m.name.split("=", 1)[1]) for m in measures]
+    measures = view.view.measures(period)
+    records = [select_records(view.read("records", carrier, m), carrier, m) for m in measures]
     records = [r for r in records if r.num_rows]
-    rejects_all = view.read("rejects") if view.folder("rejects").is_dir() else pa.table({})
+    rejects_all = view.read("rejects") if view.has("rejects") else pa.table({})
     rejects = select_rejects(rejects_all, carrier)
     results_run = view.run_manifest("results")
     plan = {k: results_run.get("plan", {}).get(k) for k in ("id", "version", "sha256")}
@@ -305,7 +244,7 @@ def build_package(
             raise StoreError(f"remedies of {carrier} in {period}: ledger lines sum to {total}, the run manifest "
                              f"says {published}; package not written")  # fmt: skip
         remedy_summary = {"currency": summary.get("currency"), "total": f"{total}", "lines": remedies.num_rows}
-    statement = view.folder("statements") / f"statement-{carrier}.csv"
+    statement = view.view.statement_file(period, carrier)
     created = (now or datetime.now(UTC)).isoformat(timespec="seconds")
     metadata = {
         "carrier_sla.version": __version__,
@@ -333,7 +272,7 @@ def build_package(
             "rows": None if rejects is None else rejects.num_rows,
             "rows_not_attributable": rejects_all.num_rows if rejects is None else None,
         },
-        "statement": statement.name if statement.exists() else None,
+        "statement": statement.name if statement is not None else None,
         "adjustments": None
         if adjustments is None
         else {
@@ -353,7 +292,7 @@ def build_package(
             folder.table("adjustments", adjustments, carrier)
         if rejects is not None:
             folder.table("rejects", rejects, carrier)
-        if statement.exists():
+        if statement is not None:
             folder.copy(statement, "statement.csv")
         folder.text("README.txt", readme(manifest, results, records))
         manifest["files"] = folder.inventory()

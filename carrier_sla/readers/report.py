@@ -19,22 +19,19 @@ the report's words in report_words, the excusals and restatement tables in repor
 
 from __future__ import annotations
 
-import argparse
-import json
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
 import pandas as pd
-import pyarrow.dataset as ds
 
 from carrier_sla.engine.remedies import KEY as LEDGER_KEY
-from carrier_sla.errors import UsageError
+from carrier_sla.errors import StoreError, UsageError
 from carrier_sla.plan import calendar as calmod
-from carrier_sla.plan.load import Measure, Plan, plan_from_document
-from carrier_sla.readers import csv_safe, report_html, report_restated
-from carrier_sla.store import layout as store
-from carrier_sla.store import verify
+from carrier_sla.plan.load import Measure, Plan
+from carrier_sla.readers import report_html, report_restated
+from carrier_sla.store import csv_safe
+from carrier_sla.store.view import StoreView, open_store
 
 STATUSES = ("met", "miss", "no_activity", "no_retail_analog", "undetermined", "diagnostic")
 MEASURE_COLUMNS = [
@@ -69,20 +66,20 @@ class Report:
     adjustments: pd.DataFrame | None = None  # a restated month: per payee paid, restated, adjustment
 
 
-def build(out: Path, period: str, state: str | None = None) -> Report:
-    """Gather the report's tables from the store's current view (resolved once: one publication)."""
-    view = store.view_root(out)
-    verify.require_period(view, period)  # every file its runs wrote is there
-    if period not in store.published_periods(view, "results"):
-        raise UsageError(f"{out}: no published results for period {period}")
-    results = store.read_table(view, "results", period).to_pandas()
+def build(out: Path | StoreView, period: str, state: str | None = None) -> Report:
+    """Gather the report's tables from a store's current view (resolved once: one publication), or
+    from the StoreView given (a past run's view)."""
+    view = out if isinstance(out, StoreView) else open_store(out)
+    view.check(period)  # every file its runs wrote is there
+    if not view.has("results", period):
+        raise UsageError(f"{view.store}: no published results for period {period}")
+    results = view.results(period)
     results["period"] = results["period"].astype(str)
     if state is not None:
         if state not in set(results["state"]):
             raise UsageError(f"period {period} has no results for state {state!r}")
         results = results[results["state"] == state]
-    provenance = store.read_provenance(view) if view != Path(out) else {}
-    run_id = provenance.get("results", {}).get(f"period={period}", "")
+    run_id = view.run_of(period) or ""
     plan = f"{results['plan_id'].iloc[0]} {results['plan_version'].iloc[0]}" if len(results) else ""
     clec = results[results["scope"] == "clec"]
     summary = clec.pivot_table(index="state", columns="status", aggfunc="size", fill_value=0)
@@ -102,7 +99,7 @@ def build(out: Path, period: str, state: str | None = None) -> Report:
     misses = _with_payments(clec[clec["status"] == "miss"][["carrier_id", *MEASURE_COLUMNS]], paid).sort_values(
         ["measure_id", "state", "product", "submeasure", "carrier_id"]
     )
-    plan_used = _plan_of(out, run_id)
+    plan_used = _plan_of(view, period)
     titles = {m.id: m.title for m in plan_used.measures} if plan_used else {}
     scales = {m.id: m.scale for m in plan_used.measures} if plan_used else {}
     trend = _trend(view, period, state, scales)
@@ -126,14 +123,14 @@ def build(out: Path, period: str, state: str | None = None) -> Report:
         titles=titles,
         scopes=_scopes(plan_used, trend),
         excused=report_restated.excused(results),
-        adjustments=report_restated.adjustments(out, period, state),
+        adjustments=report_restated.adjustments(view, period, state),
     )
 
 
-def _ledger(view: Path, period: str, state: str | None) -> pd.DataFrame:
-    if period not in store.published_periods(view, "remedies"):
+def _ledger(view: StoreView, period: str, state: str | None) -> pd.DataFrame:
+    if not view.has("remedies", period):
         return pd.DataFrame(columns=["payee", "tier", "state", "amount", "amount_uncapped", *CELL, *PAID_COLUMNS])
-    ledger = store.read_table(view, "remedies", period).to_pandas()
+    ledger = view.remedies(period)
     return ledger if state is None else ledger[ledger["state"] == state]
 
 
@@ -185,25 +182,28 @@ def _scope_of(measure: Measure | None, standard: str, target: float | None) -> s
     return ""
 
 
-def _plan_of(out: Path, run_id: str) -> Plan | None:
-    """The plan the run used (runs/RUN_ID/plan.json), if the run kept it."""
-    path = Path(out) / "runs" / run_id / "plan.json"
-    return plan_from_document(json.loads(path.read_text()), str(path)) if path.exists() else None
+def _plan_of(view: StoreView, period: str) -> Plan | None:
+    """The plan the month was judged under (StoreView.plan); None when it cannot be read back (the
+    report then shows measure ids without names, and scales values from the cells themselves)."""
+    try:
+        return view.plan(period)
+    except StoreError:
+        return None
 
 
-def _trend(view: Path, period: str, state: str | None, scales: dict[str, float]) -> pd.DataFrame:
+def _trend(view: StoreView, period: str, state: str | None, scales: dict[str, float]) -> pd.DataFrame:
     """All-CLEC and retail value per measure, standard (and benchmark) and month, up to 12 months ending
     with `period`, pooled over the state/product cells (sums of numerators over sums of denominators).
     Cells judged against different benchmarks (PO-5: 95 % electronic, 90 % manual) or by parity are not
     pooled together, so that each line can be drawn against its own standard; cells with no standard
     (no records to place) have no line."""
     months = [calmod.period_text(calmod.period_index(period) - k) for k in range(11, -1, -1)]
-    have = [m for m in months if m in store.published_periods(view, "results")]
+    have = [m for m in months if view.has("results", m)]
     frames = []
     for month in have:
         columns = ["measure_id", "state", "scope", "standard", "benchmark", "unit", "clec_n", "clec_numerator",
                    "clec_value", "retail_n", "retail_numerator"]  # fmt: skip
-        frame = store.read_table(view, "results", month).select(columns).to_pandas()
+        frame = view.frame("results", month, columns)
         frame = frame[(frame["scope"] == "clec_aggregate") & frame["standard"].notna()]
         if state is not None:
             frame = frame[frame["state"] == state]
@@ -225,21 +225,20 @@ def _trend(view: Path, period: str, state: str | None, scales: dict[str, float])
     return sums[TREND_COLUMNS]
 
 
-def _notes(view: Path, period: str, state: str | None) -> pd.DataFrame:
+def _notes(view: StoreView, period: str, state: str | None) -> pd.DataFrame:
     """Exclusions per measure and reason (from the records tables, counted by Arrow) and rejects per reason."""
     rows = []
-    folder = Path(view) / "records" / f"period={period}"
-    for measure_dir in sorted(folder.glob("measure=*")):
-        table = ds.dataset(measure_dir, format="parquet").to_table(columns=["exclusion_reason", "state", "included"])
+    for measure_id in view.measures(period):  # one measure at a time: the memory of the largest one
+        table = view.table("records", period, ["exclusion_reason", "state", "included"], measure_id=measure_id)
         frame = table.to_pandas()
         if state is not None:
             frame = frame[frame["state"].astype(str) == state]
         excluded = frame[~frame["included"].astype(bool)]
         for reason, count in excluded["exclusion_reason"].astype(str).value_counts().sort_index().items():
-            rows.append({"kind": "exclusion", "measure_id": measure_dir.name.split("=", 1)[1], "reason": reason,
+            rows.append({"kind": "exclusion", "measure_id": measure_id, "reason": reason,
                          "records": int(count)})  # fmt: skip
-    if period in store.published_periods(view, "rejects"):
-        rejects = store.read_table(view, "rejects", period).select(["reason"]).to_pandas()
+    if view.has("rejects", period):
+        rejects = view.frame("rejects", period, ["reason"])
         for reason, count in rejects["reason"].astype(str).value_counts().sort_index().items():
             rows.append({"kind": "rejected", "measure_id": "", "reason": reason, "records": int(count)})
     return pd.DataFrame(rows, columns=["kind", "measure_id", "reason", "records"])
@@ -264,25 +263,3 @@ def write(report: Report, out_dir: Path) -> list[Path]:
 def render(r: Report) -> str:
     return report_html.page(r)
 
-
-def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = sub.add_parser("report", help="the monthly filing report: one HTML file and its tables as CSV")
-    p.add_argument("--store", required=True, type=Path)
-    p.add_argument("--period", required=True, help="YYYY-MM")
-    p.add_argument("--state", help="only this state")
-    p.add_argument("--out", required=True, type=Path, help="folder for report.html and the CSV tables")
-    p.set_defaults(command_module="carrier_sla.readers.report")
-    return p
-
-
-def command(args: argparse.Namespace) -> int:
-    verify.refuse_inside(args.out, args.store)
-    report = build(args.store, args.period, args.state)
-    files = write(report, args.out)
-    state = f" {report.state}" if report.state else ""
-    kind = f"PROVISIONAL as of {report.provisional_as_of}" if report.provisional else "final"
-    print(f"report {report.period}{state} ({kind}), run {report.run_id}: {len(report.misses)} CLEC misses, "
-          f"{report.total_paid:,.2f} paid{report_restated.summary(report)}")  # fmt: skip
-    for path in files:
-        print(f"  {path}")
-    return 0

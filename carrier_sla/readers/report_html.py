@@ -217,7 +217,7 @@ def page(r: Report) -> str:
                 "the result that would have passed and the remedy paid:</p>"
             )
             out.append(table(missed, result_columns(carrier=True), shade=False))
-    out += report_restated.html(r)
+    out += restated_sections(r)
     out.append("<h2>Notes</h2>")
     out.append(
         "<p>Exclusions are the plan's rules, counted over every record evaluated (all carriers); rejected "
@@ -317,3 +317,43 @@ def _name(r: Report, measure_id: str) -> str:
 
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def restated_sections(r: Report) -> list[str]:
+    """The report's sections on excused cells and on a restatement (none when there is neither)."""
+    out = []
+    if r.excused is not None and len(r.excused):
+        out.append('<h2 id="excusals">Excused by the commission</h2>')
+        out.append(
+            '<p class="lead">These cells keep their verdict and figures; the commission excused them (root '
+            "cause), so they pay nothing and their count of consecutive missed months stays as it was.</p>"
+        )
+
+        def shown(key: str) -> Callable[[dict[str, Any]], str]:
+            return lambda row: esc(row.get(key))
+
+        keys = report_restated.EXCUSAL_COLUMNS
+        columns = [Column(key, key.replace("_", " ").capitalize(), shown(key), True) for key in keys]
+        out.append(table(r.excused, columns, shade=False))
+    if r.adjustments is not None and len(r.adjustments):
+
+        def cash(key: str) -> Callable[[dict[str, Any]], str]:
+            return lambda row: money(row[key], str(row.get("currency") or ""))
+
+        out.append('<h2 id="restatement">Restatement</h2>')
+        out.append(
+            '<p class="lead">This month was published before and is restated: per payee what was paid (the '
+            "earlier run), what the restated results pay, and the adjustment (restated minus paid).</p>"
+        )
+        columns = [
+            Column("payee", "Payee", lambda row: esc(row["payee"]), True),
+            Column("lines", "Lines", lambda row: count(row["lines"])),
+            Column("paid", "Paid", cash("paid")),
+            Column("restated", "Restated", cash("restated")),
+            Column("adjustment", "Adjustment", cash("adjustment")),
+            Column("paid_run_id", "Paid by run", lambda row: esc(row["paid_run_id"]), True),
+            Column("restated_run_id", "Restated by run", lambda row: esc(row["restated_run_id"]), True),
+            Column("note", "Note", lambda row: esc(row["note"]), True),
+        ]
+        out.append(table(r.adjustments, columns, "narrow"))
+    return out

@@ -13,7 +13,6 @@ total, per payee, per measure) between the baseline and the what-if.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 from dataclasses import dataclass
@@ -24,17 +23,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.dataset as ds
 
+from carrier_sla.engine import load as inputs
 from carrier_sla.engine import period_results, pipeline, remedy_chain
-from carrier_sla.errors import PlanError, StoreError, UsageError
+from carrier_sla.errors import StoreError, UsageError
 from carrier_sla.inputs import excusals
-from carrier_sla.inputs import load as inputs
-from carrier_sla.plan.load import Plan, load_plan
+from carrier_sla.plan.load import Plan
 from carrier_sla.plan.whatif_spec import what_if_plan
-from carrier_sla.readers import csv_safe
-from carrier_sla.store import layout as store
-from carrier_sla.store import verify
+from carrier_sla.store import csv_safe
+from carrier_sla.store.view import open_store
 
 CELL = ["measure_id", "submeasure", "state", "product", "scope", "carrier_id"]
 LINE = ["tier", "payee", "measure_id", "submeasure", "state", "product"]
@@ -65,40 +62,25 @@ class Baseline:
 
 def read_baseline(out: Path, period: str) -> Baseline:
     """The store's published results and ledger of `period` and the run (manifest, plan) behind them."""
-    out = Path(out)
-    view = store.view_root(out)  # resolved once: every table below from the same publication
-    published = store.read_provenance(view).get("results", {}) if view != out else {}
-    run_id = published.get(f"period={period}")
+    view = open_store(out)  # resolved once: every table below from the same publication
+    run_id = view.run_of(period)
     if run_id is None:
-        months = ", ".join(sorted(k.split("=", 1)[1] for k in published)) or "none"
+        months = ", ".join(view.periods()) or "none"
         raise UsageError(f"period {period} is not published in the store {out} (published: {months})")
-    folder = out / "runs" / run_id
-    try:
-        manifest = json.loads((folder / "manifest.json").read_text())
-        document = json.loads((folder / "plan.json").read_text()) if (folder / "plan.json").exists() else None
-    except (OSError, ValueError) as exc:
-        raise StoreError(f"{folder}: cannot read the run's manifest and plan: {exc}") from exc
-    if document is None:  # runs of versions before plan.json: the plan file, if it is still the same
-        try:
-            used = load_plan(manifest["plan"]["source"])
-            document = used.document if used.sha256 == manifest["plan"]["sha256"] else None
-        except (PlanError, KeyError):
-            document = None
-    verify.require_period(view, period)  # every file its runs wrote is there
-    results = store.read_table(view, "results", period).to_pandas()
-    has_ledger = (view / "remedies" / f"period={period}").is_dir()
-    ledger = store.read_table(view, "remedies", period).to_pandas() if has_ledger else None
-    counts = pd.DataFrame(columns=["measure_id", "code"])
-    if (view / "records" / f"period={period}").is_dir():
-        records = ds.dataset(view / "records" / f"period={period}", format="parquet", partitioning="hive")
-        table = records.to_table(columns=["measure", "exclusion_reason"])
-        counts = pd.DataFrame(
-            {
-                "measure_id": table["measure"].to_pandas().astype(str),
-                "code": table["exclusion_reason"].to_pandas().astype(object),
-            }
-        )
-    return Baseline(run_id, manifest, document, Side(_cells(results), _lines(ledger), _excluded(counts)))
+    manifest = view.manifest(run_id=run_id)
+    try:  # the plan the month was judged under; None when it cannot be read back (what-if then needs --plan)
+        document = view.plan(period).document
+    except StoreError:
+        document = None
+    view.check(period)  # every file its runs wrote is there
+    results = view.results(period)
+    ledger = view.remedies(period) if view.has("remedies", period) else None
+    counts = []
+    for measure_id in view.measures(period):  # one measure at a time: the memory of the largest one
+        reasons = view.table("records", period, ["exclusion_reason"], measure_id=measure_id)["exclusion_reason"]
+        counts.append(pd.DataFrame({"measure_id": measure_id, "code": reasons.to_pandas().astype(object)}))
+    codes = pd.concat(counts, ignore_index=True) if counts else pd.DataFrame(columns=["measure_id", "code"])
+    return Baseline(run_id, manifest, document, Side(_cells(results), _lines(ledger), _excluded(codes)))
 
 
 def compute_what_if(plan: Plan, out: Path, period: str, data_dir: Path, baseline: Baseline) -> tuple[Side, bool]:
@@ -358,47 +340,16 @@ def write_files(folder: Path, summary: dict[str, Any], cells: pd.DataFrame, line
     return paths
 
 
-# ------------------------------------------------------------------------ the command
-
-
-def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = sub.add_parser("what-if", help="recompute a published month under a changed plan, publishing nothing")
-    p.add_argument("--store", required=True, type=Path, help="the store holding the published month (read only)")
-    p.add_argument("--period", required=True, help="the published month to recompute, YYYY-MM")
-    p.add_argument("--data", required=True, type=Path, help="input directory (orders, troubles, lines)")
-    p.add_argument("--plan", help="another plan file or bundled plan id (default: the baseline run's plan)")
-    p.add_argument(
-        "--set",
-        dest="sets",
-        action="append",
-        default=[],
-        metavar="SPEC",
-        help="change the plan: exclusion.CODE=off, MEASURE.exclusion.CODE=off or /json/pointer=VALUE (repeatable, "
-        "applied in order; to the --plan document when given)",
-    )
-    p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
-    p.add_argument("--out", type=Path, help="also write verdicts.csv, payments.csv and summary.json to this folder")
-    p.set_defaults(command_module="carrier_sla.readers.whatif")
-    return p
-
-
-def command(args: argparse.Namespace) -> int:
-    """Compare the published month with the month recomputed under the changed plan; print it."""
-    period = pipeline.check_period(args.period)
-    if not args.plan and not args.sets:
+def what_if(
+    store: Path, period: str, data_dir: Path, plan: str | None = None, sets: tuple[str, ...] | list[str] = ()
+) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]:
+    """The published `period` against the month recomputed under the changed plan (`plan`, another plan
+    file or bundled id, default the baseline run's; `sets`, the changes applied to it): the summary
+    (JSON-ready), the changed cells and every ledger line of either side. Nothing is written."""
+    period = pipeline.check_period(period)
+    if not plan and not sets:
         raise UsageError("what-if needs --plan OTHER or at least one --set SPEC")
-    if args.out is not None and args.out.resolve().is_relative_to(args.store.resolve()):
-        raise UsageError(f"--out {args.out} is inside the store: what-if never writes into a store")
-    baseline = read_baseline(args.store, period)
-    plan = what_if_plan(args.plan, args.sets, baseline.document, baseline.run_id)
-    side, same = compute_what_if(plan, args.store, period, args.data, baseline)
-    summary, cells, lines = summarize(args.store, period, args.data, baseline, plan, args.sets, side, same)
-    if args.json:
-        print(json.dumps(summary, indent=1))
-    else:
-        print(format_text(summary))
-    if args.out is not None:
-        paths = write_files(args.out, summary, cells, lines)
-        if not args.json:
-            print(f"\nwrote {', '.join(str(p) for p in paths)}")
-    return 0
+    baseline = read_baseline(store, period)
+    changed = what_if_plan(plan, list(sets), baseline.document, baseline.run_id)
+    side, same = compute_what_if(changed, store, period, data_dir, baseline)
+    return summarize(store, period, data_dir, baseline, changed, list(sets), side, same)

@@ -234,18 +234,22 @@ class Staging:
     def path(self, table: str, period: str, *parts: str) -> Path:
         return self.root.joinpath(table, f"period={period}", *parts)
 
-    def publish(self) -> None:
-        """Link in what the run did not write, record provenance, swap STORE/current."""
+    def publish(self, drop_periods: frozenset[str] = frozenset()) -> None:
+        """Link in what the run did not write, record provenance, swap STORE/current.
+
+        `drop_periods`: months of the current view left out of the new one (carrier_sla.store.retract)."""
         current = self.store / CURRENT
         written = [(t.name, p.name) for t in self.root.iterdir() if t.is_dir() for p in t.iterdir() if p.is_dir()]
         provenance: dict[str, dict[str, str]] = {}
+        dropped = {f"period={p}" for p in drop_periods}
         if current.exists():
             old = current.resolve()
             provenance = read_provenance(old)
+            provenance = {t: {k: r for k, r in by.items() if k not in dropped} for t, by in provenance.items()}
             for table_dir in sorted(p for p in old.iterdir() if p.is_dir()):
                 for period_dir in sorted(p for p in table_dir.iterdir() if p.is_dir()):
                     target = self.root / table_dir.name / period_dir.name
-                    if not target.exists():
+                    if not target.exists() and period_dir.name not in dropped:
                         _link_tree(period_dir, target)
         for table, period_dir_name in written:
             provenance.setdefault(table, {})[period_dir_name] = self.run_id
@@ -350,24 +354,6 @@ def write_manifest(store: Path, run_id: str, manifest: dict[str, Any]) -> Path:
         tmp.unlink(missing_ok=True)  # the manifest stays as it was; a half-written copy helps nobody
         raise
     return folder / "manifest.json"
-
-
-def read_table(store: Path, table: str, period: str) -> pa.Table:
-    """Read one published table of a period (all its files) from the current view, resolved once
-    (or from `store` when it is a view); StoreDamaged when a file its run wrote is missing."""
-    from carrier_sla.store import verify
-
-    root = view_root(store)
-    folder = root / table / f"period={period}"
-    if not folder.exists():
-        raise StoreError(f"{Path(store) / table / f'period={period}'}: no published {table} for period {period}")
-    verify.require_period(root, period, (table,))
-    import pyarrow.dataset as ds
-
-    try:
-        return ds.dataset(folder, format="parquet", partitioning="hive").to_table()
-    except (OSError, pa.ArrowInvalid) as exc:
-        raise StoreDamaged(str(store_of(root)), [f"{folder}: unreadable ({_short(exc)})"]) from exc
 
 
 def published_periods(store: Path, table: str) -> list[str]:

@@ -18,7 +18,6 @@ since issue 14, its bytes and sha256; older manifests are checked by presence an
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import os
@@ -30,8 +29,6 @@ import pyarrow.parquet as pq
 
 from carrier_sla.errors import StoreDamaged, UsageError
 from carrier_sla.store import layout as storemod
-
-EXIT_CLEAN, EXIT_DAMAGED = 0, 5
 
 
 @dataclass(frozen=True, order=True)
@@ -372,19 +369,3 @@ def format_verification(v: Verification) -> str:
         lines.append("see the README's 'Recovery' section for how to repair each problem")
     return "\n".join(lines)
 
-
-def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = sub.add_parser(
-        "verify",
-        help="check every published run's files against its manifest (presence, rows, sha256); exit 5 when damaged",
-    )
-    p.add_argument("--store", required=True, type=Path, help="the output store")
-    p.set_defaults(command_module="carrier_sla.store.verify")
-    return p
-
-
-def command(args: argparse.Namespace) -> int:
-    """Print what verify_store found; 0 when the store is whole, 5 when anything is damaged."""
-    result = verify_store(args.store)
-    print(format_verification(result))
-    return EXIT_DAMAGED if result.problems else EXIT_CLEAN

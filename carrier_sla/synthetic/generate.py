@@ -55,7 +55,7 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
 from carrier_sla.errors import UsageError
-from carrier_sla.inputs.fields import column_type, record_schema
+from carrier_sla.plan.fields import column_type, record_schema
 from carrier_sla.synthetic.world import (
     CHANNELS,
     CLEC_ZIPF,

@@ -25,9 +25,9 @@ import numpy as np
 from carrier_sla.engine import evaluate
 from carrier_sla.errors import HolidaysNotListed, PlanProblem
 from carrier_sla.inputs.contract import Records
-from carrier_sla.inputs.fields import BUSINESS_DAY_FIELDS, fields_of
 from carrier_sla.plan import calendar as calmod
 from carrier_sla.plan.calendar import NULL
+from carrier_sla.plan.fields import BUSINESS_DAY_FIELDS, fields_of
 from carrier_sla.plan.load import Measure, Plan
 
 BUSINESS_KINDS = ("business_days", "within_business_hours")

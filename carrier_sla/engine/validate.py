@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
+from carrier_sla.engine import holiday_years
+from carrier_sla.engine.load import load, needed_record_types, read_whole
 from carrier_sla.errors import InputDataError, UsageError
 from carrier_sla.inputs import excusals, ingest
-from carrier_sla.inputs.fields import record_schema
-from carrier_sla.inputs.load import load, needed_record_types, read_whole
 from carrier_sla.plan import calendar as calmod
-from carrier_sla.plan import holiday_years
+from carrier_sla.plan.fields import record_schema
 from carrier_sla.plan.load import Plan
 from carrier_sla.plan.versions import PlanVersions, months_text
 

@@ -54,7 +54,7 @@ DERIVED_FROM: dict[str, dict[str, str]] = {
 }
 
 # Derived dates computed with business days, and the date each is counted from: a measure that
-# reads one needs the plan's holidays of every year from that date to it (carrier_sla.plan.holiday_years).
+# reads one needs the plan's holidays of every year from that date to it (carrier_sla.engine.holiday_years).
 BUSINESS_DAY_FIELDS: dict[str, dict[str, str]] = {
     "orders": {"effective_received_date": "received_date", "standard_due_date": "received_date"},
 }

@@ -12,11 +12,11 @@ import numpy as np
 import pyarrow as pa
 
 from carrier_sla.engine import evaluate
-from carrier_sla.engine.timings import Timings
 from carrier_sla.errors import NoRecords, RejectRateExceeded
 from carrier_sla.inputs import contract, ingest, merge
 from carrier_sla.plan import calendar as calmod
 from carrier_sla.plan.load import Plan
+from carrier_sla.timings import Timings
 
 WORKERS = 2  # threads reading and checking files
 
@@ -130,12 +130,13 @@ def load(
     read: Read,
     timings: Timings | None = None,
     as_of: dt.date | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Loaded:
     """Check the rows `read(record_type, file_index, file)` gives for every file of `found`:
     accepted records with derived fields (linked across types), rejects, counts per file.
 
     `read` returns (table, row numbers or None for 1..n, which rows repeat an id read earlier
-    or None to judge that on these files)."""
+    or None to judge that on these files). `progress(files done, files)` after each file."""
     timings = Timings() if timings is None else timings
     records: dict[str, contract.Records] = {}
     rejects: list[pa.Table] = []
@@ -158,8 +159,12 @@ def load(
     try:
         results = pool.map(read_and_check, jobs)
         for rtype, files in found.items():
-            with timings.stage("read_and_check"):
-                done = [next(results) for _ in files]
+            done = []
+            for _ in files:
+                with timings.stage("read_and_check"):
+                    done.append(next(results))
+                if progress is not None:
+                    progress(len(all_files) + len(done), len(jobs))
             checked = [d[0] for d in done]
             given = [d[1] for d in done]
             masks = [g for g in given if g is not None]
