@@ -12,6 +12,7 @@ import pytest
 
 from carrier_sla.engine import pipeline
 from carrier_sla.plan.load import PLANS_DIR, load_plan, plan_from_document
+from carrier_sla.vocabulary import AGGREGATE
 
 ORDER_DEFAULTS: dict[str, Any] = {
     "carrier_id": "CLEC01",
@@ -149,7 +150,7 @@ class Run:
 
     def records(self, measure_id: str) -> pd.DataFrame:
         period = self.result.period
-        return pd.read_parquet(self.out / "records" / f"period={period}" / f"measure={measure_id}")
+        return pd.read_parquet(self.out / "records" / f"period={period}" / f"measure_id={measure_id}")
 
     def rejects(self) -> pd.DataFrame:
         return pd.read_parquet(self.out / "rejects" / f"period={self.result.period}" / "part-0.parquet")
@@ -161,7 +162,7 @@ class Run:
 
     def cell(self, measure_id: str, carrier_id: str | None = "CLEC01", **keys: Any) -> pd.Series:
         frame = self.results[self.results["measure_id"] == measure_id]
-        frame = frame[frame["carrier_id"].isna()] if carrier_id is None else frame[frame["carrier_id"] == carrier_id]
+        frame = frame[frame["carrier_id"] == (AGGREGATE if carrier_id is None else carrier_id)]
         for k, v in keys.items():
             frame = frame[frame[k] == v]
         assert len(frame) == 1, f"expected one {measure_id} cell for {carrier_id} {keys}, found {len(frame)}"

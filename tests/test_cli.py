@@ -107,7 +107,7 @@ def test_run_completes_with_exit_0_and_prints_a_summary(tmp_path, capsys):
     assert "inputs: 9 rows read, 0 rejected" in out
     for table in ("results", "rejects"):
         assert (tmp_path / "store" / table / f"period={PERIOD}" / "part-0.parquet").is_file()
-    assert (tmp_path / "store" / "records" / f"period={PERIOD}" / "measure=MR-8" / "part-0.parquet").is_file()
+    assert (tmp_path / "store" / "records" / f"period={PERIOD}" / "measure_id=MR-8" / "part-0.parquet").is_file()
 
 
 def test_run_quiet_prints_nothing(tmp_path, capsys, small_plan):
@@ -824,7 +824,7 @@ def test_rerunning_with_changed_data_leaves_nothing_of_the_old_outputs(finished,
         cli(capsys, "run", "--plan", "example-qc", "--data", data, "--period", PERIOD, "--out", store, "--quiet")[0]
         == 0
     )
-    records = pq.read_table(store / "records" / f"period={PERIOD}" / "measure=OP-3").to_pandas()
+    records = pq.read_table(store / "records" / f"period={PERIOD}" / "measure_id=OP-3").to_pandas()
     assert sorted(records["record_id"]) == ["O1", "O2", "O3"]
     assert pq.read_table(store / "rejects" / f"period={PERIOD}" / "part-0.parquet").num_rows == 0
 

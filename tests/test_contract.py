@@ -95,7 +95,7 @@ def run_dir(plan, data: Path, out: Path, period: str = PERIOD, **kwargs: Any) ->
 
 
 def read_records(out: Path, measure_id: str, period: str = PERIOD) -> pd.DataFrame:
-    return pd.read_parquet(out / "records" / f"period={period}" / f"measure={measure_id}")
+    return pd.read_parquet(out / "records" / f"period={period}" / f"measure_id={measure_id}")
 
 
 def read_rejects(out: Path, period: str = PERIOD) -> pd.DataFrame:
@@ -250,7 +250,7 @@ def test_spring_forward_local_time_is_rejected_in_colorado_but_fine_in_arizona(r
     }
     run = run_checker(orders=[{**gap, "state": "CO"}, {**gap, "state": "AZ"}], period="2026-03")
     rejects = run.rejects()
-    assert rejects[["record_id", "column", "raw_value", "reason"]].values.tolist() == [
+    assert rejects[["record_id", "input_field", "raw_value", "reason"]].values.tolist() == [
         ["O1", "received_at", "2026-03-08 02:30:00", "nonexistent_local_time"]
     ]
     assert run.record("OP-3", "O2")["included"]
@@ -398,11 +398,11 @@ def test_bad_row_is_rejected_with_file_row_id_column_raw_value_reason_and_messag
     rtype, change, column, raw, reason = BAD_ROWS[case]
     _, rows, positions, folder = bad_run
     rejects = read_rejects(folder / "out")
-    got = rejects[(rejects["record_type"] == rtype) & (rejects["row"] == positions[case])]
+    got = rejects[(rejects["record_type"] == rtype) & (rejects["input_row"] == positions[case])]
     assert len(got) == 1, got
     got = got.iloc[0]
     assert got["source_file"] == str(folder / "data" / f"{rtype}.csv")
-    assert got["column"] == column
+    assert got["input_field"] == column
     assert got["reason"] == reason.value
     assert (None if pd.isna(got["raw_value"]) else got["raw_value"]) == raw
     if rtype == "lines":
@@ -421,7 +421,7 @@ def test_rejects_table_has_the_fixed_column_order(bad_run):
     assert (
         list(read_rejects(folder / "out").columns)
         == REJECT_COLUMNS
-        == ["record_type", "source_file", "row", "record_id", "carrier_id", "column", "raw_value", "reason", "message"]
+        == ["record_type", "source_file", "input_row", "record_id", "carrier_id", "input_field", "raw_value", "reason", "message"]
     )
 
 
@@ -455,7 +455,7 @@ def test_duplicate_ids_reject_every_copy_after_the_first_in_read_order(run_check
     """The first copy of an order id is accepted; the second and third copies are rejected as duplicate_id."""
     run = run_checker(orders=[{"order_id": "X"}, {"order_id": "Y"}, {"order_id": "X"}, {"order_id": "X"}])
     rejects = run.rejects()
-    assert rejects[["row", "record_id", "column", "raw_value", "reason"]].values.tolist() == [
+    assert rejects[["input_row", "record_id", "input_field", "raw_value", "reason"]].values.tolist() == [
         [3, "X", "order_id", "X", "duplicate_id"],
         [4, "X", "order_id", "X", "duplicate_id"],
     ]
@@ -470,7 +470,7 @@ def test_duplicate_ids_across_files_of_a_folder_reject_the_later_file(tmp_path, 
     write_csv(data / "troubles" / "b.csv", [trouble("T3"), trouble("T1", cleared_at="2026-10-13 12:00:00")])
     run_dir(qc_plan, data, tmp_path / "out")
     rejects = read_rejects(tmp_path / "out")
-    assert rejects[["source_file", "row", "record_id", "reason"]].values.tolist() == [
+    assert rejects[["source_file", "input_row", "record_id", "reason"]].values.tolist() == [
         [str(data / "troubles" / "b.csv"), 2, "T1", "duplicate_id"]
     ]
     kept = read_records(tmp_path / "out", "MR-6").set_index("record_id")
@@ -481,7 +481,7 @@ def test_duplicate_lines_rows_use_the_composite_key(run_checker):
     """Lines are keyed by (period, carrier, state, product): a repeated key is a duplicate_id reject."""
     run = run_checker(lines=[{}, {"carrier_id": "CLEC02"}, {"lines_in_service": "50"}])
     rejects = run.rejects()
-    assert rejects[["record_type", "row", "record_id", "reason"]].values.tolist() == [
+    assert rejects[["record_type", "input_row", "record_id", "reason"]].values.tolist() == [
         ["lines", 3, "2026-10|CLEC01|CO|resale_pots", "duplicate_id"]
     ]
 
@@ -535,7 +535,7 @@ def test_failed_threshold_publishes_nothing_and_keeps_the_previous_outputs(tmp_p
     assert (manifest["status"], manifest["exit_code"]) == ("failed", 3)
     assert "above the limit" in manifest["error"]
     rejects = pq.read_table(run_folder / "rejects.parquet").to_pandas()
-    assert rejects[["row", "reason"]].values.tolist() == [[2, "unknown_state"], [3, "unknown_product"]]
+    assert rejects[["input_row", "reason"]].values.tolist() == [[2, "unknown_state"], [3, "unknown_product"]]
     assert manifest["outputs"] == [{"table": "rejects", "path": str(run_folder / "rejects.parquet"), "rows": 2}]
     orders = next(i for i in manifest["inputs"] if i["record_type"] == "orders")
     assert (orders["rows_read"], orders["rows_accepted"], orders["rows_rejected"]) == (3, 1, 2)
@@ -663,7 +663,7 @@ def test_every_accepted_record_of_the_period_appears_in_records_of_each_measure(
     result = run_dir(qc_plan, data, tmp_path / "out")
 
     rejects = read_rejects(tmp_path / "out")
-    assert sorted(zip(rejects["record_type"], rejects["row"], strict=True)) == [
+    assert sorted(zip(rejects["record_type"], rejects["input_row"], strict=True)) == [
         ("lines", 4),
         ("orders", 7),
         ("orders", 9),

@@ -101,13 +101,13 @@ def test_parquet_integers_beyond_what_a_double_holds_exactly_are_rejected_above_
     result = run_data(qc_plan, data, tmp_path / "out", partition_rows)
     assert_nothing_lost(result)
     quantity = the_reject(tmp_path / "out", "orders", "O2")
-    assert (quantity["column"], quantity["reason"], quantity["raw_value"]) == (
+    assert (quantity["input_field"], quantity["reason"], quantity["raw_value"]) == (
         "quantity",
         "above_maximum",
         str(2**63 - 1),
     )
     lines_reject = the_reject(tmp_path / "out", "lines", "2026-10|ILEC|CO|pots")
-    assert (lines_reject["column"], lines_reject["reason"], lines_reject["raw_value"]) == (
+    assert (lines_reject["input_field"], lines_reject["reason"], lines_reject["raw_value"]) == (
         "lines_in_service",
         "above_maximum",
         str(2**64 - 1),
@@ -124,7 +124,7 @@ def test_a_parquet_nan_lines_in_service_is_rejected_not_judged(tmp_path, qc_plan
     result = run_data(qc_plan, data, tmp_path / "out", partition_rows)
     assert_nothing_lost(result)
     got = the_reject(tmp_path / "out", "lines", "2026-10|CLEC01|CO|resale_pots")
-    assert (got["column"], got["reason"]) == ("lines_in_service", "not_finite")
+    assert (got["input_field"], got["reason"]) == ("lines_in_service", "not_finite")
     mr8 = result.results[(result.results["measure_id"] == "MR-8") & (result.results["carrier_id"] == "CLEC01")]
     assert mr8["status"].tolist() == ["undetermined"]  # its troubles without a lines row, as documented
 
@@ -139,9 +139,9 @@ def test_a_parquet_non_finite_no_access_time_is_rejected(tmp_path, qc_plan, part
     result = run_data(qc_plan, data, tmp_path / "out", partition_rows)
     assert_nothing_lost(result)
     got = the_reject(tmp_path / "out", "troubles", "T2")
-    assert (got["column"], got["reason"]) == ("no_access_hours", "not_finite")
+    assert (got["input_field"], got["reason"]) == ("no_access_hours", "not_finite")
     assert "finite" in got["message"]
-    records = pd.read_parquet(tmp_path / "out" / "records" / f"period={PERIOD}" / "measure=MR-6")
+    records = pd.read_parquet(tmp_path / "out" / "records" / f"period={PERIOD}" / "measure_id=MR-6")
     assert "T2" not in set(records["record_id"])
 
 
@@ -168,7 +168,7 @@ def test_a_parquet_time_beyond_int64_nanoseconds_is_rejected_out_of_range(tmp_pa
     result = run_data(qc_plan, data, tmp_path / "out", partition_rows)
     assert_nothing_lost(result)
     got = the_reject(tmp_path / "out", "orders", "O2")
-    assert (got["column"], got["reason"]) == ("received_at", "date_out_of_range")
+    assert (got["input_field"], got["reason"]) == ("received_at", "date_out_of_range")
 
 
 # ---------------------------------------------------------------------- file layout

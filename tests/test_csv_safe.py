@@ -72,7 +72,7 @@ def test_package_csvs_quote_risky_input_text(published, tmp_path):
     assert all(r["source_row"].isdigit() for r in records)
     (reject,) = [r for r in rows(out / "rejects.csv") if r["record_id"] == "R1"]
     assert reject["raw_value"] == "'=STATE()"
-    parquet = pd.read_parquet(out / "records" / "measure=OP-3.parquet")
+    parquet = pd.read_parquet(out / "records" / "measure_id=OP-3.parquet")
     assert set(RISKY_IDS) <= set(parquet["record_id"])
 
 

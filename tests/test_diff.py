@@ -143,8 +143,8 @@ def test_text_json_and_out_carry_the_same_facts(restated, capsys, tmp_path):
         name: list(csv.DictReader((tmp_path / "d" / f"{name}.csv").open()))
         for name in ("verdicts", "figures", "payments", "records")
     }
-    assert {(r["measure"], r["change"], r["record_id"]) for r in rows["records"]} == EXPECTED_RECORDS
-    changed = {r["record_id"]: r for r in rows["records"] if r["change"] == "changed" and r["measure"] == "OP-3"}
+    assert {(r["measure_id"], r["change"], r["record_id"]) for r in rows["records"]} == EXPECTED_RECORDS
+    changed = {r["record_id"]: r for r in rows["records"] if r["change"] == "changed" and r["measure_id"] == "OP-3"}
     assert (changed["O2"]["changed_fields"], changed["O2"]["value_a"], changed["O2"]["value_b"]) == (
         "value",
         "1.0",

@@ -112,7 +112,7 @@ def test_record_excusals_exclude_the_records_as_approved(excused_store):
     october = cell(out, "2026-10")
     assert (october["clec_n"], october["clec_numerator"], october["status"]) == (11, 10, "met")
     assert october["statistic"] == pytest.approx(0.5909, abs=1e-4)
-    records = pd.read_parquet(out / "records" / "period=2026-10" / "measure=OP-3")
+    records = pd.read_parquet(out / "records" / "period=2026-10" / "measure_id=OP-3")
     approved = records[records["exclusion_reason"] == "approved:PUC-26-0500"]
     assert sorted(approved["record_id"]) == sorted(f"O{i}" for i in range(341, 350))
     assert not approved["included"].any()
@@ -129,7 +129,7 @@ def test_record_excusals_in_a_partitioned_run_are_those_of_a_whole_run(excused_s
         a = read_table(out, "results", period).to_pandas()
         b = read_table(spread, "results", period).to_pandas()
         pd.testing.assert_frame_equal(a.drop(columns="seed"), b.drop(columns="seed"))
-    reasons = pd.read_parquet(spread / "records" / "period=2026-10" / "measure=OP-3")["exclusion_reason"]
+    reasons = pd.read_parquet(spread / "records" / "period=2026-10" / "measure_id=OP-3")["exclusion_reason"]
     assert (reasons == "approved:PUC-26-0500").sum() == 9
 
 

@@ -165,7 +165,7 @@ def test_aggregate_says_why_tier2_did_not_pay(store, capsys):
     """The all-CLEC cell missed in its first month: Tier 2 pays from the third, and the text says so."""
     out, _, _ = store
     code, text, _ = explain(
-        capsys, out, "--measure", "OP-3", "--carrier", "all", "--state", "CO", "--product", "resale_pots"
+        capsys, out, "--measure", "OP-3", "--carrier", "_all", "--state", "CO", "--product", "resale_pots"
     )
     assert code == 0
     assert "all CLECs" in text and "(scope clec_aggregate)" in text
@@ -202,7 +202,7 @@ def test_ambiguous_key_lists_the_cells_and_exits_2(store, capsys):
     [
         (
             ("--measure", "OP-3", "--carrier", "CLEC99"),
-            "no OP-3 cells for carrier 'CLEC99' in 2026-10 (carriers: all, CLEC01)",
+            "no OP-3 cells for carrier 'CLEC99' in 2026-10 (carriers: _all, CLEC01)",
         ),
         (("--measure", "OP-9", "--carrier", "CLEC01"), "no results for measure 'OP-9' in 2026-10 (measures: "),
         (("--measure", "OP-3", "--carrier", "CLEC01", "--state", "UT"), "no OP-3 cell of CLEC01 state=UT in 2026-10"),

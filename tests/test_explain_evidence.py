@@ -179,7 +179,7 @@ def test_a_clec_sees_only_its_own_records_of_the_cell(store, capsys, carrier, me
 def test_the_aggregate_lists_every_clec_but_not_the_ilec(store, capsys):
     """The all-CLEC cell lists both CLECs' excluded records, with their carriers, and none of the retail analog."""
     _, text, _ = explain(
-        capsys, store, "--measure", "OP-4", "--carrier", "all", *CELL, "--submeasure", "dispatch=false"
+        capsys, store, "--measure", "OP-4", "--carrier", "_all", *CELL, "--submeasure", "dispatch=false"
     )
     assert "Excluded CLEC records of the cell: 6 of 6 shown" in text
     assert re.search(rf"^  B2\s+CLEC02\s+test_order\s+{re.escape(ORDERS)}\s+7$", text, flags=re.M)

@@ -67,7 +67,7 @@ def test_op5_mr7_calendar_days_matches_the_hand_computed_readme(plan, tmp_path):
     folder = FIXTURES / "op5-mr7-calendar-days"
     run = pipeline.run(plan, folder, "2026-11", tmp_path / "store", max_reject_rate=0.0)
     records = {
-        m: pd.read_parquet(tmp_path / "store" / "records" / "period=2026-11" / f"measure={m}") for m in ("OP-5", "MR-7")
+        m: pd.read_parquet(tmp_path / "store" / "records" / "period=2026-11" / f"measure_id={m}") for m in ("OP-5", "MR-7")
     }
     op5 = dict(zip(records["OP-5"]["record_id"], records["OP-5"]["value"], strict=True))
     assert op5 == {"O1": 0, "O2": 1, "O3": 0, "O4": 1, "O5": 1, "P1": 0, "P2": 1, "P3": 1, "P4": 1}
@@ -92,7 +92,7 @@ def test_mr_no_access_matches_the_hand_computed_readme(plan, tmp_path):
     troubles = next(i for i in run.manifest["inputs"] if i["record_type"] == "troubles")
     assert (troubles["rows_read"], troubles["rows_accepted"], troubles["rows_rejected"]) == (10, 8, 2)
     rejects = pd.read_parquet(tmp_path / "store" / "rejects" / "period=2026-03")
-    assert rejects[["record_id", "column", "raw_value", "reason"]].values.tolist() == [
+    assert rejects[["record_id", "input_field", "raw_value", "reason"]].values.tolist() == [
         ["C2", "no_access_hours", "3.5", "no_access_exceeds_duration"],
         ["C3", "no_access_hours", "1.5", "no_access_exceeds_duration"],
     ]
@@ -100,7 +100,7 @@ def test_mr_no_access_matches_the_hand_computed_readme(plan, tmp_path):
     assert (mr6["clec_n"], mr6["clec_value"]) == (3, pytest.approx(13 / 3))
     assert (mr6["retail_n"], mr6["retail_value"], mr6["retail_stdev"] ** 2) == (4, 4.0, pytest.approx(10 / 3))
     assert mr6["statistic"] == pytest.approx(0.239046, abs=1e-6) and mr6["status"] == "met"
-    records = pd.read_parquet(tmp_path / "store" / "records" / "period=2026-03" / "measure=MR-6")
+    records = pd.read_parquet(tmp_path / "store" / "records" / "period=2026-03" / "measure_id=MR-6")
     assert records.set_index("record_id").loc["C1", "value"] == 0.0  # no access equal to the duration
     mr5 = _cell(run.results, "MR-5", product="resale_pots")
     assert (mr5["clec_n"], mr5["clec_numerator"], mr5["retail_n"], mr5["retail_numerator"]) == (3, 1, 4, 2)
@@ -124,7 +124,7 @@ def test_op4_with_columbus_day_worked_matches_the_hand_computed_readme(tmp_path)
     run = pipeline.run(
         plan_from_document(doc), FIXTURES / "op4-cutoff-holiday", "2026-10", tmp_path / "store", allow_empty=True
     )
-    records = pd.read_parquet(tmp_path / "store" / "records" / "period=2026-10" / "measure=OP-4")
+    records = pd.read_parquet(tmp_path / "store" / "records" / "period=2026-10" / "measure_id=OP-4")
     values = dict(zip(records["record_id"], records["value"], strict=True))
     assert {k: values[k] for k in ("R1", "R2", "R3", "R4", "C1", "C2")} == {
         "R1": 3, "R2": 4, "R3": 4, "R4": 1, "C1": 5, "C2": 2
@@ -140,7 +140,7 @@ def test_op4_with_columbus_day_worked_matches_the_hand_computed_readme(tmp_path)
 def test_op4_year_end_matches_the_hand_computed_readme(plan, tmp_path):
     """Business days across Christmas 2025 and New Year 2026 give the README's OP-4 intervals and z."""
     run = pipeline.run(plan, FIXTURES / "op4-year-end", "2026-01", tmp_path / "store", allow_empty=True)
-    records = pd.read_parquet(tmp_path / "store" / "records" / "period=2026-01" / "measure=OP-4")
+    records = pd.read_parquet(tmp_path / "store" / "records" / "period=2026-01" / "measure_id=OP-4")
     assert dict(zip(records["record_id"], records["value"], strict=True)) == {
         "R1": 2,
         "R2": 3,

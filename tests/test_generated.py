@@ -51,9 +51,9 @@ def test_rows_read_are_accepted_or_rejected_and_accepted_records_are_all_audited
             assert entry["rows_read"] == sum(1 for _ in handle) - 1
 
     orders = pd.read_csv(DATA / "orders.csv", dtype=str)
-    orders["row"] = range(1, len(orders) + 1)
-    rejected_rows = set(rejects.loc[rejects["record_type"] == "orders", "row"])
-    audited = pd.read_parquet(out / "records" / "period=2026-10" / "measure=OP-3")
+    orders["input_row"] = range(1, len(orders) + 1)
+    rejected_rows = set(rejects.loc[rejects["record_type"] == "orders", "input_row"])
+    audited = pd.read_parquet(out / "records" / "period=2026-10" / "measure_id=OP-3")
     # wall-clock completion in October (local time): every such accepted order is audited for OP-3, once
-    completed = orders[orders["completed_at"].fillna("").str.startswith("2026-10") & ~orders["row"].isin(rejected_rows)]
-    assert sorted(completed["row"]) == sorted(audited["source_row"])
+    completed = orders[orders["completed_at"].fillna("").str.startswith("2026-10") & ~orders["input_row"].isin(rejected_rows)]
+    assert sorted(completed["input_row"]) == sorted(audited["source_row"])

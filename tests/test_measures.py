@@ -717,7 +717,7 @@ def test_mr5_mr6_use_real_elapsed_hours_across_daylight_saving_changes(run_check
     assert march.record("MR-6", "T1")["value"] == 3.5 and march.record("MR-5", "T1")["value"] == 1
     rejects = march.rejects()
     bad = rejects[rejects["record_id"] == "T2"].iloc[0]
-    assert bad["reason"] == "nonexistent_local_time" and bad["column"] == "received_at"
+    assert bad["reason"] == "nonexistent_local_time" and bad["input_field"] == "received_at"
     assert "T2" not in _ids(march.records("MR-6"))
 
 

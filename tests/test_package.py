@@ -17,6 +17,7 @@ from carrier_sla.errors import StoreError
 from carrier_sla.readers import package
 from carrier_sla.store import layout as store
 from carrier_sla.store.view import read_table
+from carrier_sla.vocabulary import AGGREGATE
 
 MONTHS = ("2026-08", "2026-09", "2026-10")
 C, P = "CLEC03", "2026-10"
@@ -38,7 +39,7 @@ def _package(out: Path, target: Path, *extra: str, carrier: str = C, period: str
 
 
 def _store_records(out: Path) -> pd.DataFrame:
-    return pd.read_parquet(out / "records" / f"period={P}").astype({"carrier_id": str, "measure": str})
+    return pd.read_parquet(out / "records" / f"period={P}").astype({"carrier_id": str, "measure_id": str})
 
 
 def _texts(pkg: Path) -> dict[str, str]:
@@ -78,7 +79,7 @@ def test_package_holds_the_clec_results_records_remedies_and_statement(built):
         "manifest.json",
         "README.txt",
     } <= names
-    assert any(n.startswith("records/measure=") for n in names)
+    assert any(n.startswith("records/measure_id=") for n in names)
     stored = read_table(out, "results", P).to_pandas()
     own = stored[(stored["scope"] == "clec") & (stored["carrier_id"] == C)]
     results = pd.read_parquet(pkg / "results.parquet")
@@ -87,7 +88,7 @@ def test_package_holds_the_clec_results_records_remedies_and_statement(built):
     cells = set(map(tuple, own[key].to_numpy()))
     aggregate = results[results["scope"] == "clec_aggregate"]
     assert set(map(tuple, aggregate[key].to_numpy())) == cells
-    assert aggregate["carrier_id"].isna().all()
+    assert (aggregate["carrier_id"] == AGGREGATE).all()
     assert list(results.columns) == [c for c in stored.columns]  # every result column, in the store's order
     assert len(pd.read_csv(pkg / "results.csv")) == len(results)
     statement = out / "statements" / f"period={P}" / f"statement-{C}.csv"
@@ -110,7 +111,7 @@ def test_no_other_carrier_appears_anywhere_in_the_package(built):
     results = read_table(out, "results", P).to_pandas()
     ledger = read_table(out, "remedies", P).to_pandas()
     carriers = set(records["carrier_id"]) | set(results["carrier_id"].dropna()) | set(ledger["payee"])
-    others = carriers - {C}
+    others = carriers - {C, AGGREGATE}  # the aggregate names no CLEC (it was null, dropped, before)
     assert {"ILEC", "CLEC01", "CLEC02", "CLEC05"} <= others  # the scan has something to find
     texts = _texts(pkg)
     assert len(texts) >= 10
@@ -121,7 +122,7 @@ def test_no_other_carrier_appears_anywhere_in_the_package(built):
         frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, dtype=str)
         assert len(frame) and (frame["carrier_id"] == C).all(), path
     package_results = pd.read_parquet(pkg / "results.parquet")
-    assert set(package_results["carrier_id"].dropna()) == {C}
+    assert set(package_results["carrier_id"]) == {C, AGGREGATE}  # its own rows and the aggregate rows of its cells
     remedies = pd.read_parquet(pkg / "remedies.parquet")
     assert set(remedies["payee"]) == {C} and set(remedies["tier"]) == {"tier1"}
 
@@ -131,8 +132,8 @@ def test_package_records_are_exactly_the_records_of_the_clec(built):
     in the per-measure Parquet files and in records.csv alike."""
     out, pkg = built
     records = _store_records(out)
-    expected = sorted(map(tuple, records.loc[records["carrier_id"] == C, ["measure", "record_id"]].to_numpy()))
-    parts = pd.concat([pd.read_parquet(p) for p in sorted((pkg / "records").glob("measure=*.parquet"))])
+    expected = sorted(map(tuple, records.loc[records["carrier_id"] == C, ["measure_id", "record_id"]].to_numpy()))
+    parts = pd.concat([pd.read_parquet(p) for p in sorted((pkg / "records").glob("measure_id=*.parquet"))])
     assert sorted(map(tuple, parts[["measure_id", "record_id"]].to_numpy())) == expected
     csv = pd.read_csv(pkg / "records.csv", dtype=str)
     assert sorted(map(tuple, csv[["measure_id", "record_id"]].to_numpy())) == expected
@@ -246,15 +247,15 @@ def test_selections_leave_out_other_carriers_and_other_cells():
         [
             {"measure_id": "OP-3", **cell, "scope": "clec", "carrier_id": C},
             {"measure_id": "OP-3", **cell, "scope": "clec", "carrier_id": "CLEC01"},
-            {"measure_id": "OP-3", **cell, "scope": "clec_aggregate", "carrier_id": None},
+            {"measure_id": "OP-3", **cell, "scope": "clec_aggregate", "carrier_id": AGGREGATE},
             {"measure_id": "OP-4", **cell, "scope": "clec", "carrier_id": "CLEC01"},
-            {"measure_id": "OP-4", **cell, "scope": "clec_aggregate", "carrier_id": None},
+            {"measure_id": "OP-4", **cell, "scope": "clec_aggregate", "carrier_id": AGGREGATE},
         ]
     )
     kept = package.select_results(results, C).to_pylist()
     assert [(r["measure_id"], r["scope"], r["carrier_id"]) for r in kept] == [
         ("OP-3", "clec", C),
-        ("OP-3", "clec_aggregate", None),
+        ("OP-3", "clec_aggregate", AGGREGATE),
     ]
     ledger = pa.table({"payee": [C, "CLEC01", "state_fund:CO"], "tier": ["tier1", "tier1", "tier2"]})
     assert package.select_remedies(ledger, C)["payee"].to_pylist() == [C]

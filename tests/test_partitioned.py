@@ -45,7 +45,7 @@ def _assert_same_outputs(whole, parted) -> None:
     pd.testing.assert_frame_equal(a.pop("rejects"), b.pop("rejects"))  # in read order, like a whole run
     ka, kb = (
         t.astype({c: object for c in t.columns if isinstance(t[c].dtype, pd.CategoricalDtype)})
-        .sort_values(["measure", "record_type", "source_file", "source_row"], kind="stable")
+        .sort_values(["measure_id", "record_type", "source_file", "source_row"], kind="stable")
         .reset_index(drop=True)
         for t in (a.pop("records"), b.pop("records"))
     )
@@ -116,7 +116,7 @@ def test_a_duplicate_id_in_another_partition_is_still_a_duplicate(tmp_path):
     _assert_same_outputs(tmp_path / "whole", tmp_path / "parted")
     rejects = _tables(tmp_path / "parted")["rejects"]
     dup = rejects[rejects["reason"] == "duplicate_id"]
-    assert dup[["record_id", "row", "carrier_id"]].values.tolist() == [["O3", 41, "CLEC02"]]
+    assert dup[["record_id", "input_row", "carrier_id"]].values.tolist() == [["O3", 41, "CLEC02"]]
 
 
 def test_no_access_longer_than_the_trouble_is_rejected_alike_in_a_partitioned_run(tmp_path):
@@ -135,7 +135,7 @@ def test_no_access_longer_than_the_trouble_is_rejected_alike_in_a_partitioned_ru
     assert _manifest(whole)["inputs"] == _manifest(parted)["inputs"]
     rejects = _tables(tmp_path / "parted")["rejects"]
     assert rejects["reason"].tolist() == ["no_access_exceeds_duration"] * 10
-    assert rejects["row"].tolist() == list(range(1, 31, 3))
+    assert rejects["input_row"].tolist() == list(range(1, 31, 3))
     troubles_read = next(i for i in _manifest(parted)["inputs"] if i["record_type"] == "troubles")
     assert (troubles_read["rows_read"], troubles_read["rows_accepted"], troubles_read["rows_rejected"]) == (30, 20, 10)
 
@@ -160,7 +160,7 @@ def test_too_many_rejects_in_a_partitioned_run_is_an_input_error_with_the_reject
         run(load_plan("example-qc"), data, PERIOD, tmp_path / "out", partition_rows=10, run_id="r1")
     assert "orders" in str(info.value)
     kept = pq.read_table(tmp_path / "out" / "runs" / "r1" / "rejects.parquet").to_pandas()
-    assert kept["row"].tolist() == [1, 11, 21, 31, 41]  # in read order
+    assert kept["input_row"].tolist() == [1, 11, 21, 31, 41]  # in read order
     assert json.loads((tmp_path / "out" / "runs" / "r1" / "manifest.json").read_text())["exit_code"] == 3
 
 
@@ -239,12 +239,12 @@ def test_a_two_field_match_keeps_each_carriers_related_pairs_in_one_partition(tm
     assert _manifest(parted)["partitions"] > 5
     _assert_same_outputs(tmp_path / "whole", tmp_path / "parted")
     records = _tables(tmp_path / "parted")["records"]
-    mr7 = records[(records["measure"] == "MR-7") & records["included"]]
+    mr7 = records[(records["measure_id"] == "MR-7") & records["included"]]
     repeats = mr7.groupby("carrier_id", observed=True)["value"].agg(["count", "sum"])
     assert repeats.loc["CLEC01"].tolist() == [45, 15]  # 30 first troubles (0) and 15 second ones (1)
     assert repeats.loc["CLEC02"].tolist() == [30, 0]
     assert repeats.loc["ILEC"].tolist() == [30, 0]
-    op5 = records[(records["measure"] == "OP-5") & records["included"]]
+    op5 = records[(records["measure_id"] == "OP-5") & records["included"]]
     assert len(op5) == 30 and (op5["value"] == 0).all()  # CLEC01's own trouble of Oct 5: day 17
 
 
@@ -303,7 +303,7 @@ def test_explain_and_package_read_a_partitioned_store_as_a_whole_one(tmp_path, c
     plan = load_plan("example-qc")
     whole = run(plan, data, PERIOD, tmp_path / "whole", partition_rows=0, max_reject_rate=0.05)
     parted = run(plan, data, PERIOD, tmp_path / "parted", partition_rows=1000, max_reject_rate=0.05)
-    assert len(list((tmp_path / "parted" / "records" / f"period={PERIOD}" / "measure=MR-6").iterdir())) == 7
+    assert len(list((tmp_path / "parted" / "records" / f"period={PERIOD}" / "measure_id=MR-6").iterdir())) == 7
     results = _tables(tmp_path / "whole")["results"]
     miss = results[(results["status"] == "miss") & (results["measure_id"] == "MR-6")].iloc[0]
     key = ["--measure", "MR-6", "--carrier", miss["carrier_id"], "--state", miss["state"]]

@@ -40,7 +40,7 @@ def publish(store: Path, i: int) -> None:
     files, rows = shape(i)
     outputs = []
     for k in range(files):
-        path = staging.path("records", PERIOD, "measure=OP-3", f"part-{k}.parquet")
+        path = staging.path("records", PERIOD, "measure_id=OP-3", f"part-{k}.parquet")
         table = pa.table({"publication": pa.array([i] * rows, pa.int64()), "part": pa.array([k] * rows, pa.int64())})
         storemod.write_parquet(path, table, {"carrier_sla.run_id": run_id})
         data = path.read_bytes()

@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from carrier_sla import vocabulary
 from carrier_sla.readers import explain
 
 
@@ -18,7 +19,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--store", required=True, type=Path, help="the output store")
     p.add_argument("--period", required=True, help="reporting month YYYY-MM")
     p.add_argument("--measure", required=True, help="measure id, e.g. OP-3")
-    p.add_argument("--carrier", required=True, help="CLEC id, or 'all' for the all-CLEC aggregate")
+    p.add_argument("--carrier", required=True, help=f"CLEC id, or {vocabulary.AGGREGATE} for the all-CLEC aggregate")
     p.add_argument("--state", help="narrow down to this state, e.g. CO")
     p.add_argument("--product", help="narrow down to this CLEC product, e.g. resale_pots")
     p.add_argument("--submeasure", help="e.g. all, dispatch=true")

@@ -17,7 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from carrier_sla import __version__
+from carrier_sla import __version__, vocabulary
 from carrier_sla.cli import config
 from carrier_sla.errors import CarrierSlaError, InputDataError, PlanError, StoreBusy, StoreError, UsageError
 from carrier_sla.inputs import spill
@@ -294,13 +294,7 @@ def _print_summary(result, out: Path) -> None:
         return
     clec = frame[frame["scope"] == "clec"]
     table = clec.groupby(["measure_id", "status"]).size().unstack(fill_value=0)
-    table = table.reindex(
-        columns=[
-            c
-            for c in ("met", "miss", "no_activity", "no_retail_analog", "undetermined", "diagnostic")
-            if c in table.columns
-        ]
-    )
+    table = table.reindex(columns=[c for c in vocabulary.STATUSES if c in table.columns])
     order = list(dict.fromkeys(frame["measure_id"]))
     table = table.reindex(order)
     print("\nverdicts per CLEC cell (state x product x submeasure x CLEC):")

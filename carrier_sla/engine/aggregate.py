@@ -16,21 +16,21 @@ from typing import Any, cast
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
+from carrier_sla import vocabulary
 from carrier_sla.engine.evaluate import Evaluated
 from carrier_sla.inputs.contract import Records
+from carrier_sla.plan import fields
 from carrier_sla.plan.load import Measure, Plan
 
 STATS = ["n_evaluated", "n", "sum", "m2"]
 BASE = "base"  # rate measures: lines in service
 
 
-def dimension_fields(plan: Plan) -> list[str]:
-    """Every dimension field any measure of the plan splits by (result columns)."""
-    out: list[str] = []
-    for m in plan.measures:
-        out += [d.field for d in m.dimensions if d.field not in out]
-    return out
+def dimension_fields(plan: Plan) -> dict[str, pa.DataType]:
+    """Every dimension field any measure of the plan splits by (result columns), with its Arrow type."""
+    return fields.dimension_types(plan)
 
 
 def dim_codes(rec: Records, name: str) -> tuple[np.ndarray, list[object]]:
@@ -216,7 +216,7 @@ def cells(plan: Plan, measure: Measure, part: Partial, base: np.ndarray | None) 
                 frame["carrier_id"] = np.array(carriers, dtype=object)[idx[0]]
                 rest = idx[1:]
             else:
-                frame["carrier_id"] = np.full(len(idx[0]), None, dtype=object)
+                frame["carrier_id"] = np.full(len(idx[0]), vocabulary.AGGREGATE, dtype=object)
                 rest = idx
             state_idx, dim_idx = rest[0], rest[1:]
             frame["state"] = np.array(states, dtype=object)[state_idx]
@@ -381,4 +381,5 @@ def _canonical(values: list[np.ndarray], counts: list[np.ndarray]) -> np.ndarray
 
 
 def _rolled(value: object) -> bool:
-    return value is None or (isinstance(value, float) and np.isnan(value))
+    """Whether a cell's carrier_id stands for every CLEC (the aggregate)."""
+    return value is None or value == vocabulary.AGGREGATE or (isinstance(value, float) and np.isnan(value))

@@ -7,30 +7,18 @@ verdict can be traced back to the input.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import cast
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from carrier_sla import vocabulary
 from carrier_sla.engine.aggregate import dim_codes
 from carrier_sla.engine.evaluate import Evaluated
 from carrier_sla.inputs.contract import Records
 from carrier_sla.plan.load import Measure, Plan
-
-RECORD_COLUMNS = [
-    "record_id",
-    "record_type",
-    "carrier_id",
-    "state",
-    "product",
-    "submeasure",
-    "included",
-    "exclusion_reason",
-    "value",
-    "source_file",
-    "source_row",
-]
 
 
 def split_products(plan: Plan, measure: Measure) -> dict[str, set[str]]:
@@ -72,7 +60,7 @@ def _masked(values: np.ndarray, null: np.ndarray, arrow_type: pa.DataType) -> pa
     return pa.Array.from_buffers(arrow_type, len(values), buffers, null_count=int(null.sum()))
 
 
-def record_rows(plan: Plan, ev: Evaluated, dim_fields: list[str], files: list[str]) -> pa.Table:
+def record_rows(plan: Plan, ev: Evaluated, dim_fields: Mapping[str, pa.DataType], files: list[str]) -> pa.Table:
     """The records/ table of one measure for one period."""
     rec = ev.records
     measure = ev.measure
@@ -112,13 +100,13 @@ def record_rows(plan: Plan, ev: Evaluated, dim_fields: list[str], files: list[st
         "product": _dictionary(rec.codes["product"], rec.cats["product"]),
         "submeasure": _dictionary(inverse.astype(np.int64), labels),
     }
-    for d in dim_fields:
+    for d, kind in dim_fields.items():
         if d in dims and d in rec.codes:
             columns[d] = _dictionary(rec.codes[d], rec.cats[d])
         elif d in dims:
-            columns[d] = pa.array(rec.cols[d], pa.bool_())
-        else:
-            columns[d] = pa.nulls(n, pa.string() if d != "dispatch" else pa.bool_())
+            columns[d] = pa.array(rec.cols[d], kind)
+        else:  # a field this measure does not split by
+            columns[d] = pa.nulls(n, kind)
     columns["included"] = pa.array(reason_codes < 0)
     columns["exclusion_reason"] = _dictionary(reason_codes, ev.reasons)
     columns["value"] = _masked(ev.value, np.isnan(ev.value), pa.float64())
@@ -128,7 +116,7 @@ def record_rows(plan: Plan, ev: Evaluated, dim_fields: list[str], files: list[st
     return pa.table(columns)
 
 
-def base_rows(lines: Records, dim_fields: list[str], files: list[str], field: str) -> pa.Table:
+def base_rows(lines: Records, dim_fields: Mapping[str, pa.DataType], files: list[str], field: str) -> pa.Table:
     """records/ rows of a rate measure's base (lines in service), each included with its count."""
     n = lines.n
     columns = {
@@ -139,8 +127,8 @@ def base_rows(lines: Records, dim_fields: list[str], files: list[str], field: st
         "product": _dictionary(lines.codes["product"], lines.cats["product"]),
         "submeasure": _dictionary(np.zeros(n, np.int64), ["all"]),
     }
-    for d in dim_fields:
-        columns[d] = pa.nulls(n, pa.string() if d != "dispatch" else pa.bool_())
+    for d, kind in dim_fields.items():
+        columns[d] = pa.nulls(n, kind)
     columns["included"] = pa.array(np.ones(n, dtype=bool))
     columns["exclusion_reason"] = _dictionary(np.full(n, -1, np.int64), [])
     columns["value"] = pa.array(lines.cols[field].astype(np.float64))
@@ -150,84 +138,35 @@ def base_rows(lines: Records, dim_fields: list[str], files: list[str], field: st
     return pa.table(columns)
 
 
-def unify_record_schema(table: pa.Table, dim_fields: list[str]) -> pa.Table:
-    """One schema for every measure's records/ file (dimension columns typed alike)."""
-    fields = []
-    for name in RECORD_COLUMNS[:6] + dim_fields + RECORD_COLUMNS[6:]:
-        col = table.column(name)
-        if name in dim_fields and name != "dispatch":
-            col = col.cast(pa.string())
-        fields.append((name, col))
-    return pa.table(dict(fields))
+def unify_record_schema(table: pa.Table, dim_fields: Mapping[str, pa.DataType]) -> pa.Table:
+    """One schema for every measure's records/ file: vocabulary.RECORDS with the plan's dimension
+    columns, each typed as its input field."""
+    schema = vocabulary.RECORDS.schema(dim_fields)
+    return pa.table([table.column(f.name).cast(f.type) for f in schema], schema=schema)
 
 
-_TEXT, _FLOAT = pa.string(), pa.float64()
-# the results table: columns before the dimension columns, and after them, with their types
-RESULT_HEAD = [
-    ("period", _TEXT),
-    ("data_period", _TEXT),
-    ("plan_id", _TEXT),
-    ("plan_version", _TEXT),
-    ("measure_id", _TEXT),
-    ("submeasure", _TEXT),
-    ("state", _TEXT),
-    ("product", _TEXT),
-]
-RESULT_TAIL = [
-    ("scope", _TEXT),
-    ("carrier_id", _TEXT),
-    ("standard", _TEXT),
-    ("direction", _TEXT),
-    ("unit", _TEXT),
-    ("clec_n", pa.int64()),
-    ("clec_numerator", _FLOAT),
-    ("clec_value", _FLOAT),
-    ("retail_n", _FLOAT),
-    ("retail_numerator", _FLOAT),
-    ("retail_value", _FLOAT),
-    ("retail_stdev", _FLOAT),
-    ("benchmark", _FLOAT),
-    ("method", _TEXT),
-    ("statistic", _FLOAT),
-    ("p_value", _FLOAT),
-    ("critical_value", _FLOAT),
-    ("alpha", _FLOAT),
-    ("df", _FLOAT),
-    ("resamples", _FLOAT),
-    ("seed", pa.uint64()),
-    ("allowed_misses", _FLOAT),
-    ("status", _TEXT),
-    ("status_reason", _TEXT),
-    ("clec_records_evaluated", pa.int64()),
-    ("provisional", pa.bool_()),  # month to date: the period had not ended at the data's as-of date
-    ("provisional_as_of", _TEXT),
-    # approved by the commission (carrier_sla.inputs.excusals): the verdict and figures stand, nothing is paid
-    ("excused", pa.bool_()),
-    ("excusal_reference", _TEXT),
-    ("excusal_reason", _TEXT),
-]
+def result_columns(dim_fields: Mapping[str, pa.DataType]) -> list[str]:
+    return vocabulary.RESULTS.schema(dim_fields).names
 
 
-def result_columns(dim_fields: list[str]) -> list[str]:
-    return [name for name, _ in RESULT_HEAD] + dim_fields + [name for name, _ in RESULT_TAIL]
-
-
-def results_table(frame: pd.DataFrame, dim_fields: list[str]) -> pa.Table:
-    """The results table in its fixed column order and types."""
-    cols = result_columns(dim_fields)
-    types = {d: pa.bool_() if d == "dispatch" else _TEXT for d in dim_fields} | dict(RESULT_HEAD) | dict(RESULT_TAIL)
-    arrays = {}
-    for c in cols:
-        values = frame[c] if c in frame.columns else pd.Series([None] * len(frame))
-        kind = types[c]
+def results_table(frame: pd.DataFrame, dim_fields: Mapping[str, pa.DataType]) -> pa.Table:
+    """The results table in its fixed column order and types (vocabulary.RESULTS); `period` is
+    not a column of the file: it is the Hive partition folder."""
+    schema = vocabulary.RESULTS.schema(dim_fields)
+    arrays = []
+    for f in schema:
+        values = frame[f.name] if f.name in frame.columns else pd.Series([None] * len(frame), dtype=object)
+        kind = f.type
         if kind == pa.float64():
-            arrays[c] = pa.array(values.to_numpy(dtype=float), type=kind, from_pandas=True)
-        elif kind == pa.uint64():
-            arrays[c] = pa.array([None if v is None or v != v else int(v) for v in values], type=kind)
+            arrays.append(pa.array(values.to_numpy(dtype=float), type=kind, from_pandas=True))
+        elif pa.types.is_integer(kind):
+            arrays.append(pa.array([None if _blank(v) else int(v) for v in values], type=kind))
         elif kind == pa.bool_():
-            arrays[c] = pa.array([None if v is None or v != v else bool(v) for v in values], type=kind)
+            arrays.append(pa.array([None if _blank(v) else bool(v) for v in values], type=kind))
         else:
-            arrays[c] = pa.array(values.tolist(), type=kind, from_pandas=True)
-    # `period` is also the Hive partition key; a dictionary column reads back alongside it
-    arrays["period"] = arrays["period"].dictionary_encode()
-    return pa.table(arrays)
+            arrays.append(pa.array([None if _blank(v) else v for v in values.tolist()], type=kind))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _blank(value: object) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and value != value)

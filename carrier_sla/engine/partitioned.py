@@ -219,7 +219,7 @@ def _summary(found: dict[str, list[ingest.InputFile]], parts: list[Loaded], line
     rejects = pa.concat_tables(tables) if tables else pa.table({})
     if rejects.num_rows:  # files are in read order (types in order, then files): sort by file, then row
         rank = pc.index_in(rejects.column("source_file"), value_set=pa.array([str(f.path) for f in files]))
-        rejects = rejects.append_column("__rank", rank).sort_by([("__rank", "ascending"), ("row", "ascending")])
+        rejects = rejects.append_column("__rank", rank).sort_by([("__rank", "ascending"), ("input_row", "ascending")])
         rejects = rejects.drop_columns(["__rank"])
     elif tables:
         rejects = tables[0]

@@ -6,14 +6,14 @@ before (for plans with a stricter alpha after a miss).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 
+from carrier_sla import vocabulary
 from carrier_sla.engine import aggregate, audit, evaluate, holiday_years, verdicts
 from carrier_sla.engine.load import Loaded
 from carrier_sla.engine.runlog import RunLog
@@ -83,37 +83,34 @@ def compute(
     return ordered_results(plan, frames, dim_fields), record_tables
 
 
-def ordered_results(plan: Plan, frames: list[pd.DataFrame], dim_fields: list[str]) -> pd.DataFrame:
+def ordered_results(plan: Plan, frames: list[pd.DataFrame], dim_fields: Mapping[str, pa.DataType]) -> pd.DataFrame:
     """The judged cells of every measure as one frame in the results table's order."""
-    results = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=audit.result_columns(dim_fields))
+    empty = pd.DataFrame(columns=["period", *audit.result_columns(dim_fields)])
+    results = pd.concat(frames, ignore_index=True) if frames else empty
     order = {m.id: i for i, m in enumerate(plan.measures)}
     results = results.assign(
         _m=results["measure_id"].map(order),
-        _scope=(results["scope"] == "clec_aggregate").astype(int),
-        _carrier=results["carrier_id"].fillna(""),
+        _scope=(results["scope"] == vocabulary.CLEC_AGGREGATE).astype(int),
+        _carrier=results["carrier_id"],
     ).sort_values(["_m", "state", "product", "submeasure", "_scope", "_carrier"], kind="stable")
     return results.drop(columns=["_m", "_scope", "_carrier"]).reset_index(drop=True)
 
 
-def _key(measure_id: str, cell: Any) -> tuple:
-    """A cell's identity across months: measure, scope, carrier, state, product, dimension values."""
-    dims = tuple("" if _blank(cell.get(d)) else str(cell.get(d)) for d in ("dispatch", "channel"))
-    carrier = cell.get("carrier_id")
-    return (measure_id, cell["scope"], "" if _blank(carrier) else carrier, cell["state"], cell["product"], *dims)
-
-
-def _blank(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and value != value)
-
-
-def previous_misses(out: Path, period: str) -> set[tuple]:
-    """Cells that missed in the month before `period`, from the store (empty if not published)."""
+def previous_misses(out: Path, period: str, plan: Plan) -> set[tuple]:
+    """Cells that missed in the month before `period`, from the store (empty if not published),
+    each as vocabulary.cell_id under its measure's dimensions in `plan` (measures the plan no
+    longer has cannot be judged again, and are left out)."""
     previous = calmod.period_text(calmod.period_index(period) - 1)
     if not (Path(out) / "results" / f"period={previous}").exists():
         return set()
     frame = read_table(out, "results", previous).to_pandas()
     frame = frame[frame["status"] == "miss"]
-    return {_key(row["measure_id"], row) for row in frame.to_dict("records")}
+    dims = {m.id: [d.field for d in m.dimensions] for m in plan.measures}
+    return {
+        vocabulary.cell_id(row["measure_id"], dims[row["measure_id"]], row)
+        for row in frame.to_dict("records")
+        if row["measure_id"] in dims
+    }
 
 
 @dataclass
@@ -132,7 +129,7 @@ def evaluate_part(
     period: str,
     records: dict,
     shared: dict,
-    dim_fields: list[str],
+    dim_fields: Mapping[str, pa.DataType],
     files_by_type: dict[str, list[str]],
     timings: Timings,
 ) -> tuple[MeasurePart, pa.Table]:
@@ -155,7 +152,7 @@ def judge_measure(
     period: str,
     parts: list[MeasurePart],
     lines: dict,
-    dim_fields: list[str],
+    dim_fields: Mapping[str, pa.DataType],
     files_by_type: dict[str, list[str]],
     timings: Timings,
     missed: frozenset[tuple] | set[tuple] = frozenset(),
@@ -181,10 +178,13 @@ def judge_measure(
         return None, base_table
     with timings.stage("statistics"):
         samples = None
+        dims = [d.field for d in measure.dimensions]
         if measure.type == "mean":
             indexes = histograms if histograms is not None else [p.samples for p in parts if p.samples is not None]
             samples = aggregate.CellSamples(plan, measure, indexes)
-        judged = verdicts.judge(plan, measure, cells, samples, lambda cell: _key(measure.id, cell) in missed)
+        judged = verdicts.judge(
+            plan, measure, cells, samples, lambda cell: vocabulary.cell_id(measure.id, dims, cell) in missed
+        )
     split = audit.split_products(plan, measure)
     dims = [d.field for d in measure.dimensions]
     judged["submeasure"] = [

@@ -201,6 +201,7 @@ def _run_locked(
 
     try:
         verify.require_intact(out, replaced=_replaced(plan, period, out))
+        store.require_current_schema(out)
         chain = remedy_chain.check_chain(out, period) if plan.remedies is not None else None
         staging = store.Staging(out, run_id)
     except StoreError as exc:
@@ -219,10 +220,10 @@ def _run_locked(
         def write_records(measure_id: str, table: pa.Table, part: int = 0) -> None:
             approved.observe(measure_id, table)
             evaluated[measure_id] += _own_rows(table, own_type[measure_id])
-            path = staging.path("records", period, f"measure={measure_id}", f"part-{part}.parquet")
+            path = staging.path("records", period, f"measure_id={measure_id}", f"part-{part}.parquet")
             writer.submit(f"records/{measure_id}", path, table, metadata)
 
-        missed = previous_misses(out, period) if plan.statistics.alpha_after_miss is not None else set()
+        missed = previous_misses(out, period, plan) if plan.statistics.alpha_after_miss is not None else set()
         try:
             excused = excusals.read(Path(data_dir))  # approved exclusions: optional input, every row checked
             excused_now = excused.of_period(period) if excused is not None else ()

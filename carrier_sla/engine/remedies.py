@@ -39,60 +39,20 @@ import pandas as pd
 import pyarrow as pa
 from scipy.special import ndtri
 
+from carrier_sla import vocabulary
 from carrier_sla.plan.load import Plan
 from carrier_sla.plan.remedy_rules import CENT, Remedies, Tier
 
-MONEY = pa.decimal128(14, 2)
+MONEY = vocabulary.MONEY
 STATE_FUND = "state_fund:"
-KEY = ["tier", "measure_id", "submeasure", "state", "product", "carrier_id"]
-NO_VERDICT = ("no_activity", "undetermined", "no_retail_analog", "diagnostic")
+KEY = list(vocabulary.ESCALATION_KEY)  # escalation: a cell of a tier (the tier fixes the scope)
+NO_VERDICT = vocabulary.NO_VERDICT
 
-LEDGER_SCHEMA = pa.schema(
-    [
-        ("period", pa.dictionary(pa.int32(), pa.string())),  # also the Hive partition key: reads back alike
-        ("tier", pa.string()),
-        ("payee", pa.string()),
-        ("measure_id", pa.string()),
-        ("submeasure", pa.string()),
-        ("state", pa.string()),
-        ("product", pa.string()),
-        ("category", pa.string()),
-        ("basis", pa.string()),
-        ("consecutive_months", pa.int64()),
-        ("occurrences_raw", pa.float64()),
-        ("occurrences", pa.float64()),
-        ("unit_amount", MONEY),
-        ("amount_uncapped", MONEY),
-        ("amount", MONEY),
-        ("cap", pa.string()),  # "monthly" | "annual" when a cap reduced the state's payments
-        ("currency", pa.string()),
-        ("provisional", pa.bool_()),  # from provisional (month-to-date) results
-        # the result row it comes from: same period, scope and cell key
-        ("scope", pa.string()),
-        ("carrier_id", pa.string()),
-        ("method", pa.string()),
-        ("clec_n", pa.int64()),
-        ("clec_value", pa.float64()),
-        ("retail_value", pa.float64()),
-        ("benchmark", pa.float64()),
-        ("critical_value_used", pa.float64()),
-        ("threshold", pa.float64()),
-        ("note", pa.string()),
-    ]
-)
-STATE_SCHEMA = pa.schema(
-    [
-        ("tier", pa.string()),
-        ("measure_id", pa.string()),
-        ("submeasure", pa.string()),
-        ("state", pa.string()),
-        ("product", pa.string()),
-        ("carrier_id", pa.string()),
-        ("consecutive_months", pa.int64()),
-        ("last_verdict_period", pa.string()),
-        ("as_of_period", pa.string()),
-    ]
-)
+# the ledger's files (vocabulary.REMEDIES: the period is the partition folder) ...
+LEDGER_SCHEMA = vocabulary.REMEDIES.schema()
+# ... and its frames in memory, which carry their period
+LEDGER_COLUMNS = ["period", *LEDGER_SCHEMA.names]
+STATE_SCHEMA = vocabulary.ESCALATION.schema()
 
 
 @dataclass(frozen=True)
@@ -217,14 +177,13 @@ def escalate(rem: Remedies, period: str, results: pd.DataFrame, previous: pd.Dat
                     "submeasure": rows["submeasure"].astype(str),
                     "state": rows["state"].astype(str),
                     "product": rows["product"].astype(str),
-                    "carrier_id": rows["carrier_id"].fillna("").astype(str),
+                    "carrier_id": rows["carrier_id"].astype(str),
                     "status": rows["status"].astype(str),
                 }
             )
         )
     now = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*KEY, "status"])
     before = previous if previous is not None else pd.DataFrame(columns=[n for n in STATE_SCHEMA.names])
-    before = before.assign(carrier_id=before["carrier_id"].fillna("").astype(str))  # stored null: all-CLEC keys
     before = before.set_index(_key_frame(before)) if len(before) else before.set_index(pd.Index([], dtype=str))
     now.index = _key_frame(now) if len(now) else pd.Index([], dtype=str)
     if now.index.has_duplicates:
@@ -263,9 +222,9 @@ def period_remedies(
     lines = []
     for tier in rem.tiers:
         lines.append(_tier_lines(plan, rem, tier, period, results, months))
-    ledger = pd.concat(lines, ignore_index=True) if lines else pd.DataFrame(columns=LEDGER_SCHEMA.names)
+    ledger = pd.concat(lines, ignore_index=True) if lines else pd.DataFrame(columns=LEDGER_COLUMNS)
     ledger = apply_caps(rem, ledger, paid_earlier_this_year)
-    return PeriodRemedies(period, ledger[LEDGER_SCHEMA.names], state)
+    return PeriodRemedies(period, ledger[LEDGER_COLUMNS], state)
 
 
 def _tier_lines(
@@ -275,12 +234,12 @@ def _tier_lines(
     rows = results[
         (results["scope"] == tier.scope) & results["measure_id"].isin(list(rules)) & (results["status"] == "miss")
     ]
-    rows = rows.assign(tier=tier.name, carrier_id=rows["carrier_id"].fillna("").astype(str))
+    rows = rows.assign(tier=tier.name)
     count = _key_frame(rows).map(months).to_numpy(dtype=np.int64) if len(rows) else np.zeros(0, np.int64)
     rows = rows.assign(consecutive_months=count)
     rows = rows[rows["consecutive_months"] >= tier.from_month]
     if rows.empty:
-        return pd.DataFrame(columns=LEDGER_SCHEMA.names)
+        return pd.DataFrame(columns=LEDGER_COLUMNS)
     occ = occurrences(plan, rem, rows)
     category = rows["measure_id"].map({mid: r.category for mid, r in rules.items()})
     basis = rows["measure_id"].map({mid: r.basis for mid, r in rules.items()})
@@ -318,7 +277,7 @@ def _tier_lines(
             if "provisional" in rows
             else False,
             "scope": rows["scope"].to_numpy(),
-            "carrier_id": rows["carrier_id"].replace("", None).to_numpy(),
+            "carrier_id": rows["carrier_id"].to_numpy(),
             "method": rows["method"].to_numpy(),
             "clec_n": rows["clec_n"].to_numpy(dtype=np.int64),
             "clec_value": rows["clec_value"].to_numpy(dtype=float),
@@ -377,39 +336,23 @@ def prorate(amounts: list[Decimal], limit: Decimal) -> list[Decimal]:
 
 
 def ledger_table(ledger: pd.DataFrame) -> pa.Table:
+    """The ledger as stored (vocabulary.REMEDIES): its period is the partition folder."""
     return pa.Table.from_pandas(ledger[LEDGER_SCHEMA.names], schema=LEDGER_SCHEMA, preserve_index=False)
 
 
 def state_table(state: pd.DataFrame) -> pa.Table:
-    """The escalation state as stored: carrier_id null for all-CLEC keys, as in results and the ledger."""
-    frame = state[STATE_SCHEMA.names].assign(carrier_id=state["carrier_id"].replace("", None))
-    return pa.Table.from_pandas(frame, schema=STATE_SCHEMA, preserve_index=False)
+    """The escalation state as stored (vocabulary.ESCALATION)."""
+    return pa.Table.from_pandas(state[STATE_SCHEMA.names], schema=STATE_SCHEMA, preserve_index=False)
 
 
-STATEMENT_COLUMNS = [
-    "line",
-    "period",
-    "payee",
-    "tier",
-    "measure_id",
-    "submeasure",
-    "state",
-    "product",
-    "category",
-    "consecutive_months",
-    "occurrences",
-    "unit_amount",
-    "amount_uncapped",
-    "amount",
-    "currency",
-]
+STATEMENT_COLUMNS = vocabulary.STATEMENTS.names[: vocabulary.STATEMENTS.names.index("currency") + 1]
 
 
 def statements(ledger: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """One statement per payee: its ledger lines, numbered, then a `total` line."""
     out = {}
     for payee, lines in ledger.groupby("payee", sort=True):
-        lines = lines.sort_values(["tier", "state", "measure_id", "submeasure", "product"], kind="stable")
+        lines = lines.sort_values(list(vocabulary.STATEMENT_ORDER), kind="stable")
         body = lines.assign(
             line=[str(i) for i in range(1, len(lines) + 1)], occurrences=[_number(x) for x in lines["occurrences"]]
         )[STATEMENT_COLUMNS]

@@ -37,28 +37,17 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 
+from carrier_sla import vocabulary
 from carrier_sla.engine import remedies
 from carrier_sla.plan import calendar as calmod
 from carrier_sla.store import layout as store
 
 ZERO = Decimal("0.00")
-KEY = ["tier", "payee", "measure_id", "submeasure", "state", "product"]
+KEY = list(vocabulary.PAYMENT_KEY)
 TABLE = "adjustments"
-ADJUSTMENT_SCHEMA = pa.schema(
-    # the ledger's own columns for the period (the Hive partition key), the payee and the cell
-    [remedies.LEDGER_SCHEMA.field(name) for name in ["period", *KEY, "scope", "carrier_id"]]
-    + [
-        ("paid", remedies.MONEY),  # the month's last final publication (0.00: that cell was not paid)
-        ("paid_run_id", pa.string()),
-        ("restated", remedies.MONEY),  # this publication (0.00: the cell pays nothing now)
-        ("restated_run_id", pa.string()),
-        ("adjustment", remedies.MONEY),  # restated - paid; 0.00 outside restatement.lookback_months
-        ("within_lookback", pa.bool_()),
-        ("currency", pa.string()),
-        ("note", pa.string()),
-    ]
-)
-EXTRA_STATEMENT_COLUMNS = ["paid", "restated", "adjustment", "paid_run_id", "restated_run_id", "note"]
+ADJUSTMENT_SCHEMA = vocabulary.ADJUSTMENTS.schema()  # the files: the period is the partition folder
+ADJUSTMENT_COLUMNS = ["period", *ADJUSTMENT_SCHEMA.names]  # the frames in memory carry it
+EXTRA_STATEMENT_COLUMNS = vocabulary.STATEMENTS.names[len(remedies.STATEMENT_COLUMNS) :]  # restated months
 
 
 @dataclass(frozen=True)
@@ -168,12 +157,12 @@ def adjustments(
         }
     )
     frame = frame.assign(carrier_id=frame["carrier_id"].where(frame["carrier_id"].notna(), None))
-    order = ["payee", "tier", "state", "measure_id", "submeasure", "product"]
-    return frame.sort_values(order, kind="stable").reset_index(drop=True)[ADJUSTMENT_SCHEMA.names]
+    order = ["payee", *vocabulary.STATEMENT_ORDER]
+    return frame.sort_values(order, kind="stable").reset_index(drop=True)[ADJUSTMENT_COLUMNS]
 
 
 def empty(period: str) -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype=object) for c in ADJUSTMENT_SCHEMA.names}).assign(period=period)
+    return pd.DataFrame({c: pd.Series(dtype=object) for c in ADJUSTMENT_COLUMNS}).assign(period=period)
 
 
 def true_up(
@@ -210,6 +199,7 @@ def month_is_final(out: Path, period: str) -> bool:
 
 
 def table(frame: pd.DataFrame) -> pa.Table:
+    """The adjustments as stored (vocabulary.ADJUSTMENTS)."""
     return pa.Table.from_pandas(frame[ADJUSTMENT_SCHEMA.names], schema=ADJUSTMENT_SCHEMA, preserve_index=False)
 
 
@@ -258,7 +248,7 @@ def statements(ledger: pd.DataFrame, adjusted: pd.DataFrame) -> dict[str, pd.Dat
         amounts = pd.Series([a if isinstance(a, Decimal) else ZERO for a in merged["amount"]], dtype=object)
         merged = merged.assign(amount=amounts.to_numpy())
         merged["currency"] = merged["currency"].where(merged["currency"].notna(), merged["_currency"])
-        merged = merged.sort_values(["tier", "state", "measure_id", "submeasure", "product"], kind="stable")
+        merged = merged.sort_values(list(vocabulary.STATEMENT_ORDER), kind="stable")
         merged = merged.assign(line=[str(i) for i in range(1, len(merged) + 1)])
         columns = remedies.STATEMENT_COLUMNS + EXTRA_STATEMENT_COLUMNS
         total = {c: "" for c in columns} | {

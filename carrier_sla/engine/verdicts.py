@@ -42,7 +42,7 @@ def judge(
     measure: Measure,
     cells: pd.DataFrame,
     samples: Samples | None = None,
-    missed_before: Callable[[pd.Series], bool] = lambda cell: False,
+    missed_before: Callable[[Mapping[str, Any]], bool] = lambda cell: False,
 ) -> pd.DataFrame:
     """Add figures, statistics and a status to each cell of one measure.
 
@@ -126,6 +126,8 @@ def judge(
     reason[no_retail] = "no retail records of the analog product for this cell"
     tested = parity & ~no_retail
     scopes = out["scope"].to_numpy(dtype=object)
+    # the cells as dicts, for plans with a stricter alpha after a miss (one conversion, not a row at a time)
+    records = cast(list[dict[str, Any]], out.to_dict("records")) if st.alpha_after_miss is not None else None
     for i in np.flatnonzero(tested):
         method[i] = st.method_for(measure.type, int(clec_n[i]))
         cv = st.critical_value_for(scopes[i], int(clec_n[i]))
@@ -133,7 +135,7 @@ def judge(
         tail[i] = (
             ndtr(-cv)
             if cv is not None
-            else (st.alpha_after_miss if st.alpha_after_miss is not None and missed_before(out.iloc[i]) else st.alpha)
+            else (st.alpha_after_miss if records is not None and missed_before(records[i]) else st.alpha)
         )
 
     z_cells = tested & (method == "modified_z")

@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from carrier_sla import vocabulary
 from carrier_sla.inputs.parse import (
     encode,
     null_mask,
@@ -56,17 +57,7 @@ class Reason(StrEnum):
 
 
 REASONS = list(Reason)
-REJECT_COLUMNS = [
-    "record_type",
-    "source_file",
-    "row",
-    "record_id",
-    "carrier_id",
-    "column",
-    "raw_value",
-    "reason",
-    "message",
-]
+REJECT_COLUMNS = vocabulary.REJECTS.names  # the rejects table, in its order
 MIN_DAY = int(np.datetime64(f"{calmod.YEARS.start}-01-01", "D").astype(np.int64))
 MAX_DAY = int(np.datetime64(f"{calmod.YEARS.stop - 1}-12-31", "D").astype(np.int64))
 

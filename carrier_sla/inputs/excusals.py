@@ -33,6 +33,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from carrier_sla import vocabulary
 from carrier_sla.errors import InputDataError
 from carrier_sla.inputs import ingest
 from carrier_sla.plan.fields import SCHEMA_DIR
@@ -40,9 +41,11 @@ from carrier_sla.plan.load import Plan
 
 RECORD_TYPE = "excusals"
 APPROVED = "approved:"  # exclusion reason of an excused record: approved:REFERENCE
-AGGREGATE = "all"  # carrier_id of a cell excusal of the all-CLEC aggregate
+# carrier_id of a cell excusal of the all-CLEC aggregate in the excusals input (its contract came
+# first; the store and the commands spell it vocabulary.AGGREGATE)
+AGGREGATE = "all"
 EXCUSED = "excused"  # the status remedies see for an excused cell (never stored in results)
-CELL_FIELDS = ("measure_id", "state", "product", "submeasure", "carrier_id")
+CELL_FIELDS = (*vocabulary.MEASURE_CELL, "carrier_id")  # a cell excusal's key
 RESULT_COLUMNS = ("excused", "excusal_reference", "excusal_reason")
 
 
@@ -263,9 +266,9 @@ class RecordMatches:
 
 
 def _cell_keys(results: pd.DataFrame) -> pd.Series:
-    carrier = results["carrier_id"].where(results["scope"] != "clec_aggregate", AGGREGATE).fillna("")
-    key = results["measure_id"].astype(str)
-    for column in ("state", "product", "submeasure"):
+    carrier = results["carrier_id"].where(results["scope"] != vocabulary.CLEC_AGGREGATE, AGGREGATE).fillna("")
+    key = results[CELL_FIELDS[0]].astype(str)
+    for column in CELL_FIELDS[1:-1]:
         key = key + "\x1f" + results[column].astype(str)
     return key + "\x1f" + carrier.astype(str)
 
@@ -313,7 +316,7 @@ def apply_cells(results: pd.DataFrame, rows: Iterable[Excusal], strict: bool = T
     reference = out["excusal_reference"].to_numpy(dtype=object).copy()
     reason = out["excusal_reason"].to_numpy(dtype=object).copy()
     for x in cells:
-        key = "\x1f".join(str(getattr(x, f)) for f in ("measure_id", "state", "product", "submeasure", "carrier_id"))
+        key = "\x1f".join(str(getattr(x, f)) for f in CELL_FIELDS)
         if key not in position.index:
             unmatched.append(x)
             continue

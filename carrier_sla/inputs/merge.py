@@ -164,10 +164,10 @@ def finalize(
         {
             "record_type": pa.array([record_type] * len(bad_idx), pa.string()),
             "source_file": pa.array(np.array(paths, dtype=object)[file_index[bad_idx]], pa.string()),
-            "row": pa.array(row[bad_idx], pa.int64()),
+            "input_row": pa.array(row[bad_idx], pa.int64()),
             "record_id": ids.take(pa.array(bad_idx)),
             "carrier_id": carrier_text,
-            "column": pa.array(column_text, pa.string()),
+            "input_field": pa.array(column_text, pa.string()),
             "raw_value": pa.array(raw, pa.string()),
             "reason": pa.array(reason_text, pa.string()),
             "message": pa.array(message, pa.string()),

@@ -10,7 +10,12 @@ from __future__ import annotations
 import json
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from carrier_sla import vocabulary
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas" / "records"
 
@@ -84,4 +89,15 @@ def fields_of(record_type: str) -> dict[str, str]:
     props = record_schema(record_type)["properties"]
     out = {name: column_type(prop) for name, prop in props.items()}
     out.update({name: kind for name, (kind, _) in DERIVED[record_type].items()})
+    return out
+
+
+def dimension_types(plan: Any) -> dict[str, pa.DataType]:
+    """Every dimension field the plan's measures split by (in first-use order), with its Arrow
+    type from the field's type in the contract of the record type the measure reads."""
+    out: dict[str, pa.DataType] = {}
+    for m in plan.measures:
+        for d in m.dimensions:
+            if d.field not in out:
+                out[d.field] = vocabulary.ARROW_OF_FIELD_TYPE[fields_of(m.records)[d.field]]
     return out

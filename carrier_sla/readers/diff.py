@@ -34,11 +34,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from carrier_sla import vocabulary
 from carrier_sla.errors import UsageError
 from carrier_sla.plan.periods import check_period
 from carrier_sla.store.view import StoreView, open_store
 
-CELL_KEY = ["measure_id", "submeasure", "state", "product", "scope", "carrier_id"]
+CELL_KEY = list(vocabulary.CELL_KEY)
 FIGURES = (
     "clec_n",
     "clec_value",
@@ -50,7 +51,7 @@ FIGURES = (
     "excusal_reference",
 )
 TEXT_FIGURES = ("method", "excusal_reference")  # excusal_reference: the commission's excusal of the cell, if any
-LEDGER_KEY = ["tier", "payee", "measure_id", "submeasure", "state", "product"]
+LEDGER_KEY = list(vocabulary.PAYMENT_KEY)
 RECORD_KEY = ["record_type", "record_id"]
 RECORD_FIELDS = ("included", "exclusion_reason", "value", "state", "product", "carrier_id", "submeasure")
 REL_TOL = 1e-9
@@ -260,12 +261,12 @@ def compare_period(a: Side, b: Side, period: str) -> PeriodDiff:
     ra, rb = _read_pair(a, b, "results", period, [*CELL_KEY, "status", *FIGURES, "plan_id", "plan_version"], CELL_KEY)
     la, lb = _read_pair(a, b, "remedies", period, [*LEDGER_KEY, "occurrences", "amount", "currency"], LEDGER_KEY)
     empty = pd.DataFrame({c: pd.Series(dtype=object) for c in [*RECORD_KEY, *RECORD_FIELDS]})
-    measures = [diff_records(empty, empty).assign(measure="")]
+    measures = [diff_records(empty, empty).assign(measure_id="")]
     for measure_id in sorted(set(a.view.measures(period)) | set(b.view.measures(period))):
         # one measure at a time: the memory of the largest measure, not the month's
         if not _same_files(a, b, "records", period, measure_id):
             pair = (_records(a, period, measure_id), _records(b, period, measure_id))
-            measures.append(diff_records(*pair).assign(measure=measure_id))
+            measures.append(diff_records(*pair).assign(measure_id=measure_id))
     records = pd.concat(measures, ignore_index=True)
     in_a, in_b = period in a.periods(), period in b.periods()
     plans = {
@@ -280,7 +281,7 @@ def compare_period(a: Side, b: Side, period: str) -> PeriodDiff:
         diff_verdicts(ra, rb),
         diff_figures(ra, rb),
         *diff_payments(la, lb),
-        records[["measure", *RECORD_KEY, *records.columns.drop(["measure", *RECORD_KEY])]],
+        records[["measure_id", *RECORD_KEY, *records.columns.drop(["measure_id", *RECORD_KEY])]],
     )
 
 

@@ -43,10 +43,10 @@ def _counts(series: pd.Series) -> dict[str, int]:
 def _first_records(records: pd.DataFrame, top: int) -> dict[str, dict[str, Any]]:
     """{measure: {kind: {count, first: [[record_type, record_id] ...]}}}, the first `top` in key order."""
     out: dict[str, dict[str, Any]] = {}
-    first = records.groupby(["measure", "change"]).head(top)
-    for key, n in records.groupby(["measure", "change"]).size().items():  # measures x kinds, not records
+    first = records.groupby(["measure_id", "change"]).head(top)
+    for key, n in records.groupby(["measure_id", "change"]).size().items():  # measures x kinds, not records
         measure, kind = cast(tuple[str, str], key)
-        ids = first.loc[(first["measure"] == measure) & (first["change"] == kind), RECORD_KEY].to_numpy().tolist()
+        ids = first.loc[(first["measure_id"] == measure) & (first["change"] == kind), RECORD_KEY].to_numpy().tolist()
         out.setdefault(measure, {})[kind] = {"count": int(n), "first": ids}
     return out
 

@@ -24,6 +24,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
+from carrier_sla import vocabulary
 from carrier_sla.errors import StoreError, UsageError
 from carrier_sla.plan.load import Plan
 from carrier_sla.plan.periods import check_period
@@ -148,7 +149,7 @@ def _figure(side: dict[str, Any], rule_: dict[str, Any]) -> str:
 def render(e: dict[str, Any]) -> str:
     """The explanation as plain text, in the order of its sections."""
     c, r, rl, t, p, f = (e[k] for k in ("cell", "run", "rule", "test", "population", "figures"))
-    who = c["carrier_id"] or "all CLECs"
+    who = "all CLECs" if c["carrier_id"] == vocabulary.AGGREGATE else c["carrier_id"]
     data = f" (records of {e['data_period']})" if e["data_period"] != e["period"] else ""
     kind = f"provisional as of {e['provisional_as_of']}" if e["provisional"] else "final"
     started = str(r["started_at"])[:19].replace("T", " ")
@@ -258,16 +259,17 @@ def find_cell(
     product: str | None = None,
     submeasure: str | None = None,
 ) -> dict[str, Any]:
-    """The one result row of the key (carrier 'all': the aggregate); UsageError naming what exists otherwise."""
+    """The one result row of the key (carrier vocabulary.AGGREGATE: the all-CLEC aggregate); UsageError naming
+    what exists otherwise."""
     period = str(results["period"].iloc[0]) if len(results) else "this period"
     m = results[results["measure_id"].astype(str) == measure]
     if m.empty:
         known = ", ".join(dict.fromkeys(results["measure_id"].astype(str)))
         raise UsageError(f"no results for measure {measure!r} in {period} (measures: {known})")
-    aggregate = carrier.lower() == "all"
+    aggregate = carrier == vocabulary.AGGREGATE
     c = m[m["scope"] == "clec_aggregate"] if aggregate else m[(m["scope"] == "clec") & (m["carrier_id"] == carrier)]
     if c.empty:
-        known = ", ".join(["all", *sorted(m["carrier_id"].dropna().astype(str).unique())])
+        known = ", ".join([vocabulary.AGGREGATE, *sorted(m[m["scope"] == "clec"]["carrier_id"].astype(str).unique())])
         raise UsageError(f"no {measure} cells for carrier {carrier!r} in {period} (carriers: {known})")
     wanted = {"state": state, "product": product, "submeasure": submeasure}
     sel = c
@@ -329,7 +331,7 @@ def explain(
     top: int = 10,
     excluded: int = 50,
 ) -> dict[str, Any]:
-    """The explanation of one cell of `period` (carrier 'all': the all-CLEC aggregate), read from the store's
+    """The explanation of one cell of `period` (carrier _all: the all-CLEC aggregate), read from the store's
     current view or, with `run_id`, that run's; UsageError (exit 2) when the key matches none or several cells."""
     check_period(period)
     if top < 0 or excluded < 0:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from carrier_sla import vocabulary
 from carrier_sla.engine.verdicts import standard_for
 from carrier_sla.plan.load import Condition, Measure, Plan
 from carrier_sla.plan.remedy_rules import CENT
@@ -23,7 +24,7 @@ from carrier_sla.plan.remedy_rules import CENT
 OPS = {"eq": "=", "ne": "!=", "in": "in", "not_in": "not in", "gt": ">", "ge": ">=", "lt": "<", "le": "<="}
 UNARY = {"is_null": "is null", "not_null": "is not null", "is_true": "is true", "is_false": "is false"}
 UNITS = {"percent": "%", "business_days": " business days", "hours": " h", "per_100_lines": " per 100 lines"}
-KEY = ("measure_id", "state", "product", "submeasure", "scope", "carrier_id")
+KEY = vocabulary.CELL_KEY
 SOURCE_ORDER = ["source_file", "source_row", "record_id"]  # ties of the worst records: input order
 LISTED = ["record_id", "carrier_id", "value", "source_file", "source_row"]  # a listed record's records/ columns
 
@@ -349,11 +350,11 @@ def _arithmetic(plan: Plan, measure: Measure, cell: dict[str, Any], line: dict[s
 
 
 def _rows_of(frame: pd.DataFrame | None, cell: dict[str, Any]) -> pd.DataFrame:
-    """The rows of a ledger or escalation table with the cell's key (the aggregate's carrier null or empty)."""
+    """The rows of a ledger or escalation table with the cell's key."""
     if frame is None or frame.empty:
         return pd.DataFrame()
-    mask = frame["carrier_id"].fillna("").astype(str) == (cell["carrier_id"] or "")
-    for k in KEY[:4] + (("scope",) if "scope" in frame else ()):
+    mask = frame["carrier_id"].astype(str) == cell["carrier_id"]
+    for k in vocabulary.MEASURE_CELL + (("scope",) if "scope" in frame else ()):
         mask &= frame[k].astype(str) == cell[k]
     return frame[mask]
 

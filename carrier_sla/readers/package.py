@@ -2,7 +2,7 @@
 
 `carrier-sla package --store STORE --period P --carrier C --out DIR [--run RUN_ID]` writes to DIR:
 results.parquet/.csv (C's result rows and the all-CLEC aggregate rows of the same cells),
-records/measure=ID.parquet and records.csv (C's record-level audit rows, its `lines` rows for
+records/measure_id=ID.parquet and records.csv (C's record-level audit rows, its `lines` rows for
 rates), remedies.parquet/.csv (the ledger lines paid to C: Tier 1 only), statement.csv (a copy of
 C's statement), adjustments.parquet/.csv (a restated month: C's lines paid, restated and adjusted),
 rejects.parquet/.csv (only when the rejects table names each row's carrier),
@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
-from carrier_sla import __version__
+from carrier_sla import __version__, vocabulary
 from carrier_sla.engine.pipeline import check_period
 from carrier_sla.errors import StoreError, UsageError
 from carrier_sla.store import csv_safe
@@ -42,7 +42,7 @@ from carrier_sla.store.view import open_store
 
 PACKAGE_FORMAT_VERSION = "1"
 USED_TABLES = ("results", "records", "rejects", "remedies", "statements", "adjustments")  # the tables a package reads
-CELL = ("measure_id", "submeasure", "state", "product")
+CELL = vocabulary.MEASURE_CELL
 CARRIER_COLUMNS = ("carrier_id", "payee")  # columns that name a carrier, checked on every table written
 CARRIER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")  # the input contract's pattern
 
@@ -62,12 +62,14 @@ def _cell_key(table: pa.Table) -> pa.ChunkedArray:
 
 
 def select_results(results: pa.Table, carrier: str) -> pa.Table:
-    """C's result rows (scope clec) and the aggregate rows (scope clec_aggregate, no carrier) of
+    """C's result rows (scope clec) and the aggregate rows (scope clec_aggregate, carrier_id _all) of
     the cells C has a row in, matched on (measure_id, submeasure, state, product); store order."""
     results = plain(results)
     own = pc.fill_null(pc.and_(pc.equal(results["scope"], "clec"), pc.equal(results["carrier_id"], carrier)), False)
     key = _cell_key(results)
-    aggregate = pc.and_(pc.equal(results["scope"], "clec_aggregate"), pc.is_null(results["carrier_id"]))
+    aggregate = pc.and_(
+        pc.equal(results["scope"], "clec_aggregate"), pc.equal(results["carrier_id"], vocabulary.AGGREGATE)
+    )
     same_cell = pc.is_in(key, value_set=pc.unique(key.filter(own)))
     return results.filter(pc.or_(own, pc.fill_null(pc.and_(aggregate, same_cell), False)))
 
@@ -75,6 +77,8 @@ def select_results(results: pa.Table, carrier: str) -> pa.Table:
 def select_records(records: pa.Table, carrier: str, measure_id: str) -> pa.Table:
     """C's rows of one measure's records table, with a measure_id column in front."""
     records = plain(records)
+    if "measure_id" in records.column_names:  # the partition key the store view appends: put in front
+        records = records.drop_columns(["measure_id"])
     mine = records.filter(pc.fill_null(pc.equal(records["carrier_id"], carrier), False))
     return mine.add_column(0, "measure_id", pa.array([measure_id] * mine.num_rows, pa.string()))
 
@@ -95,11 +99,12 @@ def select_rejects(rejects: pa.Table, carrier: str) -> pa.Table | None:
 
 
 def check_isolated(name: str, table: pa.Table, carrier: str) -> None:
-    """Refuse (StoreError) to write a table whose carrier_id or payee names anyone but C."""
+    """Refuse (StoreError) to write a table whose carrier_id or payee names anyone but C (or the
+    all-CLEC aggregate, which names no CLEC)."""
     for column in CARRIER_COLUMNS:
         if column in table.column_names:
             values = pc.unique(table[column].drop_null()).to_pylist()
-            others = sorted(v for v in values if v != carrier)
+            others = sorted(v for v in values if v not in (carrier, vocabulary.AGGREGATE))
             if others:
                 raise StoreError(f"{name}: rows of {len(others)} other carrier(s) selected; package not written")
 
@@ -166,14 +171,14 @@ class _Folder:
             self.rows[f"{name}.csv"] = table.num_rows
 
     def records(self, parts: list[pa.Table], carrier: str) -> None:
-        """records/measure=ID.parquet per measure with rows, and all of them in records.csv."""
+        """records/measure_id=ID.parquet per measure with rows, and all of them in records.csv."""
         (self.root / "records").mkdir()
         if not parts:
             return
         schema = pa.unify_schemas([p.schema for p in parts])
         with (self.root / "records.csv").open("wb") as handle, pcsv.CSVWriter(handle, schema) as writer:
             for part in parts:
-                self.table(f"records/measure={part['measure_id'][0]}", part, carrier, csv=False)
+                self.table(f"records/measure_id={part['measure_id'][0]}", part, carrier, csv=False)
                 writer.write_table(csv_safe.table(_conform(part, schema)))
         self.rows["records.csv"] = sum(p.num_rows for p in parts)
 
@@ -334,7 +339,7 @@ def readme(manifest: dict[str, Any], results: pa.Table, records: list[pa.Table])
     items = [
         f"results.parquet, results.csv: {results.num_rows:,} rows: {own:,} result rows of {c} (scope clec) and the "
         "all-CLEC aggregate rows (scope clec_aggregate, carrier_id empty) of the same cells.",
-        f"records/measure=ID.parquet (one file per measure), records.csv (all measures): the records of {c} "
+        f"records/measure_id=ID.parquet (one file per measure), records.csv (all measures): the records of {c} "
         f"evaluated for each measure, with a measure_id column ({per_measure} rows).",
         f"remedies.parquet, remedies.csv: the {remedies['lines']} ledger lines paid to {c} (Tier 1), total "
         f"{remedies['currency']} {remedies['total']}. Tier 2 payments to state funds are not included."

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from carrier_sla.engine.remedies import KEY as LEDGER_KEY
+from carrier_sla import vocabulary
 from carrier_sla.errors import StoreError, UsageError
 from carrier_sla.plan import calendar as calmod
 from carrier_sla.plan.load import Measure, Plan
@@ -33,13 +33,13 @@ from carrier_sla.readers import report_html, report_restated
 from carrier_sla.store import csv_safe
 from carrier_sla.store.view import StoreView, open_store
 
-STATUSES = ("met", "miss", "no_activity", "no_retail_analog", "undetermined", "diagnostic")
+STATUSES = vocabulary.STATUSES
 MEASURE_COLUMNS = [
     "measure_id", "submeasure", "state", "product", "clec_numerator", "clec_n", "clec_value", "retail_numerator",
     "retail_n", "retail_value", "standard", "benchmark", "method", "statistic", "critical_value", "alpha", "p_value",
     "status", "direction", "unit", "excusal_reference",
 ]  # fmt: skip
-CELL = [c for c in LEDGER_KEY if c != "tier"]  # a ledger line's result cell
+CELL = [*vocabulary.MEASURE_CELL, "carrier_id"]  # a ledger line's result cell (the scope follows the tier)
 PAID_COLUMNS = ["threshold", "amount", "currency"]  # from the ledger, per missed cell
 TREND_COLUMNS = ["measure_id", "standard", "benchmark", "month", "unit", "clec_value", "retail_value"]
 
@@ -97,7 +97,7 @@ def build(out: Path | StoreView, period: str, state: str | None = None) -> Repor
     clec = results[results["scope"] == "clec"]
     measures = _with_payments(results[results["scope"] == "clec_aggregate"][MEASURE_COLUMNS], paid)
     misses = _with_payments(clec[clec["status"] == "miss"][["carrier_id", *MEASURE_COLUMNS]], paid).sort_values(
-        ["measure_id", "state", "product", "submeasure", "carrier_id"]
+        list(vocabulary.READING_ORDER)
     )
     plan_used = _plan_of(view, period)
     titles = {m.id: m.title for m in plan_used.measures} if plan_used else {}
@@ -136,8 +136,8 @@ def _ledger(view: StoreView, period: str, state: str | None) -> pd.DataFrame:
 
 def _paid_by_cell(ledger: pd.DataFrame) -> pd.DataFrame:
     """Per result cell (the ledger key less the tier) its threshold, the amount paid over its lines and
-    their currency. The all-CLEC cell has no carrier: its key holds "" there."""
-    lines = ledger.assign(carrier_id=ledger["carrier_id"].fillna("").astype(str))
+    their currency."""
+    lines = ledger
     if not len(lines):
         return pd.DataFrame(columns=[*CELL, *PAID_COLUMNS])
     return lines.groupby(CELL, as_index=False, sort=False).agg(
@@ -149,13 +149,10 @@ def _paid_by_cell(ledger: pd.DataFrame) -> pd.DataFrame:
 
 def _with_payments(cells: pd.DataFrame, paid: pd.DataFrame) -> pd.DataFrame:
     """The result cells with the threshold and amount of their ledger lines (blank where none)."""
-    keyed = cells.assign(carrier_id=cells["carrier_id"].fillna("").astype(str)) if "carrier_id" in cells else cells
-    on = [c for c in CELL if c in keyed.columns]
-    right = paid[on + PAID_COLUMNS] if "carrier_id" in cells else paid[paid["carrier_id"] == ""][on + PAID_COLUMNS]
-    merged = keyed.merge(right, on=on, how="left", validate="many_to_one")
-    if "carrier_id" in cells:
-        merged["carrier_id"] = cells["carrier_id"].to_numpy()
-    return merged.reset_index(drop=True)
+    on = [c for c in CELL if c in cells.columns]
+    aggregate = paid["carrier_id"] == vocabulary.AGGREGATE
+    right = paid[on + PAID_COLUMNS] if "carrier_id" in cells else paid[aggregate][on + PAID_COLUMNS]
+    return cells.merge(right, on=on, how="left", validate="many_to_one").reset_index(drop=True)
 
 
 def _scopes(plan: Plan | None, trend: pd.DataFrame) -> dict[tuple[str, str, float | None], str]:

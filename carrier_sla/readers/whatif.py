@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from carrier_sla import vocabulary
 from carrier_sla.engine import load as inputs
 from carrier_sla.engine import period_results, pipeline, remedy_chain
 from carrier_sla.errors import StoreError, UsageError
@@ -33,10 +34,10 @@ from carrier_sla.plan.whatif_spec import what_if_plan
 from carrier_sla.store import csv_safe
 from carrier_sla.store.view import open_store
 
-CELL = ["measure_id", "submeasure", "state", "product", "scope", "carrier_id"]
-LINE = ["tier", "payee", "measure_id", "submeasure", "state", "product"]
+CELL = list(vocabulary.CELL_KEY)
+LINE = list(vocabulary.PAYMENT_KEY)
 NUMBERS = ["clec_n", "clec_value", "retail_value", "p_value"]
-STATUSES = ("met", "miss", "no_activity", "no_retail_analog", "undetermined", "diagnostic")
+STATUSES = vocabulary.STATUSES
 SHOWN = 40  # status changes listed in the text output (all of them in --json and --out)
 
 
@@ -100,7 +101,8 @@ def compute_what_if(plan: Plan, out: Path, period: str, data_dir: Path, baseline
         codes = table.column("exclusion_reason").to_pandas()
         counts.append(pd.DataFrame({"measure_id": measure_id, "code": codes}))
 
-    missed = period_results.previous_misses(out, period) if plan.statistics.alpha_after_miss is not None else set()
+    stricter = plan.statistics.alpha_after_miss is not None
+    missed = period_results.previous_misses(out, period, plan) if stricter else set()
     excused = excusals.read(Path(data_dir))  # the month's approved exclusions apply as in a run
     excused_now = excused.of_period(period) if excused is not None else ()
     judged = excusals.with_record_exclusions(plan, excused_now)
@@ -118,8 +120,7 @@ def compute_what_if(plan: Plan, out: Path, period: str, data_dir: Path, baseline
 
 
 def _cells(results: pd.DataFrame) -> pd.DataFrame:
-    frame = pd.DataFrame({c: results[c].astype(str) for c in CELL if c != "carrier_id"})
-    frame["carrier_id"] = results["carrier_id"].astype(object).where(results["carrier_id"].notna(), "").astype(str)
+    frame = pd.DataFrame({c: results[c].astype(str) for c in CELL})
     frame["status"] = results["status"].astype(str)
     frame["method"] = results["method"].astype(object).where(results["method"].notna(), "").astype(str)
     for column in NUMBERS:
@@ -261,7 +262,6 @@ def summarize(
 def _status_table(changes: list[dict[str, Any]]) -> str:
     """Status changes as a text table: n, CLEC and retail values, p-value, each was/now."""
     frame = pd.DataFrame(changes[:SHOWN])
-    frame["carrier_id"] = frame["carrier_id"].replace("", "(all)")
     frame["change"] = frame["status_before"] + " -> " + frame["status_after"]
     names = {"clec_n": ("n", "{:.0f}"), "clec_value": ("clec", "{:.2f}"), "retail_value": ("retail", "{:.2f}")}
     names["p_value"] = ("p", "{:.2g}")

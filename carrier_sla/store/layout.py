@@ -2,7 +2,7 @@
 
 Layout (Hive-partitioned, zstd):
     STORE/results/period=YYYY-MM/part-0.parquet
-    STORE/records/period=YYYY-MM/measure=ID/part-N.parquet (one per partition)
+    STORE/records/period=YYYY-MM/measure_id=ID/part-N.parquet (one per partition)
     STORE/rejects/period=YYYY-MM/part-0.parquet
     STORE/remedies/, escalation/, statements/ (plans with remedies)
     STORE/runs/RUN_ID/manifest.json          (and rejects.parquet of a run that failed)
@@ -10,6 +10,10 @@ Layout (Hive-partitioned, zstd):
 STORE/<table> is a link to current/<table>, and STORE/current a link to the view of the
 latest successful run: publication swaps that one link (see Staging), so a run that fails
 or is killed part-way leaves the published outputs as they were.
+
+Partition columns (period, and measure_id under records) live in the path only, as Hive
+readers expect; read_table gives them back as columns. The columns of every table are
+carrier_sla.vocabulary's.
 
 Readers resolve STORE/current once (view_root) and read under runs/RUN_ID/view, which is never
 modified after its publication: a path through STORE/<table> is resolved again at every file
@@ -41,7 +45,12 @@ ALL_TABLES = TABLES + REMEDY_TABLES
 CURRENT = "current"  # STORE/current -> runs/RUN_ID/view: the one pointer a publication swaps
 VIEW = "view"
 PROVENANCE = "provenance.json"
-OUTPUT_SCHEMA_VERSION = "2"  # 2: links through current/, remedies tables, rejects.carrier_id
+# 2: links through current/, remedies tables, rejects.carrier_id
+# 3: carrier_sla.vocabulary: partition columns only in the path (no `period` in results, remedies,
+#    adjustments), records/.../measure_id=ID, rejects' input_row and input_field, the aggregate's
+#    carrier_id `_all`, integer counts, df, resamples and seeds, dimension columns typed as their fields
+OUTPUT_SCHEMA_VERSION = "3"
+SCHEMA_VERSION_KEY = b"carrier_sla.output_schema_version"
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -83,6 +92,7 @@ def write_parquet(path: Path, table: pa.Table, metadata: dict[str, str]) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     existing = table.schema.metadata or {}
     merged = {**existing, **{k.encode(): str(v).encode() for k, v in metadata.items()}}
+    merged[SCHEMA_VERSION_KEY] = OUTPUT_SCHEMA_VERSION.encode()  # every file the store writes says its version
     # dictionary pages only where the column is dictionary-typed: trying them on unique ids
     # and row numbers costs time and gains nothing. Min/max statistics on the others only: on
     # a dictionary column they cost a quarter of the write, and every file holds all its
@@ -354,6 +364,51 @@ def write_manifest(store: Path, run_id: str, manifest: dict[str, Any]) -> Path:
         tmp.unlink(missing_ok=True)  # the manifest stays as it was; a half-written copy helps nobody
         raise
     return folder / "manifest.json"
+
+
+def partitioning(table: str) -> Any:
+    """The Hive partitioning of a table's folders below period=P (measure_id=ID under records),
+    every key text: a measure id such as 1 is not a number."""
+    import pyarrow.dataset as ds
+
+    from carrier_sla import vocabulary
+
+    spec = vocabulary.TABLES.get(table)
+    inner = [p for p in spec.partitions if p != "period"] if spec is not None else []
+    return ds.partitioning(pa.schema([(p, pa.string()) for p in inner]), flavor="hive") if inner else None
+
+
+def schema_version(path: Path | str) -> str | None:
+    """The output schema version a Parquet file of the store was written under (None: unmarked)."""
+    metadata = pq.read_schema(path).metadata or {}
+    version = metadata.get(SCHEMA_VERSION_KEY)
+    return version.decode() if version is not None else None
+
+
+def require_schema_version(store: Path, path: Path | str) -> None:
+    """StoreError unless the file was written under this OUTPUT_SCHEMA_VERSION: a store written
+    by an earlier carrier_sla has other column names and types, which no reader here guesses at."""
+    found = schema_version(path)
+    if found != OUTPUT_SCHEMA_VERSION:
+        raise StoreError(
+            f"{store}: written under output schema version {found or 'unknown'}, this carrier_sla reads and "
+            f"writes version {OUTPUT_SCHEMA_VERSION}: rerun its months into a new store (--out)"
+        )
+
+
+def require_current_schema(store: Path) -> None:
+    """StoreError when the store's published view holds tables of another output schema version
+    (one footer read: every run refuses such a store, so a store holds one version)."""
+    root = view_root(store)
+    if root == Path(store):
+        return
+    for table in ("results", "rejects"):
+        periods = published_periods(root, table)
+        if periods:
+            files = sorted((root / table / f"period={periods[-1]}").rglob("*.parquet"))
+            if files:
+                require_schema_version(Path(store), files[0])
+                return
 
 
 def published_periods(store: Path, table: str) -> list[str]:

@@ -38,7 +38,7 @@ from carrier_sla.errors import CarrierSlaError, StoreDamaged, StoreError, UsageE
 from carrier_sla.plan.load import Plan, load_plan, plan_from_document, resolve_plan_path
 from carrier_sla.store import layout, verify
 
-MEASURE_PARTITIONS = ("measure_id=", "measure=")  # records/period=P/<key>=ID: the name of the key, newest first
+MEASURE_PARTITIONS = ("measure_id=",)  # records/period=P/measure_id=ID
 
 
 def read_table(
@@ -59,20 +59,42 @@ def read_table(
     if not folder.is_dir():
         raise StoreError(f"{Path(store) / table / f'period={period}'}: no published {table} for period {period}")
     verify.require_period(root, period, (table,))
-    return _read_folder(folder, columns, where)
+    return _read_folder(root, table, period, columns, where)
 
 
-def _read_folder(folder: Path, columns: Sequence[str] | None, where: Mapping[str, object] | None) -> pa.Table:
+def _read_folder(
+    root: Path,
+    table: str,
+    period: str,
+    columns: Sequence[str] | None,
+    where: Mapping[str, object] | None,
+    folder: Path | None = None,
+    measure_id: str | None = None,
+) -> pa.Table:
+    """A table's files of one month (or, with `folder` and `measure_id`, of one measure's records),
+    checked to be of this output schema version, with the partition keys of its path (`period`, and
+    `measure_id` under records) appended as text columns, as a Hive reader gives them."""
+    folder = folder if folder is not None else root / table / f"period={period}"
     try:
-        dataset = ds.dataset(folder, format="parquet", partitioning="hive")
+        dataset = ds.dataset(folder, format="parquet", partitioning=None if measure_id else layout.partitioning(table))
+        if dataset.files:
+            layout.require_schema_version(layout.store_of(root), dataset.files[0])
         names = None if columns is None else [c for c in columns if c in dataset.schema.names]
         condition = None
         for column, value in (where or {}).items():
+            if column == "period" or (column == "measure_id" and measure_id is not None):
+                continue  # partition keys of this folder: every row has them
             term = ds.field(column) == value
             condition = term if condition is None else condition & term
-        return dataset.to_table(columns=names, filter=condition)
+        data = dataset.to_table(columns=names, filter=condition)
     except (OSError, pa.ArrowInvalid) as exc:
-        raise StoreDamaged(str(layout.store_of(folder.parents[1])), [f"{folder}: unreadable ({exc})"]) from exc
+        raise StoreDamaged(str(layout.store_of(root)), [f"{folder}: unreadable ({exc})"]) from exc
+    keys = {"measure_id": measure_id} if measure_id is not None else {}
+    keys["period"] = period
+    for key, value in keys.items():
+        if key not in data.column_names and (columns is None or key in columns):
+            data = data.append_column(key, pa.array([value] * data.num_rows, pa.string()))
+    return data
 
 
 class StoreView:
@@ -216,12 +238,12 @@ class StoreView:
             if not self.has(name, period):
                 raise StoreError(f"{self.store} ({self.label}): no published {name} for period {period}")
             self.check(period, (name,))
-            return _read_folder(self.root / name / f"period={period}", columns, where)
+            return _read_folder(self.root, name, period, columns, where)
         folder = self._measure_folder(period, measure_id)
         if folder is None:
             raise StoreError(f"{self.store} ({self.label}): no records of {measure_id} published for period {period}")
         self.check(period, ("records",))
-        return _read_folder(folder, columns, where)
+        return _read_folder(self.root, "records", period, columns, where, folder=folder, measure_id=measure_id)
 
     def frame(self, name: str, period: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
         """One published table of a month, as a pandas DataFrame."""
