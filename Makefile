@@ -6,6 +6,10 @@ DEMO_DATA := demo-data
 DEMO_STORE := out/demo-store
 DEMO_PERIOD := 2026-10
 DEMO_EARLIER := 2026-08 2026-09
+# The portal's demo users: demo-only passwords, printed by `make demo`; never use them on real data.
+DEMO_USERS := out/demo-users.toml
+DEMO_CARRIER := CLEC03
+DEMO_PASSWORD := demo-only-password
 
 .PHONY: demo test bench lint clean
 
@@ -19,10 +23,20 @@ $(VENV)/.installed: pyproject.toml
 $(DEMO_DATA)/orders.csv: | $(VENV)/.installed
 	$(PY) -m carrier_sla generate --out $(DEMO_DATA) --period $(DEMO_PERIOD) --periods 3 --scale 20000 --seed 1
 
-demo: $(VENV)/.installed $(DEMO_DATA)/orders.csv
+$(DEMO_USERS): | $(VENV)/.installed
+	@mkdir -p $(dir $@)
+	@echo "$(DEMO_PASSWORD)" | $(PY) -m carrier_sla user add demo-clec --users $@ --carrier $(DEMO_CARRIER) --password-stdin
+	@echo "$(DEMO_PASSWORD)" | $(PY) -m carrier_sla user add demo-staff --users $@ --role staff --password-stdin
+
+demo: $(VENV)/.installed $(DEMO_DATA)/orders.csv $(DEMO_USERS)
 	@for p in $(DEMO_EARLIER); do echo "carrier-sla run --period $$p (quiet: the months before, for escalation)"; \
 	  $(PY) -m carrier_sla run --plan example-qc --data $(DEMO_DATA) --period $$p --out $(DEMO_STORE) --quiet || exit $$?; done
 	$(PY) -m carrier_sla run --plan example-qc --data $(DEMO_DATA) --period $(DEMO_PERIOD) --out $(DEMO_STORE)
+	@echo
+	@echo "The CLEC portal on the demo store (demo users; the password is for this demo only):"
+	@echo "  $(PY) -m carrier_sla serve --store $(DEMO_STORE) --users $(DEMO_USERS)"
+	@echo "  then open http://127.0.0.1:8400/ and sign in as demo-clec (sees $(DEMO_CARRIER) only)"
+	@echo "  or demo-staff (every carrier), password: $(DEMO_PASSWORD)"
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q

@@ -13,6 +13,18 @@ from dataclasses import dataclass
 class CarrierSlaError(Exception):
     """Base class of every error raised on purpose by carrier_sla."""
 
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        # pickled whole (message and attributes), whatever the subclass's __init__ takes: errors
+        # raised in a Dask worker's task reach the run as they were raised
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+def _rebuild(kind: type[CarrierSlaError], args: tuple, state: dict) -> CarrierSlaError:
+    error = kind.__new__(kind)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
 
 @dataclass(frozen=True, order=True)
 class PlanProblem:
@@ -107,3 +119,8 @@ class StoreDamaged(StoreError):
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         tail = f"; {hint}" if hint else ""
         super().__init__(f"{store} is damaged: {problems[0]}{more}{tail}")
+
+
+class WorkerLost(CarrierSlaError):
+    """A Dask worker died while it held a task of the run, more often than the scheduler retries
+    (distributed.scheduler.allowed-failures): the run fails and publishes nothing (exit 5)."""

@@ -230,3 +230,14 @@ def generated_store(tmp_path_factory):
         runs = sorted((root / "store" / "runs").iterdir(), key=lambda p: p.stat().st_mtime)
         manifests.append(json.loads((runs[-1] / "manifest.json").read_text()))
     return root / "store", root / "data", manifests
+
+
+@pytest.fixture(scope="session")
+def portal_store(generated_store, tmp_path_factory):
+    """A copy of the generated store for the portal's tests, which write its audit log
+    (STORE/portal/access.jsonl) and must leave the shared store as it is."""
+    import shutil
+
+    target = tmp_path_factory.mktemp("portal") / "store"
+    shutil.copytree(generated_store[0], target, symlinks=True)  # the links are relative: they stay in the copy
+    return target

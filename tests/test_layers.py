@@ -11,7 +11,7 @@ from pathlib import Path
 import carrier_sla
 
 PACKAGE = Path(carrier_sla.__file__).parent
-LAYERS = ("plan", "inputs", "store", "engine", "readers", "synthetic", "cli")
+LAYERS = ("plan", "inputs", "store", "engine", "readers", "portal", "synthetic", "cli")
 
 
 def _imports(path: Path) -> set[str]:

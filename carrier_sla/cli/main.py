@@ -62,6 +62,13 @@ def _non_negative(text: str) -> int:
     return value
 
 
+def _positive(text: str) -> int:
+    value = _non_negative(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not at least 1")
+    return value
+
+
 def _share(text: str) -> float:
     """A share from 0 to 1 (NaN and infinities are none: NaN would disable the reject gate)."""
     try:
@@ -133,6 +140,19 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="input of more orders and troubles than N is spread over partitions on disk first, and "
         f"checked one partition at a time, in bounded memory (default {spill.DEFAULT_PARTITION_ROWS:,}; 0: never)",
+    )
+    run.add_argument(
+        "--workers",
+        type=_positive,
+        metavar="N",
+        help="check the partitions and judge the cells on N worker processes (a Dask LocalCluster); 1: in this "
+        "process, without Dask (default: the machine's cores when the input spans more than one partition, else 1)",
+    )
+    run.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run the partitions and statistics on an existing Dask cluster (tcp://HOST:8786); the data, the "
+        "store and its staging area must then be on storage every worker sees",
     )
     run.add_argument(
         "--allow-empty",
@@ -234,6 +254,8 @@ EXAMPLES = {
     "diff": "carrier-sla diff --store store --run RUN_A --run RUN_B",
     "what-if": "carrier-sla what-if --store store --period 2026-10 --data demo-data --plan my-plan.json",
     "verify": "carrier-sla verify --store store",
+    "serve": "carrier-sla serve --store store --users portal-users.toml --port 8400",
+    "user": "carrier-sla user add ana --users portal-users.toml --carrier CLEC03",
 }
 
 
@@ -247,6 +269,7 @@ READER_COMMANDS = (
     "carrier_sla.cli.diff",
     "carrier_sla.cli.whatif",
     "carrier_sla.cli.verify",
+    "carrier_sla.cli.portal",  # serve, user add
 )
 
 
@@ -531,6 +554,8 @@ def _dispatch(args: argparse.Namespace) -> int:
                 log=log,
                 partition_rows=args.partition_rows,
                 allow_empty=args.allow_empty,
+                workers=args.workers,
+                scheduler=args.scheduler,
             )
             done.append(result)
             _report_run(args, result)
@@ -640,6 +665,8 @@ def _run_range(args: argparse.Namespace, versions: PlanVersions, periods: list[s
             log=log,
             partition_rows=args.partition_rows,
             allow_empty=args.allow_empty,
+            workers=args.workers,
+            scheduler=args.scheduler,
         )
     except Exception:
         stopped = periods[len(done)] if len(done) < len(periods) else last

@@ -1,86 +1,25 @@
-"""One period's results from loaded records: each measure of the plan evaluated, aggregated into
-cells, audited record by record and judged, in plan order; and the cells that missed the month
-before (for plans with a stricter alpha after a miss).
+"""The steps of a period's results that the loop (carrier_sla.engine.period) runs: one measure
+evaluated over a batch of records (partial aggregates, value histogram, audit rows), one
+measure's cells from the parts of all batches, judged; the results in the results table's order;
+and the cells that missed the month before (for plans with a stricter alpha after a miss).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 
 from carrier_sla import vocabulary
-from carrier_sla.engine import aggregate, audit, evaluate, holiday_years, verdicts
-from carrier_sla.engine.load import Loaded
-from carrier_sla.engine.runlog import RunLog
+from carrier_sla.engine import aggregate, audit, evaluate, verdicts
 from carrier_sla.plan import calendar as calmod
 from carrier_sla.plan.load import Measure, Plan
 from carrier_sla.store.view import read_table
 from carrier_sla.timings import Timings
-
-
-def compute(
-    plan: Plan,
-    period: str,
-    loaded: Loaded,
-    timings: Timings | None = None,
-    sink: Callable[[str, pa.Table], None] | None = None,
-    missed: frozenset[tuple] | set[tuple] = frozenset(),
-    log: RunLog | None = None,
-) -> tuple[pd.DataFrame, dict[str, pa.Table]]:
-    """Results frame and the records/ table of each measure for one period.
-
-    `missed` holds the cells that missed the month before (see previous_misses), for plans
-    with a stricter alpha after a miss.
-
-    With a `sink`, each measure's records/ table goes to sink(measure_id, table) as soon as
-    it is built (so it can be written while the next is computed) instead of being returned.
-    """
-    timings = Timings() if timings is None else timings
-    dim_fields = aggregate.dimension_fields(plan)
-    files_by_type: dict[str, list[str]] = {}
-    for f in loaded.files:
-        files_by_type.setdefault(f.record_type, []).append(str(f.path))
-    shared: dict = {}  # the period's rows, once per (type, period_by, month)
-    with timings.stage("evaluate"):
-        holiday_years.require(plan, holiday_years.missing_in_period(plan, period, loaded.records, shared))
-    last_use = {evaluate.period_key(m, period): i for i, m in enumerate(plan.measures, start=1)}
-    frames, record_tables = [], {}
-    evaluated = 0
-    for i, measure in enumerate(plan.measures, start=1):
-        tick = time.perf_counter()
-        part, table = evaluate_part(plan, measure, period, loaded.records, shared, dim_fields, files_by_type, timings)
-        judged, base_table = judge_measure(
-            plan, measure, period, [part], loaded.records, dim_fields, files_by_type, timings, missed
-        )
-        if base_table is not None:
-            table = pa.concat_tables([table, base_table])
-        for key in [k for k, last in last_use.items() if last == i]:
-            shared.pop(key, None)  # no later measure needs these rows
-        if log is not None:
-            cells = 0 if judged is None else len(judged)
-            seconds = time.perf_counter() - tick
-            evaluated += table.num_rows
-            log.event(
-                "measure",
-                f"{measure.id}: {table.num_rows:,} records, {cells:,} cells in {seconds:.2f} s",
-                measure=measure.id,
-                records=table.num_rows,
-                cells=cells,
-                seconds=round(seconds, 3),
-            )
-            log.progress(i, len(plan.measures), evaluated)
-        if sink is None:
-            record_tables[measure.id] = table
-        else:
-            sink(measure.id, table)
-        if judged is not None:
-            frames.append(judged)
-    return ordered_results(plan, frames, dim_fields), record_tables
 
 
 def ordered_results(plan: Plan, frames: list[pd.DataFrame], dim_fields: Mapping[str, pa.DataType]) -> pd.DataFrame:
@@ -94,6 +33,21 @@ def ordered_results(plan: Plan, frames: list[pd.DataFrame], dim_fields: Mapping[
         _carrier=results["carrier_id"],
     ).sort_values(["_m", "state", "product", "submeasure", "_scope", "_carrier"], kind="stable")
     return results.drop(columns=["_m", "_scope", "_carrier"]).reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class MissedBefore:
+    """Whether a cell of the measure missed the month before (picklable: it goes to workers)."""
+
+    measure_id: str
+    dimensions: tuple[str, ...]
+    missed: frozenset[tuple]
+
+    def __call__(self, cell: Any) -> bool:
+        return bool(self.missed) and vocabulary.cell_id(self.measure_id, self.dimensions, cell) in self.missed
+
+
+Judge = Callable[..., pd.DataFrame]
 
 
 def previous_misses(out: Path, period: str, plan: Plan) -> set[tuple]:
@@ -157,10 +111,14 @@ def judge_measure(
     timings: Timings,
     missed: frozenset[tuple] | set[tuple] = frozenset(),
     histograms: list[aggregate.SampleIndex] | None = None,
+    *,
+    base_rows: bool = True,
+    judge: Judge = verdicts.judge,
 ) -> tuple[pd.DataFrame | None, pa.Table | None]:
-    """One measure's cells from the parts of all batches, judged; the audit rows of its rate
-    base (lines in service), if it has one. `histograms`: the parts' value histograms, when
-    kept apart from the parts."""
+    """One measure's cells from the parts of all batches, judged by `judge` (verdicts.judge, or
+    the same spread over workers); the audit rows of its rate base (lines in service), if it has
+    one and `base_rows` (False: they went with the batch that held the lines). `histograms`: the
+    parts' value histograms, when kept apart from the parts."""
     with timings.stage("aggregate"):
         part = aggregate.merge([p.partial for p in parts])
         base, base_table = None, None
@@ -169,7 +127,7 @@ def judge_measure(
             part = aggregate.widen_carriers(part, list(in_period.cats["carrier_id"]))
             base = aggregate.lines_base(in_period, measure, part)
         cells = aggregate.cells(plan, measure, part, base)
-    if measure.rate_base is not None:
+    if measure.rate_base is not None and base_rows:
         with timings.stage("audit"):
             base_table = audit.unify_record_schema(
                 audit.base_rows(in_period, dim_fields, files_by_type["lines"], measure.rate_base.field), dim_fields
@@ -182,9 +140,7 @@ def judge_measure(
         if measure.type == "mean":
             indexes = histograms if histograms is not None else [p.samples for p in parts if p.samples is not None]
             samples = aggregate.CellSamples(plan, measure, indexes)
-        judged = verdicts.judge(
-            plan, measure, cells, samples, lambda cell: vocabulary.cell_id(measure.id, dims, cell) in missed
-        )
+        judged = judge(plan, measure, cells, samples, MissedBefore(measure.id, tuple(dims), frozenset(missed)))
     split = audit.split_products(plan, measure)
     dims = [d.field for d in measure.dimensions]
     judged["submeasure"] = [

@@ -22,21 +22,16 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from carrier_sla import __version__
-from carrier_sla.engine import aggregate, audit, partitioned, remedies, remedy_chain, trueup
+from carrier_sla.engine import aggregate, audit, audit_files, cluster, remedies, remedy_chain, trueup
 from carrier_sla.engine.load import (
     Loaded,
-    check_reject_rate,
-    load,
     needed_record_types,
-    read_whole,
-    records_in_month,
     require_records,
 )
-from carrier_sla.engine.period_results import compute, previous_misses
+from carrier_sla.engine.period import compute, source_for
+from carrier_sla.engine.period_results import previous_misses
 from carrier_sla.engine.runlog import RunLog
 from carrier_sla.errors import InputDataError, PlanError, RejectRateExceeded, StoreError, UsageError
 from carrier_sla.inputs import excusals, ingest, spill
@@ -73,6 +68,8 @@ def run(
     partition_rows: int = spill.DEFAULT_PARTITION_ROWS,
     allow_empty: bool = False,
     held_lock: store.StoreLock | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
 ) -> RunResult:
     """Run the checker for one period and publish its outputs to the store `out`.
 
@@ -120,7 +117,7 @@ def run(
                 allow_empty,
                 today,
             )
-            return _run_locked(*args, lock.warnings)
+            return _run_locked(*args, lock.warnings, workers, scheduler)
     finally:
         log.close()
 
@@ -139,6 +136,8 @@ def _run_locked(
     allow_empty: bool,
     today: dt.date,
     warnings: list[str],
+    workers: int | None = None,
+    scheduler: str | None = None,
 ) -> RunResult:
     timings = Timings()
 
@@ -213,15 +212,10 @@ def _run_locked(
     writer = store.Writer()
     digests: ingest.Digests | None = None
     approved = excusals.RecordMatches()
+    worker_files: list[tuple[str, int, Path]] = []  # records/ files the workers wrote
+    worker_digests: dict[Path, tuple[str, int]] = {}
     try:
-        own_type = {m.id: m.records for m in plan.measures}
         evaluated: Counter[str] = Counter()  # per measure, records of its type in its data month
-
-        def write_records(measure_id: str, table: pa.Table, part: int = 0) -> None:
-            approved.observe(measure_id, table)
-            evaluated[measure_id] += _own_rows(table, own_type[measure_id])
-            path = staging.path("records", period, f"measure_id={measure_id}", f"part-{part}.parquet")
-            writer.submit(f"records/{measure_id}", path, table, metadata)
 
         missed = previous_misses(out, period, plan) if plan.statistics.alpha_after_miss is not None else set()
         try:
@@ -238,29 +232,39 @@ def _run_locked(
                     f"related-record measures match on {', '.join(spill.match_fields(plan))} with no field common "
                     "to all: no partition can keep every related pair together, so the input is held in memory whole",
                 )
-            if parts == 1:
-                files_read = lambda done, of: log.progress(done, of, what="files read")  # noqa: E731
-                loaded = load(plan, found, read_whole, timings, cutoff.as_of, files_read)  # the files found above
-                check_reject_rate(loaded, max_reject_rate)
-                _log_read(log, loaded, timings)
-                results, _ = compute(judged_plan, period, loaded, timings, sink=write_records, missed=missed, log=log)
-                loaded.in_month = records_in_month(plan, period, loaded.records)
-            else:
-                results, loaded = partitioned.compute(
+            source = source_for(found, parts, out / ".staging" / run_id)
+            rows = spill.estimated_rows(found) if workers is None and parts > 1 else 0
+            with cluster.connect(workers, scheduler, parts, rows) as executor:
+                if not executor.in_process:
+                    log.event("workers", f"{executor.workers} Dask workers", workers=executor.workers)
+                sink = audit_files.AuditFiles(
+                    staging.root,
+                    period,
+                    metadata,
+                    approved.active,
+                    {m.id: m.records for m in plan.measures},
+                    writer if executor.in_process else None,
+                )
+                computed = compute(
                     judged_plan,
                     period,
-                    found,
-                    parts,
-                    out / ".staging" / run_id,
-                    write_records,
+                    source,
+                    sink,
+                    executor,
                     max_reject_rate=max_reject_rate,
                     timings=timings,
                     as_of=cutoff.as_of,
                     missed=missed,
                     log=log,
-                    settle=lambda: writer.settle(len(plan.measures)),
+                    settle=(lambda: writer.settle(len(plan.measures))) if executor.in_process else None,
                 )
-                _log_read(log, loaded, timings)
+            results, loaded = computed.results, computed.loaded
+            for written in computed.sunk:
+                approved.found |= written.approved
+                evaluated[written.measure_id] += written.own_rows
+                if written.path is not None:  # written by a worker
+                    worker_files.append((written.name, written.rows, written.path))
+                    worker_digests[written.path] = written.digest
             if not allow_empty:
                 require_records(plan, period, loaded, cutoff.provisional)
             results = excusals.apply(results, excused_now, approved)  # every records/ table went through write_records
@@ -326,7 +330,7 @@ def _run_locked(
                 metadata,
             )
             writer.submit("rejects", staging.path("rejects", period, "part-0.parquet"), loaded.rejects, metadata)
-            outputs = writer.wait() + statement_files
+            outputs = worker_files + writer.wait() + statement_files
         log.event(
             "write",
             f"{len(outputs)} files ({timings['write']:.1f} s waiting for writers)",
@@ -334,7 +338,7 @@ def _run_locked(
             rows=sum(rows for _, rows, _ in outputs),
             seconds=round(timings["write"], 3),
         )
-        written = writer.digests | {path: store.file_digest(path) for _, _, path in statement_files}
+        written = worker_digests | writer.digests | {path: store.file_digest(path) for _, _, path in statement_files}
         manifest["outputs"] = [
             {
                 "table": name,
@@ -423,19 +427,6 @@ def _store_error(exc: BaseException, out: Path) -> StoreError | None:
     )
 
 
-def _own_rows(table: pa.Table, record_type: str) -> int:
-    """Rows of a measure's records/ table that are records of its own type (not the lines of its rate base)."""
-    if "record_type" not in table.column_names:
-        return table.num_rows
-    rows = 0
-    for chunk in table.column("record_type").chunks:
-        if pa.types.is_dictionary(chunk.type) and chunk.dictionary.to_pylist() == [record_type]:
-            rows += len(chunk)  # the audit rows of one evaluation: one record type
-        else:
-            rows += int(pc.sum(pc.equal(chunk.cast(pa.string()), record_type)).as_py() or 0)
-    return rows
-
-
 def without_records(plan: Plan, period: str, evaluated: Counter[str]) -> list[dict[str, Any]]:
     """The measures that evaluated no record: their type had none in their data month (for a measure
     in arrears, the month before the period: the first month of a data set). Their cells are absent
@@ -460,20 +451,6 @@ def describe_without_records(gap: dict[str, Any]) -> str:
     return (
         f"{gap['measure_id']}: no {gap['record_type']} in its data month {gap['data_period']}{arrears}; "
         "no result for it"
-    )
-
-
-def _log_read(log: RunLog, loaded: Loaded, timings: Timings) -> None:
-    read = sum(c.read for c in loaded.counts)
-    rejected = sum(c.rejected for c in loaded.counts)
-    load_seconds = sum(timings.get(k, 0.0) for k in ("spill", "read_and_check", "finalize", "derive"))
-    log.event(
-        "read",
-        f"{read:,} rows from {len(loaded.files)} files, {rejected:,} rejected ({load_seconds:.1f} s)",
-        rows=read,
-        rejected=rejected,
-        files=len(loaded.files),
-        seconds=round(load_seconds, 3),
     )
 
 

@@ -28,12 +28,14 @@ recovery when a run is killed.
 
 from __future__ import annotations
 
+import functools
 import math
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -180,11 +182,9 @@ class Spilled:
 
     def read(self, record_type: str, file_index: int, part: int) -> tuple[pa.Table, np.ndarray, np.ndarray]:
         """(rows as read, their row numbers, which repeat an id read earlier) of one file's
-        partition. The partition file is removed once read (its memory map stays valid): the
-        folder shrinks as the run goes, instead of being deleted in one go at its end."""
-        path = self.path(record_type, file_index, part)
-        table = _read_ipc(path)
-        path.unlink()
+        partition (left in place: remove_part removes a partition's files once it is done with,
+        so that a task retried after its worker died can read them again)."""
+        table = _read_ipc(self.path(record_type, file_index, part))
         position = np.asarray(table.column(POSITION).to_numpy(), dtype=np.int64)
         rows = position & ((1 << _FILE_SHIFT) - 1)
         repeats = self.repeats.get(record_type, np.zeros(0, np.int64))
@@ -192,45 +192,66 @@ class Spilled:
         repeat = (repeats[at] == position) if len(repeats) else np.zeros(len(position), dtype=bool)
         return table.drop_columns([POSITION]), rows, repeat
 
+    def remove_part(self, part: int) -> None:
+        """Remove a partition's files (a memory map of them stays valid): the folder shrinks as
+        the run goes, instead of being deleted in one go at its end."""
+        for rtype, sources in self.files.items():
+            for index in range(len(sources)):
+                self.path(rtype, index, part).unlink(missing_ok=True)
+
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def spill(plan: Plan, files: dict[str, list[ingest.InputFile]], parts: int, folder: Path) -> Spilled:
-    """Pass 1: spread the rows of every record type but WHOLE over `parts` partition files."""
+Mapper = Callable[[Callable[[Any], Any], list[Any]], list[Any]]
+
+
+def thread_map(fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
+    """fn over items on WORKERS threads (Arrow and numpy release the GIL), results in order."""
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        return list(pool.map(fn, items))
+
+
+def spill(
+    plan: Plan, files: dict[str, list[ingest.InputFile]], parts: int, folder: Path, mapper: Mapper = thread_map
+) -> Spilled:
+    """Pass 1: spread the rows of every record type but WHOLE over `parts` partition files.
+    `mapper(fn, items)` runs the jobs (an input file each, then an id bucket each): on threads of
+    this process, or as tasks on Dask workers (carrier_sla.engine.cluster)."""
     folder.mkdir(parents=True, exist_ok=True)
     spread = {t: f for t, f in files.items() if t not in WHOLE}
     out = Spilled(folder, parts, spread)
     key = tuple(key_fields(plan))
     jobs = [(t, i, s) for t, sources in spread.items() for i, s in enumerate(sources)]
     try:
-        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-            for _ in pool.map(lambda job: _spill_file(out, key, *job), jobs):
-                pass
-        _find_repeats(out)
+        mapper(functools.partial(_spill_job, out, key), jobs)
+        _find_repeats(out, mapper)
     except BaseException:
         out.remove()
         raise
     return out
 
 
-def _find_repeats(out: Spilled) -> None:
-    """The read positions of the rows whose id was read before, bucket by bucket (two at a time)."""
+def _find_repeats(out: Spilled, mapper: Mapper) -> None:
+    """The read positions of the rows whose id was read before, bucket by bucket."""
+    for rtype in out.files:
+        found = mapper(functools.partial(_bucket_repeats, out), [(rtype, b) for b in range(out.parts)])
+        out.repeats[rtype] = np.sort(np.concatenate(found)) if found else np.zeros(0, np.int64)
 
-    def bucket_repeats(job: tuple[str, int]) -> np.ndarray:
-        rtype, bucket = job
-        paths = [out.id_path(rtype, i, bucket) for i in range(len(out.files[rtype]))]
-        ids = pa.concat_tables([_read_ipc(p) for p in paths])  # read order: files in order, rows in order
-        position = np.asarray(ids.column(1).to_numpy(), dtype=np.int64)
-        repeats = position[duplicate_mask(ids.column(0).combine_chunks())]
-        for path in paths:
-            path.unlink()
-        return repeats
 
-    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        for rtype in out.files:
-            found = list(pool.map(bucket_repeats, [(rtype, b) for b in range(out.parts)]))
-            out.repeats[rtype] = np.sort(np.concatenate(found)) if found else np.zeros(0, np.int64)
+def _bucket_repeats(out: Spilled, job: tuple[str, int]) -> np.ndarray:
+    rtype, bucket = job
+    paths = [out.id_path(rtype, i, bucket) for i in range(len(out.files[rtype]))]
+    ids = pa.concat_tables([_read_ipc(p) for p in paths])  # read order: files in order, rows in order
+    position = np.asarray(ids.column(1).to_numpy(), dtype=np.int64)
+    repeats = position[duplicate_mask(ids.column(0).combine_chunks())]
+    for path in paths:
+        path.unlink()
+    return repeats
+
+
+def _spill_job(out: Spilled, key: tuple[str, ...], job: tuple[str, int, ingest.InputFile]) -> None:
+    _spill_file(out, key, *job)
 
 
 def _read_ipc(path: Path) -> pa.Table:

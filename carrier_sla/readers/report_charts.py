@@ -11,7 +11,7 @@ import math
 
 from carrier_sla.readers.report_words import esc, number
 
-COLOURS = {"all CLECs": "#c0392b", "retail": "#2c3e80", "benchmark": "#1e8449"}
+COLOURS = {"all CLECs": "#c0392b", "retail": "#2c3e80", "benchmark": "#1e8449", "this CLEC": "#d68910"}
 
 
 def nice_step(raw: float) -> float:

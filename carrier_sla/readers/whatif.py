@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import tempfile
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -25,14 +26,16 @@ import pandas as pd
 import pyarrow as pa
 
 from carrier_sla import vocabulary
+from carrier_sla.engine import cluster, period_results, pipeline, remedy_chain
 from carrier_sla.engine import load as inputs
-from carrier_sla.engine import period_results, pipeline, remedy_chain
+from carrier_sla.engine import period as period_loop
 from carrier_sla.errors import StoreError, UsageError
-from carrier_sla.inputs import excusals
+from carrier_sla.inputs import excusals, ingest, spill
 from carrier_sla.plan.load import Plan
 from carrier_sla.plan.whatif_spec import what_if_plan
 from carrier_sla.store import csv_safe
 from carrier_sla.store.view import open_store
+from carrier_sla.timings import Timings
 
 CELL = list(vocabulary.CELL_KEY)
 LINE = list(vocabulary.PAYMENT_KEY)
@@ -84,29 +87,47 @@ def read_baseline(out: Path, period: str) -> Baseline:
     return Baseline(run_id, manifest, document, Side(_cells(results), _lines(ledger), _excluded(codes)))
 
 
-def compute_what_if(plan: Plan, out: Path, period: str, data_dir: Path, baseline: Baseline) -> tuple[Side, bool]:
+def compute_what_if(
+    plan: Plan,
+    out: Path,
+    period: str,
+    data_dir: Path,
+    baseline: Baseline,
+    partition_rows: int = spill.DEFAULT_PARTITION_ROWS,
+) -> tuple[Side, bool]:
     """The month under `plan` from the input data, with the baseline run's as-of date and reject limit,
     the store's misses and escalation state of the month before (read only); and whether the input
-    files are the baseline run's (same sha256)."""
+    files are the baseline run's (same sha256). The month is computed as a run computes it
+    (carrier_sla.engine.period), over partitions of `partition_rows` in a temporary folder when the
+    input is larger: in bounded memory."""
     pipeline.check_in_force(plan, period)
     manifest = baseline.manifest
     as_of = dt.date.fromisoformat(manifest["as_of"]) if manifest.get("as_of") else None
     limit = float(manifest.get("max_reject_rate", pipeline.DEFAULT_MAX_REJECT_RATE))
     chain = remedy_chain.check_chain(out, period) if plan.remedies is not None else None
-    loaded = inputs.load_inputs(plan, Path(data_dir), limit, as_of=as_of)
-    same = sorted(f.sha256() for f in loaded.files) == sorted(i["sha256"] for i in manifest.get("inputs", []))
-    counts: list[pd.DataFrame] = []
-
-    def count_exclusions(measure_id: str, table: pa.Table) -> None:  # the records tables are not kept
-        codes = table.column("exclusion_reason").to_pandas()
-        counts.append(pd.DataFrame({"measure_id": measure_id, "code": codes}))
-
+    found = ingest.discover(Path(data_dir), inputs.needed_record_types(plan))
+    files = [f for sources in found.values() for f in sources]
+    same = sorted(f.sha256() for f in files) == sorted(i["sha256"] for i in manifest.get("inputs", []))
     stricter = plan.statistics.alpha_after_miss is not None
     missed = period_results.previous_misses(out, period, plan) if stricter else set()
     excused = excusals.read(Path(data_dir))  # the month's approved exclusions apply as in a run
     excused_now = excused.of_period(period) if excused is not None else ()
     judged = excusals.with_record_exclusions(plan, excused_now)
-    results, _ = period_results.compute(judged, period, loaded, sink=count_exclusions, missed=missed)
+    parts = spill.partition_count(plan, found, partition_rows)
+    with tempfile.TemporaryDirectory(prefix="carrier-sla-what-if-") as folder:  # partition files only
+        computed = period_loop.compute(
+            judged,
+            period,
+            period_loop.source_for(found, parts, Path(folder)),
+            count_exclusions,
+            cluster.InProcess(),
+            max_reject_rate=limit,
+            timings=Timings(),
+            as_of=as_of,
+            missed=missed,
+        )
+    results = computed.results
+    counts: list[pd.DataFrame] = computed.sunk  # exclusions counted per measure and code, table by table
     results = excusals.apply_cells(results, excused_now, strict=False)
     results = results.assign(
         provisional=bool(manifest.get("provisional", False)), provisional_as_of=manifest.get("provisional_as_of")
@@ -115,8 +136,15 @@ def compute_what_if(plan: Plan, out: Path, period: str, data_dir: Path, baseline
     if chain is not None:  # this month only: later months are not part of the comparison
         paid = remedy_chain.compute_chain(plan, out, period, results, remedy_chain.Chain(chain.previous, ()))
         ledger = paid[0].ledger
-    excluded = pd.concat(counts, ignore_index=True) if counts else pd.DataFrame(columns=["measure_id", "code"])
-    return Side(_cells(results), _lines(ledger), _excluded(excluded)), same
+    excluded = pd.concat([c for c in counts if len(c)] or [_excluded(pd.DataFrame(columns=["measure_id", "code"]))])
+    excluded = excluded.groupby(["measure_id", "code"], sort=True)["records"].sum().reset_index()
+    return Side(_cells(results), _lines(ledger), excluded.astype({"records": "int64"})), same
+
+
+def count_exclusions(measure_id: str, table: pa.Table, part: int) -> pd.DataFrame:
+    """What-if's sink: the records of a records/ table counted per exclusion code (the table is not kept)."""
+    codes = table.column("exclusion_reason").to_pandas().astype(object)
+    return _excluded(pd.DataFrame({"measure_id": measure_id, "code": codes}))
 
 
 def _cells(results: pd.DataFrame) -> pd.DataFrame:

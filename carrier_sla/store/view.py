@@ -134,6 +134,11 @@ class StoreView:
         """The store as run `run_id` published it (every month of its view, unchanged since)."""
         return StoreView(self.store, run_id)
 
+    def runs(self) -> list[str]:
+        """The ids of the store's runs that published a view, oldest first: what `run(run_id)` opens."""
+        folder = self.store / "runs"
+        return sorted(p.parent.name for p in folder.glob(f"*/{layout.VIEW}") if p.is_dir()) if folder.is_dir() else []
+
     def current(self) -> StoreView:
         """The store's current view, resolved again now."""
         return StoreView(self.store)

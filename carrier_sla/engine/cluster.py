@@ -1,0 +1,230 @@
+"""Where a period's batches and statistics run: in this process, or as tasks on Dask workers.
+
+InProcess evaluates the batches one after the other (the next one read on a thread meanwhile) and
+judges each measure's cells in one call. OnDask submits a task per batch (read, evaluate, write
+its audit rows into the run's staging folder; partials, histograms, counts and rejects come
+back), spreads the input files over workers when they are spilled, and judges a measure's cells
+in tasks that each hold whole retail pools (every cell compared with the same retail values in
+one task, so the pool is gathered and built once), the measure's value histograms sent to the
+workers once.
+
+`connect(workers, scheduler, batches)` chooses: `scheduler` (an address): an existing Dask
+cluster; else `workers` processes of a distributed.LocalCluster started for the run and closed
+after it (None: the machine's cores when the input is spread over partitions and spans more than
+one of the default size, else 1), where 1 means in this process, without Dask.
+
+A worker that dies while it holds a task (killed, out of memory) has the task run again on
+another worker by Dask's scheduler (up to distributed.scheduler.allowed-failures times); past
+that the run fails with WorkerLost (exit 5) and publishes nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from carrier_sla.engine import verdicts
+from carrier_sla.engine.period import BatchResult, Context, Progress, Source, evaluate_batch, run_batch
+from carrier_sla.errors import UsageError, WorkerLost
+from carrier_sla.inputs import spill
+from carrier_sla.plan.load import Measure, Plan
+from carrier_sla.timings import Timings
+
+TASKS_PER_WORKER = 4  # judging tasks per worker and measure: whole pools, balanced by cells
+# A measure of fewer cells is judged in the run's process: sending its histograms and cells to the
+# workers and its verdicts back costs more than its tests (at 1M bench records, 12 CLECs: 325-851
+# cells a measure, 0.5 s of statistics in one process against 7 s through the workers).
+MIN_CELLS_ON_WORKERS = 2000
+
+
+def cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+class InProcess:
+    """Everything in this process: the batches in order, the next one read on a thread meanwhile."""
+
+    in_process = True
+    workers = 1
+
+    def batches(
+        self, ctx: Context, source: Source, timings: Timings, progress: Progress = None
+    ) -> Iterator[BatchResult]:
+        loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="partition-loader")
+        try:
+            pending = loader.submit(source.load, ctx.plan, 0, timings, ctx.as_of, progress)
+            for k in range(source.count):
+                loaded = pending.result()
+                if k + 1 < source.count:
+                    pending = loader.submit(source.load, ctx.plan, k + 1, timings, ctx.as_of)
+                result = evaluate_batch(ctx, loaded, k, timings)
+                del loaded
+                yield result  # its stages timed on the run's own clock
+        finally:
+            loader.shutdown(wait=True, cancel_futures=True)
+
+    def map(self, fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
+        return spill.thread_map(fn, items)
+
+    def judge(self, plan: Plan, measure: Measure, cells: pd.DataFrame, samples: Any, missed: Any) -> pd.DataFrame:
+        return verdicts.judge(plan, measure, cells, samples, missed)
+
+    def close(self) -> None:
+        pass
+
+
+class OnDask:
+    """Batches, spreading and statistics as tasks of a Dask distributed client."""
+
+    in_process = False
+
+    def __init__(self, client: Any):
+        self.client = client
+        self.workers = max(1, len(client.scheduler_info().get("workers", {})))
+
+    def _gather(self, futures: list[Any]) -> list[Any]:
+        from distributed import KilledWorker
+
+        try:
+            return list(self.client.gather(futures))
+        except KilledWorker as exc:
+            raise WorkerLost(f"a Dask worker died while running {exc.args[0] if exc.args else 'a task'}") from exc
+
+    def batches(
+        self, ctx: Context, source: Source, timings: Timings, progress: Progress = None
+    ) -> Iterator[BatchResult]:
+        """Each batch's result as it comes (its stages timed on its worker's clock, in result.timings)."""
+
+        with self.client.as_current():  # as_completed finds the client there
+            yield from self._batches(ctx, source)
+
+    def _batches(self, ctx: Context, source: Source) -> Iterator[BatchResult]:
+        from distributed import KilledWorker, as_completed
+
+        [shared_ctx, shared_source] = self.client.scatter([ctx, source], broadcast=True, hash=False)
+        run = uuid.uuid4().hex  # task keys of this run's own (a shared cluster serves other runs too)
+        futures = [
+            self.client.submit(run_batch, shared_ctx, shared_source, k, pure=False, key=f"batch-{k}-{run}")
+            for k in range(source.count)
+        ]
+        received: set[str] = set()
+        try:
+            for future in as_completed(futures):
+                if future.key in received:  # finished again after a worker holding it died: already merged
+                    continue
+                try:
+                    result = future.result()
+                except KilledWorker as exc:
+                    raise WorkerLost(
+                        f"a Dask worker died while evaluating a batch ({exc}); nothing was published"
+                    ) from exc
+                received.add(future.key)
+                future.release()  # nothing to compute again if a worker dies later
+                yield result
+        finally:
+            for future in futures:
+                future.cancel()
+
+    def map(self, fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
+        return self._gather(self.client.map(fn, items, pure=False))
+
+    def judge(self, plan: Plan, measure: Measure, cells: pd.DataFrame, samples: Any, missed: Any) -> pd.DataFrame:
+        """The cells judged in tasks of whole retail pools, in their order."""
+        groups = pool_groups(plan, measure, cells, self.workers * TASKS_PER_WORKER)
+        if len(groups) <= 1 or len(cells) < MIN_CELLS_ON_WORKERS:
+            return verdicts.judge(plan, measure, cells, samples, missed)
+        indexes = None if samples is None else self.client.scatter(samples.indexes, hash=False)
+        futures = [
+            self.client.submit(_judge_task, plan, measure, cells.iloc[rows], indexes, missed, pure=False)
+            for rows in groups
+        ]
+        judged = pd.concat(self._gather(futures))
+        return judged.loc[cells.index]
+
+    def close(self) -> None:
+        pass
+
+
+def _judge_task(plan: Plan, measure: Measure, cells: pd.DataFrame, indexes: Any, missed: Any) -> pd.DataFrame:
+    from carrier_sla.engine import aggregate
+
+    samples = None if indexes is None else aggregate.CellSamples(plan, measure, indexes)
+    return verdicts.judge(plan, measure, cells, samples, missed)
+
+
+def pool_groups(plan: Plan, measure: Measure, cells: pd.DataFrame, tasks: int) -> list[np.ndarray]:
+    """Row positions of `cells` in at most `tasks` groups, each holding whole retail pools (the
+    cells compared with the same retail values: state, retail analog product, dimension values),
+    balanced by number of cells (largest pools first, each to the smallest group)."""
+    if cells.empty:
+        return []
+    analog = {p: plan.product(p).retail_analog for p in cells["product"].unique()}
+    key = cells["state"].astype(str) + "\x1f" + cells["product"].map(analog).astype(str)
+    for d in measure.dimensions:
+        key = key + "\x1f" + cells[d.field].astype(object).where(cells[d.field].notna(), "*").astype(str)
+    codes, uniques = pd.factorize(key.to_numpy(), sort=True)
+    sizes = np.bincount(codes, minlength=len(uniques))
+    bins = min(tasks, len(uniques))
+    load = np.zeros(bins, dtype=np.int64)
+    assign = np.zeros(len(uniques), dtype=np.int64)
+    for pool in np.argsort(-sizes, kind="stable"):
+        target = int(np.argmin(load))
+        assign[pool] = target
+        load[target] += sizes[pool]
+    group_of = assign[codes]
+    return [np.flatnonzero(group_of == g) for g in range(bins) if (group_of == g).any()]
+
+
+def default_workers(batches: int, rows: int) -> int:
+    """The machine's cores when the input is spread over partitions and spans more than one of the
+    default size (spill.DEFAULT_PARTITION_ROWS), else 1: starting worker processes costs seconds,
+    more than a smaller input takes in this process (and the test suite's small partitions stay
+    in-process)."""
+    return cores() if batches > 1 and rows > spill.DEFAULT_PARTITION_ROWS else 1
+
+
+@contextlib.contextmanager
+def connect(workers: int | None, scheduler: str | None, batches: int, rows: int = 0) -> Iterator[InProcess | OnDask]:
+    """The executor of a run over `batches` batches of `rows` input rows (see the module's
+    docstring); a LocalCluster started here is closed on the way out, whatever happens."""
+    if workers is not None and workers < 1:
+        raise UsageError(f"--workers {workers}: at least 1")
+    workers = workers or default_workers(batches, rows)
+    if scheduler is None and workers == 1:
+        yield InProcess()
+        return
+    try:
+        from distributed import Client, LocalCluster, fire_and_forget
+    except ImportError as exc:  # pragma: no cover - a dependency
+        raise UsageError("--workers above 1 and --scheduler need dask[distributed] installed") from exc
+    with contextlib.ExitStack() as stack:
+        if scheduler is not None:
+            client = stack.enter_context(Client(scheduler, set_as_default=False))
+        else:
+            cluster = stack.enter_context(
+                LocalCluster(
+                    n_workers=workers,
+                    processes=True,
+                    threads_per_worker=1,
+                    dashboard_address=None,
+                    silence_logs=logging.ERROR,
+                )
+            )
+            client = stack.enter_context(Client(cluster, set_as_default=False))
+        for address in client.scheduler_info()["workers"]:  # imports on the workers while this process works
+            fire_and_forget(client.submit(_warm_up, workers=[address], allow_other_workers=False, pure=False))
+        yield OnDask(client)
+
+
+def _warm_up() -> None:
+    """Import what the tasks use (pandas, pyarrow, scipy, the engine), so that the first tasks
+    do not pay for it."""
+    import carrier_sla.engine.cluster  # noqa: F401  the engine, through the batch and judging tasks
