@@ -3,7 +3,7 @@
 Runs the pipeline once in this process with `verdicts.judge` wrapped to keep its arguments, then judges each
 measure again `--repeat` times and prints the least process CPU time (time.process_time: every thread of this
 process, not the wall, so other work on the machine matters less), the cells, the methods and the Monte Carlo
-draws of each. Judging must run in this process (no worker processes).
+draws of each. The pipeline runs with workers=1, in this process, so that every judge call is seen here.
 
 Usage: python -m benchmarks.judge_cpu --data DIR --period YYYY-MM [--plan example-qc] [--repeat 3]
 e.g. on a real population: python -m carrier_sla generate --out /tmp/real --period 2026-10 --periods 2
@@ -38,7 +38,7 @@ def main() -> None:
     verdicts.judge = keep
     try:
         with tempfile.TemporaryDirectory() as out:
-            pipeline.run(load_plan(args.plan), args.data, args.period, Path(out) / "store")
+            pipeline.run(load_plan(args.plan), args.data, args.period, Path(out) / "store", workers=1)
     finally:
         verdicts.judge = judge
     total = 0.0
