@@ -67,12 +67,12 @@ STATEMENT_ORDER = ("tier", "state", "measure_id", "submeasure", "product")
 READING_ORDER = ("measure_id", "state", "product", "submeasure", "carrier_id")
 
 
-def cell_id(measure_id: str, dimensions: Sequence[str], cell: Mapping[str, Any]) -> tuple[str, ...]:
-    """The identity of one cell of a measure split by `dimensions`, as text: the same for the
-    engine's cell and for its row read back from the store (the cells that missed the month before
-    are found by it), so its text never changes: the aggregate's carrier is 'None' and a dimension
-    is `field=value`. (Monte Carlo seeds come from the cell's retail pool and CLEC sample size
-    instead: carrier_sla.engine.verdicts.monte_carlo_seed.)"""
+def cell_id(measure_id: str, dimensions: Sequence[str], cell: Any) -> tuple[str, ...]:
+    """The identity of one cell (a mapping or a pandas row) of a measure split by `dimensions`, as
+    text: the same for the engine's cell and for its row read back from the store (the cells that
+    missed the month before are found by it), so its text never changes: the aggregate's carrier is
+    'None' and a dimension is `field=value`. (Monte Carlo seeds come from the cell's retail pool and
+    CLEC sample size instead: carrier_sla.engine.verdicts.monte_carlo_seed.)"""
     carrier = cell.get("carrier_id")
     carrier_text = "None" if _blank(carrier) or carrier == AGGREGATE else str(carrier)
     parts = [measure_id, str(cell["scope"]), carrier_text, str(cell["state"]), str(cell["product"])]
@@ -84,6 +84,20 @@ def cell_id(measure_id: str, dimensions: Sequence[str], cell: Mapping[str, Any])
 
 def _blank(value: object) -> bool:
     return value is None or (isinstance(value, float) and value != value)
+
+
+# ------------------------------------------------------------------------------------ money
+
+
+def money(amount: Any, currency: str | None = None, sign: bool = False) -> str:
+    """An amount as every command's text prints it: `USD 1,500.00` (thousands grouped, to the cent,
+    the currency first when known; `sign`: +/- always shown, for differences). Machine outputs
+    (JSON, CSV, Parquet) keep plain decimals such as 1500.00."""
+    from decimal import Decimal
+
+    value = amount if isinstance(amount, Decimal) else Decimal(str(amount))
+    text = f"{value:+,.2f}" if sign else f"{value:,.2f}"
+    return f"{currency} {text}" if currency else text
 
 
 # ------------------------------------------------------------------------------- dimensions

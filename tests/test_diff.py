@@ -158,7 +158,7 @@ def test_text_json_and_out_carry_the_same_facts(restated, capsys, tmp_path):
     ]
     assert len(rows["figures"]) == len(day["figures"]["changes"])
     assert (
-        text.index("met->miss") < text.index("payments (USD)") < text.index("figures:") < text.index("input records:")
+        text.index("met->miss") < text.index("payments: USD ") < text.index("figures:") < text.index("input records:")
     )
     assert "changed 1: O2" in text and "wrote verdicts.csv" in text
 

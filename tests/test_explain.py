@@ -110,7 +110,7 @@ def test_remedy_arithmetic_of_the_missed_cell(store, capsys):
     assert "rounded up: 1.6137 -> 2" in text
     assert "unit amount: tier1 high, consecutive missed month 1" in text
     assert "2 occurrences x 150.00 = 300.00" in text
-    assert "paid 300.00 USD to CLEC01" in text
+    assert "paid USD 300.00 to CLEC01" in text
 
 
 def test_json_carries_the_same_figures(store, capsys):

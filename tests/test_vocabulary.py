@@ -279,3 +279,25 @@ def test_readme_lists_the_vocabularys_tables():
     text = (PACKAGE.parent / "README.md").read_text()
     start, end = "<!-- vocabulary:tables -->\n", "<!-- /vocabulary:tables -->"
     assert text[text.index(start) + len(start) : text.index(end)] == vocabulary.table_markdown()
+
+
+def test_money_reads_one_way_in_every_command():
+    """`USD 1,500.00`: thousands grouped, to the cent, the currency first; differences signed."""
+    from decimal import Decimal
+
+    assert vocabulary.money(Decimal("10450")) == "10,450.00"
+    assert vocabulary.money("10450.5", "USD") == "USD 10,450.50"
+    assert vocabulary.money(Decimal("-1234.567"), "CAD", sign=True) == "CAD -1,234.57"
+    assert vocabulary.money(0, "USD", sign=True) == "USD +0.00"
+    # no command formats money itself: the f-string patterns of the old spellings are gone
+    import re
+    from pathlib import Path
+
+    package = Path(vocabulary.__file__).parent
+    spelled = [
+        f"{path.relative_to(package)}:{n}"
+        for path in sorted((package / "cli").glob("*.py")) + sorted((package / "readers").glob("*.py"))
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if re.search(r"(total|paid|amount|remedies)\S*\}?[^\n]*:[+]?,\.2f\}", line) and "html" not in path.name
+    ]
+    assert spelled == []

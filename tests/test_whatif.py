@@ -124,7 +124,7 @@ def test_text_says_nothing_was_published_and_shows_the_money(capsys, built):
     assert code == 0
     assert out.splitlines()[0].startswith("WHAT-IF ONLY: nothing was published")
     assert "met -> miss" in out
-    assert "total 0.00 -> 600.00 (difference +600.00)" in out
+    assert "remedies: total USD 0.00 -> USD 600.00 (difference USD +600.00)" in out
     assert "CLEC01" in out
 
 

@@ -354,11 +354,11 @@ def _print_remedies(summary: dict, period: str) -> None:
     payees = this["totals_by_payee"]
     start = summary["escalation_from"] or "zero: first month in the store"
     print(
-        f"\nremedies {period}: {summary['currency']} {Decimal(this['total']):,.2f} to {len(payees)} payees "
+        f"\nremedies {period}: {vocabulary.money(this['total'], summary['currency'])} to {len(payees)} payees "
         f"({this['lines']} ledger lines; escalation from {start})"
     )
     for payee, amount in sorted(payees.items(), key=lambda item: (-Decimal(item[1]), item[0]))[:5]:
-        print(f"  {payee:<20} {Decimal(amount):>14,.2f}")
+        print(f"  {payee:<20} {vocabulary.money(amount, summary['currency']):>18}")
     later = [p for p, month in summary["periods"].items() if month["recomputed_after_restatement"]]
     if later:
         plans = ", ".join(f"{p} under {summary['periods'][p]['plan']['version']}" for p in later)
@@ -367,10 +367,11 @@ def _print_remedies(summary: dict, period: str) -> None:
         restated = this.get("restatement")
         if restated:
             note = "" if restated["within_lookback"] else " (outside restatement.lookback_months: no money changes)"
+            cur = summary["currency"]
             print(
-                f"  restatement of {month}: paid {Decimal(restated['paid']):,.2f} (run {restated['paid_run_id']}), "
-                f"restated {Decimal(restated['restated']):,.2f}, adjustment {Decimal(restated['adjustment']):+,.2f}"
-                f"{note}"
+                f"  restatement of {month}: paid {vocabulary.money(restated['paid'], cur)} "
+                f"(run {restated['paid_run_id']}), restated {vocabulary.money(restated['restated'], cur)}, "
+                f"adjustment {vocabulary.money(restated['adjustment'], cur, sign=True)}{note}"
             )
     if "warning" in summary:
         print(f"  warning: {summary['warning']}")

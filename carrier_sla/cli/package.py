@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from carrier_sla import vocabulary
 from carrier_sla.readers.package import build_package
 from carrier_sla.store import verify
 
@@ -32,5 +33,5 @@ def command(args: argparse.Namespace) -> int:
     print("  manifest.json")
     if manifest["remedies"] is not None:
         remedies = manifest["remedies"]
-        print(f"remedies to {manifest['carrier_id']}: {remedies['currency']} {remedies['total']}")
+        print(f"remedies to {manifest['carrier_id']}: {vocabulary.money(remedies['total'], remedies['currency'])}")
     return 0

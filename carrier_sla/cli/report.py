@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from carrier_sla import vocabulary
 from carrier_sla.readers import report, report_restated
 from carrier_sla.store import verify
 
@@ -43,7 +44,7 @@ def command(args: argparse.Namespace) -> int:
     state = f" {built.state}" if built.state else ""
     kind = f"PROVISIONAL as of {built.provisional_as_of}" if built.provisional else "final"
     print(f"report {built.period}{state} ({kind}), run {built.run_id}: {len(built.misses)} CLEC misses, "
-          f"{built.total_paid:,.2f} paid{report_restated.summary(built)}")  # fmt: skip
+          f"{vocabulary.money(built.total_paid, built.currency)} paid{report_restated.summary(built)}")  # fmt: skip
     for path in files:
         print(f"  {path}")
     return 0

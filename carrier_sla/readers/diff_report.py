@@ -15,6 +15,7 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 
+from carrier_sla import vocabulary
 from carrier_sla.errors import UsageError
 from carrier_sla.readers.diff import CELL_KEY, KINDS, RECORD_KEY, ZERO, PeriodDiff, Side
 from carrier_sla.store import csv_safe
@@ -110,9 +111,11 @@ def format_text(report: dict[str, Any], diffs: dict[str, PeriodDiff], top: int) 
         out.append(f"verdicts: {kinds} ({transitions or '-'})")
         out += _show(d.verdicts[[*CELL_KEY, "status_a", "status_b"]], top)
         lines = pay["lines_changed"]
+        cur = d.currency
         out.append(
-            f"payments ({d.currency or 'no ledger'}): {pay['total_a']:,.2f} -> {pay['total_b']:,.2f} "
-            f"({pay['difference']:+,.2f}); ledger lines {lines['added']} added, {lines['removed']} removed, "
+            f"payments{'' if cur else ' (no ledger)'}: {vocabulary.money(pay['total_a'], cur)} -> "
+            f"{vocabulary.money(pay['total_b'], cur)} ({vocabulary.money(pay['difference'], cur, sign=True)}); "
+            f"ledger lines {lines['added']} added, {lines['removed']} removed, "
             f"{lines['changed']} changed"
         )
         out += _show(d.payees[d.payees["difference"] != ZERO], top) + _show(d.payments.drop(columns="change"), top)

@@ -225,7 +225,7 @@ def render(e: dict[str, Any]) -> str:
 
     out += ["", "Remedies"]
     for line in e["remedies"]["lines"]:
-        out.append(f"  {line['tier']} to {line['payee']}: {line['currency']} {money(Decimal(line['amount']))}")
+        out.append(f"  {line['tier']} to {line['payee']}: {vocabulary.money(line['amount'], line['currency'])}")
         out += [f"    {x}" for x in line["arithmetic"]]
     out += [f"  none: {e['remedies']['none_reason']}"] if e["remedies"]["none_reason"] else []
     for line in e.get("restatement", []):

@@ -57,7 +57,7 @@ def pval(p: Any) -> str:
 
 
 def money(x: Decimal) -> str:
-    return f"{x:,.2f}"
+    return vocabulary.money(x)
 
 
 def text_table(rows: list[list[str]], indent: str = "  ", right: tuple[int, ...] = ()) -> list[str]:
@@ -345,7 +345,7 @@ def _arithmetic(plan: Plan, measure: Measure, cell: dict[str, Any], line: dict[s
         out.append(f"warning: {money(unit)} x {num(occ, 4)} is {money(check)}, not the ledger's {money(uncapped)}")
     if line["cap"]:
         out.append(f"{line['cap']} cap of {line['state']} reached: reduced pro rata to {money(line['amount'])}")
-    out.append(f"paid {money(line['amount'])} {line['currency']} to {line['payee']}")
+    out.append(f"paid {vocabulary.money(line['amount'], line['currency'])} to {line['payee']}")
     return out
 
 

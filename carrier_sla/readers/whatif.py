@@ -337,8 +337,9 @@ def format_text(summary: dict[str, Any]) -> str:
         return "\n".join(out)
     t = money["total"]
     out.append(
-        f"\nremedies ({money['currency']}): total {Decimal(t['before']):,.2f} -> {Decimal(t['after']):,.2f} "
-        f"(difference {Decimal(t['difference']):+,.2f})"
+        f"\nremedies: total {vocabulary.money(t['before'], money['currency'])} -> "
+        f"{vocabulary.money(t['after'], money['currency'])} "
+        f"(difference {vocabulary.money(t['difference'], money['currency'], sign=True)})"
     )
     for by, key in (("payee", "payee"), ("measure", "measure_id")):
         rows = [r for r in money[f"by_{by}"] if Decimal(r["difference"])]
