@@ -69,9 +69,10 @@ READING_ORDER = ("measure_id", "state", "product", "submeasure", "carrier_id")
 
 def cell_id(measure_id: str, dimensions: Sequence[str], cell: Any) -> tuple[str, ...]:
     """The identity of one cell (a mapping or a pandas row) of a measure split by `dimensions`, as
-    text: the same for the engine's cell and for its row read back from the store. It seeds the cell's Monte Carlo
-    resampling (carrier_sla.engine.exact.seed_for), so its text never changes: the aggregate's
-    carrier is 'None' (as when seeds were first drawn) and a dimension is `field=value`."""
+    text: the same for the engine's cell and for its row read back from the store (the cells that
+    missed the month before are found by it), so its text never changes: the aggregate's carrier is
+    'None' and a dimension is `field=value`. (Monte Carlo seeds come from the cell's retail pool and
+    CLEC sample size instead: carrier_sla.engine.verdicts.monte_carlo_seed.)"""
     carrier = cell.get("carrier_id")
     carrier_text = "None" if _blank(carrier) or carrier == AGGREGATE else str(carrier)
     parts = [measure_id, str(cell["scope"]), carrier_text, str(cell["state"]), str(cell["product"])]
@@ -194,7 +195,12 @@ RESULTS = Table(
         Column("alpha", _FLOAT, "the one-tailed significance the p-value was compared with"),
         Column("df", _INT, "degrees of freedom of the modified t test (retail_n - 1)"),
         Column("resamples", _INT, "Monte Carlo resamples drawn (permutation test)"),
-        Column("seed", _INT, "the Monte Carlo seed of the cell (63 bits, from the plan's seed and the cell)"),
+        Column(
+            "seed",
+            _INT,
+            "the Monte Carlo seed of the cell's stream of draws (63 bits, from the plan's seed, the cell's retail"
+            " pool and its CLEC sample size: shared by the cells of one pool and size)",
+        ),
         Column("allowed_misses", _INT, "misses a small-sample benchmark allowance permits"),
         Column("status", _TEXT, "the verdict: " + ", ".join(STATUSES)),
         Column("status_reason", _TEXT, "why a cell got no verdict, in words"),

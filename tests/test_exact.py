@@ -382,16 +382,19 @@ def test_monte_carlo_draws_every_subset_equally_often():
 
 
 @pytest.mark.parametrize("pairwise_max_k", [32, 1])
-@pytest.mark.parametrize(("n_pool", "k"), [(9, 4), (7, 3), (12, 2)])
-def test_floyd_positions_draw_uniform_subsets(monkeypatch, n_pool, k, pairwise_max_k):
-    """Every column of _floyd_positions holds k distinct positions of range(N), and all C(N, k) subsets come up
-    equally often (chi-square), when clashes are found by pairwise comparison and by sorting alike.
-    Tiny pools make clashes and redrawn draws (t_i above N - k + i) common."""
+@pytest.mark.parametrize("sampler", ["_floyd_positions", "_subset_positions"])
+@pytest.mark.parametrize(("n_pool", "k"), [(9, 4), (7, 3), (12, 2), (30, 3)])
+def test_subset_positions_draw_uniform_subsets(monkeypatch, n_pool, k, sampler, pairwise_max_k):
+    """Every column of _floyd_positions and of _subset_positions (rejection of repeated draws where they are
+    rare: (12, 2) and (30, 3); else Floyd) holds k distinct positions of range(N), and all C(N, k) subsets come
+    up equally often (chi-square), when clashes are found by pairwise comparison and by sorting alike.
+    Tiny pools make clashes, redrawn draws (t_i above N - k + i) and rejected columns common."""
     from carrier_sla.engine import monte_carlo
 
     monkeypatch.setattr(monte_carlo, "_PAIRWISE_MAX_K", pairwise_max_k)
     rng = np.random.default_rng(2024)
-    pos = np.concatenate([monte_carlo._floyd_positions(rng, n_pool, k, 20_000) for _ in range(3)], axis=1)
+    draw = getattr(monte_carlo, sampler)
+    pos = np.concatenate([draw(rng, n_pool, k, 20_000) for _ in range(3)], axis=1)
     assert pos.shape == (k, 60_000) and pos.min() >= 0 and pos.max() < n_pool
     s = np.sort(pos, axis=0)
     assert (s[1:] != s[:-1]).all()

@@ -259,4 +259,4 @@ def test_what_if_applies_the_months_excusals_as_a_run_does(excused_store, capsys
     assert main(args) == 0
     text = capsys.readouterr().out
     assert "cells whose status changed: 0 (with any figure changed: 0)" in text
-    assert "(difference +0.00)" in text
+    assert "(difference USD +0.00)" in text

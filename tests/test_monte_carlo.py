@@ -29,7 +29,7 @@ def _stream_sums(items, counts, k, resamples, seed):
     pool = np.repeat(items, counts)
     sums = []
     for _start, rows in monte_carlo._batches(resamples, chunk, sequential=True):
-        pos = monte_carlo._floyd_positions(rng, int(counts.sum()), k, rows)
+        pos = monte_carlo._subset_positions(rng, int(counts.sum()), k, rows)
         sums.append(pool[pos].sum(axis=0))
     return np.concatenate(sums)
 

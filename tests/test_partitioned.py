@@ -346,3 +346,30 @@ def test_the_log_tells_the_partitions_and_the_measures_judged(tmp_path):
     assert sum(e["rows"] for e in events if e["stage"] == "partition") == sum(
         i["rows_read"] for i in _manifest(result)["inputs"] if i["record_type"] != "lines"
     )
+
+
+def test_the_values_behind_a_cell_are_its_records_values_in_order():
+    """CellSamples gathers exactly the included values of a cell's records from every partition, ascending: a
+    CLEC's cell of one dispatch value, a cell with dispatch rolled up (None: both values), the all-CLEC cell
+    (no carrier: every CLEC, never the ILEC), and the retail analog of each, checked against a direct filter."""
+    plan = load_plan("example-qc")
+    measure = next(m for m in plan.measures if m.id == "MR-6")
+    rng = np.random.default_rng(4)
+    n = 900
+    labels = (("CLEC01", "ILEC", "CLEC02"), ("CO",), ("resale_pots", "pots"), (False, True))
+    shape = (3, 1, 2, 2)
+    carrier, dispatch = rng.integers(0, 3, n), rng.integers(0, 2, n)
+    product = (carrier == 1).astype(int)  # the ILEC's records are retail pots
+    flat = np.ravel_multi_index((carrier, np.zeros(n, int), product, dispatch), shape)
+    values = np.round(rng.gamma(1.0, 5.0, n), 2)
+    ones = np.ones(n, np.int64)
+    parts = [aggregate._histogram(flat[i::3], values[i::3], ones[i::3], labels, shape) for i in range(3)]
+    samples = aggregate.CellSamples(plan, measure, parts)
+    cases = [("CLEC01", True, (carrier == 0) & (dispatch == 1)), ("CLEC02", None, carrier == 2)]
+    cases.append((None, False, (carrier != 1) & (dispatch == 0)))
+    for carrier_id, d, mask in cases:
+        cell = {"carrier_id": carrier_id, "state": "CO", "product": "resale_pots", "dispatch": d}
+        clec, retail = samples(cell)
+        np.testing.assert_array_equal(clec, np.sort(values[mask]))
+        retail_mask = (carrier == 1) & ((dispatch == int(d)) if d is not None else True)
+        np.testing.assert_array_equal(retail, np.sort(values[retail_mask]))

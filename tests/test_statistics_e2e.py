@@ -177,3 +177,26 @@ def test_sequential_monte_carlo_verdicts_match_full_runs_except_within_monte_car
     rest = both[both["method"] != "permutation_monte_carlo"]
     assert (rest["status"] == rest["status_full"]).all()
     assert (rest["p_value"].fillna(-1) == rest["p_value_full"].fillna(-1)).all()
+
+
+def test_monte_carlo_cells_of_one_retail_pool_and_size_share_one_recorded_seed(tmp_path):
+    """On a generated real CLEC population, MR-6's Monte Carlo cells record the seed of their retail pool (state,
+    retail analog, dispatch) and CLEC sample size: one seed for all the cells of a pool and size, a different seed
+    for another size or pool, each the one verdicts.monte_carlo_seed derives from the plan's run seed; and the
+    cells of one stream still stop at their own draws."""
+    from carrier_sla.engine import verdicts
+
+    generate(tmp_path / "data", "2026-10", periods=1, scale=20_000, seed=8, fmt="parquet", clecs=200, zipf=1.3)
+    plan = plan_from_document(keep_measures(example_document(), ("MR-6",)))
+    results = pipeline.run(plan, tmp_path / "data", "2026-10", tmp_path / "store").results
+    mc = results[results["method"] == "permutation_monte_carlo"].copy()
+    assert len(mc) > 50
+    measure = plan.measure("MR-6")
+    for row in mc.to_dict("records"):
+        assert row["seed"] == verdicts.monte_carlo_seed(plan, measure, row, int(row["clec_n"]))
+    mc["analog"] = [plan.product(p).retail_analog for p in mc["product"]]
+    pools = mc.groupby(["state", "analog", "submeasure", "clec_n"])
+    assert (pools["seed"].min() == pools["seed"].max()).all()
+    assert pools["seed"].first().is_unique  # another pool or size: another stream
+    shared = pools.filter(lambda g: len(g) > 2)
+    assert len(shared) and shared.groupby("seed")["resamples"].nunique().max() > 1

@@ -10,8 +10,9 @@ can stream or be distributed; cells are roll-ups of merged partials over axes.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -297,7 +298,8 @@ class CellSamples:
         self.measure = measure
         self.indexes = indexes
         self._cache: dict[tuple, np.ndarray] = {}
-        self._lookups: list[_Lookup | None] = [None] * len(indexes)
+        self._groups: dict[tuple, list[tuple[int, int, int]]] | None = None
+        self._axis_labels: dict[int, tuple] = {}
 
     def _values(self, carriers: list[object], state: object, product: object, dims: list[object]) -> np.ndarray:
         key = (tuple(carriers), state, product, tuple("*" if _rolled(d) else d for d in dims))
@@ -305,46 +307,38 @@ class CellSamples:
             self._cache[key] = self._gather(carriers, state, product, dims)
         return self._cache[key]
 
-    def _lookup(self, i: int) -> _Lookup:
-        """Index i's groups and labels as dicts, made on first use: a gather then costs a few dict reads
-        per index instead of numpy calls (thousands of small cells gather from dozens of partitions)."""
-        found = self._lookups[i]
-        if found is None:
-            found = self._lookups[i] = _Lookup(self.indexes[i])
-        return found
+    def _spans(self) -> dict[tuple, list[tuple[int, int, int]]]:
+        """Every group of every index as a dict from its labels (carrier, state, product, dimension values)
+        to its (index, start, end) slices, made on first use: a gather then costs a dict read or a few
+        instead of a pass over every index (thousands of small cells gather from dozens of partitions)."""
+        if self._groups is None:
+            self._groups = {}
+            for i, index in enumerate(self.indexes):
+                for key, (start, end) in _groups_by_labels(index).items():
+                    self._groups.setdefault(key, []).append((i, start, end))
+        return self._groups
+
+    def _labels(self, axis: int) -> tuple:
+        """The labels of an axis in any index, made once."""
+        if axis not in self._axis_labels:
+            self._axis_labels[axis] = tuple(dict.fromkeys(x for index in self.indexes for x in index.labels[axis]))
+        return self._axis_labels[axis]
 
     def _gather(self, carriers: list[object], state: object, product: object, dims: list[object]) -> np.ndarray:
+        spans = self._spans()
+        if len(carriers) == 1 and not any(_rolled(d) for d in dims):  # one group: one dict read
+            keys: Iterable[tuple] = [(carriers[0], state, product, *dims)]
+        else:  # every carrier, and every label of a rolled-up dimension
+            axes = [self._labels(axis) if _rolled(d) else (d,) for axis, d in enumerate(dims, start=3)]
+            keys = itertools.product(carriers, (state,), (product,), *axes)
         values, counts = [], []
-        for i, index in enumerate(self.indexes):
-            look = self._lookup(i)
-            carrier_at, state_at, product_at = look.positions
-            choices = [[carrier_at[c] for c in carriers if c in carrier_at]]
-            choices.append([state_at[state]] if state in state_at else [])
-            choices.append([product_at[product]] if product in product_at else [])
-            for axis, value in enumerate(dims, start=3):
-                axis_labels = index.labels[axis]
-                choices.append(
-                    list(range(len(axis_labels)))
-                    if _rolled(value)
-                    else [j for j, v in enumerate(axis_labels) if v == value]
-                )
-            for combo in itertools.product(*choices):
-                k = 0
-                for c, size in zip(combo, index.shape, strict=True):  # np.ravel_multi_index, in Python
-                    k = k * size + c
-                span = look.groups.get(k)
-                if span is not None:
-                    values.append(index.values[span[0] : span[1]])
-                    counts.append(index.counts[span[0] : span[1]])
-        if not values:
-            return np.zeros(0)
-        value, count = np.concatenate(values), np.concatenate(counts)
-        if len(values) > 1:  # several groups or batches: one canonical order
-            order = np.argsort(value, kind="stable")
-            value, count = value[order], count[order]
-        return np.repeat(value, count)
+        for key in keys:
+            for i, start, end in spans.get(key, ()):
+                values.append(self.indexes[i].values[start:end])
+                counts.append(self.indexes[i].counts[start:end])
+        return _canonical(values, counts)
 
-    def __call__(self, cell: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, cell: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
         plan, measure = self.plan, self.measure
         carrier = cell.get("carrier_id")
         carriers: list[object]
@@ -364,19 +358,26 @@ class CellSamples:
         )
 
 
-class _Lookup:
-    """A SampleIndex's groups as a dict from flat key to (start, end) and its carrier, state and product
-    labels as dicts from label to position."""
+def _groups_by_labels(index: SampleIndex) -> dict[tuple, tuple[int, int]]:
+    """A SampleIndex's groups as a dict from their labels (carrier, state, product, dimension values) to
+    their (start, end) in its arrays."""
+    flat = index.flat
+    cut = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+    starts = np.concatenate([[0], cut]) if flat.size else cut
+    ends = np.concatenate([cut, [flat.size]]) if flat.size else cut
+    codes = np.unravel_index(flat[starts], index.shape)
+    columns = [np.array(labels, dtype=object)[c].tolist() for labels, c in zip(index.labels, codes, strict=True)]
+    return dict(zip(zip(*columns, strict=True), zip(starts.tolist(), ends.tolist(), strict=True), strict=True))
 
-    def __init__(self, index: SampleIndex):
-        flat = index.flat
-        cut = np.flatnonzero(flat[1:] != flat[:-1]) + 1
-        starts = np.concatenate([[0], cut]) if flat.size else cut
-        ends = np.concatenate([cut, [flat.size]]) if flat.size else cut
-        self.groups: dict[int, tuple[int, int]] = dict(
-            zip(flat[starts].tolist(), zip(starts.tolist(), ends.tolist(), strict=True), strict=True)
-        )
-        self.positions = tuple({label: j for j, label in enumerate(index.labels[axis])} for axis in range(3))
+
+def _canonical(values: list[np.ndarray], counts: list[np.ndarray]) -> np.ndarray:
+    """The values of several histogram slices, one per record, in one canonical order (ascending: equal
+    values are the same number, so their order does not show)."""
+    if not values:
+        return np.zeros(0)
+    if len(values) == 1:  # one slice: already ascending
+        return np.repeat(values[0], counts[0])
+    return np.sort(np.repeat(np.concatenate(values), np.concatenate(counts)))
 
 
 def _rolled(value: object) -> bool:

@@ -1,10 +1,12 @@
-"""Seeded Monte Carlo for the permutation test (exact.permutation_test): how many of `resamples`
+"""Seeded Monte Carlo for the permutation test (permutation.permutation_tests): how many of `resamples`
 uniformly random k-subsets of a pooled value histogram have a sum at least as bad as the CLEC's, or,
-sequentially, after how many draws the h-th such sum comes (Besag and Clifford 1991).
+sequentially, after how many draws the h-th such sum comes (Besag and Clifford 1991); for several
+CLEC cells of one retail pool and size at once, from one stream of draws (tail_counts).
 
-Subsets are drawn by Floyd's algorithm, vectorised over many subsets at once; values are looked up
-through cache-sized arrays. The random stream depends only on the seed and the constants below,
-never on threads or on other cells.
+Subsets are drawn by rejection of draws with a repeated position, or by Floyd's algorithm where
+repeats are common, vectorised over many subsets at once; values are looked up through cache-sized
+arrays. The random stream depends only on the seed and the constants below, never on threads or on
+other cells.
 """
 
 from __future__ import annotations
@@ -28,6 +30,27 @@ _GATHER_BYTES = 1 << 22
 _EXPAND_LIMIT = 1 << 24
 # Subsets of at most this many draws find clashes by comparing every pair of draws, larger ones by sorting.
 _PAIRWISE_MAX_K = 32
+
+
+def _subset_positions(rng: np.random.Generator, n_pool: int, k: int, rows: int) -> np.ndarray:
+    """`rows` uniformly random k-subsets of range(n_pool), one per column of a (k, rows) array.
+
+    When a column of k independent uniform draws rarely holds a value twice (k (k - 1) <= n_pool / 4:
+    at most about one column in eight), by rejection: the k * rows draws come from one rng.integers
+    call, and the columns holding a value twice are drawn again, whole, until none does; k distinct
+    independent uniform draws are a uniformly random k-subset. Otherwise by Floyd's algorithm
+    (_floyd_positions), which never redraws. The choice depends only on n_pool and k.
+    """
+    if k * (k - 1) > n_pool // 4:
+        return _floyd_positions(rng, n_pool, k, rows)
+    dtype = np.int32 if n_pool < 2**31 else np.int64  # int32 positions sort and compare faster
+    pos = rng.integers(0, n_pool, size=(k, rows), dtype=dtype)
+    clash = _clashing(pos)
+    while clash.size:
+        fresh = rng.integers(0, n_pool, size=(k, clash.size), dtype=dtype)
+        pos[:, clash] = fresh
+        clash = clash[_clashing(fresh)]
+    return pos
 
 
 def _floyd_positions(rng: np.random.Generator, n_pool: int, k: int, rows: int) -> np.ndarray:
@@ -60,10 +83,10 @@ def _floyd_positions(rng: np.random.Generator, n_pool: int, k: int, rows: int) -
 def _clashing(pos: np.ndarray) -> np.ndarray:
     """The columns of `pos` holding some value twice: found by comparing every pair of rows when there
     are at most _PAIRWISE_MAX_K rows (k (k - 1) / 2 vectorised comparisons) and the columns are many
-    enough to pay for that many numpy calls (at least 8 k^2: a sequential test's first batches are
-    small), else by sorting each column. Either way the same columns: the draws do not depend on it."""
+    enough to pay for that many numpy calls (at least 64 k, measured: a sequential test's first
+    batches are small), else by sorting each column. Either way the same columns: the draws do not depend on it."""
     k = pos.shape[0]
-    if k <= _PAIRWISE_MAX_K and 8 * k * k <= pos.shape[1]:
+    if k <= _PAIRWISE_MAX_K and 64 * k <= pos.shape[1]:
         dup = np.zeros(pos.shape[1], dtype=bool)
         for i in range(1, k):
             dup |= (pos[:i] == pos[i]).any(axis=0)
@@ -86,12 +109,13 @@ def _position_values(
     no narrower, else to indices into `items` in the narrowest integer type (2 MB for a million records
     and up to 65,536 distinct values) and gathered twice; above _EXPAND_LIMIT items, binary search.
     The positions are converted to intp (what take works on) and gathered into arrays made once.
+    A position at or past the end of the pool gives its last value (tail_counts replaces those sums).
     """
     n_pool = int(counts.sum())
     if n_pool > _EXPAND_LIMIT:
         cum = np.cumsum(counts)
-        return lambda pos: items.take(np.searchsorted(cum, pos, side="right"))
-    narrow = items.dtype.kind == "i" and int(items[-1]) < 2**31
+        return lambda pos: items.take(np.searchsorted(cum, pos, side="right"), mode="clip")
+    narrow = items.dtype.kind == "i" and int(items.max()) < 2**31
     value_type = np.dtype(np.int32) if narrow else items.dtype
     index_type = np.dtype(np.uint8 if items.size <= 2**8 else np.uint16 if items.size <= 2**16 else np.int32)
     if n_pool * value_type.itemsize <= _GATHER_BYTES or index_type.itemsize >= value_type.itemsize:
@@ -123,42 +147,125 @@ def tail_count(
     stop_at: int | None = None,
     expanded: Callable[[], np.ndarray] | None = None,
 ) -> tuple[int, int]:
-    """(b, L): of the first L resampled subset sums, b are at least as bad as `observed` (see permutation_test).
+    """(b, L): of the first L resampled k-subset sums of the pool np.repeat(items, counts), b are at least as
+    bad as `observed` (total minus the sum when `complement`); tail_counts for one cell without values of its
+    own. Without `stop_at`, L = resamples; with it the draws stop at the stop_at-th sum at least as bad."""
+    b, drawn = tail_counts(
+        items, counts, np.zeros((1, 0), dtype=items.dtype), k, np.array([observed]), upper, complement,
+        resamples, seed, stop_at, expanded, totals=np.array([total]),
+    )  # fmt: skip
+    return int(b[0]), int(drawn[0])
 
-    Without `stop_at`, L = resamples. With it (sequential Monte Carlo, Besag and Clifford 1991) the
-    draws stop at the stop_at-th sum at least as bad: then b = stop_at and L is the index of that draw
-    (counted from 1), or L = resamples and b < stop_at when it never comes. `expanded`: see
-    _position_values.
 
-    Subsets are drawn by _floyd_positions in batches of a fixed schedule (_batches); the schedule is
-    part of the random stream, so a given seed reproduces the same p-value only with the same
-    constants. A sequential test finds its stopping draw inside a batch, so L is the draw a
-    draw-by-draw loop over the same stream would stop at; the rest of that batch is discarded.
-    Values are gathered in slices of about _GATHER_POSITIONS positions and each subset's k values
-    added in draw order, in float64 (int64 on a lattice).
+def tail_counts(
+    items: np.ndarray,
+    counts: np.ndarray,
+    own: np.ndarray,
+    k: int,
+    observed: np.ndarray,
+    upper: bool,
+    complement: bool,
+    resamples: int,
+    seed: int,
+    stop_at: int | None = None,
+    expanded: Callable[[], np.ndarray] | None = None,
+    totals: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(b, L) for each of several cells that share one retail pool and one stream of draws (common random
+    numbers): of the first L resampled subset sums of cell c, b are at least as bad as observed[c].
+
+    The pool of cell c is the retail, np.repeat(items, counts) (N values, ascending), followed by the m
+    values of its own row own[c]: positions 0 .. N - 1 are the retail's, N .. N + m - 1 the cell's. One
+    stream of random k-subsets of range(N + m) (_subset_positions, seeded by `seed`) serves every cell: a
+    subset is summed once for all cells (positions past the retail's gather its last value), and the few
+    subsets holding one of the cells' own positions (about k m / (N + m) of them) are summed again per
+    cell, each of its k values added in draw order. A cell's draws are thus exactly those it would get
+    alone with the same seed, whatever the other cells, and its counts the same. With `complement` a
+    cell's resampled sum is its total (retail and own values; `totals` when given) minus the subset's sum.
+
+    Without `stop_at`, L = resamples for every cell. With it (sequential Monte Carlo, Besag and Clifford
+    1991) a cell stops at its stop_at-th sum at least as bad: b = stop_at and L the index of that draw
+    (counted from 1), or L = resamples and b < stop_at when it never comes; the stream goes on while any
+    cell has not stopped. Subsets come in batches of a fixed schedule (_batches), part of the random
+    stream: a given seed reproduces the same counts only with the same constants. Sums are float64, or
+    int64 on a lattice (integer items); resampled float sums within SUM_RTOL of the observed count as ties.
     """
     rng = np.random.default_rng(seed)
-    n_pool = int(counts.sum())
+    n_retail = int(counts.sum())
+    cells, m = own.shape
+    n_pool = n_retail + m
     integer = items.dtype.kind == "i"
-    tol = 0.0 if integer else SUM_RTOL * max(1.0, abs(observed))
+    sum_type = np.dtype(np.int64 if integer else np.float64)
+    own = own.astype(sum_type, copy=False)
+    observed = np.asarray(observed, dtype=sum_type if integer else np.float64)
+    tol = np.zeros(cells) if integer else SUM_RTOL * np.maximum(1.0, np.abs(observed))
+    threshold = observed - tol if upper else observed + tol
+    if complement and totals is None:
+        retail_total = int(np.dot(items, counts)) if integer else float((items * counts).sum())
+        totals = retail_total + own.sum(axis=1, dtype=sum_type)
+    if not n_retail:  # no retail: every subset is empty (k = 0), but the gather needs a table
+        items, counts, expanded = np.zeros(1, items.dtype), np.ones(1, np.int64), None
     chunk = max(1, _CHUNK_POSITIONS // max(k, 1))
     step = max(1, _GATHER_POSITIONS // max(k, 1))  # subsets gathered at a time
     values_at = _position_values(items, counts, min(chunk, step) * k, expanded)
-    chunk_sums: np.ndarray = np.empty(chunk, dtype=np.int64 if integer else np.float64)
-    hits = 0
+    chunk_sums: np.ndarray = np.empty(chunk, dtype=sum_type)
+    hits = np.zeros(cells, dtype=np.int64)
+    drawn = np.full(cells, resamples, dtype=np.int64)
+    active = np.arange(cells)
     for start, rows in _batches(resamples, chunk, sequential=stop_at is not None):
-        pos = _floyd_positions(rng, n_pool, k, rows)
-        sums = chunk_sums[:rows]
+        pos = _subset_positions(rng, n_pool, k, rows)
+        shared = chunk_sums[:rows]
         for c in range(0, rows, step):
-            values_at(pos[:, c : c + step]).sum(axis=0, dtype=sums.dtype, out=sums[c : c + step])
-        if complement:
-            sums = total - sums
-        bad = sums >= observed - tol if upper else sums <= observed + tol
-        found = int(np.count_nonzero(bad))
-        if stop_at is not None and hits + found >= stop_at:
-            return stop_at, start + int(np.flatnonzero(bad)[stop_at - hits - 1]) + 1
-        hits += found
-    return hits, resamples
+            values_at(pos[:, c : c + step]).sum(axis=0, dtype=sum_type, out=shared[c : c + step])
+        mixed = np.flatnonzero(pos.max(axis=0) >= n_retail) if m and k else np.zeros(0, dtype=np.intp)
+        if mixed.size:
+            at = pos[:, mixed]
+            retail_part = np.empty(at.shape, dtype=sum_type)
+            for c in range(0, mixed.size, step):
+                retail_part[:, c : c + step] = values_at(at[:, c : c + step])
+            is_own = at >= n_retail
+            own_at = np.clip(at - n_retail, 0, m - 1)
+        block = max(1, (1 << 20) // rows)  # cells compared at a time: a (cells, rows) array stays small
+        stopped = []
+        for b0 in range(0, active.size, block):
+            group = active[b0 : b0 + block]
+            limit = threshold[group, None]
+            if complement:
+                assert totals is not None
+                sums = np.repeat(shared[None, :], group.size, axis=0)
+                if mixed.size:
+                    sums[:, mixed] = _mixed_sums(own[group], own_at, is_own, retail_part)
+                sums = totals[group, None] - sums
+                bad = sums >= limit if upper else sums <= limit
+            else:
+                bad = shared[None, :] >= limit if upper else shared[None, :] <= limit
+                if mixed.size:
+                    mixed_sums = _mixed_sums(own[group], own_at, is_own, retail_part)
+                    bad[:, mixed] = mixed_sums >= limit if upper else mixed_sums <= limit
+            found = np.count_nonzero(bad, axis=1)
+            if stop_at is not None:
+                done = hits[group] + found >= stop_at
+                if done.any():
+                    need = stop_at - hits[group[done]]
+                    before = (np.cumsum(bad[done], axis=1) < need[:, None]).sum(axis=1)  # draws before the need-th
+                    drawn[group[done]] = start + before + 1
+                    hits[group[done]] = stop_at
+                    stopped.append(group[done])
+                    found[done] = 0
+            hits[group] += found
+        if stopped:
+            active = np.setdiff1d(active, np.concatenate(stopped), assume_unique=True)
+            if not active.size:
+                break
+    return hits, drawn
+
+
+def _mixed_sums(own: np.ndarray, own_at: np.ndarray, is_own: np.ndarray, retail_part: np.ndarray) -> np.ndarray:
+    """(cells, subsets): the sums of the subsets holding some of the cells' own positions, each cell's
+    values (own[:, own_at] where is_own, the retail's retail_part elsewhere) added in draw order
+    (a cumulative sum: one addition after another, whatever the shapes)."""
+    values = np.where(is_own[None], own[:, own_at], retail_part[None])  # (cells, k, subsets)
+    return np.cumsum(values, axis=1)[:, -1]
 
 
 def _batches(resamples: int, chunk: int, sequential: bool) -> Iterator[tuple[int, int]]:

@@ -116,18 +116,20 @@ class RetailTable:
     @classmethod
     def of(cls, units: np.ndarray, counts: np.ndarray, max_cells: int, rows: int = TABLE_ROWS) -> RetailTable | None:
         """The table of the distinct retail values `units` (lattice units, ascending) and their counts, or
-        None when there are none or its (rows + 1) x (rows x span + 1) entries would exceed max_cells."""
+        None when there are none or the programme that builds it would exceed max_cells cells, counted as
+        the permutation test counts them: (rows + 1) x (rows x span + 1) entries x distinct values."""
         if units.size == 0:
             return None
         step = int(np.gcd.reduce(units - units[0])) or 1
         span = int(units[-1] - units[0]) // step
-        return cls(units, counts, rows) if (rows + 1) * (rows * span + 1) <= max_cells else None
+        return cls(units, counts, rows) if (rows + 1) * (rows * span + 1) * units.size <= max_cells else None
 
     def __init__(self, units: np.ndarray, counts: np.ndarray, rows: int = TABLE_ROWS):
         """units: the distinct retail values in lattice units, ascending; counts: their records."""
         self.base = int(units[0])
         self.step = int(np.gcd.reduce(units - self.base)) or 1
         v = (units - self.base) // self.step
+        self.span = int(v[-1])  # the value range in steps
         self.n = int(counts.sum())
         self.rows = rows
         table = subset_sum_distribution(v, counts, rows, all_rows=True)
@@ -139,27 +141,77 @@ class RetailTable:
         self.lower = np.zeros((rows + 1, width + 1))
         self.lower[:, 1:] = np.cumsum(table, axis=1)
 
+    def serves(self, clec_units: np.ndarray, n: int) -> bool:
+        """Whether the table gives the exact p-value of a CLEC cell of n values with these distinct values
+        (lattice units): at most `rows` values, all on the pool's step."""
+        return 0 < n <= self.rows and not np.any((clec_units - self.base) % self.step)
+
     def tail(self, clec_units: np.ndarray, clec_counts: np.ndarray, upper: bool) -> float | None:
         """The exact one-tailed p-value of the CLEC cell (distinct values in lattice units, ascending, and
-        their counts) against this pool: P(sum of a random n-subset of the pooled values >= the CLEC's sum)
-        when upper, <= otherwise. None when the table does not serve the cell (more than `rows` values,
-        or values off the pool's step): the caller runs the whole programme instead."""
+        their counts) against this pool (see tails), or None when the table does not serve the cell (more
+        than `rows` values, or values off the pool's step): the caller runs the whole programme instead."""
         n = int(clec_counts.sum())
-        shifted = clec_units - self.base
-        if n > self.rows or n == 0 or np.any(shifted % self.step):
+        if not self.serves(clec_units, n):
             return None
-        v = shifted // self.step
-        low = int(v[0])
-        target = int(np.dot(v, clec_counts))  # the CLEC's own sum of v
-        own = subset_sum_distribution(v - low, clec_counts, n, all_rows=True)  # (n + 1, width)
+        return float(self.tails(np.repeat(clec_units, clec_counts)[None, :], upper)[0])
+
+    def tails(self, clec: np.ndarray, upper: bool) -> np.ndarray:
+        """The exact one-tailed p-values of CLEC cells of one size n against this pool, one cell per row of
+        `clec` (its n values in lattice units, each on the pool's step, n <= rows): P(sum of a random
+        n-subset of the pooled values >= the CLEC's sum) when upper, <= otherwise.
+
+        The mixture of the class docstring with C[j, a] = E[j, a] / C(n, j), E[j, a] the number of j-subsets
+        of the cell's n values (as v - min v) summing to a, counted exactly (below 2^53) by a programme over
+        the n values vectorised over the cells:
+            p = sum_j  C(N, n - j) / C(N + n, n)  sum_a E[j, a] P(R_{n-j} >= T - a - j min v_c).
+        A row's p-value does not depend on the other rows, to the last bit.
+        """
+        cells, n = clec.shape
+        out = np.empty(cells)
+        v = (clec.astype(np.int64) - self.base) // self.step
+        low = v.min(axis=1)
+        own = v - low[:, None]
+        target = v.sum(axis=1)
         j = np.arange(n + 1)
         logw = _log_comb(n, n) + _log_comb(self.n, n)[::-1]  # log C(n, j) + log C(N, n - j)
         w = np.exp(logw - logw.max())
         w /= w.sum()  # the weights sum to 1 (Vandermonde); dividing leaves no rounding of C(N + n, n)
-        rest = target - np.arange(own.shape[1])[None, :] - (j * low)[:, None]  # T - a - j min v_c, per (j, a)
+        coef = w / np.array([math.comb(n, x) for x in range(n + 1)], dtype=float)
         width = self.upper.shape[1] - 1
-        if upper:
-            beyond = self.upper[(n - j)[:, None], np.clip(rest, 0, width)]
-        else:
-            beyond = self.lower[(n - j)[:, None], np.clip(rest + 1, 0, width)]
-        return math.fsum((w * np.einsum("ja,ja->j", own, beyond)).tolist())
+        tails = self.upper if upper else self.lower
+        # cells at a time: their (cells, n + 1, n * span + 1) tables stay near 4M entries
+        spans = own.max(axis=1)
+        order = np.argsort(spans, kind="stable")  # similar spans together: little padding
+        per_block = max(1, (1 << 22) // ((n + 1) * (n * int(spans.max(initial=0)) + 1)))
+        for b0 in range(0, cells, per_block):
+            rows = order[b0 : b0 + per_block]
+            count = _subset_counts(own[rows], n)  # (cells, n + 1, W)
+            a = np.arange(count.shape[2])
+            rest = target[rows, None, None] - a[None, None, :] - (j[None, :, None] * low[rows, None, None])
+            col = np.clip(rest, 0, width) if upper else np.clip(rest + 1, 0, width)
+            beyond = tails[(n - j)[None, :, None], col]
+            # sums in order, one addition after another (cumulative sums): a row's padding adds exact zeros,
+            # so its p-value has the same bits alone or among other rows
+            terms = np.cumsum(count * beyond, axis=2)[:, :, -1] * coef[None, :]
+            out[rows] = np.cumsum(terms, axis=1)[:, -1]
+        return out
+
+
+def _subset_counts(values: np.ndarray, n: int) -> np.ndarray:
+    """E[c, j, a]: the number of j-subsets (j = 0 .. n) of row c's n non-negative integer values that sum
+    to a, a = 0 .. n * max value; float64, exact while below 2^53 (C(30, 15) is 1.6e8).
+
+    The 0/1 knapsack over the values one at a time: E_i[j, a] = E_{i-1}[j, a] + E_{i-1}[j - 1, a - v_i],
+    the shifted table gathered per row (each row's v_i differs) from a copy padded with zeros in front.
+    """
+    cells = values.shape[0]
+    width = n * int(values.max(initial=0)) + 1
+    count = np.zeros((cells, n + 1, width))
+    count[:, 0, 0] = 1.0
+    padded = np.zeros((cells, n, 2 * width))
+    a = np.arange(width)
+    for i in range(n):
+        padded[:, : i + 1, width:] = count[:, : i + 1, :]
+        at = (width + a[None, :] - values[:, i, None])[:, None, :]  # (cells, 1, width)
+        count[:, 1 : i + 2, :] += np.take_along_axis(padded[:, : i + 1, :], at, axis=2)
+    return count

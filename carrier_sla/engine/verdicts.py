@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from decimal import ROUND_FLOOR, Decimal
 from fractions import Fraction
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
 from scipy.special import ndtr, ndtri
 
-from carrier_sla import vocabulary
 from carrier_sla.engine import exact, stats
 from carrier_sla.engine.aggregate import BASE
 from carrier_sla.plan.load import Measure, Plan, Standard
@@ -42,7 +42,7 @@ def judge(
     measure: Measure,
     cells: pd.DataFrame,
     samples: Samples | None = None,
-    missed_before: Callable[[pd.Series], bool] = lambda cell: False,
+    missed_before: Callable[[Mapping[str, Any]], bool] = lambda cell: False,
 ) -> pd.DataFrame:
     """Add figures, statistics and a status to each cell of one measure.
 
@@ -126,6 +126,8 @@ def judge(
     reason[no_retail] = "no retail records of the analog product for this cell"
     tested = parity & ~no_retail
     scopes = out["scope"].to_numpy(dtype=object)
+    # the cells as dicts, for plans with a stricter alpha after a miss (one conversion, not a row at a time)
+    records = cast(list[dict[str, Any]], out.to_dict("records")) if st.alpha_after_miss is not None else None
     for i in np.flatnonzero(tested):
         method[i] = st.method_for(measure.type, int(clec_n[i]))
         cv = st.critical_value_for(scopes[i], int(clec_n[i]))
@@ -133,7 +135,7 @@ def judge(
         tail[i] = (
             ndtr(-cv)
             if cv is not None
-            else (st.alpha_after_miss if st.alpha_after_miss is not None and missed_before(out.iloc[i]) else st.alpha)
+            else (st.alpha_after_miss if records is not None and missed_before(records[i]) else st.alpha)
         )
 
     z_cells = tested & (method == "modified_z")
@@ -155,27 +157,10 @@ def judge(
     z_crit = np.where(np.isnan(critical), ndtri(1 - np.nan_to_num(tail, nan=0.5)), critical)
     status[scored] = np.where(z.statistic[scored] > z_crit[scored], "miss", "met")
 
-    # The cells' values are gathered here (CellSamples is not thread-safe); the tests themselves,
-    # mostly numpy with the GIL released, run on a thread per core. Each cell's Monte Carlo stream
-    # comes from its own seed, so results do not depend on the order in which cells finish.
     exact_cells = np.flatnonzero(tested & ~z_cells)
-    jobs = []
-    pools: dict[int, tuple[np.ndarray, exact.Pool | str]] = {}  # by retail sample: a retail analog serves many cells
-    for i in exact_cells:
-        cell = out.iloc[i]
-        figures = (clec_num[i], clec_n[i], retail_num[i], retail_n[i])
-        values = _values(samples, method[i], cell)
-        why = (
-            _log_t_undefined(values[1])
-            if method[i] == "modified_t_log" and st.undefined_statistic == "exact_test" and values is not None
-            else None
-        )
-        if why is not None:  # a mean's exact test, the permutation test, needs the very values gathered above
-            method[i], undefined_why[i] = st.exact_method(measure.type), why
-        retail_pool = _pool(pools, values[1]) if method[i] == "permutation" and values is not None else None
-        jobs.append(functools.partial(_exact_or_reason, plan, measure, method[i], cell, figures, values, retail_pool))
-    with ThreadPoolExecutor(max_workers=_workers(len(jobs))) as pool:
-        outcomes = list(pool.map(lambda job: job(), jobs))
+    outcomes = _exact_outcomes(
+        plan, measure, out, exact_cells, method, undefined_why, (clec_num, clec_n, retail_num, retail_n), samples
+    )
     for i, result in zip(exact_cells, outcomes, strict=True):
         if isinstance(result, str):
             status[i], reason[i] = "undetermined", result
@@ -222,6 +207,68 @@ def judge(
     )
 
 
+def _exact_outcomes(
+    plan: Plan,
+    measure: Measure,
+    cells: pd.DataFrame,
+    exact_cells: np.ndarray,
+    method: np.ndarray,
+    undefined_why: np.ndarray,
+    figures: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    samples: Samples | None,
+) -> list[exact.TestResult | str]:
+    """The exact or resampling test of each of `exact_cells` (positions in `cells`), or why it is undefined.
+    A modified t on logs undefined for its retail values switches `method` (and `undefined_why`) in place.
+
+    The cells' values are gathered here (CellSamples is not thread-safe). Fisher cells are tested all at
+    once; permutation cells pool by pool (exact.permutation_tests), on a thread per core: mostly numpy
+    with the GIL released. A pool's Monte Carlo streams come from seeds of the pool and the CLEC sample
+    size (monte_carlo_seed), so results do not depend on the order in which pools finish.
+    """
+    st = plan.statistics
+    clec_num, clec_n, retail_num, retail_n = figures
+    rows = cast(list[dict[str, Any]], cells.iloc[exact_cells].to_dict("records") if exact_cells.size else [])
+    found: dict[int, exact.TestResult | str] = {}
+    worse_is_higher = measure.direction == "lower_better"
+    fisher = exact_cells[method[exact_cells] == "fisher_exact"]
+    if fisher.size:
+        tests = exact.fisher_exact_tests(
+            np.round(clec_num[fisher]),
+            np.trunc(clec_n[fisher]),
+            np.round(retail_num[fisher]),
+            np.trunc(retail_n[fisher]),
+            worse_is_higher,
+        )
+        found.update((int(i), str(r) if isinstance(r, ValueError) else r) for i, r in zip(fisher, tests, strict=True))
+    by_pool: dict[int, tuple[exact.Pool, list[tuple[int, dict[str, Any], np.ndarray]]]] = {}
+    pools: dict[int, tuple[np.ndarray, exact.Pool | str]] = {}  # by retail sample: a retail analog serves many cells
+    for c, cell in zip(exact_cells.tolist(), rows, strict=True):
+        if c in found:
+            continue
+        values = _values(samples, method[c], cell)
+        why = (
+            _log_t_undefined(values[1])
+            if method[c] == "modified_t_log" and st.undefined_statistic == "exact_test" and values is not None
+            else None
+        )
+        if why is not None:  # a mean's exact test, the permutation test, needs the very values gathered above
+            method[c], undefined_why[c] = st.exact_method(measure.type), why
+        if method[c] == "permutation" and values is not None:
+            retail_pool = _pool(pools, values[1])
+            if isinstance(retail_pool, str):
+                found[c] = retail_pool
+            else:
+                by_pool.setdefault(id(retail_pool), (retail_pool, []))[1].append((c, cell, values[0]))
+            continue
+        cell_figures = (clec_num[c], clec_n[c], retail_num[c], retail_n[c])
+        found[c] = _exact_or_reason(plan, measure, method[c], cell, cell_figures, values)
+    jobs = [functools.partial(_permutation_cells, plan, measure, pool, members) for pool, members in by_pool.values()]
+    with ThreadPoolExecutor(max_workers=_workers(len(jobs))) as threads:
+        for tested_cells in threads.map(lambda job: job(), jobs):
+            found.update(tested_cells)
+    return [found[c] for c in exact_cells.tolist()]
+
+
 def _meets(measure: Measure, numerator: float, n: float, target: float) -> bool:
     """Stare and compare in exact rational arithmetic; equal counts as met."""
     result = Fraction(numerator) * Fraction(str(measure.scale)) / Fraction(int(n))
@@ -229,7 +276,7 @@ def _meets(measure: Measure, numerator: float, n: float, target: float) -> bool:
     return result >= goal if measure.direction == "higher_better" else result <= goal
 
 
-Samples = Callable[[pd.Series], tuple[np.ndarray, np.ndarray]]
+Samples = Callable[[Mapping[str, Any]], tuple[np.ndarray, np.ndarray]]
 
 
 def allowed_misses(n: int, target_percent: float, direction: str) -> int:
@@ -268,7 +315,7 @@ def _workers(jobs: int) -> int:
     return max(1, min(jobs, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
 
 
-def _values(samples: Samples | None, method: str, cell: pd.Series) -> tuple[np.ndarray, np.ndarray] | None:
+def _values(samples: Samples | None, method: str, cell: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:
     """The CLEC and retail values a test of `method` needs, or None when counts suffice or none are at hand."""
     return None if samples is None or method in _COUNT_METHODS else samples(cell)
 
@@ -289,7 +336,7 @@ def _exact_or_reason(
     plan: Plan,
     measure: Measure,
     method: str,
-    cell: pd.Series,
+    cell: Mapping[str, Any],
     figures: tuple[float, float, float, float],
     values: tuple[np.ndarray, np.ndarray] | None,
     pool: exact.Pool | str | None = None,
@@ -307,7 +354,7 @@ def exact_test(
     plan: Plan,
     measure: Measure,
     method: str,
-    cell: pd.Series,
+    cell: Mapping[str, Any],
     clec_num: float,
     clec_n: float,
     retail_num: float,
@@ -334,7 +381,6 @@ def exact_test(
         return exact.modified_t(float(c.mean()), len(c), float(r.mean()), float(r.var(ddof=1)), len(r), worse_is_higher)
     cv, cc = np.unique(clec_values, return_counts=True)
     retail = pool if pool is not None else exact.Pool.of_samples(retail_values)
-    key = vocabulary.cell_id(measure.id, [d.field for d in measure.dimensions], cell)
     return exact.permutation_test(
         cv,
         cc,
@@ -343,6 +389,38 @@ def exact_test(
         worse_is_higher,
         lattice=dict(plan.statistics.lattice).get(measure.unit),
         resamples=plan.statistics.resamples,
-        seed=exact.seed_for(plan.statistics.seed, *key),
+        seed=monte_carlo_seed(plan, measure, cell, int(cc.sum())),
         sequential_h=plan.statistics.sequential_h,
     )
+
+
+def monte_carlo_seed(plan: Plan, measure: Measure, cell: Mapping[str, Any], clec_n: int) -> int:
+    """The Monte Carlo seed of a permutation cell: from the plan's run seed, the cell's retail pool (measure,
+    state, retail analog product, dimension values, '*' where rolled up) and its CLEC sample size, so that
+    the cells of one pool and size share one stream of draws (exact.permutation_tests)."""
+    key = [measure.id, "retail", str(cell["state"]), str(plan.product(cell["product"]).retail_analog)]
+    key += [f"{d.field}={'*' if _blank(cell.get(d.field)) else cell.get(d.field)}" for d in measure.dimensions]
+    return exact.seed_for(plan.statistics.seed, *key, f"n={clec_n}")
+
+
+def _blank(value: object) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def _permutation_cells(
+    plan: Plan, measure: Measure, pool: exact.Pool, members: list[tuple[int, dict[str, Any], np.ndarray]]
+) -> list[tuple[int, exact.TestResult | str]]:
+    """The permutation tests of the cells (index, cell, CLEC values) of one retail pool, all at once."""
+    st = plan.statistics
+    clec = [np.unique(values, return_counts=True) for _i, _cell, values in members]
+    first = members[0][1]
+    results = exact.permutation_tests(
+        clec,
+        pool,
+        measure.direction == "lower_better",
+        lattice=dict(st.lattice).get(measure.unit),
+        resamples=st.resamples,
+        seeds=lambda n: monte_carlo_seed(plan, measure, first, n),
+        sequential_h=st.sequential_h,
+    )
+    return [(i, str(r) if isinstance(r, ValueError) else r) for (i, _c, _v), r in zip(members, results, strict=True)]
