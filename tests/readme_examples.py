@@ -251,8 +251,9 @@ def render(expected: list[str], actual: list[str]) -> tuple[list[str], list[tupl
                 if i and j:
                     if line_matches(norm_e[i - 1], norm_a[j - 1]):
                         step = 0.0
-                    else:
-                        step = 2 * (1 - difflib.SequenceMatcher(None, norm_e[i - 1], norm_a[j - 1]).ratio())
+                    else:  # compared as it would be written, its in-line cuts kept
+                        shown = _cut_inline(norm_e[i - 1], norm_a[j - 1]) or norm_a[j - 1]
+                        step = 2 * (1 - difflib.SequenceMatcher(None, norm_e[i - 1], shown).ratio())
                     if cost[i - 1][j - 1] + step < best:
                         best, how = cost[i - 1][j - 1] + step, "pair"
                 if i and cost[i - 1][j] + 1 < best:
@@ -286,6 +287,17 @@ def render(expected: list[str], actual: list[str]) -> tuple[list[str], list[tupl
 
 def _keep_inline_cuts(expected: str, actual: str) -> str:
     """`actual` with the text the `...` of `expected` stands for cut again."""
+    cut = _cut_inline(expected, actual)
+    if cut is None:
+        if "..." not in actual:
+            print(f"readme_examples: could not keep the cut of {expected!r}; the whole line is written", file=sys.stderr)
+        return actual
+    return cut
+
+
+def _cut_inline(expected: str, actual: str) -> str | None:
+    """`actual` cut where `expected` has `...`: exactly when it matches; otherwise a CSV line by
+    the same columns, a line ending in ` ...` after as many words; else None."""
     if "..." not in expected:
         return actual
     found = re.fullmatch(_line_pattern(expected), actual)
@@ -304,9 +316,12 @@ def _keep_inline_cuts(expected: str, actual: str) -> str:
         real = actual.split(",")
         if len(real) > before + after:
             return ",".join([*real[:before], "...", *real[len(real) - after :]])
-    if "..." not in actual:
-        print(f"readme_examples: could not keep the cut of {expected!r}; the whole line is written", file=sys.stderr)
-    return actual
+    if expected.endswith(" ...") and expected.count("...") == 1:  # the rest of a line cut after a word
+        words = expected[:-4].split(" ")
+        real = actual.split(" ")
+        if len(real) > len(words):
+            return " ".join(real[: len(words)]) + " ..."
+    return None
 
 
 # ---------------------------------------------------------------------------------------------

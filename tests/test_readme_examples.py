@@ -94,6 +94,10 @@ def test_rewriting_keeps_the_cuts_where_they_stand():
     actual = ["total 2", "x", "y", "a,b,c,d,e2", "tail 2", "z", "end", "new line"]
     rendered, _ = rx.render(expected, actual)
     assert rendered == ["total 2", "...", "a,b,...,e2", "tail 2", "  ...", "end", "new line"]
+    # a line cut after a word keeps its place between two cuts when its numbers change
+    expected = ["...", "  verdict: p = 0.4115 >= 0.1492 (the tail area): met; ...", "..."]
+    actual = ["Test", "  verdict: p = 0.3591 >= 0.1492 (the tail area): met; no lattice given: Monte Carlo", "Remedies"]
+    assert rx.render(expected, actual)[0] == ["...", "  verdict: p = 0.3591 >= 0.1492 (the tail area): met; ...", "..."]
 
 
 def test_the_exit_code_comes_from_the_commands_comment():
