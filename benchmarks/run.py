@@ -265,12 +265,18 @@ def main() -> None:
             print_real_targets(size, run, floor)
 
 
+def store_floor(floor: dict) -> float:
+    """The floor the targets are stated against: pyarrow reading the input and writing the run's
+    tables with the store's own writer settings (carrier_sla.store.layout.write_parquet)."""
+    return floor["read"] + floor["store_write"]
+
+
 def print_targets(rows: list[tuple[int, dict, dict]]) -> None:
     """The nightly-operation targets, scaled from 1M and 20M to the smallest and largest sizes run."""
     (small, first, _), (large, last, last_floor) = rows[0], rows[-1]
     growth = large / small
     checks = [
-        ("run / floor at the largest size", last["pipeline"] / last_floor["floor"], 1.6, "x"),
+        ("run / floor (store's writer settings), largest size", last["pipeline"] / store_floor(last_floor), 1.6, "x"),
         ("peak RSS summed over processes at the largest size, GiB", last["peak_rss_mib"] / 1024, 1.5, ""),
         ("CPU s / wall s at the largest size", last["cpu"] / last["wall"], 1.7, " (at least)"),
         ("peak RSS, largest / smallest", last["peak_rss_mib"] / first["peak_rss_mib"], 1.3, "x"),
@@ -290,7 +296,7 @@ def print_real_targets(size: int, run: dict, floor: dict) -> None:
     _print_checks(
         [
             (f"real population {size:,}: statistics / pipeline", 100 * share, 10.0, "%"),
-            (f"real population {size:,}: run / floor", run["pipeline"] / floor["floor"], 2.0, "x"),
+            (f"real population {size:,}: run / floor (store writer)", run["pipeline"] / store_floor(floor), 2.0, "x"),
         ]
     )
 
