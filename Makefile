@@ -29,6 +29,7 @@ $(DEMO_USERS): | $(VENV)/.installed
 	@echo "$(DEMO_PASSWORD)" | $(PY) -m carrier_sla user add demo-staff --users $@ --role staff --password-stdin
 
 demo: $(VENV)/.installed $(DEMO_DATA)/orders.csv $(DEMO_USERS)
+	@rm -rf $(DEMO_STORE)  # a fresh store each time: the same output every time, whatever ran before
 	@for p in $(DEMO_EARLIER); do echo "carrier-sla run --period $$p (quiet: the months before, for escalation)"; \
 	  $(PY) -m carrier_sla run --plan example-qc --data $(DEMO_DATA) --period $$p --out $(DEMO_STORE) --quiet || exit $$?; done
 	$(PY) -m carrier_sla run --plan example-qc --data $(DEMO_DATA) --period $(DEMO_PERIOD) --out $(DEMO_STORE)

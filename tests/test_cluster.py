@@ -177,11 +177,13 @@ def test_cells_are_grouped_by_retail_pool_into_balanced_tasks():
     assert cluster.pool_groups(plan, measure, cells.iloc[:0], tasks=3) == []
 
 
-def test_workers_default_to_the_cores_only_for_input_larger_than_a_default_partition(monkeypatch):
+def test_workers_default_to_the_cores_only_for_input_larger_than_a_default_partition_from_4_cores(monkeypatch):
     monkeypatch.setattr(cluster, "cores", lambda: 8)
     assert cluster.default_workers(1, 10_000_000) == 1  # one batch: nothing to spread
     assert cluster.default_workers(40, 1000) == 1  # small partitions of a small input (the tests)
     assert cluster.default_workers(4, 1_000_000) == 8
+    monkeypatch.setattr(cluster, "cores", lambda: 2)  # measured slower with workers: in-process
+    assert cluster.default_workers(4, 1_000_000) == 1
 
 
 @pytest.mark.parametrize("value", ["0", "two"])

@@ -15,7 +15,7 @@ import sys
 import traceback
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from carrier_sla import __version__, vocabulary
 from carrier_sla.cli import config
@@ -545,18 +545,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     try:
         for period, as_of in jobs:
             result = run(
-                versions.for_period(period),
-                args.data,
-                period,
-                args.out,
-                max_reject_rate=args.max_reject_rate,
-                as_of=as_of,
-                today=today,
-                log=log,
-                partition_rows=args.partition_rows,
-                allow_empty=args.allow_empty,
-                workers=args.workers,
-                scheduler=args.scheduler,
+                versions.for_period(period), args.data, period, args.out, as_of=as_of, today=today, log=log,
+                **_run_options(args),
             )
             done.append(result)
             _report_run(args, result)
@@ -635,6 +625,17 @@ def _retract(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _run_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options of `run` a month and a range of months take alike."""
+    return {
+        "max_reject_rate": args.max_reject_rate,
+        "partition_rows": args.partition_rows,
+        "allow_empty": args.allow_empty,
+        "workers": args.workers,
+        "scheduler": args.scheduler,
+    }
+
+
 def _run_range(args: argparse.Namespace, versions: PlanVersions, periods: list[str], today: dt.date) -> int:
     """run --period FIRST..LAST: the months in order under one lock; each month reported as it ends;
     the first failure stops the range (main maps its error to the exit code)."""
@@ -661,13 +662,9 @@ def _run_range(args: argparse.Namespace, versions: PlanVersions, periods: list[s
             periods,
             args.out,
             done=report,
-            max_reject_rate=args.max_reject_rate,
             today=today,
             log=log,
-            partition_rows=args.partition_rows,
-            allow_empty=args.allow_empty,
-            workers=args.workers,
-            scheduler=args.scheduler,
+            **_run_options(args),
         )
     except Exception:
         stopped = periods[len(done)] if len(done) < len(periods) else last
