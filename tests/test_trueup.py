@@ -171,7 +171,7 @@ def test_history_report_explain_and_package_show_the_restatement(restated_store,
     assert row["adjustments"] == {"2026-08": "-1200.00", "2026-09": "-800.00", "2026-10": "-6000.00"}
     assert "restated, adjustments 2026-08 -1,200.00, 2026-09 -800.00, 2026-10 -6,000.00" in history.format_rows([row])
     assert main(["report", "--store", str(out), "--period", "2026-10", "--out", str(tmp_path / "report")]) == 0
-    assert f"restated: adjustments -6,000.00 against run {runs[2].run_id}" in capsys.readouterr().out
+    assert f"restated: adjustments USD -6,000.00 against run {runs[2].run_id}" in capsys.readouterr().out
     payees = pd.read_csv(tmp_path / "report" / "adjustments.csv", dtype=str).set_index("payee")
     assert payees.loc["state_fund:CO", "adjustment"] == "-4000.00" and payees.loc["CLEC01", "paid"] == "4000.00"
     assert 'id="restatement"' in (tmp_path / "report" / "report.html").read_text()

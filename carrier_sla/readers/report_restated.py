@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from carrier_sla import vocabulary
+
 if TYPE_CHECKING:
     from carrier_sla.readers.report import Report
     from carrier_sla.store.view import StoreView
@@ -58,6 +60,7 @@ def summary(r: Report) -> str:
     out = f", {len(r.excused)} cell(s) excused" if r.excused is not None and len(r.excused) else ""
     if r.adjustments is not None and len(r.adjustments):
         net = sum(r.adjustments["adjustment"], Decimal("0.00"))
-        out += f"; restated: adjustments {net:+,.2f} against run {r.adjustments['paid_run_id'].iloc[0]}"
+        money = vocabulary.money(net, r.currency or None, sign=True)
+        out += f"; restated: adjustments {money} against run {r.adjustments['paid_run_id'].iloc[0]}"
     return out
 
