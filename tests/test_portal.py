@@ -598,3 +598,18 @@ def test_add_user_replaces_a_user(tmp_path):
     add_user(path, "ana", "password-one", carrier="CLEC01")
     add_user(path, "ana", "password-two", role="ilec")
     assert load_users(path)["ana"].role == "ilec" and len(load_users(path)) == 1
+
+
+def test_a_measure_without_published_records_is_404_not_an_error(as_user, store_facts, monkeypatch):
+    """A measure of the plan with no records published for the month (OP-5 in a data set's first month):
+    its record page and its records CSV answer 404, like any id the store does not hold, not a 500."""
+    from carrier_sla.store.view import StoreView
+
+    m, rid = store_facts["key"]["measure_id"], store_facts["own_record"]
+    client = as_user("ana")
+    assert client.get(f"/c/{C}/{P}/record/{m}/{rid}").status_code == 200
+    assert client.get(f"/c/{C}/{P}/download/records/{m}.csv").status_code == 200
+    published = StoreView.measures
+    monkeypatch.setattr(StoreView, "measures", lambda self, period: [x for x in published(self, period) if x != m])
+    assert client.get(f"/c/{C}/{P}/record/{m}/{rid}").status_code == 404
+    assert client.get(f"/c/{C}/{P}/download/records/{m}.csv").status_code == 404

@@ -23,7 +23,6 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
 from carrier_sla import vocabulary
@@ -321,8 +320,8 @@ class Portal:
     def record(self, view: StoreView, period: str, carrier: str, measure_id: str, record_id: str) -> list[dict]:
         """The carrier's rows of one record in one measure (one per cell it was evaluated in)."""
         measures = {m.id for m in view.plan(period).measures}
-        if measure_id not in measures:
-            raise NotFound(measure_id)
+        if measure_id not in measures or measure_id not in view.measures(period):
+            raise NotFound(measure_id)  # not a measure of the plan, or one with no records published
         records = view.records(period, measure_id)
         rows = records[(records["carrier_id"].astype(str) == carrier) & (records["record_id"].astype(str) == record_id)]
         if rows.empty:
@@ -345,10 +344,9 @@ class Portal:
                 raise NotFound(table)
             return path.read_bytes()  # as written, as the package copies it
         if table == "records":
-            if measure_id not in {m.id for m in view.plan(period).measures}:
-                raise NotFound(str(measure_id))
-            records = view.table("records", period)  # every measure, its id the partition column the view appends
-            records = records.filter(pc.equal(records["measure_id"], measure_id))
+            if measure_id not in {m.id for m in view.plan(period).measures} or measure_id not in view.measures(period):
+                raise NotFound(str(measure_id))  # not a measure of the plan, or one with no records published
+            records = view.table("records", period, measure_id=measure_id)  # that measure's folder alone
             data: pa.Table | None = package.select_records(records, carrier, measure_id)
         elif table == "results":
             data = package.select_results(view.table("results", period), carrier)
