@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from carrier_sla import vocabulary
 from carrier_sla.store import layout as store
 from carrier_sla.store import verify
 from carrier_sla.store.view import open_store
@@ -69,6 +69,7 @@ def runs(out: Path, period: str | None = None, warnings: list[str] | None = None
                 "inputs": inputs_digest(m.get("inputs", []) + (m.get("excusals") or {}).get("files", [])),
                 "verdicts": verdicts,
                 "paid": this.get("total"),
+                "currency": m.get("remedies", {}).get("currency"),
                 # a restatement: per month republished final over final, its net adjustment (carrier_sla.engine.trueup)
                 "adjustments": {p: r["restatement"]["adjustment"] for p, r in remedies.items() if r.get("restatement")},
                 "current": current,
@@ -97,9 +98,12 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
             return f"{value} retracted" + (f" (+{','.join(row['retracted'][1:])})" if row["retracted"][1:] else "")
         if column == "period" and row["restated_remedies"]:
             return f"{value} (+remedies {','.join(row['restated_remedies'])})"
-        if column == "paid" and row.get("adjustments"):
-            adjusted = ", ".join(f"{p} {Decimal(a):+,.2f}" for p, a in row["adjustments"].items())
-            return f"{value} (restated, adjustments {adjusted})"
+        if column == "paid" and value is not None:
+            paid = vocabulary.money(value, row.get("currency"))
+            if not row.get("adjustments"):
+                return paid
+            adjusted = ", ".join(f"{p} {vocabulary.money(a, sign=True)}" for p, a in row["adjustments"].items())
+            return f"{paid} (restated, adjustments {adjusted})"
         return "" if value is None else str(value)
 
     table = [list(COLUMNS)] + [[cell(r, c) for c in COLUMNS] for r in rows]
