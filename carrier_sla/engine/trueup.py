@@ -26,7 +26,6 @@ ledger no longer has included (amount 0.00), and the totals of each.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -35,12 +34,12 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.dataset as ds
 
 from carrier_sla import vocabulary
 from carrier_sla.engine import remedies
+from carrier_sla.errors import StoreError
 from carrier_sla.plan import calendar as calmod
-from carrier_sla.store import layout as store
+from carrier_sla.store.view import StoreView, open_store
 
 ZERO = Decimal("0.00")
 KEY = list(vocabulary.PAYMENT_KEY)
@@ -58,55 +57,40 @@ class Publication:
     ledger: pd.DataFrame
 
 
-def _is_final(view: Path, period: str) -> bool:
+def _is_final(view: StoreView, period: str) -> bool:
     """Whether the view's results of the month are final (not month to date)."""
-    folder = view / "results" / f"period={period}"
-    if not folder.is_dir():
+    if not view.has("results", period):
         return False
-    dataset = ds.dataset(folder, format="parquet")
-    if "provisional" not in dataset.schema.names:
+    flags = view.table("results", period, ["provisional"])
+    if "provisional" not in flags.column_names:
         return True  # results from before month-to-date runs were always final
-    flags = dataset.to_table(columns=["provisional"]).column("provisional").to_pylist()
-    return not any(flags)
+    return not any(flags.column("provisional").to_pylist())
 
 
-def _provenance(view: Path) -> dict[str, dict[str, str]]:
-    path = view / store.PROVENANCE
-    try:
-        return dict(json.loads(path.read_text())) if path.exists() else {}
-    except (OSError, ValueError):
-        return {}
-
-
-def _views_newest_first(out: Path, this_run: str) -> Iterator[Path]:
-    """The current view, then (read only when needed) every other published run's view, newest first."""
-    out = Path(out)
-    if (out / store.CURRENT).exists():
-        yield (out / store.CURRENT).resolve()
-    runs = []
-    for run_dir in (out / "runs").iterdir() if (out / "runs").is_dir() else []:
-        if run_dir.name == this_run or not (run_dir / store.VIEW).is_dir():
-            continue
-        try:
-            started = json.loads((run_dir / "manifest.json").read_text()).get("started_at", "")
-        except (OSError, ValueError):
-            continue
-        runs.append((str(started), run_dir.name, run_dir / store.VIEW))
-    yield from (view for _, _, view in sorted(runs, reverse=True))
+def _views_newest_first(out: Path, this_run: str) -> Iterator[StoreView]:
+    """The current view, then (opened only when needed) every other published run's view, newest
+    first (run ids begin with their start time)."""
+    current = open_store(out)
+    if current.published:
+        yield current
+    for run_id in sorted(current.runs(), reverse=True):
+        if run_id != this_run:
+            yield current.run(run_id)
 
 
 def last_final(out: Path, period: str, this_run: str) -> Publication | None:
     """The month's last final publication of remedies before this run (None: never published final)."""
-    key = f"period={period}"
     seen: set[str] = set()
     for view in _views_newest_first(out, this_run):
-        producer = _provenance(view).get("remedies", {}).get(key)
+        try:
+            producer = view.run_of(period, "remedies")
+        except StoreError:  # an older view whose provenance cannot be read: not a publication to compare with
+            continue
         if producer is None or producer in seen or producer == this_run:
             continue
         seen.add(producer)
         if _is_final(view, period):
-            table = ds.dataset(view / "remedies" / key, format="parquet").to_table()
-            return Publication(producer, table.to_pandas())
+            return Publication(producer, view.table("remedies", period).to_pandas())
     return None
 
 
@@ -195,7 +179,8 @@ def true_up(
 
 def month_is_final(out: Path, period: str) -> bool:
     """Whether the store's current results of the month are final (for months recomputed after a restatement)."""
-    return _is_final(Path(out) / store.CURRENT, period) if (Path(out) / store.CURRENT).exists() else False
+    current = open_store(out)
+    return current.published and _is_final(current, period)
 
 
 def table(frame: pd.DataFrame) -> pa.Table:
