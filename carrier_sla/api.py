@@ -64,6 +64,8 @@ def run(
     max_reject_rate: float = DEFAULT_MAX_REJECT_RATE,
     partition_rows: int | None = None,
     allow_empty: bool = False,
+    workers: int | None = None,
+    scheduler: str | None = None,
     progress: bool = False,
 ) -> RunResult | list[RunResult]:
     """Check `period` of the input folder `data` under `plan` and publish the results to the store `out`,
@@ -73,13 +75,17 @@ def run(
     period: a month YYYY-MM (returns its RunResult: run_id, period, results, manifest, manifest_path); a range
     YYYY-MM..YYYY-MM (the months in order under one lock, stopping at the first that fails) or "auto" (the
     current month to date, and within `final_within_days` days of a month first the previous month, final):
-    the list of RunResults in order. `as_of`, `today`: dates or "YYYY-MM-DD". `progress`: the run's log lines
-    on stderr (default silent; the JSON log is in STORE/runs/RUN_ID/log.jsonl either way)."""
+    the list of RunResults in order. `as_of`, `today`: dates or "YYYY-MM-DD". `workers`, `scheduler`: as
+    --workers and --scheduler (Dask worker processes, or an existing Dask cluster; None: the default).
+    `progress`: the run's log lines on stderr (default silent; the JSON log is in
+    STORE/runs/RUN_ID/log.jsonl either way)."""
     from carrier_sla.engine import months, pipeline
     from carrier_sla.engine.runlog import RunLog
     from carrier_sla.inputs import spill
     from carrier_sla.plan.periods import auto_periods
 
+    if workers is not None and workers < 1:
+        raise UsageError(f"workers={workers!r}: at least 1")
     if not 0 <= max_reject_rate <= 1:
         raise UsageError(f"max_reject_rate={max_reject_rate!r} is not a share from 0 to 1 (e.g. 0.01 for 1%)")
     versions = _versions(plan)
@@ -100,6 +106,8 @@ def run(
             log=log,
             partition_rows=rows,
             allow_empty=allow_empty,
+            workers=workers,
+            scheduler=scheduler,
         )
 
     def one(month: str, day: dt.date | None) -> RunResult:
@@ -114,6 +122,8 @@ def run(
             log=log,
             partition_rows=rows,
             allow_empty=allow_empty,
+            workers=workers,
+            scheduler=scheduler,
         )
 
     if period == "auto":

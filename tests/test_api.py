@@ -79,3 +79,15 @@ def test_errors_are_the_cli_errors(tmp_path):
     assert codes[csla.UsageError] == EXIT_USAGE
     with pytest.raises(csla.UsageError, match="no such store"):
         csla.open_store(tmp_path / "nowhere")
+
+
+def test_workers_are_the_clis_workers(tmp_path):
+    """`workers` and `scheduler` reach the run as --workers and --scheduler do: 1 runs in-process and gives
+    a run; 0 is a UsageError like the CLI's exit 2."""
+    from tests.conftest import write_inputs
+
+    data = write_inputs(tmp_path / "data", [{}], [{}], [{}])
+    with pytest.raises(csla.UsageError, match="workers=0"):
+        csla.run(plan="example-qc", data=data, period="2026-10", out=tmp_path / "s", workers=0)
+    result = csla.run(plan="example-qc", data=data, period="2026-10", out=tmp_path / "s", workers=1, allow_empty=True)
+    assert result.period == "2026-10" and len(result.results) > 0
