@@ -192,3 +192,17 @@ def test_a_bad_worker_count_is_a_usage_error(tmp_path, capsys, value):
     assert _run(data, tmp_path / "out", "--workers", value) == 2
     assert "--workers" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_exact_tests_use_one_thread_on_a_dask_worker():
+    """A Dask worker has one thread (its share of the machine): the exact tests it runs use that one, not a
+    thread per core; in the run's own process they keep one per core."""
+    from distributed import Client, LocalCluster
+
+    from carrier_sla.engine import verdicts
+
+    assert verdicts._workers(64) == min(64, cluster.cores())
+    with LocalCluster(n_workers=1, processes=False, threads_per_worker=1, dashboard_address=None) as local:
+        with Client(local, set_as_default=False) as client:
+            assert client.submit(verdicts._workers, 64, pure=False).result() == 1
+    assert not verdicts._on_dask_worker()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from decimal import ROUND_FLOOR, Decimal
@@ -311,8 +312,24 @@ _COUNT_METHODS = ("fisher_exact", "binomial_exact")  # tests that need only coun
 
 
 def _workers(jobs: int) -> int:
-    """Threads for a measure's exact tests: one per core available to this process, at most one per test."""
+    """Threads for a measure's exact tests: one per core available to this process, at most one per test;
+    one on a Dask worker, whose single thread is its share of the machine (the other cores run the
+    other workers: a thread per core in each would oversubscribe them)."""
+    if _on_dask_worker():
+        return 1
     return max(1, min(jobs, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+
+
+def _on_dask_worker() -> bool:
+    if "distributed" not in sys.modules:  # never imported: not a worker (and no import just to ask)
+        return False
+    from distributed import get_worker
+
+    try:
+        get_worker()
+    except ValueError:  # "No worker found": the run's own process, or a thread outside any task
+        return False
+    return True
 
 
 def _values(samples: Samples | None, method: str, cell: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:
