@@ -202,7 +202,7 @@ def test_exact_tests_use_one_thread_on_a_dask_worker():
     from carrier_sla.engine import verdicts
 
     assert verdicts._workers(64) == min(64, cluster.cores())
-    with LocalCluster(n_workers=1, processes=False, threads_per_worker=1, dashboard_address=None) as local:
-        with Client(local, set_as_default=False) as client:
-            assert client.submit(verdicts._workers, 64, pure=False).result() == 1
+    local = LocalCluster(n_workers=1, processes=False, threads_per_worker=1, dashboard_address=None)
+    with local, Client(local, set_as_default=False) as client:
+        assert client.submit(verdicts._workers, 64, pure=False).result() == 1
     assert not verdicts._on_dask_worker()
