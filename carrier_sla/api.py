@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from carrier_sla.errors import UsageError
 from carrier_sla.plan.load import Plan, load_plan
@@ -93,38 +93,22 @@ def run(
     log = RunLog(console=sys.stderr if progress else None)
     rows = spill.DEFAULT_PARTITION_ROWS if partition_rows is None else partition_rows
     data_dir, store = Path(data), Path(out)
+    options: dict[str, Any] = {  # what a month and a range of months take alike
+        "max_reject_rate": max_reject_rate,
+        "today": today_day,
+        "log": log,
+        "partition_rows": rows,
+        "allow_empty": allow_empty,
+        "workers": workers,
+        "scheduler": scheduler,
+    }
     if months.is_range(period):
         if as_of_day is not None:
             raise UsageError("as_of dates one month: leave it out of a range of months")
-        return months.run_months(
-            versions,
-            data_dir,
-            months.parse_range(period),
-            store,
-            max_reject_rate=max_reject_rate,
-            today=today_day,
-            log=log,
-            partition_rows=rows,
-            allow_empty=allow_empty,
-            workers=workers,
-            scheduler=scheduler,
-        )
+        return months.run_months(versions, data_dir, months.parse_range(period), store, **options)
 
     def one(month: str, day: dt.date | None) -> RunResult:
-        return pipeline.run(
-            versions.for_period(month),
-            data_dir,
-            month,
-            store,
-            max_reject_rate=max_reject_rate,
-            as_of=day,
-            today=today_day,
-            log=log,
-            partition_rows=rows,
-            allow_empty=allow_empty,
-            workers=workers,
-            scheduler=scheduler,
-        )
+        return pipeline.run(versions.for_period(month), data_dir, month, store, as_of=day, **options)
 
     if period == "auto":
         if as_of_day is not None:
