@@ -206,3 +206,16 @@ def test_exact_tests_use_one_thread_on_a_dask_worker():
     with local, Client(local, set_as_default=False) as client:
         assert client.submit(verdicts._workers, 64, pure=False).result() == 1
     assert not verdicts._on_dask_worker()
+
+
+def test_worker_processes_keep_the_c_librarys_own_heap_settings(monkeypatch):
+    """Dask's nannies would set MALLOC_TRIM_THRESHOLD_ in their workers, which makes glibc map every array
+    above 128 KiB afresh (ten times the page faults of one process at 20M records): a run's LocalCluster
+    leaves it unset, and Dask's other settings for workers (one OpenMP thread) in place."""
+    import os
+
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    with cluster.connect(2, None, batches=2) as executor:
+        assert isinstance(executor, cluster.OnDask)
+        env = executor.client.run(lambda: (os.environ.get("MALLOC_TRIM_THRESHOLD_"), os.environ.get("OMP_NUM_THREADS")))
+    assert sorted(env.values()) == [(None, "1"), (None, "1")]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+from decimal import Decimal
 from pathlib import Path
 
 import pandas as pd
@@ -37,6 +38,21 @@ def test_text_cells_get_a_quote_and_numbers_stay_numbers():
     assert frame["text"].iloc[0] == "=1+2"  # the input frame is not changed
     table = pa.table({"text": pa.array(["=1", "-5", None]).dictionary_encode(), "n": pa.array([-1, -2, -3])})
     assert csv_safe.table(table).to_pydict() == {"text": ["'=1", "-5", None], "n": [-1, -2, -3]}
+
+
+def test_mixed_columns_keep_every_value_that_is_not_risky_text():
+    """A column is checked value by value through its distinct values: equal values of other types
+    (Decimal 1.0 and 1.00, 1 and True), both kinds of missing value and repeated risky text keep
+    exactly what they were, and every copy of a risky text is quoted; string columns keep their dtype."""
+    values = ["=x", Decimal("1.00"), Decimal("1.0"), 1, True, None, float("nan"), "=x", "-3", "@y"]
+    out = csv_safe.frame(
+        pd.DataFrame({"mixed": values, "typed": pd.array(["=a", None, "b", "=a"] * 2 + ["c", "d"], dtype="string")})
+    )
+    got = out["mixed"].tolist()
+    assert got[0] == got[7] == "'=x" and got[9] == "'@y" and got[8] == "-3"
+    assert [repr(x) for x in got[1:5]] == ["Decimal('1.00')", "Decimal('1.0')", "1", "True"]
+    assert got[5] is None and got[6] != got[6]  # None and NaN as they were
+    assert out["typed"].dtype == "string" and out["typed"].tolist()[:4] == ["'=a", pd.NA, "b", "'=a"]
 
 
 @pytest.fixture(scope="module")

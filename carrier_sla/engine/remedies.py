@@ -349,24 +349,46 @@ STATEMENT_COLUMNS = vocabulary.STATEMENTS.names[: vocabulary.STATEMENTS.names.in
 
 
 def statements(ledger: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """One statement per payee: its ledger lines, numbered, then a `total` line."""
-    out = {}
-    for payee, lines in ledger.groupby("payee", sort=True):
-        lines = lines.sort_values(list(vocabulary.STATEMENT_ORDER), kind="stable")
-        body = lines.assign(
-            line=[str(i) for i in range(1, len(lines) + 1)], occurrences=[_number(x) for x in lines["occurrences"]]
-        )[STATEMENT_COLUMNS]
-        total = {c: "" for c in STATEMENT_COLUMNS} | {
-            "line": "total",
-            "period": lines["period"].iloc[0],
-            "payee": payee,
-            "occurrences": _number(lines["occurrences"].sum()),
-            "amount_uncapped": sum(lines["amount_uncapped"], Decimal("0.00")),
-            "amount": sum(lines["amount"], Decimal("0.00")),
-            "currency": lines["currency"].iloc[0],
-        }
-        out[str(payee)] = pd.concat([body, pd.DataFrame([total])], ignore_index=True)
-    return out
+    """One statement per payee: its ledger lines, numbered, then a `total` line. Payees in order;
+    a payee's lines in STATEMENT_ORDER, ties in ledger order (one stable sort of the whole ledger:
+    a month of hundreds of payees costs no more than one of a few)."""
+    if ledger.empty:
+        return {}
+    lines = ledger.sort_values(["payee", *vocabulary.STATEMENT_ORDER], kind="stable")
+    payees = lines["payee"].to_numpy()
+    starts = np.flatnonzero(np.r_[True, payees[1:] != payees[:-1]])
+    ends = np.r_[starts[1:], len(lines)]
+    line = np.arange(1, len(lines) + 1) - np.repeat(starts, ends - starts)
+    body = lines.assign(line=line.astype(str), occurrences=lines["occurrences"].map(_number))[STATEMENT_COLUMNS]
+    body = body.reset_index(drop=True)
+    occurrences, uncapped, amounts = (
+        lines["occurrences"].to_numpy(),
+        lines["amount_uncapped"].to_numpy(),
+        lines["amount"].to_numpy(),
+    )
+    periods, currencies = lines["period"].to_numpy(), lines["currency"].to_numpy()
+    totals = pd.DataFrame(
+        [
+            {c: "" for c in STATEMENT_COLUMNS}
+            | {
+                "line": "total",
+                "period": periods[a],
+                "payee": payees[a],
+                "occurrences": _number(occurrences[a:b].sum()),
+                "amount_uncapped": sum(uncapped[a:b], Decimal("0.00")),
+                "amount": sum(amounts[a:b], Decimal("0.00")),
+                "currency": currencies[a],
+            }
+            for a, b in zip(starts.tolist(), ends.tolist(), strict=True)
+        ]
+    )
+    # every payee's lines, then its total (row len(body) + j of the concatenation)
+    order = np.insert(np.arange(len(body)), ends, len(body) + np.arange(len(starts)))
+    sheets = pd.concat([body, totals], ignore_index=True).iloc[order]
+    return {
+        str(payees[a]): sheets.iloc[a + j : b + j + 1].reset_index(drop=True)
+        for j, (a, b) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True))
+    }
 
 
 def _number(x: float) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -31,12 +32,22 @@ def cell(value: object) -> object:
 
 
 def frame(data: pd.DataFrame) -> pd.DataFrame:
-    """A copy of `data` whose text cells are neutralised (numeric columns untouched)."""
+    """A copy of `data` whose text cells are neutralised (numeric columns untouched). Each distinct
+    value of a column is looked at once (a column of a few states, measures or products costs a
+    few checks, not one per row)."""
     out = data.copy()
     for name in out.columns:
         column = out[name]
         if column.dtype == object or pd.api.types.is_string_dtype(column.dtype):
-            out[name] = column.map(cell, na_action="ignore")
+            values = column.to_numpy(dtype=object)
+            codes, uniques = pd.factorize(values)  # missing values: code -1, left as they are
+            risky = np.array([isinstance(u, str) and cell(u) is not u for u in uniques], dtype=bool)
+            if risky.any():
+                fixed = np.array([cell(u) for u in uniques], dtype=object)
+                at = (codes >= 0) & risky[np.maximum(codes, 0)]
+                values = values.copy()
+                values[at] = fixed[codes[at]]
+                out[name] = pd.Series(values, index=column.index, dtype=column.dtype)
     return out
 
 
