@@ -155,3 +155,36 @@ def test_sequential_p_values_are_valid_under_parity():
         assert abs(share - exact) <= 3 * se + 1 / runs, a
     assert np.mean(drawn < most) > 0.99  # only p below h / most = 0.005 draws the maximum
     assert np.median(drawn) < 4 * h  # half the cells have p above 0.5, stopping near 2 h
+
+
+@pytest.mark.parametrize("k", [2, 3, 8, 16, 30])
+@pytest.mark.parametrize("rows", [5, 256, 600, 2048])
+def test_clashing_columns_are_the_same_by_pairs_of_rows_and_by_sorting(k, rows, monkeypatch):
+    """_clashing finds exactly the columns holding a value twice (planted in every seventh column, at rows
+    chosen at random), whether it compares pairs of rows (k - 1 shifted comparisons) or sorts each column."""
+    rng = np.random.default_rng(k * rows)
+    pos = rng.integers(0, 10**6, size=(k, rows), dtype=np.int32)
+    planted = np.arange(0, rows, 7)
+    i, j = rng.integers(0, k, size=(2, planted.size))
+    j = np.where(i == j, (i + 1) % k, j)
+    pos[j, planted] = pos[i, planted]
+    expected = [c for c in range(rows) if len(set(pos[:, c].tolist())) < k]
+    assert set(planted.tolist()) <= set(expected)
+    assert monte_carlo._clashing(pos).tolist() == expected
+    monkeypatch.setattr(monte_carlo, "_PAIRWISE_MAX_K", 1)  # sorting only
+    assert monte_carlo._clashing(pos).tolist() == expected
+
+
+def test_cells_stopping_in_one_batch_record_the_draws_they_record_alone():
+    """Twelve cells of one pool and size share a stream; several stop within the same batch (h = 3, 40): each
+    records the hits and draws it records alone (b = h and L its own stopping draw), whatever the others."""
+    _cv, _cc, rv, rc = _cell(11, n=6, retail=3000)
+    rng = np.random.default_rng(2)
+    own = np.sort(np.round(rng.gamma(0.8, 6.0, (12, 6)) * 3600) / 3600, axis=1)
+    observed = own.sum(axis=1)
+    for h in (3, 40):
+        b, drawn = monte_carlo.tail_counts(rv, rc, own, 6, observed, True, False, 20_000, 9, stop_at=h)
+        alone = [monte_carlo.tail_counts(rv, rc, own[c : c + 1], 6, observed[c : c + 1], True, False, 20_000, 9, h)
+                 for c in range(12)]  # fmt: skip
+        assert b.tolist() == [int(x[0][0]) for x in alone] and drawn.tolist() == [int(x[1][0]) for x in alone]
+        assert (b == h).sum() >= 2 and len(set(drawn[b == h].tolist())) >= 2  # stops at different draws

@@ -82,14 +82,16 @@ def _floyd_positions(rng: np.random.Generator, n_pool: int, k: int, rows: int) -
 
 def _clashing(pos: np.ndarray) -> np.ndarray:
     """The columns of `pos` holding some value twice: found by comparing every pair of rows when there
-    are at most _PAIRWISE_MAX_K rows (k (k - 1) / 2 vectorised comparisons) and the columns are many
-    enough to pay for that many numpy calls (at least 64 k, measured: a sequential test's first
-    batches are small), else by sorting each column. Either way the same columns: the draws do not depend on it."""
-    k = pos.shape[0]
-    if k <= _PAIRWISE_MAX_K and 64 * k <= pos.shape[1]:
-        dup = np.zeros(pos.shape[1], dtype=bool)
-        for i in range(1, k):
-            dup |= (pos[:i] == pos[i]).any(axis=0)
+    are at most _PAIRWISE_MAX_K rows (each row with the row d below it, for d = 1 .. k - 1: k - 1
+    vectorised comparisons) and the columns are many enough to pay for that many numpy calls (at least
+    min(512, 32 k), measured: a sequential test's first batches are small), else by sorting each column.
+    Either way the same columns: the draws do not depend on it."""
+    k, rows = pos.shape
+    if 1 < k <= _PAIRWISE_MAX_K and min(512, 32 * k) <= rows:
+        equal = np.zeros((k - 1, rows), dtype=bool)  # equal[i, c]: pos[i, c] equals some pos[i + d, c]
+        for d in range(1, k):
+            equal[: k - d] |= pos[d:] == pos[:-d]
+        dup = np.logical_or.reduce(equal, axis=0)
     else:
         s = np.sort(pos, axis=0)
         dup = (s[1:] == s[:-1]).any(axis=0)
@@ -212,6 +214,7 @@ def tail_counts(
     hits = np.zeros(cells, dtype=np.int64)
     drawn = np.full(cells, resamples, dtype=np.int64)
     active = np.arange(cells)
+    going = np.ones(cells, dtype=bool)  # the cells that have not stopped
     for start, rows in _batches(resamples, chunk, sequential=stop_at is not None):
         pos = _subset_positions(rng, n_pool, k, rows)
         shared = chunk_sums[:rows]
@@ -247,14 +250,18 @@ def tail_counts(
                 done = hits[group] + found >= stop_at
                 if done.any():
                     need = stop_at - hits[group[done]]
-                    before = (np.cumsum(bad[done], axis=1) < need[:, None]).sum(axis=1)  # draws before the need-th
-                    drawn[group[done]] = start + before + 1
+                    # the draws before each stopping cell's need-th bad one: that draw's column, read from the
+                    # columns of its bad draws (row by row, ascending), the cell's found[done] of them
+                    _, column = np.nonzero(bad[done])
+                    first = np.cumsum(found[done]) - found[done]
+                    drawn[group[done]] = start + column[first + need - 1] + 1
                     hits[group[done]] = stop_at
                     stopped.append(group[done])
                     found[done] = 0
             hits[group] += found
         if stopped:
-            active = np.setdiff1d(active, np.concatenate(stopped), assume_unique=True)
+            going[np.concatenate(stopped)] = False
+            active = active[going[active]]
             if not active.size:
                 break
     return hits, drawn
