@@ -373,3 +373,15 @@ def test_the_values_behind_a_cell_are_its_records_values_in_order():
         np.testing.assert_array_equal(clec, np.sort(values[mask]))
         retail_mask = (carrier == 1) & ((dispatch == int(d)) if d is not None else True)
         np.testing.assert_array_equal(retail, np.sort(values[retail_mask]))
+
+
+def test_canonical_values_of_several_slices_are_their_records_ascending():
+    """aggregate._canonical of three histogram slices (values overlapping between slices) gives every record's
+    value once per count, ascending: the one sort of the records, by value (-0.0 sorts with 0.0 as numpy's sort has it)."""
+    values = [np.array([0.5, 2.0, 7.25]), np.array([0.0, 2.0]), np.array([1.5, 7.25, 9.0])]
+    counts = [np.array([2, 1, 3], np.int32), np.array([1, 4], np.int32), np.array([1, 1, 2], np.int32)]
+    out = aggregate._canonical(values, counts)
+    assert out.tolist() == [0.0, 0.5, 0.5, 1.5, 2.0, 2.0, 2.0, 2.0, 2.0, 7.25, 7.25, 7.25, 7.25, 9.0, 9.0]
+    signed = aggregate._canonical([np.array([-0.0, 3.0]), np.array([0.0])], [np.array([2, 1]), np.array([1])])
+    records = np.sort(np.array([-0.0, -0.0, 3.0, 0.0]))
+    assert signed.tolist() == records.tolist() and np.signbit(signed).tolist() == np.signbit(records).tolist()

@@ -377,7 +377,11 @@ def _canonical(values: list[np.ndarray], counts: list[np.ndarray]) -> np.ndarray
         return np.zeros(0)
     if len(values) == 1:  # one slice: already ascending
         return np.repeat(values[0], counts[0])
-    return np.sort(np.repeat(np.concatenate(values), np.concatenate(counts)))
+    v, c = np.concatenate(values), np.concatenate(counts)
+    if v.dtype.kind == "f" and bool(np.any(np.signbit(v) & (v == 0))):  # -0.0 and 0.0: the one sort of records
+        return np.sort(np.repeat(v, c))
+    order = np.argsort(v, kind="stable")  # the distinct values of the slices sorted, not their many records
+    return np.repeat(v[order], c[order])
 
 
 def _rolled(value: object) -> bool:
