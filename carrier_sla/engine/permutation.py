@@ -306,9 +306,10 @@ def permutation_tests(
                     note = "lattice sums would overflow 64-bit integers: Monte Carlo on floats"
             drawn.setdefault((n, False), []).append((i, np.repeat(cv, cc), statistic, statistic, note))
 
-    for members in tables.values():
+    if tables:  # every size at once: a cell's p-value is the same among cells of other sizes
         assert table is not None
-        p_values = table.tails(np.stack([m[1] for m in members]), worse_is_higher)
+        members = [m for sized in tables.values() for m in sized]
+        p_values = table.tails_of([m[1] for m in members], worse_is_higher)
         for (i, _units, statistic), p in zip(members, p_values.tolist(), strict=True):
             out[i] = make_result("permutation_exact", p, statistic)
     for (n, in_units), sampled in drawn.items():

@@ -158,60 +158,111 @@ class RetailTable:
     def tails(self, clec: np.ndarray, upper: bool) -> np.ndarray:
         """The exact one-tailed p-values of CLEC cells of one size n against this pool, one cell per row of
         `clec` (its n values in lattice units, each on the pool's step, n <= rows): P(sum of a random
+        n-subset of the pooled values >= the CLEC's sum) when upper, <= otherwise (see tails_of)."""
+        return self.tails_of(list(clec), upper)
+
+    def tails_of(self, clec: list[np.ndarray], upper: bool) -> np.ndarray:
+        """The exact one-tailed p-values of CLEC cells of any sizes against this pool, one cell per array of
+        `clec` (its n values in lattice units, each on the pool's step, 1 <= n <= rows): P(sum of a random
         n-subset of the pooled values >= the CLEC's sum) when upper, <= otherwise.
 
         The mixture of the class docstring with C[j, a] = E[j, a] / C(n, j), E[j, a] the number of j-subsets
         of the cell's n values (as v - min v) summing to a, counted exactly (below 2^53) by a programme over
         the n values vectorised over the cells:
             p = sum_j  C(N, n - j) / C(N + n, n)  sum_a E[j, a] P(R_{n-j} >= T - a - j min v_c).
-        A row's p-value does not depend on the other rows, to the last bit.
+        Cells of several sizes are computed together, each padded with zeros (counts of no subset, terms
+        j > n, sums a past its own) that add exact zeros after its own terms, one addition after another
+        (cumulative sums): a row's p-value does not depend on the other rows or their sizes, to the last bit.
         """
-        cells, n = clec.shape
+        cells = len(clec)
         out = np.empty(cells)
-        v = (clec.astype(np.int64) - self.base) // self.step
+        if not cells:
+            return out
+        sizes = np.array([c.size for c in clec], dtype=np.int64)
+        nmax = int(sizes.max())
+        # each cell's values (steps above the pool's minimum), padded past its size with its first value
+        flat = (np.concatenate(clec).astype(np.int64) - self.base) // self.step
+        starts = np.cumsum(sizes) - sizes
+        v = np.repeat(flat[starts], nmax).reshape(cells, nmax)
+        v[np.arange(nmax)[None, :] < sizes[:, None]] = flat
         low = v.min(axis=1)
         own = v - low[:, None]
-        target = v.sum(axis=1)
-        j = np.arange(n + 1)
-        logw = _log_comb(n, n) + _log_comb(self.n, n)[::-1]  # log C(n, j) + log C(N, n - j)
-        w = np.exp(logw - logw.max())
-        w /= w.sum()  # the weights sum to 1 (Vandermonde); dividing leaves no rounding of C(N + n, n)
-        coef = w / np.array([math.comb(n, x) for x in range(n + 1)], dtype=float)
+        target = np.add.reduceat(flat, starts)
+        coef = np.zeros((cells, nmax + 1))
+        for n in np.unique(sizes).tolist():
+            logw = _log_comb(n, n) + _log_comb(self.n, n)[::-1]  # log C(n, j) + log C(N, n - j)
+            w = np.exp(logw - logw.max())
+            w /= w.sum()  # the weights sum to 1 (Vandermonde); dividing leaves no rounding of C(N + n, n)
+            coef[sizes == n, : n + 1] = w / np.array([math.comb(n, x) for x in range(n + 1)], dtype=float)
         width = self.upper.shape[1] - 1
         tails = self.upper if upper else self.lower
-        # cells at a time: their (cells, n + 1, n * span + 1) tables stay near 4M entries
-        spans = own.max(axis=1)
-        order = np.argsort(spans, kind="stable")  # similar spans together: little padding
-        per_block = max(1, (1 << 22) // ((n + 1) * (n * int(spans.max(initial=0)) + 1)))
-        for b0 in range(0, cells, per_block):
-            rows = order[b0 : b0 + per_block]
-            count = _subset_counts(own[rows], n)  # (cells, n + 1, W)
+        for rows in _blocks(sizes, own.max(axis=1)):
+            n = int(sizes[rows].max())
+            count = _subset_counts(own[rows, :n], sizes[rows])  # (cells, n + 1, W)
             a = np.arange(count.shape[2])
+            j = np.arange(n + 1)
             rest = target[rows, None, None] - a[None, None, :] - (j[None, :, None] * low[rows, None, None])
             col = np.clip(rest, 0, width) if upper else np.clip(rest + 1, 0, width)
-            beyond = tails[(n - j)[None, :, None], col]
+            beyond = tails[np.maximum(sizes[rows, None] - j[None, :], 0)[:, :, None], col]
             # sums in order, one addition after another (cumulative sums): a row's padding adds exact zeros,
             # so its p-value has the same bits alone or among other rows
-            terms = np.cumsum(count * beyond, axis=2)[:, :, -1] * coef[None, :]
+            terms = np.cumsum(count * beyond, axis=2)[:, :, -1] * coef[rows, : n + 1]
             out[rows] = np.cumsum(terms, axis=1)[:, -1]
         return out
 
 
-def _subset_counts(values: np.ndarray, n: int) -> np.ndarray:
-    """E[c, j, a]: the number of j-subsets (j = 0 .. n) of row c's n non-negative integer values that sum
-    to a, a = 0 .. n * max value; float64, exact while below 2^53 (C(30, 15) is 1.6e8).
+def _blocks(sizes: np.ndarray, spans: np.ndarray) -> list[np.ndarray]:
+    """The cells (positions) computed together by RetailTable.tails_of: ordered by size and span, a block
+    grows while its padded tables, cells x (n + 1) x (n x span + 1) for its largest size n and span, hold
+    at most _BLOCK_ENTRIES entries and at most twice the cells' own (plus _BLOCK_SLACK: small cells join
+    freely), so that padding never doubles the work while numpy calls are shared by many cells."""
+    order = np.lexsort((spans, sizes))
+    own = ((sizes + 1) * (sizes * spans + 1)).tolist()
+    blocks, first, n, span, total = [], 0, 0, 0, 0
+    for at, c in enumerate(order.tolist()):
+        size, width = int(sizes[c]), int(spans[c])
+        n2, span2, total2 = max(n, size), max(span, width), total + own[c]
+        padded = (at + 1 - first) * (n2 + 1) * (n2 * span2 + 1)
+        if at > first and (padded > _BLOCK_ENTRIES or padded > 2 * total2 + _BLOCK_SLACK):
+            blocks.append(order[first:at])
+            first, n2, span2, total2 = at, size, width, own[c]
+        n, span, total = n2, span2, total2
+    blocks.append(order[first:])
+    return blocks
+
+
+# A block of RetailTable.tails_of holds tables of at most this many entries (32 MB of float64), padding
+# included; padding up to _BLOCK_SLACK entries is free (cheaper than another round of numpy calls).
+_BLOCK_ENTRIES = 1 << 22
+_BLOCK_SLACK = 1 << 14
+
+
+def _subset_counts(values: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """E[c, j, a]: the number of j-subsets (j = 0 .. n) of the first sizes[c] values of row c (non-negative
+    integers) that sum to a, a = 0 .. n * max value, n the width of `values`; float64, exact while below
+    2^53 (C(30, 15) is 1.6e8). Zero for j > sizes[c].
 
     The 0/1 knapsack over the values one at a time: E_i[j, a] = E_{i-1}[j, a] + E_{i-1}[j - 1, a - v_i],
-    the shifted table gathered per row (each row's v_i differs) from a copy padded with zeros in front.
+    the shifted table read per row (each row's v_i differs) from a strided view of a buffer holding zeros
+    in front of each table row; a row past its size reads only zeros.
     """
-    cells = values.shape[0]
+    from numpy.lib.stride_tricks import as_strided
+
+    cells, n = values.shape
     width = n * int(values.max(initial=0)) + 1
-    count = np.zeros((cells, n + 1, width))
+    buffer = np.zeros((cells, n + 1, 2 * width))  # zeros, then the table, in each (cell, j) row
+    count = buffer[:, :, width:]
     count[:, 0, 0] = 1.0
-    padded = np.zeros((cells, n, 2 * width))
-    a = np.arange(width)
+    item = buffer.itemsize
+    # shifted[c, s, j, a] = buffer[c, j, width - s + a]: table row j of cell c moved s sums up (zeros below s)
+    shifted = as_strided(
+        buffer[:, :, width:],
+        shape=(cells, width + 1, n + 1, width),
+        strides=(buffer.strides[0], -item, buffer.strides[1], item),
+        writeable=False,
+    )
+    cell = np.arange(cells)
+    shift = np.where(np.arange(n)[None, :] < sizes[:, None], values, width)  # width: a whole row of zeros
     for i in range(n):
-        padded[:, : i + 1, width:] = count[:, : i + 1, :]
-        at = (width + a[None, :] - values[:, i, None])[:, None, :]  # (cells, 1, width)
-        count[:, 1 : i + 2, :] += np.take_along_axis(padded[:, : i + 1, :], at, axis=2)
+        count[:, 1 : i + 2, :] += shifted[:, :, : i + 1][cell, shift[:, i]]
     return count
