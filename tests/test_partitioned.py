@@ -377,11 +377,17 @@ def test_the_values_behind_a_cell_are_its_records_values_in_order():
 
 def test_canonical_values_of_several_slices_are_their_records_ascending():
     """aggregate._canonical of three histogram slices (values overlapping between slices) gives every record's
-    value once per count, ascending: the one sort of the records, by value (-0.0 sorts with 0.0 as numpy's sort has it)."""
+    value once per count, ascending, as the one sort of the records gives them, for few values and for many
+    (sorted by distinct value, then repeated); -0.0 sorts with 0.0 as numpy's sort of the records has it."""
     values = [np.array([0.5, 2.0, 7.25]), np.array([0.0, 2.0]), np.array([1.5, 7.25, 9.0])]
     counts = [np.array([2, 1, 3], np.int32), np.array([1, 4], np.int32), np.array([1, 1, 2], np.int32)]
     out = aggregate._canonical(values, counts)
     assert out.tolist() == [0.0, 0.5, 0.5, 1.5, 2.0, 2.0, 2.0, 2.0, 2.0, 7.25, 7.25, 7.25, 7.25, 9.0, 9.0]
     signed = aggregate._canonical([np.array([-0.0, 3.0]), np.array([0.0])], [np.array([2, 1]), np.array([1])])
+    rng = np.random.default_rng(4)  # many values: sorted by distinct value, then repeated
+    many = [np.unique(rng.integers(0, 900, 700)) / 4 for _ in range(3)]
+    many_counts = [rng.integers(1, 5, m.size).astype(np.int32) for m in many]
+    expected = np.sort(np.repeat(np.concatenate(many), np.concatenate(many_counts)))
+    assert aggregate._canonical(many, many_counts).tolist() == expected.tolist()
     records = np.sort(np.array([-0.0, -0.0, 3.0, 0.0]))
     assert signed.tolist() == records.tolist() and np.signbit(signed).tolist() == np.signbit(records).tolist()

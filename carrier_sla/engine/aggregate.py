@@ -378,8 +378,8 @@ def _canonical(values: list[np.ndarray], counts: list[np.ndarray]) -> np.ndarray
     if len(values) == 1:  # one slice: already ascending
         return np.repeat(values[0], counts[0])
     v, c = np.concatenate(values), np.concatenate(counts)
-    if v.dtype.kind == "f" and bool(np.any(np.signbit(v) & (v == 0))):  # -0.0 and 0.0: the one sort of records
-        return np.sort(np.repeat(v, c))
+    if v.size <= 1024 or (v.dtype.kind == "f" and bool(np.any(np.signbit(v) & (v == 0)))):
+        return np.sort(np.repeat(v, c))  # few values (fewer numpy calls), or -0.0 and 0.0: the records sorted
     order = np.argsort(v, kind="stable")  # the distinct values of the slices sorted, not their many records
     return np.repeat(v[order], c[order])
 
