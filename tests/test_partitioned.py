@@ -391,3 +391,26 @@ def test_canonical_values_of_several_slices_are_their_records_ascending():
     assert aggregate._canonical(many, many_counts).tolist() == expected.tolist()
     records = np.sort(np.array([-0.0, -0.0, 3.0, 0.0]))
     assert signed.tolist() == records.tolist() and np.signbit(signed).tolist() == np.signbit(records).tolist()
+
+
+def test_spans_by_labels_merge_the_groups_of_indexes_whose_labels_differ_in_order():
+    """Two indexes naming their carriers and states in different orders (and one label only the second has):
+    each group's slices are found under its labels, the first index's slice before the second's."""
+    first = aggregate._histogram(
+        np.array([0, 0, 1, 3]), np.array([1.0, 2.0, 5.0, 7.0]), np.ones(4, np.int64), (("A", "B"), ("X", "Y")), (2, 2)
+    )  # groups (A, X): values 1, 2; (A, Y): 5; (B, Y): 7
+    second = aggregate._histogram(
+        np.array([0, 2, 4, 4]),
+        np.array([3.0, 4.0, 6.0, 8.0]),
+        np.ones(4, np.int64),
+        (("B", "A", "C"), ("Y", "X")),
+        (3, 2),
+    )  # groups (B, Y): 3; (A, Y): 4; (C, Y): 6, 8
+    spans = aggregate._spans_by_labels([first, second])
+    assert spans == {
+        ("A", "X"): [(0, 0, 2)],
+        ("A", "Y"): [(0, 2, 3), (1, 1, 2)],
+        ("B", "Y"): [(0, 3, 4), (1, 0, 1)],
+        ("C", "Y"): [(1, 2, 4)],
+    }
+    assert aggregate._spans_by_labels([]) == {}

@@ -312,10 +312,7 @@ class CellSamples:
         to its (index, start, end) slices, made on first use: a gather then costs a dict read or a few
         instead of a pass over every index (thousands of small cells gather from dozens of partitions)."""
         if self._groups is None:
-            self._groups = {}
-            for i, index in enumerate(self.indexes):
-                for key, (start, end) in _groups_by_labels(index).items():
-                    self._groups.setdefault(key, []).append((i, start, end))
+            self._groups = _spans_by_labels(self.indexes)
         return self._groups
 
     def _labels(self, axis: int) -> tuple:
@@ -358,16 +355,40 @@ class CellSamples:
         )
 
 
-def _groups_by_labels(index: SampleIndex) -> dict[tuple, tuple[int, int]]:
-    """A SampleIndex's groups as a dict from their labels (carrier, state, product, dimension values) to
-    their (start, end) in its arrays."""
-    flat = index.flat
-    cut = np.flatnonzero(flat[1:] != flat[:-1]) + 1
-    starts = np.concatenate([[0], cut]) if flat.size else cut
-    ends = np.concatenate([cut, [flat.size]]) if flat.size else cut
-    codes = np.unravel_index(flat[starts], index.shape)
-    columns = [np.array(labels, dtype=object)[c].tolist() for labels, c in zip(index.labels, codes, strict=True)]
-    return dict(zip(zip(*columns, strict=True), zip(starts.tolist(), ends.tolist(), strict=True), strict=True))
+def _spans_by_labels(indexes: list[SampleIndex]) -> dict[tuple, list[tuple[int, int, int]]]:
+    """The groups of several SampleIndexes as a dict from their labels (carrier, state, product, dimension
+    values) to their (index, start, end) slices, by index, then position: every group coded by its labels'
+    codes among every index's labels (the first index naming a label codes it), then one stable sort of all."""
+    if not indexes:
+        return {}
+    axes = len(indexes[0].shape)
+    codes: list[dict[object, int]] = [{} for _ in range(axes)]
+    coded, owner, firsts, lasts = [], [], [], []
+    for i, index in enumerate(indexes):
+        flat = index.flat
+        cut = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+        starts = np.concatenate([[0], cut]) if flat.size else cut
+        ends = np.concatenate([cut, [flat.size]]) if flat.size else cut
+        local = np.unravel_index(flat[starts], index.shape)
+        glob = []
+        for axis, (labels, at) in enumerate(zip(index.labels, local, strict=True)):
+            table = np.array([codes[axis].setdefault(x, len(codes[axis])) for x in labels], dtype=np.int64)
+            glob.append(table[at] if table.size else at.astype(np.int64))
+        coded.append(glob)
+        owner.append(np.full(starts.size, i, dtype=np.int64))
+        firsts.append(starts)
+        lasts.append(ends)
+    shape = tuple(max(len(c), 1) for c in codes)
+    flat = np.concatenate([np.ravel_multi_index(g, shape) if g[0].size else g[0] for g in coded])
+    order = np.argsort(flat, kind="stable")
+    flat = flat[order]
+    slices = list(zip(*(np.concatenate(x)[order].tolist() for x in (owner, firsts, lasts)), strict=True))
+    cut = (np.flatnonzero(flat[1:] != flat[:-1]) + 1).tolist()
+    bounds = [0, *cut, len(slices)]
+    labels = [list(c) for c in codes]
+    first = np.unravel_index(flat[bounds[:-1]], shape) if slices else [np.zeros(0, np.int64)] * axes
+    keys = zip(*([labels[axis][x] for x in first[axis].tolist()] for axis in range(axes)), strict=True)
+    return {key: slices[a:b] for key, a, b in zip(keys, bounds[:-1], bounds[1:], strict=True)}
 
 
 def _canonical(values: list[np.ndarray], counts: list[np.ndarray]) -> np.ndarray:
