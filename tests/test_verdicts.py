@@ -4,6 +4,7 @@ import json
 import math
 from math import comb
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -176,3 +177,22 @@ def test_the_all_clec_aggregate_is_judged_with_its_own_table(run_checker, bundle
     assert run.cell("OP-3", carrier_id=None)["critical_value"] == 1.645
     assert bundled_plan.statistics.critical_value_for("clec_aggregate", 5000) == 1.645
     assert bundled_plan.statistics.critical_value_for("clec", 5000) == 4.3
+
+
+def test_histograms_of_many_samples_are_np_unique_of_each():
+    """verdicts._histograms gives every sample the distinct values and counts np.unique gives it, to the bit and
+    dtype: ascending samples (empty ones too) found together, and unsorted, NaN and -0.0 samples by np.unique."""
+    from carrier_sla.engine.verdicts import _histograms
+
+    rng = np.random.default_rng(0)
+    odd = [np.array([3.0, 1.0, 1.0]), np.array([np.nan, 2.0, np.nan]), np.array([-0.0, 0.0, 1.5])]
+    for trial in range(200):
+        samples = [np.sort(rng.integers(0, 5, rng.integers(0, 8)) / 2) for _ in range(rng.integers(1, 6))]
+        if trial % 5 == 0:
+            samples.insert(int(rng.integers(0, len(samples) + 1)), odd[trial % 3])
+        for (v, c), x in zip(_histograms(samples), samples, strict=True):
+            uv, uc = np.unique(x, return_counts=True)
+            assert v.dtype == uv.dtype and c.dtype == uc.dtype
+            assert v.tobytes() == uv.tobytes() and c.tobytes() == uc.tobytes()
+    together = _histograms([np.array([1.0, 1.0, 2.5]), np.array([2.5, 4.0])])
+    assert [(v.tolist(), c.tolist()) for v, c in together] == [([1.0, 2.5], [2, 1]), ([2.5, 4.0], [1, 1])]

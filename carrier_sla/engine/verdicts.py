@@ -9,6 +9,7 @@ numerator * 100 against target * n in rational arithmetic, never binary floats.
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -429,7 +430,7 @@ def _permutation_cells(
 ) -> list[tuple[int, exact.TestResult | str]]:
     """The permutation tests of the cells (index, cell, CLEC values) of one retail pool, all at once."""
     st = plan.statistics
-    clec = [np.unique(values, return_counts=True) for _i, _cell, values in members]
+    clec = _histograms([values for _i, _cell, values in members])
     first = members[0][1]
     results = exact.permutation_tests(
         clec,
@@ -441,3 +442,27 @@ def _permutation_cells(
         sequential_h=st.sequential_h,
     )
     return [(i, str(r) if isinstance(r, ValueError) else r) for (i, _c, _v), r in zip(members, results, strict=True)]
+
+
+def _histograms(samples: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """[np.unique(x, return_counts=True) for x in samples]: the same distinct values and counts, found at once for
+    samples that are all one-dimensional floats in ascending order (as CellSamples gives them: the runs of equal
+    values, a few numpy calls for every sample together), else by np.unique (unsorted, NaN, -0.0 beside 0.0)."""
+    arrays = [np.asarray(x) for x in samples]
+    if not arrays or any(x.ndim != 1 or x.dtype != np.float64 for x in arrays):
+        return [np.unique(x, return_counts=True) for x in arrays]
+    sizes = np.array([x.size for x in arrays], dtype=np.int64)
+    v = np.concatenate(arrays)
+    starts = np.cumsum(sizes) - sizes
+    new = np.ones(v.size, dtype=bool)  # where a run of equal values begins: a sample's start, or a new value
+    np.not_equal(v[1:], v[:-1], out=new[1:])
+    ascending = v[1:] >= v[:-1]
+    ascending[starts[(starts > 0) & (starts < v.size)] - 1] = True
+    if not ascending.all() or bool(np.any((v == 0) & np.signbit(v))):
+        return [np.unique(x, return_counts=True) for x in arrays]
+    new[starts[starts < v.size]] = True
+    first = np.flatnonzero(new)
+    counts = np.diff(np.append(first, v.size))
+    values = v[first]
+    bounds = np.searchsorted(first, np.append(starts, v.size)).tolist()
+    return [(values[a:b], counts[a:b]) for a, b in itertools.pairwise(bounds)]
