@@ -227,7 +227,7 @@ def tail_counts(
             for c in range(0, mixed.size, step):
                 retail_part[:, c : c + step] = values_at(at[:, c : c + step])
             is_own = at >= n_retail
-            own_at = np.clip(at - n_retail, 0, m - 1)
+            own_at = np.maximum(at - n_retail, 0)  # positions end at n_pool - 1: own_at <= m - 1
         block = max(1, (1 << 20) // rows)  # cells compared at a time: a (cells, rows) array stays small
         stopped = []
         for b0 in range(0, active.size, block):
