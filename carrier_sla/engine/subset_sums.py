@@ -234,7 +234,7 @@ def _blocks(sizes: np.ndarray, spans: np.ndarray) -> list[np.ndarray]:
 # A block of RetailTable.tails_of holds tables of at most this many entries (32 MB of float64), padding
 # included; padding up to _BLOCK_SLACK entries is free (cheaper than another round of numpy calls).
 _BLOCK_ENTRIES = 1 << 22
-_BLOCK_SLACK = 1 << 14
+_BLOCK_SLACK = 1 << 12
 
 
 def _subset_counts(values: np.ndarray, sizes: np.ndarray) -> np.ndarray:
