@@ -334,6 +334,7 @@ def compute(
         files_read = None
         if source.count == 1:  # the bar counts the files read, then the measures
             files_read = lambda done, of: log.progress(done, of, what="files read")  # noqa: E731
+        batches_started = time.perf_counter()
         for result in executor.batches(ctx, source, timings, files_read):
             for stage, seconds in result.timings.items():  # a worker's own clock
                 timings[stage] = timings.get(stage, 0.0) + seconds
@@ -361,6 +362,10 @@ def compute(
                 settle()
             if executor.in_process and merged % TRIM_EVERY == 0:
                 release_free_memory()
+        # the wall time of the batches (with the spill, the work that runs on workers): the rest
+        # of a run's wall time is work outside the workers (listing, merging, judging, remedies,
+        # publication), which `make bench` reports
+        timings["batches"] = timings.get("batches", 0.0) + time.perf_counter() - batches_started
     summary = _summary(source_found(source), loaded_parts, lines)
     check_reject_rate(summary, max_reject_rate)
     _log_read(log, summary, timings)
