@@ -236,6 +236,9 @@ def base_table(ctx: Context, measure: Any, lines: dict) -> pa.Table:
     return audit.unify_record_schema(rows, dim_fields)
 
 
+_BATCHES_RUN = 0  # batches this process ran as tasks (a Dask worker): it trims its heap every TRIM_EVERY
+
+
 def run_batch(ctx: Context, source: Source, k: int) -> BatchResult:
     """A batch as one task (on a Dask worker): read, evaluate, write its audit rows."""
     timings = Timings()
@@ -243,7 +246,10 @@ def run_batch(ctx: Context, source: Source, k: int) -> BatchResult:
     loaded = source.load(ctx.plan, k, timings, ctx.as_of)
     result = evaluate_batch(ctx, loaded, k, timings)
     del loaded  # the partition's files stay: the run removes them once it holds the result
-    release_free_memory()
+    global _BATCHES_RUN
+    _BATCHES_RUN += 1
+    if _BATCHES_RUN % TRIM_EVERY == 0:
+        release_free_memory()
     result.seconds = time.perf_counter() - tick
     result.timings = dict(timings)
     return result
@@ -448,8 +454,9 @@ def _log_read(log: RunLog, loaded: Loaded, timings: Timings) -> None:
 def release_free_memory() -> None:
     """Give the C heap's free pages back to the system (glibc malloc_trim). Without it, the
     holes that each partition's arrays leave in the heap keep the peak growing with the number
-    of partitions; done every TRIM_EVERY partitions in a run's own process (after every
-    partition on a worker), as memory given back costs page faults when it is used again.
+    of partitions; done every TRIM_EVERY partitions in a run's own process and on each worker,
+    as memory given back costs page faults when it is used again (at 20M records on 2 workers,
+    trimming after every partition cost 0.8 million more page faults and 2.2 s more system time).
     Nothing to do where the C library has no malloc_trim."""
     if _LIBC is not None:
         _LIBC.malloc_trim(0)
