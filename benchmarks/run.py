@@ -9,6 +9,8 @@ bench-data/), runs `carrier-sla run` in a fresh process, and reports:
   not the number of records,
 - CPU seconds over wall seconds, and peak RSS summed over the run's processes (the run's own,
   which holds the Dask scheduler, and every worker and nanny: the process tree sampled every 50 ms),
+- the work outside the workers: the pipeline's wall time less its two phases that run on
+  the workers (or the run's threads): spreading the input and the batches;
 - where the pipeline's time went (spill: spreading the input over partition files, when it is
   larger than one partition; read_and_check: reading and row checks, two files at a time;
   finalize: duplicates and rejects; derive; evaluate; aggregate; statistics; audit; write),
@@ -238,10 +240,10 @@ def main() -> None:
     print()
     print(
         "| data | records | workers | command wall s | pipeline s | records/s (pipeline) | statistics s "
-        "| records/s without statistics | CPU s / wall s | peak RSS MiB (all processes) | floor s (read + write) "
-        "| run / floor | floor with the store's writer settings s | run / that floor |"
+        "| records/s without statistics | outside the workers s | CPU s / wall s | peak RSS MiB (all processes) "
+        "| floor s (read + write) | run / floor | floor with the store's writer settings s | run / that floor |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for _size, real, run, floor in rows:
         rate = run["records"] / run["pipeline"]
         statistics = run["timings"].get("statistics", 0.0)
@@ -250,7 +252,8 @@ def main() -> None:
         print(
             f"| {data} | {run['records']:,} | {run['workers']} | {run['wall']:.2f} | {run['pipeline']:.2f} "
             f"| {rate:,.0f} "
-            f"| {statistics:.2f} ({statistics / run['pipeline']:.0%}) | {rest:,.0f} | {run['cpu'] / run['wall']:.2f} "
+            f"| {statistics:.2f} ({statistics / run['pipeline']:.0%}) | {rest:,.0f} "
+            f"| {outside(run):.2f} ({outside(run) / run['pipeline']:.0%}) | {run['cpu'] / run['wall']:.2f} "
             f"| {run['peak_rss_mib']:,.0f} | {floor['floor']:.2f} ({floor['read']:.2f} + {floor['write']:.2f}) "
             f"| {run['pipeline'] / floor['floor']:.2f}x "
             f"| {floor['read'] + floor['store_write']:.2f} ({floor['read']:.2f} + {floor['store_write']:.2f}) "
@@ -263,6 +266,15 @@ def main() -> None:
     for size, real, run, floor in rows:
         if real and run["workers"] == most:
             print_real_targets(size, run, floor)
+
+
+def outside(run: dict) -> float:
+    """Seconds of the pipeline outside the two phases that run on the workers (spreading the input
+    over partitions, and the batches: reading, checking, evaluating, auditing): listing the inputs,
+    reading the lines in service, judging (counted here even where its tasks run on workers),
+    remedies and publication, all in the run's own process."""
+    timings = run["timings"]
+    return max(0.0, run["pipeline"] - timings.get("spill", 0.0) - timings.get("batches", 0.0))
 
 
 def store_floor(floor: dict) -> float:
@@ -279,6 +291,7 @@ def print_targets(rows: list[tuple[int, dict, dict]]) -> None:
         ("run / floor (store's writer settings), largest size", last["pipeline"] / store_floor(last_floor), 1.6, "x"),
         ("peak RSS summed over processes at the largest size, GiB", last["peak_rss_mib"] / 1024, 1.5, ""),
         ("CPU s / wall s at the largest size", last["cpu"] / last["wall"], 1.7, " (at least)"),
+        ("work outside the workers at the largest size, %", 100 * outside(last) / last["pipeline"], 10.0, "%"),
         ("peak RSS, largest / smallest", last["peak_rss_mib"] / first["peak_rss_mib"], 1.3, "x"),
         (
             f"pipeline time, largest / smallest ({growth:.0f}x the records)",

@@ -14,6 +14,8 @@ class Timings(dict):
     """Seconds spent per stage (read_and_check, finalize, derive, evaluate, aggregate, statistics, audit, write).
 
     Stages that run on two threads at once add up both threads' time, so the sum can exceed the wall time.
+    Two are wall-clock phases of the run's own thread instead: `spill` (spreading the input over
+    partitions) and `batches` (every batch read, evaluated and audited, on workers or threads).
     """
 
     @contextmanager

@@ -93,6 +93,10 @@ def test_two_worker_processes_give_the_tables_of_one_process(data, one_worker, t
     events = [json.loads(line) for line in (out / "runs" / _manifest(out)["run_id"] / "log.jsonl").open()]
     assert [e["workers"] for e in events if e["stage"] == "workers"] == [2]
     assert sorted(e["partition"] for e in events if e["stage"] == "partition") == list(range(1, parts + 1))
+    # the phases on the workers, timed on the run's clock: what is left of the run is the work outside them
+    timings, manifest = _manifest(out)["timings_seconds"], _manifest(out)
+    pipeline = (pd.Timestamp(manifest["finished_at"]) - pd.Timestamp(manifest["started_at"])).total_seconds()
+    assert timings["spill"] > 0 and timings["batches"] > 0 and timings["spill"] + timings["batches"] < pipeline
     written = [o for o in _manifest(out)["outputs"] if o["table"].startswith("records/")]
     assert len(written) >= parts and all(o["sha256"] and o["bytes"] > 0 for o in written)
     staging = out / ".staging"
