@@ -383,11 +383,11 @@ def _spans_by_labels(indexes: list[SampleIndex]) -> dict[tuple, list[tuple[int, 
     order = np.argsort(flat, kind="stable")
     flat = flat[order]
     slices = list(zip(*(np.concatenate(x)[order].tolist() for x in (owner, firsts, lasts)), strict=True))
-    cut = (np.flatnonzero(flat[1:] != flat[:-1]) + 1).tolist()
-    bounds = [0, *cut, len(slices)]
-    labels = [list(c) for c in codes]
-    first = np.unravel_index(flat[bounds[:-1]], shape) if slices else [np.zeros(0, np.int64)] * axes
-    keys = zip(*([labels[axis][x] for x in first[axis].tolist()] for axis in range(axes)), strict=True)
+    groups = (np.flatnonzero(flat[1:] != flat[:-1]) + 1).tolist()
+    bounds = [0, *groups, len(slices)]
+    named = [list(c) for c in codes]
+    leads = np.unravel_index(flat[bounds[:-1]], shape) if slices else [np.zeros(0, np.int64)] * axes
+    keys = zip(*([named[axis][x] for x in leads[axis].tolist()] for axis in range(axes)), strict=True)
     return {key: slices[a:b] for key, a, b in zip(keys, bounds[:-1], bounds[1:], strict=True)}
 
 
