@@ -389,6 +389,8 @@ def test_canonical_values_of_several_slices_are_their_records_ascending():
     many_counts = [rng.integers(1, 5, m.size).astype(np.int32) for m in many]
     expected = np.sort(np.repeat(np.concatenate(many), np.concatenate(many_counts)))
     assert aggregate._canonical(many, many_counts).tolist() == expected.tolist()
+    singles = [np.ones(m.size, np.int32) for m in many]  # mostly one record a value: the runs merged instead
+    assert aggregate._canonical(many, singles).tolist() == np.sort(np.concatenate(many)).tolist()
     records = np.sort(np.array([-0.0, -0.0, 3.0, 0.0]))
     assert signed.tolist() == records.tolist() and np.signbit(signed).tolist() == np.signbit(records).tolist()
 

@@ -401,6 +401,8 @@ def _canonical(values: list[np.ndarray], counts: list[np.ndarray]) -> np.ndarray
     v, c = np.concatenate(values), np.concatenate(counts)
     if v.size <= 1024 or (v.dtype.kind == "f" and bool(np.any(np.signbit(v) & (v == 0)))):
         return np.sort(np.repeat(v, c))  # few values (fewer numpy calls), or -0.0 and 0.0: the records sorted
+    if 2 * v.size > int(c.sum()):  # mostly single records: one merge of the slices' ascending runs (timsort)
+        return np.sort(np.repeat(v, c), kind="stable")
     order = np.argsort(v, kind="stable")  # the distinct values of the slices sorted, not their many records
     return np.repeat(v[order], c[order])
 
