@@ -8,6 +8,7 @@ numerator * 100 against target * n in rational arithmetic, never binary floats.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import os
@@ -64,12 +65,20 @@ def judge(
     retail_mean = np.divide(retail_num, retail_n, out=np.full(len(out), np.nan), where=retail_n > 0)
     scale = measure.scale
 
-    standards = [
-        standard_for(measure, s, p, {d: row[i] for i, d in enumerate(dims)})
-        for s, p, row in zip(
-            out["state"], out["product"], out[dims].itertuples(index=False) if dims else [()] * len(out), strict=True
-        )
-    ]
+    # a cell's standard depends on its state, product and dimension values only: looked up once per
+    # combination (hundreds of CLECs share each)
+    by_key: dict[tuple, Any] = {}
+    standards = []
+    dim_rows = out[dims].itertuples(index=False, name=None) if dims else [()] * len(out)
+    for key in zip(out["state"], out["product"], dim_rows, strict=True):
+        try:
+            standard = by_key[key]
+        except (KeyError, TypeError):  # TypeError: pd.NA (no truth for ==) met a key of the same hash
+            s, p, row = key
+            standard = standard_for(measure, s, p, {d: row[i] for i, d in enumerate(dims)})
+            with contextlib.suppress(TypeError):
+                by_key[key] = standard
+        standards.append(standard)
     kind = np.array([s.type if s else "none" for s in standards], dtype=object)
     target = np.array([s.target if s and s.target is not None else np.nan for s in standards], dtype=float)
 
@@ -130,9 +139,16 @@ def judge(
     scopes = out["scope"].to_numpy(dtype=object)
     # the cells as dicts, for plans with a stricter alpha after a miss (one conversion, not a row at a time)
     records = cast(list[dict[str, Any]], out.to_dict("records")) if st.alpha_after_miss is not None else None
+    methods: dict[int, str] = {}  # by CLEC sample size, and critical values by scope and size: once each
+    values: dict[tuple[str, int], float | None] = {}
     for i in np.flatnonzero(tested):
-        method[i] = st.method_for(measure.type, int(clec_n[i]))
-        cv = st.critical_value_for(scopes[i], int(clec_n[i]))
+        n = int(clec_n[i])
+        if n not in methods:
+            methods[n] = st.method_for(measure.type, n)
+        method[i] = methods[n]
+        if (scopes[i], n) not in values:
+            values[scopes[i], n] = st.critical_value_for(scopes[i], n)
+        cv = values[scopes[i], n]
         critical[i] = np.nan if cv is None else cv
         tail[i] = (
             ndtr(-cv)
@@ -229,10 +245,10 @@ def _exact_outcomes(
     """
     st = plan.statistics
     clec_num, clec_n, retail_num, retail_n = figures
-    rows = cast(list[dict[str, Any]], cells.iloc[exact_cells].to_dict("records") if exact_cells.size else [])
     found: dict[int, exact.TestResult | str] = {}
     worse_is_higher = measure.direction == "lower_better"
-    fisher = exact_cells[method[exact_cells] == "fisher_exact"]
+    is_fisher = method[exact_cells] == "fisher_exact"
+    fisher = exact_cells[is_fisher]
     if fisher.size:
         tests = exact.fisher_exact_tests(
             np.round(clec_num[fisher]),
@@ -244,9 +260,9 @@ def _exact_outcomes(
         found.update((int(i), str(r) if isinstance(r, ValueError) else r) for i, r in zip(fisher, tests, strict=True))
     by_pool: dict[int, tuple[exact.Pool, list[tuple[int, dict[str, Any], np.ndarray]]]] = {}
     pools: dict[int, tuple[np.ndarray, exact.Pool | str]] = {}  # by retail sample: a retail analog serves many cells
-    for c, cell in zip(exact_cells.tolist(), rows, strict=True):
-        if c in found:
-            continue
+    valued = exact_cells[~is_fisher]  # the cells whose test needs their values: their keys as dicts, at once
+    rows = cast(list[dict[str, Any]], cells.iloc[valued].to_dict("records") if valued.size else [])
+    for c, cell in zip(valued.tolist(), rows, strict=True):
         values = _values(samples, method[c], cell)
         why = (
             _log_t_undefined(values[1])
