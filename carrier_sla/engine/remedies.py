@@ -160,7 +160,7 @@ def _key_frame(frame: pd.DataFrame) -> pd.Series:
     key = frame[KEY[0]].astype(str)
     for column in KEY[1:]:
         key = key + "\x1f" + frame[column].astype(str)
-    return key
+    return key.astype(object)  # Python strings: hashed lookups (isin, reindex, dict) without Arrow iteration
 
 
 def escalate(rem: Remedies, period: str, results: pd.DataFrame, previous: pd.DataFrame | None) -> pd.DataFrame:
@@ -168,7 +168,7 @@ def escalate(rem: Remedies, period: str, results: pd.DataFrame, previous: pd.Dat
     frames = []
     for tier in rem.tiers:
         measures = [mid for mid, rule in rem.measures if tier.name in rule.tiers]
-        rows = results[(results["scope"] == tier.scope) & results["measure_id"].isin(measures)]
+        rows = results[(results["scope"] == tier.scope) & results["measure_id"].astype(object).isin(measures)]
         frames.append(
             pd.DataFrame(
                 {
