@@ -159,12 +159,15 @@ def results_table(frame: pd.DataFrame, dim_fields: Mapping[str, pa.DataType]) ->
         kind = f.type
         if kind == pa.float64():
             arrays.append(pa.array(values.to_numpy(dtype=float), type=kind, from_pandas=True))
-        elif pa.types.is_integer(kind):
-            arrays.append(pa.array([None if _blank(v) else int(v) for v in values], type=kind))
+        elif pa.types.is_integer(kind):  # values as Python objects first: no Arrow scalar per row
+            arrays.append(pa.array([None if _blank(v) else int(v) for v in values.tolist()], type=kind))
         elif kind == pa.bool_():
-            arrays.append(pa.array([None if _blank(v) else bool(v) for v in values], type=kind))
+            arrays.append(pa.array([None if _blank(v) else bool(v) for v in values.tolist()], type=kind))
         else:
-            arrays.append(pa.array([None if _blank(v) else v for v in values.tolist()], type=kind))
+            try:  # None, pd.NA and NaN are nulls (from_pandas), as _blank says
+                arrays.append(pa.array(values.to_numpy(dtype=object), type=kind, from_pandas=True))
+            except (pa.ArrowInvalid, pa.ArrowTypeError):  # as before: value by value
+                arrays.append(pa.array([None if _blank(v) else v for v in values.tolist()], type=kind))
     return pa.Table.from_arrays(arrays, schema=schema)
 
 

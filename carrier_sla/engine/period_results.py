@@ -146,7 +146,9 @@ def judge_measure(
     judged["submeasure"] = [
         audit.submeasure_label(measure, split, p, dict(zip(dims, vals, strict=True)))
         for p, vals in zip(
-            judged["product"], judged[dims].itertuples(index=False) if dims else [()] * len(judged), strict=True
+            judged["product"].to_numpy(dtype=object),
+            judged[dims].itertuples(index=False) if dims else [()] * len(judged),
+            strict=True,
         )
     ]
     judged = judged.assign(

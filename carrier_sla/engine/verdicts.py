@@ -70,7 +70,8 @@ def judge(
     by_key: dict[tuple, Any] = {}
     standards = []
     dim_rows = out[dims].itertuples(index=False, name=None) if dims else [()] * len(out)
-    for key in zip(out["state"], out["product"], dim_rows, strict=True):
+    states, products = out["state"].to_numpy(dtype=object), out["product"].to_numpy(dtype=object)
+    for key in zip(states, products, dim_rows, strict=True):
         try:
             standard = by_key[key]
         except (KeyError, TypeError):  # TypeError: pd.NA (no truth for ==) met a key of the same hash
