@@ -350,7 +350,8 @@ def _run_locked(
             }
             for name, rows, path in outputs
         ]
-        manifest["verdicts"] = dict(sorted(Counter(results["status"]).items())) if len(results) else {}
+        counted = results["status"].value_counts() if len(results) else pd.Series(dtype="int64")
+        manifest["verdicts"] = {str(k): int(v) for k, v in sorted(counted.items())}
         if chain is not None:
             manifest["remedies"] = _remedies_summary(plan, chain, paid, plans, adjusted)
         manifest["timings_seconds"] = {k: round(v, 3) for k, v in timings.items()}
