@@ -168,7 +168,8 @@ def escalate(rem: Remedies, period: str, results: pd.DataFrame, previous: pd.Dat
     frames = []
     for tier in rem.tiers:
         measures = [mid for mid, rule in rem.measures if tier.name in rule.tiers]
-        rows = results[(results["scope"] == tier.scope) & results["measure_id"].astype(object).isin(measures)]
+        chosen = (results["scope"] == tier.scope) & results["measure_id"].astype(object).isin(measures)
+        rows = results.loc[chosen, [*KEY[1:], "status"]]  # the columns it needs, not the results' 40
         frames.append(
             pd.DataFrame(
                 {
