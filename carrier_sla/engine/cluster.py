@@ -184,8 +184,8 @@ def pool_groups(plan: Plan, measure: Measure, cells: pd.DataFrame, tasks: int) -
 
 
 # Fewer cores than this: the default runs in-process. On the 2-core machine `make bench` measured
-# --workers 2 no faster than in-process at 20M records (23.9 s against 21.5 s) and slower at smaller
-# sizes and on the 8M real population (14.9 s against 11.6 s): in-process, the loader and writer
+# --workers 2 no faster than in-process at 20M records (23.8 s against 20.7 s) and slower at smaller
+# sizes and on the 8M real population (13.4 s against 11.0 s): in-process, the loader and writer
 # threads already keep both cores busy, and worker processes add their start, imports, task
 # traffic and a third process (the client's merging and the scheduler) on the same two cores.
 MIN_CORES_FOR_WORKERS = 4
