@@ -166,7 +166,7 @@ def results_table(frame: pd.DataFrame, dim_fields: Mapping[str, pa.DataType]) ->
         else:
             try:  # None, pd.NA and NaN are nulls (from_pandas), as _blank says
                 arrays.append(pa.array(values.to_numpy(dtype=object), type=kind, from_pandas=True))
-            except (pa.ArrowInvalid, pa.ArrowTypeError):  # as before: value by value
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError):  # value by value
                 arrays.append(pa.array([None if _blank(v) else v for v in values.tolist()], type=kind))
     return pa.Table.from_arrays(arrays, schema=schema)
 

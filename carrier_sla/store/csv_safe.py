@@ -40,7 +40,11 @@ def frame(data: pd.DataFrame) -> pd.DataFrame:
         column = out[name]
         if column.dtype == object or pd.api.types.is_string_dtype(column.dtype):
             values = column.to_numpy(dtype=object)
-            codes, uniques = pd.factorize(values)  # missing values: code -1, left as they are
+            try:
+                codes, uniques = pd.factorize(values)  # missing values: code -1, left as they are
+            except TypeError:  # unhashable cells (lists): value by value
+                out[name] = column.map(cell, na_action="ignore")
+                continue
             risky = np.array([isinstance(u, str) and cell(u) is not u for u in uniques], dtype=bool)
             if risky.any():
                 fixed = np.array([cell(u) for u in uniques], dtype=object)
