@@ -187,10 +187,11 @@ def pool_groups(plan: Plan, measure: Measure, cells: pd.DataFrame, tasks: int) -
 
 
 # Fewer cores than this: the default runs in-process. On the 2-core machine `make bench` measured
-# --workers 2 no faster than in-process at 20M records (23.8 s against 20.7 s) and slower at smaller
-# sizes and on the 8M real population (13.4 s against 11.0 s): in-process, the loader and writer
-# threads already keep both cores busy, and worker processes add their start, imports, task
-# traffic and a third process (the client's merging and the scheduler) on the same two cores.
+# --workers 2 no faster than in-process at 20M records (22.2 s against 21.3 s; 23.8 s against 20.7 s
+# in another bench) and slower at smaller sizes and on the 8M real population (12.9 s against 11.1 s):
+# in-process, the loader and writer threads already keep both cores busy, and worker processes add
+# their start, imports, task traffic and a third process (the client's merging and the scheduler) on
+# the same two cores.
 MIN_CORES_FOR_WORKERS = 4
 
 
