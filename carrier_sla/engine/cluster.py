@@ -80,6 +80,12 @@ class InProcess:
     def judge(self, plan: Plan, measure: Measure, cells: pd.DataFrame, samples: Any, missed: Any) -> pd.DataFrame:
         return verdicts.judge(plan, measure, cells, samples, missed)
 
+    def judge_later(
+        self, plan: Plan, measure: Measure, cells: pd.DataFrame, samples: Any, missed: Any
+    ) -> Callable[[], pd.DataFrame]:
+        """The cells' verdicts when asked for: judged then, in this process, one measure after another."""
+        return lambda: verdicts.judge(plan, measure, cells, samples, missed)
+
     def close(self) -> None:
         pass
 
@@ -141,16 +147,28 @@ class OnDask:
 
     def judge(self, plan: Plan, measure: Measure, cells: pd.DataFrame, samples: Any, missed: Any) -> pd.DataFrame:
         """The cells judged in tasks of whole retail pools, in their order."""
+        return self.judge_later(plan, measure, cells, samples, missed)()
+
+    def judge_later(
+        self, plan: Plan, measure: Measure, cells: pd.DataFrame, samples: Any, missed: Any
+    ) -> Callable[[], pd.DataFrame]:
+        """The cells' tasks submitted now (whole retail pools, balanced over the workers), their verdicts
+        gathered, in the cells' order, when asked for; a measure of few cells is judged in this process
+        when asked for (while the workers judge the measures submitted before it)."""
         groups = pool_groups(plan, measure, cells, self.workers * TASKS_PER_WORKER)
         if len(groups) <= 1 or len(cells) < MIN_CELLS_ON_WORKERS:
-            return verdicts.judge(plan, measure, cells, samples, missed)
+            return lambda: verdicts.judge(plan, measure, cells, samples, missed)
         indexes = None if samples is None else self.client.scatter(samples.indexes, hash=False)
         futures = [
             self.client.submit(_judge_task, plan, measure, cells.iloc[rows], indexes, missed, pure=False)
             for rows in groups
         ]
-        judged = pd.concat(self._gather(futures))
-        return judged.loc[cells.index]
+
+        def verdicts_of() -> pd.DataFrame:
+            judged = pd.concat(self._gather(futures))
+            return judged.loc[cells.index]
+
+        return verdicts_of
 
     def close(self) -> None:
         pass

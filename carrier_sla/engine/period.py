@@ -41,7 +41,13 @@ import pyarrow.compute as pc
 
 from carrier_sla.engine import aggregate, audit, evaluate, holiday_years
 from carrier_sla.engine.load import Loaded, check_reject_rate, load, read_whole, records_in_month
-from carrier_sla.engine.period_results import MeasurePart, evaluate_part, judge_measure, ordered_results
+from carrier_sla.engine.period_results import (
+    MeasurePart,
+    evaluate_part,
+    finish_measure,
+    ordered_results,
+    prepare_measure,
+)
 from carrier_sla.engine.runlog import RunLog
 from carrier_sla.inputs import ingest, merge, spill
 from carrier_sla.plan.load import Plan
@@ -283,6 +289,9 @@ class Executor(Protocol):
     ) -> Iterator[BatchResult]: ...
     def map(self, fn: Callable[[Any], Any], items: list[Any]) -> list[Any]: ...
     def judge(self, plan: Plan, measure: Any, cells: pd.DataFrame, samples: Any, missed: Any) -> pd.DataFrame: ...
+    def judge_later(
+        self, plan: Plan, measure: Any, cells: pd.DataFrame, samples: Any, missed: Any
+    ) -> Callable[[], pd.DataFrame]: ...
 
 
 @dataclass
@@ -376,11 +385,13 @@ def compute(
     check_reject_rate(summary, max_reject_rate)
     _log_read(log, summary, timings)
     holiday_years.require(plan, missing)  # after the reject rate, before any verdict
-    frames = []
-    for judged_count, measure in enumerate(plan.measures, start=1):
+    # every measure's cells handed to the executor first (on Dask, their tasks all in flight at once,
+    # small measures judged here meanwhile), then collected in the plan's order
+    pending = []
+    for measure in plan.measures:
         tick = time.perf_counter()
         records = kept[measure.id].records
-        judged, base = judge_measure(
+        prepared = prepare_measure(
             plan,
             measure,
             period,
@@ -392,24 +403,35 @@ def compute(
             missed,
             histograms.pop(measure.id),
             base_rows=lines is not None,
-            judge=executor.judge,
         )
-        if base is not None:
-            sunk.append(sink(measure.id, base, source.count))
-        if judged is not None:
-            frames.append(judged)
-        cells = 0 if judged is None else len(judged)
+        if prepared.base_table is not None:
+            sunk.append(sink(measure.id, prepared.base_table, source.count))
+        verdicts_of = None
+        if prepared.cells is not None:
+            with timings.stage("statistics"):
+                verdicts_of = executor.judge_later(plan, measure, prepared.cells, prepared.samples, prepared.missed)
+        pending.append((measure, records, verdicts_of, time.perf_counter() - tick))
+    frames = []
+    for judged_count, (measure, records, verdicts_of, seconds) in enumerate(pending, start=1):
+        tick = time.perf_counter()
+        cells = 0
+        if verdicts_of is not None:
+            with timings.stage("statistics"):
+                judged = verdicts_of()
+            frames.append(finish_measure(plan, measure, period, judged))
+            cells = len(judged)
         if source.count > 1:  # statistics come last: the bar says so
             log.progress(judged_count, len(plan.measures), what="measures judged (statistics)")
         else:
             log.progress(judged_count, len(plan.measures), evaluated)
+        seconds += time.perf_counter() - tick
         log.event(
             "measure",
-            f"{measure.id}: {records:,} records, {cells:,} cells judged in {time.perf_counter() - tick:.2f} s",
+            f"{measure.id}: {records:,} records, {cells:,} cells judged in {seconds:.2f} s",
             measure=measure.id,
             records=records,
             cells=cells,
-            seconds=round(time.perf_counter() - tick, 3),
+            seconds=round(seconds, 3),
         )
     return Period(ordered_results(plan, frames, ctx.dim_fields), summary, sunk)
 

@@ -6,7 +6,7 @@ and the cells that missed the month before (for plans with a stricter alpha afte
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,7 @@ import pandas as pd
 import pyarrow as pa
 
 from carrier_sla import vocabulary
-from carrier_sla.engine import aggregate, audit, evaluate, verdicts
+from carrier_sla.engine import aggregate, audit, evaluate
 from carrier_sla.plan import calendar as calmod
 from carrier_sla.plan.load import Measure, Plan
 from carrier_sla.store.view import read_table
@@ -45,9 +45,6 @@ class MissedBefore:
 
     def __call__(self, cell: Any) -> bool:
         return bool(self.missed) and vocabulary.cell_id(self.measure_id, self.dimensions, cell) in self.missed
-
-
-Judge = Callable[..., pd.DataFrame]
 
 
 def previous_misses(out: Path, period: str, plan: Plan) -> set[tuple]:
@@ -100,7 +97,18 @@ def evaluate_part(
     return MeasurePart(part, samples, ev.records.n), table
 
 
-def judge_measure(
+@dataclass
+class Prepared:
+    """A measure's cells ready to be judged (None: no cell), their values and misses of the month
+    before, and the audit rows of its rate base."""
+
+    cells: pd.DataFrame | None
+    samples: aggregate.CellSamples | None
+    missed: MissedBefore
+    base_table: pa.Table | None
+
+
+def prepare_measure(
     plan: Plan,
     measure: Measure,
     period: str,
@@ -113,12 +121,11 @@ def judge_measure(
     histograms: list[aggregate.SampleIndex] | None = None,
     *,
     base_rows: bool = True,
-    judge: Judge = verdicts.judge,
-) -> tuple[pd.DataFrame | None, pa.Table | None]:
-    """One measure's cells from the parts of all batches, judged by `judge` (verdicts.judge, or
-    the same spread over workers); the audit rows of its rate base (lines in service), if it has
-    one and `base_rows` (False: they went with the batch that held the lines). `histograms`: the
-    parts' value histograms, when kept apart from the parts."""
+) -> Prepared:
+    """One measure's cells from the parts of all batches, ready to be judged: their values (mean
+    measures; `histograms`: the parts' value histograms, when kept apart from the parts), the
+    misses of the month before, and the audit rows of its rate base (lines in service), if it has
+    one and `base_rows` (False: they went with the batch that held the lines)."""
     with timings.stage("aggregate"):
         part = aggregate.merge([p.partial for p in parts])
         base, base_table = None, None
@@ -132,15 +139,20 @@ def judge_measure(
             base_table = audit.unify_record_schema(
                 audit.base_rows(in_period, dim_fields, files_by_type["lines"], measure.rate_base.field), dim_fields
             )
+    dims = [d.field for d in measure.dimensions]
+    missed_before = MissedBefore(measure.id, tuple(dims), frozenset(missed))
     if cells.empty:
-        return None, base_table
-    with timings.stage("statistics"):
-        samples = None
-        dims = [d.field for d in measure.dimensions]
-        if measure.type == "mean":
-            indexes = histograms if histograms is not None else [p.samples for p in parts if p.samples is not None]
-            samples = aggregate.CellSamples(plan, measure, indexes)
-        judged = judge(plan, measure, cells, samples, MissedBefore(measure.id, tuple(dims), frozenset(missed)))
+        return Prepared(None, None, missed_before, base_table)
+    samples = None
+    if measure.type == "mean":
+        indexes = histograms if histograms is not None else [p.samples for p in parts if p.samples is not None]
+        samples = aggregate.CellSamples(plan, measure, indexes)
+    return Prepared(cells, samples, missed_before, base_table)
+
+
+def finish_measure(plan: Plan, measure: Measure, period: str, judged: pd.DataFrame) -> pd.DataFrame:
+    """A measure's judged cells (verdicts.judge, here or on workers) with their submeasure labels
+    and the measure's columns."""
     split = audit.split_products(plan, measure)
     dims = [d.field for d in measure.dimensions]
     judged["submeasure"] = [
@@ -151,7 +163,7 @@ def judge_measure(
             strict=True,
         )
     ]
-    judged = judged.assign(
+    return judged.assign(
         period=period,
         data_period=evaluate.data_period(period, measure),
         plan_id=plan.id,
@@ -161,4 +173,3 @@ def judge_measure(
         unit=measure.unit,
         clec_records_evaluated=judged["n_evaluated"].astype("int64"),
     )
-    return judged, base_table
