@@ -77,9 +77,6 @@ class InProcess:
     def map(self, fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
         return spill.thread_map(fn, items)
 
-    def judge(self, plan: Plan, measure: Measure, cells: pd.DataFrame, samples: Any, missed: Any) -> pd.DataFrame:
-        return verdicts.judge(plan, measure, cells, samples, missed)
-
     def judge_later(
         self, plan: Plan, measure: Measure, cells: pd.DataFrame, samples: Any, missed: Any
     ) -> Callable[[], pd.DataFrame]:
@@ -144,10 +141,6 @@ class OnDask:
 
     def map(self, fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
         return self._gather(self.client.map(fn, items, pure=False))
-
-    def judge(self, plan: Plan, measure: Measure, cells: pd.DataFrame, samples: Any, missed: Any) -> pd.DataFrame:
-        """The cells judged in tasks of whole retail pools, in their order."""
-        return self.judge_later(plan, measure, cells, samples, missed)()
 
     def judge_later(
         self, plan: Plan, measure: Measure, cells: pd.DataFrame, samples: Any, missed: Any
@@ -245,7 +238,7 @@ def connect(workers: int | None, scheduler: str | None, batches: int, rows: int 
             # stops raising its mmap threshold, so every array above 128 KiB is mapped afresh and
             # unmapped when freed: at 20M records the workers took 12 million page faults (29 s of
             # system time) against 1.1 million in one process. The workers keep glibc's defaults;
-            # each gives its free heap back after every batch itself (period.release_free_memory).
+            # each gives its free heap back every few batches itself (period.release_free_memory).
             stack.enter_context(dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}))
             cluster = stack.enter_context(
                 LocalCluster(
