@@ -91,12 +91,13 @@ def duplicate_mask(arr: pa.Array) -> np.ndarray:
 
 def string_codes(arr: pa.Array) -> np.ndarray:
     """int64 codes equal exactly where the strings are equal; -1 for null (see _coded)."""
-    return _coded(arr)[0]
+    return _coded(arr, repeated=False)[0]
 
 
-def _coded(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+def _coded(arr: pa.Array, repeated: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """(codes, repeated): int64 codes equal exactly where the strings are equal, -1 for null, and
-    the positions of every string that occurs more than once (nulls may be among them), unordered.
+    the positions of every string that occurs more than once (nulls may be among them), unordered
+    (empty unless `repeated`: finding them is a sort of its own).
 
     Short strings: a sort of the 64-bit mix of their exact words, each run of equal mixes one
     code, confirmed on the words themselves; longer strings (or, never yet seen, two different
@@ -118,9 +119,11 @@ def _coded(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
             codes = np.empty(len(arr), dtype=np.int64)
             codes[order] = np.cumsum(run_start) - 1
             codes[null] = -1
-            return codes, np.union1d(a, b)
+            return codes, np.union1d(a, b) if repeated else np.zeros(0, np.int64)
     encoded = arr.cast(pa.string()).dictionary_encode().indices.fill_null(-1)
     codes = np.asarray(encoded.to_numpy(zero_copy_only=False), dtype=np.int64)
+    if not repeated:
+        return codes, np.zeros(0, np.int64)
     counts = np.bincount(codes + 1)  # slot 0 counts the nulls
     return codes, np.flatnonzero(counts[codes + 1] > 1)
 
