@@ -108,7 +108,11 @@ def ensure_data(records: int, real: bool = False) -> Path:
 
 
 def measure_run(data: Path, store: Path, workers: int) -> dict:
-    cmd = [
+    return measure_command(run_command(data, store, workers), store, workers)
+
+
+def run_command(data: Path, store: Path, workers: int) -> list[str]:
+    return [
         sys.executable,
         "-m",
         "carrier_sla",
@@ -125,6 +129,11 @@ def measure_run(data: Path, store: Path, workers: int) -> dict:
         "--workers",
         str(workers),
     ]
+
+
+def measure_command(cmd: list[str], store: Path, workers: int) -> dict:
+    """Run `cmd` (a run publishing into `store`) in a fresh process: its times, CPU, peak memory
+    and what its manifest says."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd)
     peak, status, usage = _sample_tree(proc)
