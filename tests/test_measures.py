@@ -931,6 +931,28 @@ def test_related_records_belong_to_the_same_carrier(run_checker):
     assert {t: run.record("MR-7", t)["value"] for t in ("T5", "T6", "T7", "T8")} == {"T5": 0, "T6": 0, "T7": 0, "T8": 1}
 
 
+def test_two_related_record_rules_over_the_same_troubles_each_count_their_own_others(run_checker, make_plan):
+    """OP-5 and MR-7 search the same troubles; the sorted others are computed once per batch for rules that search
+    the same others. With MR-7 counting only earlier cpe troubles (OP-5 still network ones), each rule reads its own."""
+
+    def cpe_repeats(doc):
+        doc["measures"][6]["value"]["where"][0]["value"] = "cpe"  # MR-7
+
+    orders = [{"circuit_id": "K1"}, {"circuit_id": "K2"}]
+    troubles = [
+        _trouble("K1", "2026-10-20 09:00:00", "2026-10-20 10:00:00"),  # T1 network: O1 troubled
+        _trouble("K2", "2026-10-20 09:00:00", "2026-10-20 10:00:00", disposition="cpe"),  # T2 cpe: O2 not
+        _trouble("M1", "2026-11-02 09:00:00", "2026-11-02 10:00:00", disposition="cpe"),  # T3
+        _trouble("M1", "2026-11-10 09:00:00", "2026-11-10 10:00:00"),  # T4: after a cpe trouble -> 1
+        _trouble("M2", "2026-11-02 09:00:00", "2026-11-02 10:00:00"),  # T5
+        _trouble("M2", "2026-11-10 09:00:00", "2026-11-10 10:00:00"),  # T6: after a network trouble -> 0
+    ]
+    for use_plan, repeats in ((make_plan(cpe_repeats), {"T4": 1, "T6": 0}), (make_plan(lambda doc: None), {"T4": 0, "T6": 1})):
+        run = run_checker(orders=orders, troubles=troubles, period="2026-11", use_plan=use_plan)
+        assert {r: run.record("OP-5", r)["value"] for r in ("O1", "O2")} == {"O1": 0, "O2": 1}
+        assert {t: run.record("MR-7", t)["value"] for t in ("T4", "T6")} == repeats
+
+
 def test_a_plan_may_still_match_on_one_field_in_real_hours(run_checker, make_plan):
     """match_on as a single field and window_hours keep their meaning: any carrier, anchor < t <= anchor + 720 h."""
 

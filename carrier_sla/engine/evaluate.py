@@ -343,16 +343,8 @@ def _related_record(plan: Plan, rec: Records, v: ValueSpec, related: dict[str, R
     """
     # required by the kind (validated plan)
     assert v.records is not None and v.match_on and (v.window_hours is not None or v.window_days is not None)
-    other = related[v.records]
-    name = match_key(v.match_on)
-    keep = conditions_mask(other, v.where)
-    other_time = other.cols[f"{v.related_time}_utc"]
-    own_codes, other_codes = rec.keys[name], other.keys[name]
-    keep &= (other_codes >= 0) & (other_time != NULL)
-    kept = np.flatnonzero(keep)
-    keys, times = _keys(other_codes[kept], other_time[kept]), other_time[kept]
-    sort = _order_by_key_then_time(keys, times)
-    keys, times, order = keys[sort], times[sort], kept[sort]
+    keys, times, other_days = _others(related[v.records], v)
+    own_codes = rec.keys[match_key(v.match_on)]
     anchor = rec.cols[f"{v.anchor}_utc"]
     valid = (own_codes >= 0) & (anchor != NULL)
     anchor = np.where(valid, anchor, 0)
@@ -366,7 +358,6 @@ def _related_record(plan: Plan, rec: Records, v: ValueSpec, related: dict[str, R
     window = round(v.window_hours * 3600 * NS_PER_S) if v.window_hours is not None else 0
     if days is not None:
         own_days = _coded_days(own_keys, calmod.local_days(rec.cols[f"{v.anchor}_local"])[by_key])
-        other_days = _coded_days(keys, calmod.local_days(other.cols[f"{v.related_time}_local"])[order])
     last = len(keys) - 1
     if last < 0:
         present = np.zeros(rec.n, dtype=bool)
@@ -406,6 +397,27 @@ def _related_record(plan: Plan, rec: Records, v: ValueSpec, related: dict[str, R
     value[by_key] = present if v.outcome == "present" else ~present
     value[~valid] = np.nan
     return value
+
+
+def _others(other: Records, v: ValueSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The others a related-record rule searches, sorted by (match code, second, ns): their coarse
+    keys, times and, for a window of days, coded local dates (else none). Computed once per batch of records
+    for every rule with the same others (OP-5 and MR-7 both search network troubles by circuit)."""
+    memo = ("related_record", v.records, v.match_on, v.related_time, v.where, v.window_days is not None)
+    if memo not in other.memo:
+        keep = conditions_mask(other, v.where)
+        other_time = other.cols[f"{v.related_time}_utc"]
+        other_codes = other.keys[match_key(v.match_on)]
+        keep &= (other_codes >= 0) & (other_time != NULL)
+        kept = np.flatnonzero(keep)
+        keys, times = _keys(other_codes[kept], other_time[kept]), other_time[kept]
+        sort = _order_by_key_then_time(keys, times)
+        keys, times, order = keys[sort], times[sort], kept[sort]
+        days = np.zeros(0, dtype=np.int64)
+        if v.window_days is not None:
+            days = _coded_days(keys, calmod.local_days(other.cols[f"{v.related_time}_local"])[order])
+        other.memo[memo] = (keys, times, days)
+    return other.memo[memo]
 
 
 def _count(plan: Plan, rec: Records, v: ValueSpec, related: dict[str, Records]) -> np.ndarray:

@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -132,6 +133,9 @@ class Records:
     ids: pa.Array | None = None
     file_index: np.ndarray | None = None
     row: np.ndarray | None = None
+    # what is computed from these records and read by several measures (the sorted index of a
+    # related-record rule's others); not carried over by take()
+    memo: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def take(self, index: np.ndarray) -> Records:
         """The records at rows `index`; each column is gathered when first read (Taken)."""
