@@ -1,14 +1,15 @@
-"""Duplicate ids without hashing every id through a dictionary.
+"""Duplicate ids and equal strings without hashing the strings themselves through a dictionary.
 
 Ids are short, so their bytes fit in two 64-bit words (up to 15 bytes, with the length in
-the top byte) that compare as integers; a sort of a 64-bit mix of the words finds the few
-candidate repeats, which are then confirmed on the exact words. Longer ids fall back to
+the top byte) that compare as integers; a hash table of a 64-bit mix of the words codes them,
+and the codes are then confirmed on the exact words. Longer ids fall back to
 Arrow's dictionary encoding. The result is exact either way.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 from carrier_sla.inputs.parse import null_mask
@@ -97,31 +98,30 @@ def string_codes(arr: pa.Array) -> np.ndarray:
 def _coded(arr: pa.Array, repeated: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """(codes, repeated): int64 codes equal exactly where the strings are equal, -1 for null, and
     the positions of every string that occurs more than once (nulls may be among them), unordered
-    (empty unless `repeated`: finding them is a sort of its own).
+    (empty unless `repeated`).
 
-    Short strings: a sort of the 64-bit mix of their exact words, each run of equal mixes one
-    code, confirmed on the words themselves; longer strings (or, never yet seen, two different
-    strings with the same mix) go through Arrow's dictionary encoding. Code values differ
-    between the two ways: only their equality means anything.
+    Short strings: the 64-bit mix of their exact words hashed to codes in order of first
+    appearance (pandas.factorize), each string's words then compared with those of its code's
+    first string; longer strings (or, never yet seen, two different strings with the same mix) go
+    through Arrow's dictionary encoding. Code values differ between the two ways: only their
+    equality means anything.
     """
     null = null_mask(arr)
     words = _exact_words(arr)
+    codes: np.ndarray | None = None
     if words is not None and len(arr):
         hi, lo = words
-        mixed = _mix(hi, lo)
-        order = np.argsort(mixed)  # the order within a run of equal mixes does not matter
-        run_start = np.empty(len(arr), dtype=bool)
-        run_start[0] = True
-        np.not_equal(mixed[order[1:]], mixed[order[:-1]], out=run_start[1:])
-        same = ~run_start[1:]
-        a, b = order[1:][same], order[:-1][same]
-        if (hi[a] == hi[b]).all() and (lo[a] == lo[b]).all():
-            codes = np.empty(len(arr), dtype=np.int64)
-            codes[order] = np.cumsum(run_start) - 1
+        found = pd.factorize(_mix(hi, lo))[0].astype(np.int64)
+        # codes are numbered in order of first appearance: a code's first string is where the
+        # running maximum of the codes first reaches it
+        running = np.maximum.accumulate(found)
+        first = np.flatnonzero(np.concatenate([[True], running[1:] > running[:-1]]))[found]
+        if (hi[first] == hi).all() and (lo[first] == lo).all():
+            codes = found
             codes[null] = -1
-            return codes, np.union1d(a, b) if repeated else np.zeros(0, np.int64)
-    encoded = arr.cast(pa.string()).dictionary_encode().indices.fill_null(-1)
-    codes = np.asarray(encoded.to_numpy(zero_copy_only=False), dtype=np.int64)
+    if codes is None:
+        encoded = arr.cast(pa.string()).dictionary_encode().indices.fill_null(-1)
+        codes = np.asarray(encoded.to_numpy(zero_copy_only=False), dtype=np.int64)
     if not repeated:
         return codes, np.zeros(0, np.int64)
     counts = np.bincount(codes + 1)  # slot 0 counts the nulls
