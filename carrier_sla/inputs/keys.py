@@ -28,24 +28,36 @@ def _buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndar
     return offsets, data, np.diff(offsets), null_mask(arr)
 
 
-def _one_width(
-    offsets: np.ndarray, data: np.ndarray, lengths: np.ndarray, null: np.ndarray, columns: int
-) -> np.ndarray | None:
-    """Each string's bytes, zero-padded to `columns`, from one reshape of the data (no gathers)
-    when every non-null string has the same length (the usual shape of ids) and nulls take no
-    bytes; None otherwise."""
+def _one_width_words(
+    offsets: np.ndarray, data: np.ndarray, lengths: np.ndarray, null: np.ndarray, words: int
+) -> list[np.ndarray] | None:
+    """Each string's bytes as `words` little-endian 64-bit words (zero past its end; zero for a
+    null), read in place through strided views of the data (no per-byte copies), when every
+    non-null string has the same length (the usual shape of ids) and nulls take no bytes; None
+    otherwise."""
     valid_count = len(null) - int(null.sum())
     longest = int(lengths.max())
-    width = offsets[-1] - offsets[0]
+    width = int(offsets[-1] - offsets[0])
     if not longest or width != longest * valid_count or not np.all(lengths[~null] == longest):
         return None
-    padded = np.zeros((len(null), columns), dtype=np.uint8)
-    rows = data[offsets[0] : offsets[0] + width].reshape(valid_count, longest)
-    if valid_count == len(null):
-        padded[:, :longest] = rows
-    else:
-        padded[~null, :longest] = rows
-    return padded
+    packed = np.zeros(width + 8, dtype=np.uint8)  # 8 bytes of slack: the last string's word may read past it
+    packed[:width] = data[offsets[0] : offsets[0] + width]
+    out = []
+    for w in range(words):
+        start = 8 * w
+        if start >= longest:
+            word = np.zeros(valid_count, dtype=np.uint64)
+        else:
+            view = np.ndarray((valid_count,), dtype="<u8", buffer=packed, offset=start, strides=(longest,))
+            word = view.astype(np.uint64)
+            if longest - start < 8:  # the bytes of the next string (or the slack) cleared
+                word &= np.uint64((1 << (8 * (longest - start))) - 1)
+        if valid_count < len(null):
+            spread = np.zeros(len(null), dtype=np.uint64)
+            spread[~null] = word
+            word = spread
+        out.append(word)
+    return out
 
 
 def _exact_words(arr: pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
@@ -60,19 +72,21 @@ def _exact_words(arr: pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
     longest = int(lengths.max())
     if longest > MAX_BYTES:
         return None
-    padded = _one_width(offsets, data, lengths, null, 16)
-    if padded is None:
+    fixed = _one_width_words(offsets, data, lengths, null, 2)
+    if fixed is not None:
+        lo, hi = fixed
+    else:
         padded = np.zeros((n, 16), dtype=np.uint8)
         # one byte position at a time: a (n, longest) index matrix would take 8 * longest bytes per string
         last = max(len(data) - 1, 0)
         starts = offsets[:-1]
         for j in range(longest):
             padded[:, j] = np.where(j < lengths, data[np.minimum(starts + j, last)], 0)
-    padded[:, 15] = lengths
-    words = padded.view("<u8")
-    hi = words[:, 1].copy()
+        words = padded.view("<u8")
+        lo, hi = words[:, 0].copy(), words[:, 1].copy()
+    hi |= lengths.astype(np.uint64) << np.uint64(56)  # the length in the top byte (byte 15)
     hi[~valid] = np.uint64(0xFFFFFFFFFFFFFFFF)  # a length byte no string has: nulls are their own key
-    return hi, words[:, 0].copy()
+    return hi, lo
 
 
 def _mix(hi: np.ndarray, lo: np.ndarray | np.uint64) -> np.ndarray:
@@ -147,10 +161,9 @@ def hash64(arr: pa.Array) -> np.ndarray:
     offsets, data, lengths, null = _buffers(arr)
     longest = int(lengths.max())
     words = (longest + 7) // 8
-    padded = _one_width(offsets, data, lengths, null, words * 8)
-    if padded is not None:
-        view = padded.view("<u8")
-        columns = [view[:, w] for w in range(words)]
+    fixed = _one_width_words(offsets, data, lengths, null, words)
+    if fixed is not None:
+        columns = fixed
     else:
         last = max(len(data) - 1, 0)
         starts = offsets[:-1]
