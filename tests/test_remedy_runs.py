@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from pathlib import Path
 
@@ -171,3 +172,27 @@ def test_every_ledger_line_traces_to_a_missed_result_row(generated_store):
         keys = ["measure_id", "submeasure", "state", "product", "scope", "carrier_id"]
         joined = ledger[keys].merge(results[[*keys, "status"]].astype({"carrier_id": object}), on=keys, how="left")
         assert len(joined) == len(ledger) and (joined["status"] == "miss").all()
+
+
+def test_an_amount_beyond_the_ledger_fails_the_run_naming_the_plans_amount(tmp_path, make_plan):
+    """Each plan amount fits the ledger's decimal(14,2), but a unit amount times the occurrences of a miss may not:
+    the run fails as a plan error (exit 2 on the CLI) naming the amount's JSON pointer and the cell, publishing
+    nothing, instead of failing on the ledger's write."""
+    from carrier_sla.errors import PlanError
+
+    def huge(doc):
+        category = doc["remedies"]["measures"]["OP-3"]["category"]
+        doc["remedies"]["tiers"]["tier1"]["amounts"][category] = ["999999999999.00"]
+
+    plan = make_plan(huge)
+    category = dict(plan.remedies.measures)["OP-3"].category
+    data = data_folder(tmp_path, "data", {"2026-08": 10})
+    out = tmp_path / "store"
+    with pytest.raises(PlanError) as caught:
+        pipeline.run(plan, data, "2026-08", out, max_reject_rate=1.0, allow_empty=True)
+    [problem] = caught.value.problems
+    assert problem.pointer == f"/remedies/tiers/tier1/amounts/{category}/0"
+    assert "OP-3" in problem.message and "CLEC01" in problem.message and "beyond what the ledger holds" in problem.message
+    assert store.published_periods(out, "results") == []
+    [manifest] = [json.loads(p.read_text()) for p in (out / "runs").glob("*/manifest.json")]
+    assert manifest["status"] == "failed" and manifest["exit_code"] == 2

@@ -40,8 +40,9 @@ import pyarrow as pa
 from scipy.special import ndtri
 
 from carrier_sla import vocabulary
+from carrier_sla.errors import PlanError, PlanProblem
 from carrier_sla.plan.load import Plan
-from carrier_sla.plan.remedy_rules import CENT, Remedies, Tier
+from carrier_sla.plan.remedy_rules import CENT, LEDGER_MAX, Remedies, Tier
 
 MONEY = vocabulary.MONEY
 STATE_FUND = "state_fund:"
@@ -250,6 +251,7 @@ def _tier_lines(
     paid = np.where(per_measurement, 1.0, np.maximum(round_occurrences(raw, rem.rounding), 1.0))
     units = [tier.unit_amount(c, int(m)) for c, m in zip(category, rows["consecutive_months"], strict=True)]
     uncapped = [(u * Decimal(repr(float(q)))).quantize(CENT, ROUND_HALF_UP) for u, q in zip(units, paid, strict=True)]
+    _check_ledger_holds(plan, tier, rows, category, uncapped, paid)
     payee = (
         rows["carrier_id"].to_numpy(dtype=object)
         if tier.scope == "clec"
@@ -288,6 +290,32 @@ def _tier_lines(
             "threshold": np.where(per_measurement, np.nan, occ["threshold"].to_numpy()),
             "note": occ["note"].mask(per_measurement, None).to_numpy(dtype=object),
         }
+    )
+
+
+def _check_ledger_holds(
+    plan: Plan, tier: Tier, rows: pd.DataFrame, category: pd.Series, uncapped: list[Decimal], paid: np.ndarray
+) -> None:
+    """PlanError naming the plan's amount when a line's amount (unit amount x occurrences) is beyond
+    what the ledger's decimal(14,2) columns hold: the plan validates each amount, not its products."""
+    over = [i for i, amount in enumerate(uncapped) if amount > LEDGER_MAX]
+    if not over:
+        return
+    i = over[0]
+    row = rows.iloc[i]
+    entry = min(int(row["consecutive_months"]) - tier.from_month, len(dict(tier.amounts)[category.iloc[i]]) - 1)
+    unit = tier.unit_amount(category.iloc[i], int(row["consecutive_months"]))
+    cell = f"{row['measure_id']} {row['state']} {row['product']} {row['submeasure']} {row['carrier_id'] or tier.scope}"
+    raise PlanError(
+        plan.source or plan.id,
+        [
+            PlanProblem(
+                f"/remedies/tiers/{tier.name}/amounts/{category.iloc[i]}/{entry}",
+                f"{unit:,} x {paid[i]:g} occurrences for {cell} comes to {uncapped[i]:,}, beyond what the ledger "
+                f"holds (decimal(14,2): at most {LEDGER_MAX:,})"
+                + (f"; {len(over)} lines of tier {tier.name} are beyond it" if len(over) > 1 else ""),
+            )
+        ],
     )
 
 
