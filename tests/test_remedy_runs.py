@@ -192,7 +192,9 @@ def test_an_amount_beyond_the_ledger_fails_the_run_naming_the_plans_amount(tmp_p
         pipeline.run(plan, data, "2026-08", out, max_reject_rate=1.0, allow_empty=True)
     [problem] = caught.value.problems
     assert problem.pointer == f"/remedies/tiers/tier1/amounts/{category}/0"
-    assert "OP-3" in problem.message and "CLEC01" in problem.message and "beyond what the ledger holds" in problem.message
+    assert (
+        "OP-3" in problem.message and "CLEC01" in problem.message and "beyond what the ledger holds" in problem.message
+    )
     assert store.published_periods(out, "results") == []
     [manifest] = [json.loads(p.read_text()) for p in (out / "runs").glob("*/manifest.json")]
     assert manifest["status"] == "failed" and manifest["exit_code"] == 2
