@@ -52,8 +52,8 @@ readme: $(VENV)/.installed
 
 lint: $(VENV)/.installed
 	$(PY) -m pip install --quiet ruff mypy pandas-stubs
-	$(VENV)/bin/ruff check carrier_sla tests
-	$(VENV)/bin/mypy carrier_sla
+	$(VENV)/bin/ruff check carrier_sla tests benchmarks
+	$(VENV)/bin/mypy carrier_sla benchmarks
 
 clean:
 	rm -rf $(VENV) out $(DEMO_DATA) bench-data *.egg-info

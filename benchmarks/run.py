@@ -257,9 +257,9 @@ def main() -> None:
         rate = run["records"] / run["pipeline"]
         statistics = run["timings"].get("statistics", 0.0)
         rest = run["records"] / max(run["pipeline"] - statistics, 1e-9)
-        data = f"real population ({REAL_CLECS} CLECs)" if real else "bench (12 CLECs)"
+        label = f"real population ({REAL_CLECS} CLECs)" if real else "bench (12 CLECs)"
         print(
-            f"| {data} | {run['records']:,} | {run['workers']} | {run['wall']:.2f} | {run['pipeline']:.2f} "
+            f"| {label} | {run['records']:,} | {run['workers']} | {run['wall']:.2f} | {run['pipeline']:.2f} "
             f"| {rate:,.0f} "
             f"| {statistics:.2f} ({statistics / run['pipeline']:.0%}) | {rest:,.0f} "
             f"| {outside(run):.2f} ({outside(run) / run['pipeline']:.0%}) | {run['cpu'] / run['wall']:.2f} "
