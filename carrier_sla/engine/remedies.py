@@ -186,7 +186,9 @@ def escalate(rem: Remedies, period: str, results: pd.DataFrame, previous: pd.Dat
         )
     now = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*KEY, "status"])
     before = previous if previous is not None else pd.DataFrame(columns=[n for n in STATE_SCHEMA.names])
-    before = before.set_index(_key_frame(before)) if len(before) else before.set_index(pd.Index([], dtype=str))
+    # object indexes (Python strings): a hashed isin and reindex (an empty index of str dtype would
+    # take the other's 46,000 keys one by one through Arrow)
+    before = before.set_index(_key_frame(before)) if len(before) else before.set_index(pd.Index([], dtype=object))
     now.index = _key_frame(now) if len(now) else pd.Index([], dtype=str)
     if now.index.has_duplicates:
         raise ValueError(f"results of {period} repeat a cell key: {now.index[now.index.duplicated()][0]!r}")
