@@ -1,4 +1,4 @@
-"""evaluate.link: the integer codes related-record rules match on, one code space across record types."""
+"""evaluate.link: the integer codes related-record rules match on, one code space across record types; the others index.
 
 from __future__ import annotations
 
@@ -64,3 +64,24 @@ def test_codes_too_wide_for_31_bits_are_renumbered_densely():
     """Mixed-radix codes past 2**31 are renumbered 0, 1, ... across the arrays, equal where they were equal."""
     wide = [np.array([5, -1, 1 << 40], dtype=np.int64), np.array([1 << 40, 7], dtype=np.int64)]
     assert [a.tolist() for a in evaluate._dense(wide)] == [[0, -1, 2], [2, 1]]
+
+
+def test_the_others_index_is_computed_again_when_the_records_are_linked_anew(bundled_plan):
+    """The sorted index of a related-record rule's others is kept with the records (Records.memo) and read again
+    by every rule with the same others; once the records get new match codes (linked again), it is rebuilt."""
+    rule = bundled_plan.measure("MR-7").value
+    hour = 3_600 * 10**9
+    times = np.array([1, 2, 3], dtype=np.int64) * hour
+    troubles = Records(
+        "troubles",
+        3,
+        cols={"received_at_utc": times, "received_at_local": times, "is_test": np.zeros(3, dtype=bool)},
+        codes={"disposition": np.zeros(3, dtype=np.int32)},
+        cats={"disposition": ["network"]},
+        keys={evaluate.match_key(rule.match_on): np.array([0, 0, 1], dtype=np.int64)},
+    )
+    keys, _, _ = evaluate._others(troubles, rule)
+    assert (keys >> 32).tolist() == [0, 0, 1]
+    assert evaluate._others(troubles, rule)[0] is keys  # read again, not rebuilt
+    troubles.keys[evaluate.match_key(rule.match_on)] = np.array([-1, 2, 2], dtype=np.int64)  # linked anew
+    assert (evaluate._others(troubles, rule)[0] >> 32).tolist() == [2, 2]

@@ -401,13 +401,15 @@ def _related_record(plan: Plan, rec: Records, v: ValueSpec, related: dict[str, R
 
 def _others(other: Records, v: ValueSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The others a related-record rule searches, sorted by (match code, second, ns): their coarse
-    keys, times and, for a window of days, coded local dates (else none). Computed once per batch of records
-    for every rule with the same others (OP-5 and MR-7 both search network troubles by circuit)."""
+    keys, times and, for a window of days, coded local dates (else none). Computed once per batch of
+    records for every rule with the same others (OP-5 and MR-7 both search network troubles by
+    circuit), and again if the records were linked anew since (other match codes)."""
     memo = ("related_record", v.records, v.match_on, v.related_time, v.where, v.window_days is not None)
-    if memo not in other.memo:
+    other_codes = other.keys[match_key(v.match_on)]
+    cached = other.memo.get(memo)
+    if cached is None or cached[0] is not other_codes:
         keep = conditions_mask(other, v.where)
         other_time = other.cols[f"{v.related_time}_utc"]
-        other_codes = other.keys[match_key(v.match_on)]
         keep &= (other_codes >= 0) & (other_time != NULL)
         kept = np.flatnonzero(keep)
         keys, times = _keys(other_codes[kept], other_time[kept]), other_time[kept]
@@ -416,8 +418,8 @@ def _others(other: Records, v: ValueSpec) -> tuple[np.ndarray, np.ndarray, np.nd
         days = np.zeros(0, dtype=np.int64)
         if v.window_days is not None:
             days = _coded_days(keys, calmod.local_days(other.cols[f"{v.related_time}_local"])[order])
-        other.memo[memo] = (keys, times, days)
-    return other.memo[memo]
+        cached = other.memo[memo] = (other_codes, keys, times, days)
+    return cached[1], cached[2], cached[3]
 
 
 def _count(plan: Plan, rec: Records, v: ValueSpec, related: dict[str, Records]) -> np.ndarray:
