@@ -1,4 +1,4 @@
-"""evaluate.link: the integer codes related-record rules match on, one code space across record types; the others index."""
+"""evaluate: the integer codes related-record rules match on (one code space across types), and their others index."""
 
 from __future__ import annotations
 
