@@ -351,3 +351,22 @@ def test_apply_sets_exclusion_off_everywhere_or_in_one_measure():
     assert having(one) == ["OP-3", "OP-5"]
     with pytest.raises(UsageError, match="no exclusion rule"):
         whatif_spec.apply_sets(doc, ["exclusion.cancelled=off", "exclusion.cancelled=off"])
+
+
+def test_a_folder_of_plan_versions_uses_the_version_in_force_in_the_month(capsys, built, tmp_path):
+    """--plan may be a folder of plan versions, as for run: the version in force in the month is the what-if
+    plan (here the bundled plan itself from October on, so nothing changes); a month no version covers exits 2."""
+    earlier, current = example_document(), example_document()
+    earlier["version"], earlier["effective_to"] = "0.9.0", "2026-09-30"
+    earlier["statistics"]["seed"] = earlier["statistics"].get("seed", 0) + 1  # another version, another hash
+    current["effective_from"] = "2026-10-01"
+    folder = tmp_path / "versions"
+    folder.mkdir()
+    (folder / "v0.9.json").write_text(json.dumps(earlier))
+    (folder / "v1.json").write_text(json.dumps(current))
+    summary = as_json(capsys, built, "--plan", str(folder))
+    assert summary["what_if"]["plan"]["version"] == "1.0.0"
+    assert summary["cells_changed"] == 0 and summary["remedies"]["total"]["difference"] == "0.00"
+    (folder / "v1.json").unlink()
+    code, _, err = what_if(capsys, built, "--plan", str(folder))
+    assert code == 2 and "in force in 2026-10" in err

@@ -15,7 +15,11 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--store", required=True, type=Path, help="the store holding the published month (read only)")
     p.add_argument("--period", required=True, help="the published month to recompute, YYYY-MM")
     p.add_argument("--data", required=True, type=Path, help="input directory (orders, troubles, lines)")
-    p.add_argument("--plan", help="another plan file or bundled plan id (default: the baseline run's plan)")
+    p.add_argument(
+        "--plan",
+        help="another plan file, bundled plan id, or folder of plan versions (the version in force in the month; "
+        "default: the baseline run's plan)",
+    )
     p.add_argument(
         "--set",
         dest="sets",

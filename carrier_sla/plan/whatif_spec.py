@@ -19,7 +19,8 @@ import re
 from typing import Any
 
 from carrier_sla.errors import UsageError
-from carrier_sla.plan.load import Plan, load_plan, plan_from_document
+from carrier_sla.plan.load import Plan, plan_from_document
+from carrier_sla.plan.versions import load_versions
 
 _EXCLUSION_SPEC = re.compile(r"^(?:(?P<measure>[^.=/]+)\.)?exclusion\.(?P<code>[^.=]+)=(?P<value>.*)$")
 
@@ -99,11 +100,14 @@ def _exclusion_off(doc: dict[str, Any], measure_id: str | None, code: str, spec:
         raise UsageError(f"--set {spec!r}: no exclusion rule {code!r} in {where} (codes: {', '.join(codes)})")
 
 
-def what_if_plan(other: str | None, specs: list[str], document: dict[str, Any] | None, run_id: str) -> Plan:
-    """The plan to recompute under: the plan `other` (a file or bundled plan id) or else the baseline run's
-    plan `document`, with every spec applied; UsageError when neither is there to change."""
+def what_if_plan(
+    other: str | None, specs: list[str], document: dict[str, Any] | None, run_id: str, period: str
+) -> Plan:
+    """The plan to recompute `period` under: the plan `other` (a file, a bundled plan id, or a folder of
+    versions: the version in force in `period`) or else the baseline run's plan `document`, with every
+    spec applied; UsageError when neither is there to change, or no version of the folder is in force."""
     if other:
-        loaded = load_plan(other)
+        loaded = load_versions(other).for_period(period)
         return plan_from_document(apply_sets(loaded.document, specs), loaded.source) if specs else loaded
     if document is None:
         raise UsageError(f"run {run_id} kept no plan.json and its plan file has changed since: give --plan with --set")

@@ -373,12 +373,12 @@ def what_if(
     store: Path, period: str, data_dir: Path, plan: str | None = None, sets: tuple[str, ...] | list[str] = ()
 ) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]:
     """The published `period` against the month recomputed under the changed plan (`plan`, another plan
-    file or bundled id, default the baseline run's; `sets`, the changes applied to it): the summary
+    file, bundled id or folder of versions, default the baseline run's; `sets`, the changes applied to it): the summary
     (JSON-ready), the changed cells and every ledger line of either side. Nothing is written."""
     period = pipeline.check_period(period)
     if not plan and not sets:
         raise UsageError("what-if needs --plan OTHER or at least one --set SPEC")
     baseline = read_baseline(store, period)
-    changed = what_if_plan(plan, list(sets), baseline.document, baseline.run_id)
+    changed = what_if_plan(plan, list(sets), baseline.document, baseline.run_id, period)
     side, same = compute_what_if(changed, store, period, data_dir, baseline)
     return summarize(store, period, data_dir, baseline, changed, list(sets), side, same)
