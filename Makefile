@@ -53,6 +53,7 @@ readme: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(PY) -m pip install --quiet ruff mypy pandas-stubs
 	$(VENV)/bin/ruff check carrier_sla tests benchmarks
+	$(VENV)/bin/ruff format --check carrier_sla tests benchmarks
 	$(VENV)/bin/mypy carrier_sla benchmarks
 
 clean:

@@ -290,7 +290,9 @@ def _keep_inline_cuts(expected: str, actual: str) -> str:
     cut = _cut_inline(expected, actual)
     if cut is None:
         if "..." not in actual:
-            print(f"readme_examples: could not keep the cut of {expected!r}; the whole line is written", file=sys.stderr)
+            print(
+                f"readme_examples: could not keep the cut of {expected!r}; the whole line is written", file=sys.stderr
+            )
         return actual
     return cut
 
@@ -353,7 +355,10 @@ def make_broken_data(cwd: Path) -> None:
     target.mkdir()
     for name in ("troubles.csv", "lines.csv"):
         shutil.copy(cwd / "demo-data" / name, target / name)
-    with (cwd / "demo-data" / "orders.csv").open(newline="") as src, (target / "orders.csv").open("w", newline="") as dst:
+    with (
+        (cwd / "demo-data" / "orders.csv").open(newline="") as src,
+        (target / "orders.csv").open("w", newline="") as dst,
+    ):
         reader = csv.DictReader(src)
         columns = [c for c in reader.fieldnames or [] if c != "received_at"]
         writer = csv.DictWriter(dst, columns, extrasaction="ignore", lineterminator="\n")
@@ -592,9 +597,7 @@ def run_scenario(text: str, cwd: Path, *, echo: Callable[[str], None] | None = N
                 scenario.ids.update(ids_learned)
             else:
                 scenario.ids.update(ids)
-            scenario.outcomes.append(
-                Outcome(example, block, command, exit_code, actual, ids, time.monotonic() - begin)
-            )
+            scenario.outcomes.append(Outcome(example, block, command, exit_code, actual, ids, time.monotonic() - begin))
     scenario.seconds = time.monotonic() - started
     return scenario
 

@@ -157,7 +157,9 @@ def test_a_plan_can_leave_out_a_federal_holiday(make_plan):
     """A plan whose 2026 list leaves out Columbus Day works Monday 2026-10-12: it is a business day."""
 
     def work_columbus_day(doc):
-        doc["calendar"]["holidays"]["2026"] = [h for h in doc["calendar"]["holidays"]["2026"] if h["date"] != "2026-10-12"]
+        doc["calendar"]["holidays"]["2026"] = [
+            h for h in doc["calendar"]["holidays"]["2026"] if h["date"] != "2026-10-12"
+        ]
 
     calendar = cal.business_calendar(make_plan(work_columbus_day), "CO")
     assert calendar.is_business_day(days("2026-10-12", "2026-11-11")).tolist() == [True, False]
@@ -325,14 +327,17 @@ def test_business_day_tables_agree_with_numpy_busday_functions(make_plan):
     expected = np.busday_offset(as_dates, offsets, roll="forward", busdaycal=calendar.cal).view(np.int64)
     assert np.array_equal(calendar.roll_forward(days, offsets), expected)
     assert np.array_equal(
-        calendar.roll_forward(days, 2), np.busday_offset(as_dates, 2, roll="forward", busdaycal=calendar.cal).view(np.int64)
+        calendar.roll_forward(days, 2),
+        np.busday_offset(as_dates, 2, roll="forward", busdaycal=calendar.cal).view(np.int64),
     )
     ends = days + rng.integers(-60, 61, len(days))
     assert np.array_equal(
         calendar.count(days, ends), np.busday_count(as_dates, ends.view("M8[D]"), busdaycal=calendar.cal)
     )
     local = days[: cal._TABLE_DAYS] * cal.NS_PER_DAY + rng.integers(0, cal.NS_PER_DAY, cal._TABLE_DAYS)
-    whole = np.busday_count(np.zeros(len(local), "M8[D]"), (local // cal.NS_PER_DAY).view("M8[D]"), busdaycal=calendar.cal)
+    whole = np.busday_count(
+        np.zeros(len(local), "M8[D]"), (local // cal.NS_PER_DAY).view("M8[D]"), busdaycal=calendar.cal
+    )
     sod = (local % cal.NS_PER_DAY) / NS_PER_S
     today = np.where(
         np.is_busday((local // cal.NS_PER_DAY).view("M8[D]"), busdaycal=calendar.cal),

@@ -421,7 +421,17 @@ def test_rejects_table_has_the_fixed_column_order(bad_run):
     assert (
         list(read_rejects(folder / "out").columns)
         == REJECT_COLUMNS
-        == ["record_type", "source_file", "input_row", "record_id", "carrier_id", "input_field", "raw_value", "reason", "message"]
+        == [
+            "record_type",
+            "source_file",
+            "input_row",
+            "record_id",
+            "carrier_id",
+            "input_field",
+            "raw_value",
+            "reason",
+            "message",
+        ]
     )
 
 

@@ -67,7 +67,8 @@ def test_op5_mr7_calendar_days_matches_the_hand_computed_readme(plan, tmp_path):
     folder = FIXTURES / "op5-mr7-calendar-days"
     run = pipeline.run(plan, folder, "2026-11", tmp_path / "store", max_reject_rate=0.0)
     records = {
-        m: pd.read_parquet(tmp_path / "store" / "records" / "period=2026-11" / f"measure_id={m}") for m in ("OP-5", "MR-7")
+        m: pd.read_parquet(tmp_path / "store" / "records" / "period=2026-11" / f"measure_id={m}")
+        for m in ("OP-5", "MR-7")
     }
     op5 = dict(zip(records["OP-5"]["record_id"], records["OP-5"]["value"], strict=True))
     assert op5 == {"O1": 0, "O2": 1, "O3": 0, "O4": 1, "O5": 1, "P1": 0, "P2": 1, "P3": 1, "P4": 1}

@@ -55,5 +55,7 @@ def test_rows_read_are_accepted_or_rejected_and_accepted_records_are_all_audited
     rejected_rows = set(rejects.loc[rejects["record_type"] == "orders", "input_row"])
     audited = pd.read_parquet(out / "records" / "period=2026-10" / "measure_id=OP-3")
     # wall-clock completion in October (local time): every such accepted order is audited for OP-3, once
-    completed = orders[orders["completed_at"].fillna("").str.startswith("2026-10") & ~orders["input_row"].isin(rejected_rows)]
+    completed = orders[
+        orders["completed_at"].fillna("").str.startswith("2026-10") & ~orders["input_row"].isin(rejected_rows)
+    ]
     assert sorted(completed["input_row"]) == sorted(audited["source_row"])

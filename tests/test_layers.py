@@ -64,8 +64,10 @@ def test_the_check_finds_a_violation(tmp_path, monkeypatch):
     (fake / "plan").mkdir(parents=True)
     (fake / "plan" / "bad.py").write_text("from carrier_sla.engine import verdicts\n")
     monkeypatch.setattr(__import__(__name__), "PACKAGE", fake)
-    assert sorted(_layer_violations()) == ["plan/bad.py imports carrier_sla.engine (layer engine is below plan)",
-                                   "plan/bad.py imports carrier_sla.engine.verdicts (layer engine is below plan)"]
+    assert sorted(_layer_violations()) == [
+        "plan/bad.py imports carrier_sla.engine (layer engine is below plan)",
+        "plan/bad.py imports carrier_sla.engine.verdicts (layer engine is below plan)",
+    ]
 
 
 READERS = ("readers",)  # the commands that read the store (report, package, explain, diff, what-if, history)
@@ -244,6 +246,8 @@ def test_argparse_and_printing_live_in_the_cli_layer():
                 offences.append(f"{name}: import argparse")
             elif isinstance(node, ast.FunctionDef) and node.name in ("add_parser", "command"):
                 offences.append(f"{name}: def {node.name}")
-            elif isinstance(node, ast.Call) and ast.unparse(node.func) == "print" and name != "carrier_sla.engine.runlog":
+            elif (
+                isinstance(node, ast.Call) and ast.unparse(node.func) == "print" and name != "carrier_sla.engine.runlog"
+            ):
                 offences.append(f"{name}:{node.lineno}: print")
     assert offences == []

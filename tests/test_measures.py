@@ -947,7 +947,10 @@ def test_two_related_record_rules_over_the_same_troubles_each_count_their_own_ot
         _trouble("M2", "2026-11-02 09:00:00", "2026-11-02 10:00:00"),  # T5
         _trouble("M2", "2026-11-10 09:00:00", "2026-11-10 10:00:00"),  # T6: after a network trouble -> 0
     ]
-    for use_plan, repeats in ((make_plan(cpe_repeats), {"T4": 1, "T6": 0}), (make_plan(lambda doc: None), {"T4": 0, "T6": 1})):
+    for use_plan, repeats in (
+        (make_plan(cpe_repeats), {"T4": 1, "T6": 0}),
+        (make_plan(lambda doc: None), {"T4": 0, "T6": 1}),
+    ):
         run = run_checker(orders=orders, troubles=troubles, period="2026-11", use_plan=use_plan)
         assert {r: run.record("OP-5", r)["value"] for r in ("O1", "O2")} == {"O1": 0, "O2": 1}
         assert {t: run.record("MR-7", t)["value"] for t in ("T4", "T6")} == repeats

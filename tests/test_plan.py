@@ -490,6 +490,8 @@ def test_the_bundled_plans_carry_the_defensible_verdict_settings():
     assert dict(qc.critical_values)["clec_aggregate"] == ((None, 1.645),)
     ca = load_plan("example-ca")
     assert {m.id: m.unit_of_measurement for m in ca.measures if m.type == "mean"} == {"OP-4": 1.0, "MR-6": 0.01}
+
+
 # --------------------------------------------------------------- related-record windows and keys
 
 
@@ -594,6 +596,8 @@ def test_validate_explains_the_new_options_with_their_pointers(tmp_path, capsys)
     assert "/measures/3/value: give exactly one of window_hours, window_days (found: window_hours, window_days)" in err
     assert "/measures/6/value/match_on/1: unknown field 'circuit' of troubles" in err
     assert "/measures/3/value/match_on/1: unknown field 'circuit' of orders" in err
+
+
 # ------------------------------------------------------------------------------ holidays
 
 

@@ -270,4 +270,3 @@ def test_records_files_keep_their_code_columns_dictionary_encoded(generated_stor
                 chunk = parquet.metadata.row_group(group).column(i)
                 if chunk.num_values and pa.types.is_dictionary(schema.field(chunk.path_in_schema).type):
                     assert "RLE_DICTIONARY" in chunk.encodings, (path, chunk.path_in_schema, chunk.encodings)
-

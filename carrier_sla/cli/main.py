@@ -545,7 +545,13 @@ def _dispatch(args: argparse.Namespace) -> int:
     try:
         for period, as_of in jobs:
             result = run(
-                versions.for_period(period), args.data, period, args.out, as_of=as_of, today=today, log=log,
+                versions.for_period(period),
+                args.data,
+                period,
+                args.out,
+                as_of=as_of,
+                today=today,
+                log=log,
                 **_run_options(args),
             )
             done.append(result)

@@ -259,4 +259,3 @@ def write(report: Report, out_dir: Path) -> list[Path]:
 
 def render(r: Report) -> str:
     return report_html.page(r)
-

@@ -63,4 +63,3 @@ def summary(r: Report) -> str:
         money = vocabulary.money(net, r.currency or None, sign=True)
         out += f"; restated: adjustments {money} against run {r.adjustments['paid_run_id'].iloc[0]}"
     return out
-

@@ -368,4 +368,3 @@ def format_verification(v: Verification) -> str:
             )
         lines.append("see the README's 'Recovery' section for how to repair each problem")
     return "\n".join(lines)
-

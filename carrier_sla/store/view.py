@@ -302,9 +302,7 @@ class StoreView:
         if not folder.is_dir():
             raise StoreError(f"{self.store} ({self.label}): no published statements for period {period}")
         self.check(period, ("statements",))
-        frames = [
-            pd.read_csv(p, dtype=str, keep_default_na=False) for p in sorted(folder.glob("statement-*.csv"))
-        ]
+        frames = [pd.read_csv(p, dtype=str, keep_default_na=False) for p in sorted(folder.glob("statement-*.csv"))]
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
     def statement_file(self, period: str, payee: str) -> Path | None:
@@ -388,4 +386,3 @@ def recorded_plan(out: Path, period: str, known: Plan | None = None) -> Plan:
 def open_store(store: Path | str, run_id: str | None = None) -> StoreView:
     """The current view of `store` (or, with `run_id`, the view that run published)."""
     return StoreView(store, run_id)
-
