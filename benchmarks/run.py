@@ -8,7 +8,7 @@ bench-data/), runs `carrier-sla run` in a fresh process, and reports:
   stage, whose cost follows the number of small-sample cells (Monte Carlo permutation tests),
   not the number of records,
 - CPU seconds over wall seconds, and peak RSS summed over the run's processes (the run's own,
-  which holds the Dask scheduler, and every worker and nanny: the process tree sampled every 50 ms),
+  which holds the Dask scheduler and nannies, and every worker process: the process tree sampled every 50 ms),
 - the work outside the workers: the pipeline's wall time less its two phases that run on
   the workers (or the run's threads): spreading the input and the batches;
 - where the pipeline's time went (spill: spreading the input over partition files, when it is
