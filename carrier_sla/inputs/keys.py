@@ -95,51 +95,36 @@ def _mix(hi: np.ndarray, lo: np.ndarray | np.uint64) -> np.ndarray:
 
 
 def duplicate_mask(arr: pa.Array) -> np.ndarray:
-    """True for every copy of a string after its first, in array order; nulls never repeat."""
-    codes, repeated = _coded(arr)
-    repeat = np.zeros(len(arr), dtype=bool)
-    if len(repeated):
-        order = repeated[np.lexsort((repeated, codes[repeated]))]  # by code, then array order
-        repeat[order[1:]] = codes[order[1:]] == codes[order[:-1]]
-    return repeat & (codes >= 0)
+    """True for every copy of a string after its first, in array order; nulls never repeat. String
+    codes are numbered in order of first appearance, so a copy is a code no larger than every code
+    before it."""
+    codes = string_codes(arr)
+    before = np.maximum.accumulate(np.concatenate([[-1], codes[:-1]])) if len(codes) else codes
+    return (codes >= 0) & (codes <= before)
 
 
 def string_codes(arr: pa.Array) -> np.ndarray:
-    """int64 codes equal exactly where the strings are equal; -1 for null (see _coded)."""
-    return _coded(arr, repeated=False)[0]
+    """int64 codes equal exactly where the strings are equal, numbered in order of first appearance
+    (-1 for null; a code may be skipped).
 
-
-def _coded(arr: pa.Array, repeated: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """(codes, repeated): int64 codes equal exactly where the strings are equal, -1 for null, and
-    the positions of every string that occurs more than once (nulls may be among them), unordered
-    (empty unless `repeated`).
-
-    Short strings: the 64-bit mix of their exact words hashed to codes in order of first
-    appearance (pandas.factorize), each string's words then compared with those of its code's
-    first string; longer strings (or, never yet seen, two different strings with the same mix) go
-    through Arrow's dictionary encoding. Code values differ between the two ways: only their
-    equality means anything.
+    Short strings: the 64-bit mix of their exact words hashed to codes (pandas.factorize), each
+    string's words then compared with those of its code's first string; longer strings (or, never
+    yet seen, two different strings with the same mix) go through Arrow's dictionary encoding,
+    which numbers them in order of first appearance too.
     """
     null = null_mask(arr)
     words = _exact_words(arr)
-    codes: np.ndarray | None = None
     if words is not None and len(arr):
         hi, lo = words
-        found = pd.factorize(_mix(hi, lo))[0].astype(np.int64)
-        # codes are numbered in order of first appearance: a code's first string is where the
-        # running maximum of the codes first reaches it
-        running = np.maximum.accumulate(found)
-        first = np.flatnonzero(np.concatenate([[True], running[1:] > running[:-1]]))[found]
+        codes = pd.factorize(_mix(hi, lo))[0].astype(np.int64)
+        # a code's first string is where the running maximum of the codes first reaches it
+        running = np.maximum.accumulate(codes)
+        first = np.flatnonzero(np.concatenate([[True], running[1:] > running[:-1]]))[codes]
         if (hi[first] == hi).all() and (lo[first] == lo).all():
-            codes = found
             codes[null] = -1
-    if codes is None:
-        encoded = arr.cast(pa.string()).dictionary_encode().indices.fill_null(-1)
-        codes = np.asarray(encoded.to_numpy(zero_copy_only=False), dtype=np.int64)
-    if not repeated:
-        return codes, np.zeros(0, np.int64)
-    counts = np.bincount(codes + 1)  # slot 0 counts the nulls
-    return codes, np.flatnonzero(counts[codes + 1] > 1)
+            return codes
+    encoded = arr.cast(pa.string()).dictionary_encode().indices.fill_null(-1)
+    return np.asarray(encoded.to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
 def hash64(arr: pa.Array) -> np.ndarray:
