@@ -305,8 +305,8 @@ def _check_ledger_holds(
         return
     i = over[0]
     row = rows.iloc[i]
-    entry = min(int(row["consecutive_months"]) - tier.from_month, len(dict(tier.amounts)[category.iloc[i]]) - 1)
-    unit = tier.unit_amount(category.iloc[i], int(row["consecutive_months"]))
+    months = int(row["consecutive_months"])
+    entry, unit = tier.amount_entry(category.iloc[i], months), tier.unit_amount(category.iloc[i], months)
     cell = f"{row['measure_id']} {row['state']} {row['product']} {row['submeasure']} {row['carrier_id'] or tier.scope}"
     raise PlanError(
         plan.source or plan.id,

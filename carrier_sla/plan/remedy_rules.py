@@ -31,10 +31,13 @@ class Tier:
     amounts: tuple[tuple[str, tuple[Decimal, ...]], ...]  # category -> amounts for months from_month, +1, ...
     title: str = ""
 
+    def amount_entry(self, category: str, consecutive_months: int) -> int:
+        """Which entry of the category's amounts pays the given consecutive month of miss (the last repeats)."""
+        return min(consecutive_months - self.from_month, len(dict(self.amounts)[category]) - 1)
+
     def unit_amount(self, category: str, consecutive_months: int) -> Decimal:
         """The amount per unit in the given consecutive month of miss (the last entry repeats)."""
-        table = dict(self.amounts)[category]
-        return table[min(consecutive_months - self.from_month, len(table) - 1)]
+        return dict(self.amounts)[category][self.amount_entry(category, consecutive_months)]
 
 
 @dataclass(frozen=True)
