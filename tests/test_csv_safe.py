@@ -116,7 +116,6 @@ def test_report_csvs_quote_text_cells(published, tmp_path):
 def test_statements_are_neutralised_together_and_cut_apart_as_each_alone():
     """A month's statements are neutralised in one pass when they share their columns' types, then cut apart:
     each comes out as csv_safe.frame gives it alone; sheets of other types are neutralised one by one."""
-    from carrier_sla.engine.pipeline import _csv_safe_sheets
 
     def sheet(payee: str, notes: list[object]) -> pd.DataFrame:
         return pd.DataFrame({"payee": payee, "note": pd.Series(notes, dtype=object), "amount": 1.5})
@@ -124,8 +123,8 @@ def test_statements_are_neutralised_together_and_cut_apart_as_each_alone():
     same = [sheet("CLEC01", ["ok", RISKY_IDS[0]]), sheet("CLEC02", [RISKY_IDS[1], None, "-7"]), sheet("CLEC03", [])]
     mixed = [*same, pd.DataFrame({"payee": ["CLEC04"], "note": [3], "amount": [2.0]})]
     for sheets in (same, mixed):
-        got = _csv_safe_sheets(sheets)
+        got = csv_safe.frames(sheets)
         assert len(got) == len(sheets)
         for alone, together in zip((csv_safe.frame(s) for s in sheets), got, strict=True):
             pd.testing.assert_frame_equal(together, alone)
-    assert _csv_safe_sheets(same)[1]["note"].tolist()[0] == "'" + RISKY_IDS[1]
+    assert csv_safe.frames(same)[1]["note"].tolist()[0] == "'" + RISKY_IDS[1]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import errno
-import itertools
 import json
 import os
 import shutil
@@ -493,21 +492,11 @@ def _stage_remedies(
     folder.mkdir(parents=True, exist_ok=True)  # a month without payments still publishes its (empty) folder
     written = []
     sheets = trueup.statements(month.ledger, adjusted)
-    for (payee, sheet), safe in zip(sheets.items(), _csv_safe_sheets(list(sheets.values())), strict=True):
+    for (payee, sheet), safe in zip(sheets.items(), csv_safe.frames(list(sheets.values())), strict=True):
         path = folder / remedies.statement_filename(payee)
         safe.to_csv(path, index=False)  # a CLEC opens it in a spreadsheet
         written.append((f"statements/{payee}", len(sheet) - 1, path))  # rows: its lines, not the total
     return written
-
-
-def _csv_safe_sheets(sheets: list[pd.DataFrame]) -> list[pd.DataFrame]:
-    """Each sheet with its text cells neutralised (csv_safe.frame): sheets of one shape are
-    neutralised together, once (200 payees' statements: 0.3 s as 200 frames), then cut apart."""
-    if len(sheets) < 2 or any(not s.dtypes.equals(sheets[0].dtypes) for s in sheets[1:]):
-        return [csv_safe.frame(sheet) for sheet in sheets]
-    safe = csv_safe.frame(pd.concat(sheets, ignore_index=True))
-    bounds = list(itertools.accumulate((len(sheet) for sheet in sheets), initial=0))
-    return [safe.iloc[a:b].reset_index(drop=True) for a, b in itertools.pairwise(bounds)]
 
 
 def _remedies_summary(
