@@ -8,7 +8,9 @@ bench-data/), runs `carrier-sla run` in a fresh process, and reports:
   stage, whose cost follows the number of small-sample cells (Monte Carlo permutation tests),
   not the number of records,
 - CPU seconds over wall seconds, and peak RSS summed over the run's processes (the run's own,
-  which holds the Dask scheduler and nannies, and every worker process: the process tree sampled every 50 ms),
+  which holds the Dask scheduler and nannies, the fork server the workers are forked from, and
+  every worker process: the process tree sampled every 50 ms; CPU from the kernel's accounting of
+  every process the run started, those that exit just after it adopted and counted too),
 - the work outside the workers: the pipeline's wall time less its two phases that run on
   the workers (or the run's threads): spreading the input and the batches;
 - where the pipeline's time went (spill: spreading the input over partition files, when it is
@@ -39,6 +41,7 @@ Usage: python -m benchmarks.run [--sizes 1000000,5000000,20000000] [--real 80000
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -134,10 +137,12 @@ def run_command(data: Path, store: Path, workers: int) -> list[str]:
 def measure_command(cmd: list[str], store: Path, workers: int) -> dict:
     """Run `cmd` (a run publishing into `store`) in a fresh process: its times, CPU, peak memory
     and what its manifest says."""
+    _adopt_orphans()
     start = time.perf_counter()
     proc = subprocess.Popen(cmd)
     peak, status, usage = _sample_tree(proc)
     wall = time.perf_counter() - start
+    orphans_cpu = _reap_orphans()
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"run failed with exit {os.waitstatus_to_exitcode(status)}")
     manifest = json.loads(next((store / "runs").glob("*/manifest.json")).read_text())
@@ -149,14 +154,47 @@ def measure_command(cmd: list[str], store: Path, workers: int) -> dict:
         "workers": workers,
         "wall": wall,
         "pipeline": pipeline,
-        # the run's process and every process it started (Dask's nannies and workers: they are
-        # reaped in turn, so wait4's figures include theirs)
-        "cpu": usage.ru_utime + usage.ru_stime,
+        # the run's process and every process it started: those it reaped (wait4's figures
+        # include them) and those it left to exit after it (the fork server its workers were
+        # forked from, with the workers it reaped), adopted and reaped here
+        "cpu": usage.ru_utime + usage.ru_stime + orphans_cpu,
         "peak_rss_mib": max(peak, usage.ru_maxrss * 1024) / 2**20,
         "timings": manifest["timings_seconds"],
         "outputs": manifest["outputs"],
         "inputs": manifest["inputs"],
     }
+
+
+PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
+
+
+def _adopt_orphans() -> None:
+    """Make this process the reaper of its descendants' orphans (Linux): a process the run leaves
+    behind (multiprocessing's fork server exits just after the run, on the run's end of its pipe
+    closing) becomes this process's child, so its CPU time, and that of the workers it reaped,
+    can be counted. Elsewhere, nothing (those processes' CPU is then left out)."""
+    import ctypes
+    import ctypes.util
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def _reap_orphans(patience: float = 30.0) -> float:
+    """CPU seconds of the children this process adopted (see _adopt_orphans), each waited for
+    until it exits (at most `patience` seconds in all)."""
+    cpu = 0.0
+    deadline = time.monotonic() + patience
+    while time.monotonic() < deadline:
+        try:
+            pid, _, usage = os.wait4(-1, os.WNOHANG)
+        except ChildProcessError:  # no child left
+            break
+        if pid:
+            cpu += usage.ru_utime + usage.ru_stime
+        else:
+            time.sleep(0.01)
+    return cpu
 
 
 def _sample_tree(proc: subprocess.Popen, every: float = 0.05) -> tuple[int, int, Any]:

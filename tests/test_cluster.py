@@ -223,3 +223,27 @@ def test_worker_processes_keep_the_c_librarys_own_heap_settings(monkeypatch):
         assert isinstance(executor, cluster.OnDask)
         env = executor.client.run(lambda: (os.environ.get("MALLOC_TRIM_THRESHOLD_"), os.environ.get("OMP_NUM_THREADS")))
     assert sorted(env.values()) == [(None, "1"), (None, "1")]
+
+
+def _worker_facts() -> tuple[str, str | None]:
+    import os
+
+    import psutil
+
+    return " ".join(psutil.Process(os.getppid()).cmdline()), os.environ.get(KILL_HOOK)
+
+
+def test_workers_fork_from_the_fork_server_and_see_the_run_s_switches_as_they_are_now(monkeypatch):
+    """Workers are forked from multiprocessing's fork server (imports done once), and a switch the
+    run's process sets or clears reaches them though the server started before it changed."""
+    monkeypatch.setenv(KILL_HOOK, "99:always")  # no batch 99: nothing is killed
+    with cluster.connect(2, None, batches=2) as executor:
+        facts = executor.client.run(_worker_facts)
+    assert len(facts) == 2
+    for parent, hook in facts.values():
+        assert "multiprocessing.forkserver" in parent
+        assert hook == "99:always"
+    monkeypatch.delenv(KILL_HOOK)
+    with cluster.connect(2, None, batches=2) as executor:
+        facts = executor.client.run(_worker_facts)
+    assert [hook for _, hook in facts.values()] == ["", ""]  # cleared: the hook treats "" as none
