@@ -29,6 +29,15 @@ def test_every_copy_after_the_first_is_a_duplicate(values):
     assert duplicate_mask(pa.array(values, pa.string())).tolist() == reference(values)
 
 
+@given(st.lists(short_or_long, max_size=60), st.integers(min_value=1, max_value=3))
+def test_hash_collisions_never_make_a_copy(values, buckets):
+    """Strings are first compared by hash; with hashes forced to collide (1-3 values for all of
+    them), the exact comparison still flags copies of the same string only."""
+    arr = pa.array(values, pa.string())
+    forced = keys.hash64(arr) % np.uint64(buckets)
+    assert duplicate_mask(arr, forced).tolist() == reference(values)
+
+
 def test_fixed_width_ids_take_the_same_answer_as_mixed_widths():
     """The fixed-width fast path and the general path give the same flags."""
     fixed = [f"O{i % 7:09d}" for i in range(50)]

@@ -13,9 +13,9 @@ measures have no match field in common cannot keep every pair together: its inpu
 whole. Each row carries its read position (its file's index and its row number there).
 
 Duplicate ids are judged on the whole input, in read order, as in a run without partitions:
-pass 1 also writes each row's id and read position into id buckets by a hash of the id; a
-bucket read in read order gives every position that repeats an id read earlier
-(keys.duplicate_mask).
+pass 1 also writes each row's id, its hash and its read position into id buckets by that hash;
+a bucket read in read order gives every position that repeats an id read earlier
+(keys.duplicate_mask, which needs the hashes).
 
 Lines in service (rate bases, one row per carrier, state, product and month) are not spread:
 they are read whole.
@@ -248,8 +248,9 @@ def _bucket_repeats(out: Spilled, job: tuple[str, int]) -> np.ndarray:
     rtype, bucket = job
     paths = [out.id_path(rtype, i, bucket) for i in range(len(out.files[rtype]))]
     ids = pa.concat_tables([_read_ipc(p) for p in paths])  # read order: files in order, rows in order
-    position = np.asarray(ids.column(1).to_numpy(), dtype=np.int64)
-    repeats = position[duplicate_mask(ids.column(0).combine_chunks())]
+    position = np.asarray(ids.column("position").to_numpy(), dtype=np.int64)
+    hashes = np.asarray(ids.column("hash").to_numpy(), dtype=np.uint64)
+    repeats = position[duplicate_mask(ids.column("id").combine_chunks(), hashes)]
     for path in paths:
         path.unlink()
     return repeats
@@ -277,7 +278,7 @@ def _key_hash(table: pa.Table, key: tuple[str, ...]) -> tuple[np.ndarray, np.nda
 def _spill_file(out: Spilled, key: tuple[str, ...], rtype: str, index: int, source: ingest.InputFile) -> None:
     writers: list[pa.ipc.RecordBatchStreamWriter] = []
     id_writers: list[pa.ipc.RecordBatchStreamWriter] = []
-    id_schema = pa.schema([("id", pa.string()), ("position", pa.int64())])
+    id_schema = pa.schema([("id", pa.string()), ("hash", pa.uint64()), ("position", pa.int64())])
     parts = out.parts
     done = 0
     try:
@@ -299,8 +300,9 @@ def _spill_file(out: Spilled, key: tuple[str, ...], rtype: str, index: int, sour
                 part = np.where(has_key, (hashed % np.uint64(parts)).astype(np.int64), part)
             _scatter(table, part, writers)
             ids = record_ids(rtype, table)
-            bucket = (hash64(ids) % np.uint64(parts)).astype(np.int64)
-            _scatter(pa.table([ids, pa.array(position)], schema=id_schema), bucket, id_writers)
+            hashed_ids = hash64(ids)
+            bucket = (hashed_ids % np.uint64(parts)).astype(np.int64)
+            _scatter(pa.table([ids, pa.array(hashed_ids), pa.array(position)], schema=id_schema), bucket, id_writers)
     finally:
         for w in writers + id_writers:
             w.close()
