@@ -264,7 +264,16 @@ def connect(workers: int | None, scheduler: str | None, batches: int, rows: int 
 # fresh interpreter that imports them (about 1.2 s of CPU a worker). The server starts with a run's
 # first cluster and lives as long as the run's process. On 2 cores, --workers 2: 20M bench records
 # 23.0-27.1 s became 22.5-23.4 s, the 8M real population 13.5-13.9 s became 12.7-13.0 s (two runs each).
-FORK_SERVER_PRELOAD = ["distributed", "numpy", "pandas", "pyarrow", "carrier_sla.engine.period"]
+# The statistics (carrier_sla.engine.verdicts, with scipy.special) add 0.1 s to the server's start
+# and spare each worker importing them with its first judging task.
+FORK_SERVER_PRELOAD = [
+    "distributed",
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "carrier_sla.engine.period",
+    "carrier_sla.engine.verdicts",
+]
 # Environment variables a worker reads while it runs, forwarded from the run's process.
 FORWARDED_ENVIRONMENT = (KILL_HOOK,)
 
@@ -282,8 +291,8 @@ def _fork_workers(stack: contextlib.ExitStack) -> None:
 
 def _warm_up() -> None:
     """Import what the spreading and batch tasks use (pandas, pyarrow, the engine's loop), so that
-    the first tasks do not pay for it. Not scipy and the statistics: a worker imports them with its
-    first judging task, and most runs judge every measure in the run's process (measures of fewer
-    than MIN_CELLS_ON_WORKERS cells); on 2 cores importing them at the start cost 0.7 s of CPU per
-    worker while the input was being spread."""
+    the first tasks do not pay for it: for the workers of a cluster the run did not start
+    (--scheduler); those it starts are forked with these imports done (FORK_SERVER_PRELOAD). Not
+    the statistics: a worker imports them with its first judging task, and most runs judge every
+    measure in the run's process (measures of fewer than MIN_CELLS_ON_WORKERS cells)."""
     import carrier_sla.engine.period  # noqa: F401  the loop, through the spreading and batch tasks
