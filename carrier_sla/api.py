@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from carrier_sla.errors import UsageError
 from carrier_sla.plan.load import Plan, load_plan
@@ -79,10 +79,9 @@ def run(
     --workers and --scheduler (Dask worker processes, or an existing Dask cluster; None: the default).
     `progress`: the run's log lines on stderr (default silent; the JSON log is in
     STORE/runs/RUN_ID/log.jsonl either way)."""
-    from carrier_sla.engine import months, pipeline
+    from carrier_sla.engine import months
     from carrier_sla.engine.runlog import RunLog
     from carrier_sla.inputs import spill
-    from carrier_sla.plan.periods import auto_periods
 
     if workers is not None and workers < 1:
         raise UsageError(f"workers={workers!r}: at least 1")
@@ -90,31 +89,22 @@ def run(
         raise UsageError(f"max_reject_rate={max_reject_rate!r} is not a share from 0 to 1 (e.g. 0.01 for 1%)")
     versions = _versions(plan)
     as_of_day, today_day = _date(as_of, "as_of"), _date(today, "today") or dt.datetime.now(dt.UTC).date()
-    log = RunLog(console=sys.stderr if progress else None)
-    rows = spill.DEFAULT_PARTITION_ROWS if partition_rows is None else partition_rows
-    data_dir, store = Path(data), Path(out)
-    options: dict[str, Any] = {  # what a month and a range of months take alike
-        "max_reject_rate": max_reject_rate,
-        "today": today_day,
-        "log": log,
-        "partition_rows": rows,
-        "allow_empty": allow_empty,
-        "workers": workers,
-        "scheduler": scheduler,
-    }
-    if months.is_range(period):
-        if as_of_day is not None:
-            raise UsageError("as_of dates one month: leave it out of a range of months")
-        return months.run_months(versions, data_dir, months.parse_range(period), store, **options)
-
-    def one(month: str, day: dt.date | None) -> RunResult:
-        return pipeline.run(versions.for_period(month), data_dir, month, store, as_of=day, **options)
-
-    if period == "auto":
-        if as_of_day is not None:
-            raise UsageError("period='auto' chooses its own as-of dates: leave out as_of")
-        return [one(month, day) for month, day in auto_periods(today_day, final_within_days)]
-    return one(period, as_of_day)
+    results = months.run_period(
+        versions,
+        Path(data),
+        period,
+        Path(out),
+        as_of=as_of_day,
+        today=today_day,
+        final_within_days=final_within_days,
+        log=RunLog(console=sys.stderr if progress else None),
+        max_reject_rate=max_reject_rate,
+        partition_rows=spill.DEFAULT_PARTITION_ROWS if partition_rows is None else partition_rows,
+        allow_empty=allow_empty,
+        workers=workers,
+        scheduler=scheduler,
+    )
+    return results if months.is_range(period) or period == "auto" else results[0]
 
 
 def generate(

@@ -525,37 +525,64 @@ def _dispatch(args: argparse.Namespace) -> int:
             for line in lines:
                 print(line)
         return EXIT_OK
+    return _run(args, versions)
+
+
+def _run(args: argparse.Namespace, versions: PlanVersions) -> int:
+    """run --period MONTH, FIRST..LAST or auto (carrier_sla.engine.months.run_period): each month
+    reported as it ends; a range announced, and where it stopped when a month fails (main maps
+    the error to the exit code); auto's choice of months announced."""
     from carrier_sla.engine import months
-    from carrier_sla.engine.pipeline import run
-    from carrier_sla.plan.periods import auto_periods
 
     today = args.today or dt.datetime.now(dt.UTC).date()
-    if months.is_range(args.period):
-        return _run_range(args, versions, months.parse_range(args.period), today)
-    if args.period == "auto":
-        if args.as_of:
-            raise UsageError("--period auto chooses its own as-of dates: leave out --as-of")
-        jobs = auto_periods(today, args.final_within_days)
-        chosen = ", ".join(f"{p} ({'provisional as of ' + str(a) if a else 'final'})" for p, a in jobs)
-        print(f"carrier-sla: --period auto on {today}: {chosen}", file=sys.stderr)
-    else:
-        jobs = [(args.period, args.as_of)]
+    is_range = months.is_range(args.period)
     done: list[RunResult] = []
+    periods: list[str] = []
+
+    def chosen(jobs: months.Jobs) -> None:
+        periods.extend(month for month, _ in jobs)
+        if is_range and not args.quiet:
+            print(
+                f"carrier-sla: --period {periods[0]}..{periods[-1]}: {len(periods)} month(s) in order, one lock",
+                file=sys.stderr,
+            )
+        elif not is_range:
+            picked = ", ".join(f"{p} ({'provisional as of ' + str(a) if a else 'final'})" for p, a in jobs)
+            print(f"carrier-sla: --period auto on {today}: {picked}", file=sys.stderr)
+
+    def report(result: RunResult) -> None:
+        done.append(result)
+        _report_run(args, result)
+        if is_range and not args.quiet:
+            print(f"carrier-sla: {result.period} completed (run {result.run_id})", file=sys.stderr)
+
     log = _run_log(args)
     try:
-        for period, as_of in jobs:
-            result = run(
-                versions.for_period(period),
-                args.data,
-                period,
-                args.out,
-                as_of=as_of,
-                today=today,
-                log=log,
-                **_run_options(args),
+        months.run_period(
+            versions,
+            args.data,
+            args.period,
+            args.out,
+            as_of=args.as_of,
+            today=today,
+            final_within_days=args.final_within_days,
+            done=report,
+            chosen=chosen,
+            log=log,
+            **_run_options(args),
+        )
+    except Exception:
+        if is_range and periods:
+            first, last = periods[0], periods[-1]
+            stopped = periods[len(done)] if len(done) < len(periods) else last
+            left = periods[len(done) + 1 :]
+            print(
+                f"carrier-sla: --period {first}..{last} stopped at {stopped}"
+                + (f"; completed: {', '.join(r.period for r in done)}" if done else "; no month completed")
+                + (f"; not run: {', '.join(left)}" if left else ""),
+                file=sys.stderr,
             )
-            done.append(result)
-            _report_run(args, result)
+        raise
     finally:
         log.detach()
     return _run_exit(args, done)
@@ -640,51 +667,6 @@ def _run_options(args: argparse.Namespace) -> dict[str, Any]:
         "workers": args.workers,
         "scheduler": args.scheduler,
     }
-
-
-def _run_range(args: argparse.Namespace, versions: PlanVersions, periods: list[str], today: dt.date) -> int:
-    """run --period FIRST..LAST: the months in order under one lock; each month reported as it ends;
-    the first failure stops the range (main maps its error to the exit code)."""
-    from carrier_sla.engine import months
-
-    if args.as_of:
-        raise UsageError("--as-of dates one month: leave it out of a range of months")
-    done: list[RunResult] = []
-
-    def report(result: RunResult) -> None:
-        done.append(result)
-        _report_run(args, result)
-        if not args.quiet:
-            print(f"carrier-sla: {result.period} completed (run {result.run_id})", file=sys.stderr)
-
-    first, last = periods[0], periods[-1]
-    if not args.quiet:
-        print(f"carrier-sla: --period {first}..{last}: {len(periods)} month(s) in order, one lock", file=sys.stderr)
-    log = _run_log(args)
-    try:
-        months.run_months(
-            versions,
-            args.data,
-            periods,
-            args.out,
-            done=report,
-            today=today,
-            log=log,
-            **_run_options(args),
-        )
-    except Exception:
-        stopped = periods[len(done)] if len(done) < len(periods) else last
-        left = periods[len(done) + 1 :]
-        print(
-            f"carrier-sla: --period {first}..{last} stopped at {stopped}"
-            + (f"; completed: {', '.join(r.period for r in done)}" if done else "; no month completed")
-            + (f"; not run: {', '.join(left)}" if left else ""),
-            file=sys.stderr,
-        )
-        raise
-    finally:
-        log.detach()
-    return _run_exit(args, done)
 
 
 def _plan_versions(folder: Path) -> int:
