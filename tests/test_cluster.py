@@ -247,3 +247,18 @@ def test_workers_fork_from_the_fork_server_and_see_the_run_s_switches_as_they_ar
     with cluster.connect(2, None, batches=2) as executor:
         facts = executor.client.run(_worker_facts)
     assert [hook for _, hook in facts.values()] == ["", ""]  # cleared: the hook treats "" as none
+
+
+def test_judging_tasks_go_to_the_worker_with_the_fewest_cells_so_far():
+    """Each judging task is pinned to the worker with the fewest cells to judge so far (ties: the
+    first address), so that no worker judges two tasks of a measure one after the other while another
+    waits; with no worker known the scheduler chooses."""
+    executor = cluster.OnDask.__new__(cluster.OnDask)
+    executor.judging = {"tcp://a": 0, "tcp://b": 0}
+    assert executor._judge_on(300) == ["tcp://a"]
+    assert executor._judge_on(200) == ["tcp://b"]
+    assert executor._judge_on(150) == ["tcp://b"]  # b has 200, a 300
+    assert executor._judge_on(100) == ["tcp://a"]  # a 300, b 350
+    assert executor.judging == {"tcp://a": 400, "tcp://b": 350}
+    executor.judging = {}
+    assert executor._judge_on(10) is None
