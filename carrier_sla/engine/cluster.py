@@ -224,8 +224,8 @@ def pool_groups(plan: Plan, measure: Measure, cells: pd.DataFrame, tasks: int) -
 
 
 # Fewer cores than this: the default runs in-process. On the 2-core machine `make bench` measured
-# --workers 2 no faster than in-process at 20M records (22.2 s against 21.3 s; 23.8 s against 20.7 s
-# in another bench) and slower at smaller sizes and on the 8M real population (12.9 s against 11.1 s):
+# --workers 2 slower than in-process at 20M records (21.0 s against 19.7 s; 21.5 s against 20.1 s in
+# another bench), at smaller sizes and on the 8M real population (11.0 s against 10.0 s):
 # in-process, the loader and writer threads already keep both cores busy, and worker processes add
 # their start, imports, task traffic and a third process (the client's merging and the scheduler) on
 # the same two cores.
