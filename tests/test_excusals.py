@@ -260,3 +260,23 @@ def test_what_if_applies_the_months_excusals_as_a_run_does(excused_store, capsys
     text = capsys.readouterr().out
     assert "cells whose status changed: 0 (with any figure changed: 0)" in text
     assert "(difference USD +0.00)" in text
+
+
+def test_an_excused_miss_still_counts_as_last_months_miss_for_alpha_after_miss(tmp_path):
+    """alpha_after_miss reads last month's verdicts, and an excused cell keeps its verdict: October's
+    CLEC01 cell is judged at the stricter alpha after September's excused miss (the excusal takes the
+    payment away, and escalation counts no month, but the cell did miss). README: Excusals."""
+    from conftest import example_document, keep_measures
+
+    from carrier_sla.plan.load import plan_from_document
+
+    doc = keep_measures(example_document(), ("OP-3",))
+    doc["statistics"] = {"parity_method": "modified_z", "alpha": 0.05, "alpha_after_miss": 0.2}
+    plan = plan_from_document(doc, "example-qc OP-3, alpha after a miss")
+    rows = [{"period": "2026-09", **CELL, "carrier_id": "CLEC01", **STORM}]
+    data = with_excusals(data_folder(tmp_path, "data", dict.fromkeys(MONTHS, 10)), rows)
+    run_all(plan, data, tmp_path / "store")
+    august, september, october = (cell(tmp_path / "store", p) for p in MONTHS)
+    assert (august["status"], august["alpha"]) == ("miss", 0.05)
+    assert (september["status"], september["alpha"], september["excused"]) == ("miss", 0.2, True)
+    assert (october["status"], october["alpha"], october["excused"]) == ("miss", 0.2, False)
