@@ -304,6 +304,17 @@ FORK_SERVER_PRELOAD = [
 FORWARDED_ENVIRONMENT = (KILL_HOOK,)
 
 
+def start_fork_server() -> None:
+    """Start the fork server now, so that its imports run while the run checks the store and lists
+    its inputs (a cluster started later forks its workers from it; a server already running is
+    left as it is). Its environment is the run's as it is now: see FORWARDED_ENVIRONMENT."""
+    import multiprocessing
+    from multiprocessing import forkserver
+
+    multiprocessing.get_context("forkserver").set_forkserver_preload(FORK_SERVER_PRELOAD)
+    forkserver.ensure_running()
+
+
 def _fork_workers(stack: contextlib.ExitStack) -> None:
     """Start this cluster's workers from the fork server (see FORK_SERVER_PRELOAD)."""
     import dask
