@@ -287,8 +287,9 @@ def connect(workers: int | None, scheduler: str | None, batches: int, rows: int 
 
 # Worker processes are forked from a fork server (multiprocessing's forkserver start method) that
 # imported Dask, numpy, pandas, pyarrow and the engine's loop once, instead of each worker starting a
-# fresh interpreter that imports them (about 1.2 s of CPU a worker). The server starts with a run's
-# first cluster and lives as long as the run's process. On 2 cores, --workers 2: 20M bench records
+# fresh interpreter that imports them (about 1.2 s of CPU a worker). The server starts as a run with
+# --workers above 1 starts (pipeline.run), else with the process's first cluster, and lives as long
+# as the process. On 2 cores, --workers 2: 20M bench records
 # 23.0-27.1 s became 22.5-23.4 s, the 8M real population 13.5-13.9 s became 12.7-13.0 s (two runs each).
 # The statistics (carrier_sla.engine.verdicts, with scipy.special) add 0.1 s to the server's start
 # and spare each worker importing them with its first judging task.
@@ -321,9 +322,10 @@ def _fork_workers(stack: contextlib.ExitStack) -> None:
     from distributed.utils import get_mp_context
 
     stack.enter_context(dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}))
-    # Dask sets its own preload list the first time it is asked for the context; ours replaces it
-    # (a superset), before the server's first start
-    get_mp_context().set_forkserver_preload(FORK_SERVER_PRELOAD)
+    # Dask sets its own preload list the first time it is asked for the context; ours (a superset)
+    # replaces it, before the server's first start
+    get_mp_context()
+    start_fork_server()
 
 
 def _warm_up() -> None:

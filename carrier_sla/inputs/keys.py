@@ -107,11 +107,12 @@ def duplicate_mask(arr: pa.Array, hashes: np.ndarray | None = None) -> np.ndarra
     n = len(arr)
     hashes = hash64(arr) if hashes is None else hashes
     valid = ~null_mask(arr)
-    seen = pd.Series(hashes).duplicated(keep="first").to_numpy() & valid
+    series = pd.Series(hashes)
+    seen = series.duplicated(keep="first").to_numpy() & valid
     if not seen.any():
         return seen
     # in array order; a hash table of the repeated hashes (numpy's isin sorts all of them: 8x slower)
-    candidates = np.flatnonzero(pd.Series(hashes).isin(np.unique(hashes[seen])).to_numpy() & valid)
+    candidates = np.flatnonzero(series.isin(np.unique(hashes[seen])).to_numpy() & valid)
     out = np.zeros(n, dtype=bool)
     out[candidates] = _exact_duplicate_mask(arr.take(pa.array(candidates)))
     return out
