@@ -45,7 +45,10 @@ def submeasure_label(measure: Measure, split: dict[str, set[str]], product: str,
 def _dictionary(codes: np.ndarray, cats: list) -> pa.Array:
     """A dictionary array of codes into `cats` (-1 = null); the codes are in range."""
     null = codes < 0
-    indices = _masked(np.where(null, 0, codes).astype(np.int32), null, pa.int32())
+    if null.any():
+        indices = _masked(np.where(null, 0, codes).astype(np.int32), null, pa.int32())
+    else:  # no nulls (the usual case): the codes themselves, not copied when they are int32 already
+        indices = pa.array(codes.astype(np.int32, copy=False), pa.int32())
     return pa.DictionaryArray.from_arrays(indices, pa.array(cats if cats else [], pa.string()), safe=False)
 
 

@@ -93,10 +93,36 @@ def years_reached(measure: Measure, rec: Records) -> set[int]:
     return {year for first, last in spans for year in range(first, last + 1)}
 
 
+def _all_listed(plan: Plan, rec: Records, names: tuple[str, ...]) -> bool:
+    """Whether every year from the earliest to the latest local date of the fields, over all the records,
+    is listed in the calendar of every state the records name: then no record needs a year not listed
+    (each record's years lie within those), found from two dates instead of a year per record."""
+    kinds = fields_of(rec.record_type)
+    lows, highs = [], []
+    for name in names:
+        timestamp = kinds[name] == "timestamp"
+        column = rec.cols[f"{name}_local"] if timestamp else np.asarray(rec.cols[name], np.int64)
+        known = column != NULL
+        if known.any():  # the extreme times' local dates are the extreme local dates
+            extremes = np.array([np.min(column, where=known, initial=np.iinfo(np.int64).max), column.max()])
+            low, high = calmod.local_days(extremes) if timestamp else extremes
+            lows.append(int(low))
+            highs.append(int(high))
+    if not lows:  # no dates: no year is needed
+        return True
+    first, last = (int(y) for y in _years(np.array([min(lows), max(highs)], dtype=np.int64)))
+    holidays = {s.code: s.holidays for s in plan.states}
+    for state in rec.cats["state"]:
+        listed = set(holidays[state].listed_years) if state in holidays else set()
+        if any(year not in listed for year in range(first, last + 1)):
+            return False
+    return True
+
+
 def missing_years(plan: Plan, measure: Measure, rec: Records, month: str | None = None) -> list[MissingYear]:
     """The years `rec` (records of the measure's type) need that their states' calendars do not list."""
     names = business_day_fields(measure)
-    if not names or rec.n == 0:
+    if not names or rec.n == 0 or _all_listed(plan, rec, names):
         return []
     earliest, latest = _day_spans(rec, names)
     known = latest != NULL
