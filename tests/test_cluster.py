@@ -249,6 +249,58 @@ def test_workers_fork_from_the_fork_server_and_see_the_run_s_switches_as_they_ar
     assert [hook for _, hook in facts.values()] == ["", ""]  # cleared: the hook treats "" as none
 
 
+def _pool_name() -> str:
+    import pyarrow as pa
+
+    return str(pa.default_memory_pool().backend_name)
+
+
+def test_workers_of_a_cluster_the_run_starts_use_the_run_s_arrow_memory_pool(monkeypatch):
+    """Every worker allocates from jemalloc (period.arrow_pool), a worker that Dask starts again too;
+    with ARROW_DEFAULT_MEMORY_POOL set, the workers keep the pool it names."""
+    monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL", raising=False)
+    with cluster.connect(2, None, batches=2) as executor:
+        assert sorted(executor.client.run(_pool_name).values()) == ["jemalloc", "jemalloc"]
+        executor.client.restart()
+        assert sorted(executor.client.run(_pool_name).values()) == ["jemalloc", "jemalloc"]
+    monkeypatch.setenv("ARROW_DEFAULT_MEMORY_POOL", "system")
+    with cluster.connect(2, None, batches=2) as executor:
+        assert sorted(executor.client.run(_pool_name).values()) == ["system", "system"]
+
+
+@pytest.mark.parametrize(("variable", "during"), [(None, "jemalloc"), ("system", "system")])
+def test_a_run_in_one_process_uses_the_run_s_pool_and_gives_the_caller_s_back(
+    data, tmp_path, monkeypatch, variable, during
+):
+    """A run's batches allocate from jemalloc (or the pool ARROW_DEFAULT_MEMORY_POOL names); after the run
+    the process's default pool is the one before it, so a caller's own arrays are not the run's business."""
+    import pyarrow as pa
+
+    from carrier_sla.engine import pipeline
+
+    if variable is None:
+        monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL", raising=False)
+    else:
+        monkeypatch.setenv("ARROW_DEFAULT_MEMORY_POOL", variable)
+    seen = []
+    evaluate_batch = cluster.evaluate_batch
+
+    def spy(*args, **kwargs):
+        seen.append(_pool_name())
+        return evaluate_batch(*args, **kwargs)
+
+    monkeypatch.setattr(cluster, "evaluate_batch", spy)
+    before = pa.default_memory_pool()
+    pa.set_memory_pool(pa.mimalloc_memory_pool())
+    try:
+        plan = load_plan("example-qc")
+        pipeline.run(plan, data, PERIOD, tmp_path / "s", workers=1, max_reject_rate=0.05, partition_rows=1500)
+        assert _pool_name() == "mimalloc"
+    finally:
+        pa.set_memory_pool(before)
+    assert len(seen) > 1 and set(seen) == {during}
+
+
 def test_judging_tasks_go_to_the_worker_with_the_fewest_cells_so_far():
     """Each judging task is pinned to the worker with the fewest cells to judge so far (ties: the
     first address), so that no worker judges two tasks of a measure one after the other while another

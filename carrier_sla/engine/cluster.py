@@ -21,6 +21,7 @@ that the run fails with WorkerLost (exit 5) and publishes nothing.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import uuid
@@ -32,7 +33,17 @@ import numpy as np
 import pandas as pd
 
 from carrier_sla.engine import verdicts
-from carrier_sla.engine.period import KILL_HOOK, BatchResult, Context, Progress, Source, evaluate_batch, run_batch
+from carrier_sla.engine.period import (
+    KILL_HOOK,
+    BatchResult,
+    Context,
+    Progress,
+    Source,
+    arrow_pool_name,
+    evaluate_batch,
+    run_batch,
+    use_arrow_pool,
+)
 from carrier_sla.errors import UsageError, WorkerLost
 from carrier_sla.inputs import spill
 from carrier_sla.plan.load import Measure, Plan
@@ -280,6 +291,9 @@ def connect(workers: int | None, scheduler: str | None, batches: int, rows: int 
                 )
             )
             client = stack.enter_context(Client(cluster, set_as_default=False))
+            # the run's memory pool on every worker, and on any the nannies start again (period.arrow_pool);
+            # a cluster the run did not start (--scheduler) keeps its workers' own
+            client.register_worker_callbacks(setup=functools.partial(use_arrow_pool, arrow_pool_name()))
         for address in client.scheduler_info()["workers"]:  # imports on the workers while this process works
             fire_and_forget(client.submit(_warm_up, workers=[address], allow_other_workers=False, pure=False))
         yield OnDask(client)
