@@ -301,57 +301,6 @@ class Period:
     sunk: list[Any]  # what the sink returned, batch by batch, measure by measure (rate bases last)
 
 
-# pyarrow's memory pool while a period is computed (compute: a run's, a what-if's), in the run's
-# process and in every worker of a cluster the run starts: jemalloc. pyarrow's Linux wheels default to
-# mimalloc, which gives freed pages back to the system soon and takes them again with page faults: a
-# fresh Dask worker spread its first 2.5M-row input file in 2.4 s against 1.3 s for the next ones
-# (jemalloc: 1.3 s from the first), and reading a Parquet file took 1.1 s the first time in a process
-# and 0.6 s the second (jemalloc: 0.45 s both). Paired runs on 2 cores: 20M bench records 19.5 ->
-# 18.8-19.5 s in one process, 20.7-23.0 -> 20.6-22.6 s on 2 workers; the 8M real population 10.6-12.1
-# -> 10.3-10.5 s in one process; the run's peak RSS 5-15% lower. ARROW_DEFAULT_MEMORY_POOL, when set in
-# the run's process, is the operator's choice: its pool is used there and on the workers. A pyarrow
-# built without jemalloc keeps its default.
-ARROW_POOL_VARIABLE = "ARROW_DEFAULT_MEMORY_POOL"
-_ARROW_POOLS = {"jemalloc": "jemalloc_memory_pool", "mimalloc": "mimalloc_memory_pool", "system": "system_memory_pool"}
-
-
-def arrow_pool_name() -> str | None:
-    """The memory pool a run's arrays come from: the one ARROW_DEFAULT_MEMORY_POOL names, else jemalloc
-    (None: this pyarrow has no jemalloc, and keeps its default)."""
-    chosen = os.environ.get(ARROW_POOL_VARIABLE)
-    if chosen:
-        return chosen
-    try:
-        pa.jemalloc_memory_pool()
-    except NotImplementedError:  # pragma: no cover - a pyarrow built without jemalloc
-        return None
-    return "jemalloc"
-
-
-def use_arrow_pool(name: str | None) -> None:
-    """Make the pool named pyarrow's default memory pool in this process (in a worker of a cluster the
-    run started, for as long as it lives: the run's choice, made in the run's process). A name pyarrow
-    does not know, or a pool it was built without, leaves the default as it is."""
-    make = getattr(pa, _ARROW_POOLS.get(name or "", ""), None)
-    if make is None:
-        return
-    with suppress(NotImplementedError):  # a pyarrow built without that pool
-        pa.set_memory_pool(make())
-
-
-@contextmanager
-def run_pool() -> Iterator[None]:
-    """arrow_pool_name()'s pool as pyarrow's default while a run computes in this process, the pool
-    before it restored after (a caller's own arrays keep theirs)."""
-    previous = pa.default_memory_pool()
-    use_arrow_pool(arrow_pool_name())
-    try:
-        yield
-    finally:
-        pa.set_memory_pool(previous)
-
-
-@run_pool()  # a fresh context each call
 def compute(
     plan: Plan,
     period: str,
@@ -537,6 +486,55 @@ def release_free_memory() -> None:
     Nothing to do where the C library has no malloc_trim."""
     if _LIBC is not None:
         _LIBC.malloc_trim(0)
+
+
+# pyarrow's memory pool while a run computes, in the run's process and in every worker of a cluster the
+# run starts: jemalloc. pyarrow's Linux wheels default to mimalloc, which gives freed pages back to the
+# system soon and takes them again with page faults: a fresh Dask worker spread its first 2.5M-row input
+# file in 2.4 s against 1.3 s for the next ones (jemalloc: 1.3 s from the first), and reading a Parquet
+# file took 1.1 s the first time in a process and 0.6 s the second (jemalloc: 0.45 s both). Paired runs
+# on 2 cores: 20M bench records 19.5 -> 18.8-19.5 s in one process, 23.0 -> 21.3-22.6 s on 2 workers;
+# the 8M real population 10.6-12.1 -> 10.3-10.5 s and 11.9-12.6 -> 11.6-12.0 s; the run's peak RSS
+# 5-15% lower. ARROW_DEFAULT_MEMORY_POOL, when set in the run's process, is the operator's choice: its
+# pool is used there and on the workers. A pyarrow built without jemalloc keeps its default.
+ARROW_POOL_VARIABLE = "ARROW_DEFAULT_MEMORY_POOL"
+_ARROW_POOLS = {"jemalloc": "jemalloc_memory_pool", "mimalloc": "mimalloc_memory_pool", "system": "system_memory_pool"}
+
+
+def arrow_pool_name() -> str | None:
+    """The memory pool a run's arrays come from: the one ARROW_DEFAULT_MEMORY_POOL names, else jemalloc
+    (None: this pyarrow has no jemalloc, and keeps its default)."""
+    chosen = os.environ.get(ARROW_POOL_VARIABLE)
+    if chosen:
+        return chosen
+    try:
+        pa.jemalloc_memory_pool()
+    except NotImplementedError:  # pragma: no cover - a pyarrow built without jemalloc
+        return None
+    return "jemalloc"
+
+
+def use_arrow_pool(name: str | None) -> None:
+    """Make the pool named pyarrow's default memory pool in this process (in a worker of a cluster the
+    run started, for as long as it lives: the run's choice, made in the run's process). A name pyarrow
+    does not know, or a pool it was built without, leaves the default as it is."""
+    make = getattr(pa, _ARROW_POOLS.get(name or "", ""), None)
+    if make is None:
+        return
+    with suppress(NotImplementedError):  # a pyarrow built without that pool
+        pa.set_memory_pool(make())
+
+
+@contextmanager
+def run_pool() -> Iterator[None]:
+    """arrow_pool_name()'s pool as pyarrow's default while a run computes in this process, the pool
+    before it restored after (a caller's own arrays keep theirs)."""
+    previous = pa.default_memory_pool()
+    use_arrow_pool(arrow_pool_name())
+    try:
+        yield
+    finally:
+        pa.set_memory_pool(previous)
 
 
 def _load_libc() -> ctypes.CDLL | None:

@@ -30,7 +30,7 @@ from carrier_sla.engine.load import (
     needed_record_types,
     require_records,
 )
-from carrier_sla.engine.period import compute, source_for
+from carrier_sla.engine.period import compute, run_pool, source_for
 from carrier_sla.engine.period_results import previous_misses
 from carrier_sla.engine.runlog import RunLog
 from carrier_sla.errors import InputDataError, PlanError, RejectRateExceeded, StoreError, UsageError
@@ -92,38 +92,39 @@ def run(
         # the workers' fork server imports while the run checks the store and lists its inputs
         # (the real population on 2 workers: 1.0 s from the run's start to its workers, now 0.83 s)
         cluster.start_fork_server()
-    started = datetime.now(UTC)
-    run_id = run_id or store.new_run_id(started)
-    out = Path(out)
-    log = log or RunLog()
-    if held_lock is not None and held_lock.store.resolve() != out.resolve():
-        raise ValueError(f"the lock held is {held_lock.store}'s, not {out}'s")
-    try:
-        lock_context = contextlib.nullcontext(held_lock) if held_lock is not None else store.StoreLock(out, run_id)
-        with lock_context as lock:
-            try:
-                log.open(out / "runs" / run_id / "log.jsonl", run_id)
-            except OSError as exc:
-                raise StoreError(f"cannot write to the store {out}: {store.describe_os_error(exc)}") from exc
-            for warning in lock.warnings:
-                log.event("warning", warning)
-            args = (
-                plan,
-                data_dir,
-                period,
-                out,
-                max_reject_rate,
-                run_id,
-                started,
-                cutoff,
-                log,
-                partition_rows,
-                allow_empty,
-                today,
-            )
-            return _run_locked(*args, lock.warnings, workers, scheduler)
-    finally:
-        log.close()
+    with run_pool():  # pyarrow's memory pool for the run (period.arrow_pool)
+        started = datetime.now(UTC)
+        run_id = run_id or store.new_run_id(started)
+        out = Path(out)
+        log = log or RunLog()
+        if held_lock is not None and held_lock.store.resolve() != out.resolve():
+            raise ValueError(f"the lock held is {held_lock.store}'s, not {out}'s")
+        try:
+            lock_context = contextlib.nullcontext(held_lock) if held_lock is not None else store.StoreLock(out, run_id)
+            with lock_context as lock:
+                try:
+                    log.open(out / "runs" / run_id / "log.jsonl", run_id)
+                except OSError as exc:
+                    raise StoreError(f"cannot write to the store {out}: {store.describe_os_error(exc)}") from exc
+                for warning in lock.warnings:
+                    log.event("warning", warning)
+                args = (
+                    plan,
+                    data_dir,
+                    period,
+                    out,
+                    max_reject_rate,
+                    run_id,
+                    started,
+                    cutoff,
+                    log,
+                    partition_rows,
+                    allow_empty,
+                    today,
+                )
+                return _run_locked(*args, lock.warnings, workers, scheduler)
+        finally:
+            log.close()
 
 
 def _run_locked(
