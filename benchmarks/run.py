@@ -224,7 +224,7 @@ def _sample_tree(proc: subprocess.Popen, every: float = 0.05) -> tuple[int, int,
 
 def measure_floor(run: dict) -> dict:
     """pyarrow alone: read the run's input files, write tables as large as its outputs; from the
-    memory pool a run uses (period.arrow_pool_name), so that the floor is pyarrow at its fastest too."""
+    memory pool a run uses (period.run_pool), so that the floor is pyarrow at its fastest too."""
     with run_pool():
         return _floor(run)
 

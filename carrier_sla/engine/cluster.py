@@ -291,7 +291,7 @@ def connect(workers: int | None, scheduler: str | None, batches: int, rows: int 
                 )
             )
             client = stack.enter_context(Client(cluster, set_as_default=False))
-            # the run's memory pool on every worker, and on any the nannies start again (period.arrow_pool);
+            # the run's memory pool on every worker, and on any the nannies start again (period.arrow_pool_name);
             # a cluster the run did not start (--scheduler) keeps its workers' own
             client.register_worker_callbacks(setup=functools.partial(use_arrow_pool, arrow_pool_name()))
         for address in client.scheduler_info()["workers"]:  # imports on the workers while this process works

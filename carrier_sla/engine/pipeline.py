@@ -92,7 +92,7 @@ def run(
         # the workers' fork server imports while the run checks the store and lists its inputs
         # (the real population on 2 workers: 1.0 s from the run's start to its workers, now 0.83 s)
         cluster.start_fork_server()
-    with run_pool():  # pyarrow's memory pool for the run (period.arrow_pool)
+    with run_pool():  # the whole run, its output writing after the loop included (period.run_pool)
         started = datetime.now(UTC)
         run_id = run_id or store.new_run_id(started)
         out = Path(out)

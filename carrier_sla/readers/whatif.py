@@ -114,7 +114,7 @@ def compute_what_if(
     excused_now = excused.of_period(period) if excused is not None else ()
     judged = excusals.with_record_exclusions(plan, excused_now)
     parts = spill.partition_count(plan, found, partition_rows)
-    # partition files only in the folder; pyarrow's memory pool a run's (period.arrow_pool)
+    # partition files only in the folder; pyarrow's memory pool a run's (period.run_pool)
     with tempfile.TemporaryDirectory(prefix="carrier-sla-what-if-") as folder, period_loop.run_pool():
         computed = period_loop.compute(
             judged,
